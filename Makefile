@@ -1,0 +1,61 @@
+# herald — the two commands a newcomer needs are `make run` and `make test`.
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+# Packages whose tests exercise goroutines and event loops; they also run under -race.
+RACE_PKGS := $(foreach d,pool poller hub server broker loadgen test/e2e,$(if $(wildcard $(d)),./$(d)/...))
+FUZZTIME  ?= 30s
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+
+.PHONY: all build run test test-deps lint vet fmt-check cross fuzz bench bench-mem clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/herald ./cmd/herald
+	@if [ -d cmd/loadgen ] && ls cmd/loadgen/*.go >/dev/null 2>&1; then \
+		$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/loadgen ./cmd/loadgen; fi
+
+## run: the server with the embedded in-memory broker (WebSocket :8080, API :8081).
+run: build
+	$(BIN)/herald serve --allow-anonymous
+
+## test-deps: installs what the interop tests need (Node's ws, Chromium).
+test-deps:
+	bash scripts/test-deps.sh
+
+## test: every test, the way CI runs them.
+test: test-deps lint cross build
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
+
+lint: vet fmt-check
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## cross: the event loops build on kqueue systems too.
+cross:
+	GOOS=darwin  $(GO) build ./...
+	GOOS=freebsd $(GO) build ./...
+
+## fuzz: runs each fuzz target for FUZZTIME.
+fuzz:
+	$(GO) test ./codec -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./codec -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
+
+## bench: micro-benchmarks, then the idle-memory benchmark.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./codec/... ./hub/... ./pool/...
+	$(MAKE) bench-mem
+
+## bench-mem: RSS per idle connection, N sized to the open-file limit.
+bench-mem: build
+	$(GO) run ./cmd/idlebench -server $(BIN)/herald
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,199 @@
+// Package testutil starts herald binaries for end-to-end tests: it builds
+// cmd/herald once per test process, runs it on a free loopback port, waits
+// until it accepts connections and stops it (SIGTERM, then SIGKILL) when the
+// test ends. Safe for concurrent use by parallel tests.
+package testutil
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// moduleRoot finds the directory holding go.mod, from this file's location.
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Binary builds ./cmd/<name> (once per test process) and returns its path.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	key := name
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := binaries[key]; ok {
+		return p
+	}
+	dir, err := os.MkdirTemp("", "herald-test-bin-")
+	if err != nil {
+		t.Fatalf("temp dir: %v", err)
+	}
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
+	cmd.Dir = moduleRoot()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, b)
+	}
+	binaries[key] = out
+	return out
+}
+
+var (
+	binMu    sync.Mutex
+	binaries = map[string]string{}
+)
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Proc is a running herald process.
+type Proc struct {
+	Cmd  *exec.Cmd
+	Addr string // host:port of the WebSocket listener
+	// Log collects the process's stderr and stdout.
+	Log *SyncBuffer
+	// Extra holds more addresses the caller asked for (API listener...).
+	Extra map[string]string
+
+	waitOnce sync.Once
+	waitErr  error
+	done     chan struct{}
+}
+
+// SyncBuffer is a bytes.Buffer safe for one writer and many readers.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Start runs the binary with args, replacing "{port}" in them with a free
+// port that becomes p.Addr, and "{port:NAME}" with another free port stored
+// in p.Extra[NAME]. It waits until p.Addr accepts TCP connections.
+func Start(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{Log: &SyncBuffer{}, Extra: map[string]string{}, done: make(chan struct{})}
+	port := FreePort(t)
+	p.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	final := make([]string, len(args))
+	for i, a := range args {
+		a = strings.ReplaceAll(a, "{port}", fmt.Sprint(port))
+		for strings.Contains(a, "{port:") {
+			j := strings.Index(a, "{port:")
+			k := strings.Index(a[j:], "}") + j
+			name := a[j+6 : k]
+			addr, ok := p.Extra[name]
+			if !ok {
+				addr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+				p.Extra[name] = addr
+			}
+			_, pt, _ := net.SplitHostPort(addr)
+			a = a[:j] + pt + a[k+1:]
+		}
+		final[i] = a
+	}
+	p.Cmd = exec.Command(bin, final...)
+	p.Cmd.Stdout = p.Log
+	p.Cmd.Stderr = p.Log
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	go func() {
+		p.waitErr = p.Cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.Stop(t) })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", p.Addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited early: %v\n%s", bin, p.waitErr, p.Log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not listen on %s within 15s\n%s", bin, p.Addr, p.Log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) error { return p.Cmd.Process.Signal(sig) }
+
+// Wait waits up to d for the process to exit and returns its error.
+func (p *Proc) Wait(d time.Duration) (exited bool, err error) {
+	select {
+	case <-p.done:
+		return true, p.waitErr
+	case <-time.After(d):
+		return false, nil
+	}
+}
+
+// Stop ends the process: SIGTERM, then SIGKILL after 10 s.
+func (p *Proc) Stop(t testing.TB) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	if ok, _ := p.Wait(10 * time.Second); !ok {
+		_ = p.Cmd.Process.Kill()
+		<-p.done
+		t.Logf("process %d needed SIGKILL", p.Cmd.Process.Pid)
+	}
+}
+
+// RSS returns the process's resident set size in bytes (Linux).
+func (p *Proc) RSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), &kb)
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.Cmd.Process.Pid)
+}

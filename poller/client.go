@@ -1,0 +1,113 @@
+package poller
+
+import (
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Client holds outbound connections on event loops, with the same Handler
+// and Conn types as Server. New connections go to the loop with the fewest.
+// Its methods are safe for concurrent use.
+type Client struct {
+	k  *core
+	gc *gnet.Client
+
+	mu    sync.RWMutex // held for reading while a connection is enrolled
+	state int32        // stateNew, stateRunning, stateStopped; guarded by mu
+}
+
+// NewClient returns a Client that will call h for its connections; Start
+// starts its loops. Config.ReusePort does not apply to a client.
+func NewClient(cfg Config, h Handler) (*Client, error) {
+	k := newCore(cfg, h)
+	gc, err := gnet.NewClient(&gnetHandler{k: k}, k.gnetOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("poller: new client: %w", err)
+	}
+	return &Client{k: k, gc: gc}, nil
+}
+
+// Start starts the client's loops.
+func (cl *Client) Start() error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	switch cl.state {
+	case stateRunning:
+		return ErrStarted
+	case stateStopped:
+		return ErrStopped
+	}
+	if err := cl.gc.Start(); err != nil {
+		return fmt.Errorf("poller: start client: %w", err)
+	}
+	cl.state = stateRunning
+	return nil
+}
+
+// Dial connects to addr ("127.0.0.1:8080") from localAddr (an IP such as
+// "127.0.0.2", or "" for the system's choice) and hands the connection to a
+// loop. It blocks the calling goroutine (never a loop's: do not call it
+// from a Handler) until OnOpen has run on the loop; the Conn returned may
+// already be closed if OnOpen closed it.
+func (cl *Client) Dial(addr, localAddr string) (*Conn, error) {
+	var d net.Dialer
+	if localAddr != "" {
+		ip := net.ParseIP(localAddr)
+		if ip == nil {
+			return nil, fmt.Errorf("poller: dial %s: bad local address %q", addr, localAddr)
+		}
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("poller: dial: %w", err)
+	}
+	return cl.Enroll(nc)
+}
+
+// Enroll takes over nc, a connection the caller dialed (to choose the
+// source address, socket options or a timeout), and hands it to a loop, as
+// Dial does. nc is closed in every case: the loop keeps a duplicate of its
+// file descriptor.
+func (cl *Client) Enroll(nc net.Conn) (*Conn, error) {
+	cl.mu.RLock()
+	defer cl.mu.RUnlock()
+	if cl.state != stateRunning {
+		_ = nc.Close()
+		return nil, ErrStopped
+	}
+	c := &Conn{id: cl.k.nextID.Add(1)}
+	if _, err := cl.gc.EnrollContext(nc, c); err != nil {
+		return nil, fmt.Errorf("poller: enroll %s: %w", nc.RemoteAddr(), err)
+	}
+	return c, nil
+}
+
+// Stop closes every connection (each gets OnClose) and stops the loops. It
+// waits for the loops to end.
+func (cl *Client) Stop() error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.state != stateRunning {
+		cl.state = stateStopped
+		return nil
+	}
+	cl.state = stateStopped
+	if err := cl.gc.Stop(); err != nil {
+		return fmt.Errorf("poller: stop client: %w", err)
+	}
+	return nil
+}
+
+// Loops returns the loops that own or have owned a connection, in Index
+// order (see Server.Loops). The returned slice must not be modified.
+func (cl *Client) Loops() []*Loop { return cl.k.loopsSnapshot() }
+
+// NumLoops is the number of event loops (Config.Loops after defaults).
+func (cl *Client) NumLoops() int { return cl.k.cfg.Loops }
+
+// Conns is the number of open connections.
+func (cl *Client) Conns() int { return int(cl.k.conns.Load()) }

@@ -1,0 +1,81 @@
+package poller
+
+import (
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Defaults applied by Config's zero fields.
+const (
+	// DefaultTickInterval is the resolution of the per-loop timing wheel.
+	// Connection deadlines in a push server (handshake, heartbeat, idle) are
+	// seconds long, so a tenth of a second is precise enough and costs each
+	// loop only ten wakeups a second.
+	DefaultTickInterval = 100 * time.Millisecond
+	// DefaultReadBufferCap is the size of each loop's read buffer.
+	DefaultReadBufferCap = 64 << 10
+
+	minTickInterval = time.Millisecond
+)
+
+// Config configures a Server or a Client. The zero value is valid: one loop
+// per CPU, one listener, 100 ms timer resolution, 64 KiB read buffer per
+// loop, kernel socket buffers, Nagle's algorithm as the kernel sets it, and
+// logs to slog.Default.
+type Config struct {
+	// Loops is the number of event loops; 0 means runtime.NumCPU(). gnet
+	// caps it at 256.
+	Loops int
+	// ReusePort gives each loop its own SO_REUSEPORT listener, so the
+	// kernel spreads accepts over the loops. Where the OS does not balance
+	// SO_REUSEPORT (macOS, OpenBSD, NetBSD) it is ignored and one acceptor
+	// hands connections to the loops in turn. Client ignores it.
+	ReusePort bool
+	// TickInterval is the resolution of each loop's timing wheel (see
+	// Conn.SetTimer); 0 means DefaultTickInterval, values under 1 ms are
+	// raised to 1 ms. Every loop that owns a connection wakes once per tick.
+	TickInterval time.Duration
+	// ReadBufferCap is the size of the buffer each loop reads sockets into
+	// (one per loop, not per connection); 0 means DefaultReadBufferCap.
+	// gnet rounds it up to a power of two.
+	ReadBufferCap int
+	// SocketRecvBuffer and SocketSendBuffer set SO_RCVBUF and SO_SNDBUF
+	// on every connection; 0 keeps the kernel's default (and its
+	// autotuning, which a fixed value turns off).
+	SocketRecvBuffer, SocketSendBuffer int
+	// TCPNoDelay sets TCP_NODELAY, sending small writes at once. Push
+	// traffic wants it on. False leaves the kernel default (Nagle on).
+	TCPNoDelay bool
+	// Logger receives gnet's own messages (its informational ones at debug
+	// level) and the poller's; nil means slog.Default(). gnet keeps one
+	// process-wide logger, so with several servers or clients in one
+	// process the last one started receives gnet's messages.
+	Logger *slog.Logger
+}
+
+// withDefaults returns cfg with its zero fields filled in.
+func (cfg Config) withDefaults() Config {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.NumCPU()
+	}
+	if cfg.Loops > maxLoops {
+		cfg.Loops = maxLoops
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = DefaultTickInterval
+	}
+	if cfg.TickInterval < minTickInterval {
+		cfg.TickInterval = minTickInterval
+	}
+	if cfg.ReadBufferCap <= 0 {
+		cfg.ReadBufferCap = DefaultReadBufferCap
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// maxLoops is gnet's limit on event loops per engine.
+const maxLoops = 256

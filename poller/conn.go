@@ -1,0 +1,127 @@
+package poller
+
+import (
+	"net"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Conn is one TCP connection owned by a Loop. It is small on purpose (64
+// bytes on 64-bit platforms, see TestConnSize): an idle connection owns no
+// goroutine, no timer object and no buffer here; queued writes live in its
+// loop's table and its deadline in its loop's timing wheel.
+//
+// ID and Loop are safe for concurrent use. Every other method is owned by
+// the loop goroutine: call it only from a Handler method or a Loop.Run func
+// of c's loop. Once c is closed (after OnClose) its methods are no-ops.
+type Conn struct {
+	gc   gnet.Conn // nil once closed
+	loop *Loop
+	ctx  any
+	id   uint64
+	// deadline is the wheel tick at which OnTimer is due (0: none); slot is
+	// the tick whose wheel bucket holds c's live entry (0: none). See wheel.
+	deadline, slot uint32
+	// pos is c's index in loop.conns, -1 once closed.
+	pos int32
+	// pend is 1 + the index of c's entry in loop.dirty, 0 if none.
+	pend int32
+}
+
+// ID is a number unique among the connections of one Server or Client,
+// never reused: a safe key for c in maps and messages across goroutines.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Loop is the loop that owns c.
+func (c *Conn) Loop() *Loop { return c.loop }
+
+// RemoteAddr is the peer's address; nil once closed.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.gc == nil {
+		return nil
+	}
+	return c.gc.RemoteAddr()
+}
+
+// LocalAddr is the local address of the connection; nil once closed.
+func (c *Conn) LocalAddr() net.Addr {
+	if c.gc == nil {
+		return nil
+	}
+	return c.gc.LocalAddr()
+}
+
+// Context returns the value set with SetContext.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext attaches v to c (typically the protocol state of the
+// connection).
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// Write queues b to be sent on c. b is not copied: it must stay unchanged
+// until the current entry point (Handler method or Run func) returns.
+// Everything queued for c during one entry point goes out in one write
+// system call when it returns (coalescing); bytes the kernel does not take
+// then are copied to an outbound buffer and sent as the socket drains.
+// Writes after Close, or to a closed connection, are dropped.
+func (c *Conn) Write(b []byte) {
+	if len(b) == 0 || c.gc == nil {
+		return
+	}
+	p := c.loop.queue(c)
+	if p.close {
+		return
+	}
+	p.bufs = append(p.bufs, b)
+	p.n += len(b)
+}
+
+// Buffered is the number of bytes written to c and not yet taken by the
+// kernel: queued in this entry point plus the outbound buffer. Compare it
+// with a limit to detect a peer that does not keep up.
+func (c *Conn) Buffered() int {
+	if c.gc == nil {
+		return 0
+	}
+	n := c.gc.OutboundBuffered()
+	if c.pend > 0 {
+		n += c.loop.dirty[c.pend-1].n
+	}
+	return n
+}
+
+// Close closes c once the current entry point returns, after sending what
+// was queued for it; OnClose follows. Bytes the kernel does not accept at
+// that point are dropped. Closing twice is harmless.
+func (c *Conn) Close() {
+	if c.gc == nil {
+		return
+	}
+	c.loop.queue(c).close = true
+}
+
+// CloseAsync closes c from any goroutine: it is the concurrency-safe form
+// of Close, for connections owned by another loop. It returns at once.
+func (c *Conn) CloseAsync() {
+	_ = c.loop.Run(c.Close)
+}
+
+// Closed reports whether Close has been called or the connection is closed.
+func (c *Conn) Closed() bool {
+	return c.gc == nil || (c.pend > 0 && c.loop.dirty[c.pend-1].close)
+}
+
+// SetTimer arms c's single timer: OnTimer(c) runs once d has passed, no
+// earlier, and usually within two TickIntervals after. It replaces any
+// deadline set before. The timer costs no allocation: it lives in the
+// loop's timing wheel. d is capped at about 2^30 ticks.
+func (c *Conn) SetTimer(d time.Duration) {
+	if c.gc == nil {
+		return
+	}
+	c.loop.wheel.set(c, d)
+}
+
+// StopTimer disarms c's timer.
+func (c *Conn) StopTimer() { c.deadline = 0 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the interop tests need and is idempotent:
+#   - Node's `ws` package (npm) into test/interop/node
+#   - Debian's chromium (apt) for the browser tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v node >/dev/null 2>&1; then
+	echo "test-deps: node is required (Node 18+); install it with: apt-get install -y nodejs npm" >&2
+	exit 1
+fi
+if [ ! -d test/interop/node/node_modules/ws ]; then
+	echo "test-deps: installing Node's ws package"
+	(cd test/interop/node && npm install --no-audit --no-fund --silent)
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+	echo "test-deps: installing chromium"
+	if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+echo "test-deps: ok (node $(node --version), $(/usr/bin/chromium --version 2>/dev/null | head -1))"

@@ -1,0 +1,369 @@
+package server
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/poller"
+)
+
+// App decides what an upgraded WebSocket does. Every method runs on the
+// connection's own event loop and must not block: hand blocking work to a
+// worker pool and come back with Loop.Run.
+type App interface {
+	// Accept sees the parsed upgrade request before the 101 is sent. It
+	// returns the subprotocol to select ("" for none), or a
+	// *codec.HandshakeError to refuse the upgrade with that HTTP status.
+	Accept(c *Conn, req *codec.Request) (protocol string, err error)
+	// OnOpen runs right after the 101 response is queued.
+	OnOpen(c *Conn)
+	// OnMessage receives each complete text or binary message. payload is
+	// valid only during the call.
+	OnMessage(c *Conn, op codec.OpCode, payload []byte)
+	// OnClose runs once when the connection is gone, whatever the cause.
+	OnClose(c *Conn)
+}
+
+// connection states
+const (
+	stateHandshake uint8 = iota
+	stateOpen
+	stateClosing // close frame sent; waiting for the TCP close
+)
+
+// Conn is one client connection's WebSocket state. It lives on its event
+// loop: every method must be called from that loop's goroutine.
+type Conn struct {
+	pc    *poller.Conn
+	srv   *Server
+	dec   codec.Decoder
+	state uint8
+	// awaitingPong is set when the server pinged and has heard nothing since.
+	awaitingPong bool
+	// expiresAt is when the connection's credentials expire (unix seconds;
+	// 0 = never); the liveness timer closes it with 4001 then.
+	expiresAt int64
+	// App is free for the App's own per-connection state.
+	App any
+}
+
+// ID is a process-unique connection id (for logs).
+func (c *Conn) ID() uint64 { return c.pc.ID() }
+
+// Loop is the event loop that owns the connection.
+func (c *Conn) Loop() *poller.Loop { return c.pc.Loop() }
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.pc.RemoteAddr() }
+
+// Open reports whether the connection can still be written to.
+func (c *Conn) Open() bool { return c.state == stateOpen && !c.pc.Closed() }
+
+// Buffered is the number of bytes queued for the peer and not yet sent.
+func (c *Conn) Buffered() int { return c.pc.Buffered() }
+
+// WriteMessage encodes payload as one frame and queues it. The payload is
+// copied; the caller may reuse it at once.
+func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) {
+	if c.state != stateOpen {
+		return
+	}
+	out := &c.srv.loops[c.pc.Loop().Index()].out
+	buf := out.alloc(codec.FrameHeaderLen(len(payload), false) + len(payload))
+	buf = codec.AppendFrame(buf, op, true, payload)
+	c.pc.Write(buf)
+	c.srv.stats.MessagesOut.Add(1)
+}
+
+// WritePrepared queues an already encoded frame, shared between many
+// connections: it must stay unchanged until every loop has flushed it
+// (frames from the hub are immutable once encoded). It reports false when
+// the connection is not open.
+func (c *Conn) WritePrepared(frame []byte) bool {
+	if c.state != stateOpen {
+		return false
+	}
+	c.pc.Write(frame)
+	c.srv.stats.MessagesOut.Add(1)
+	return true
+}
+
+// ExpireAt makes the server close the connection with CloseTokenExpired
+// (4001) at t, e.g. when its token expires.
+func (c *Conn) ExpireAt(t time.Time) {
+	c.expiresAt = t.Unix()
+	c.srv.armTimer(c)
+}
+
+// Close sends a close frame with code and reason and closes the TCP
+// connection once it is flushed.
+func (c *Conn) Close(code uint16, reason string) {
+	c.srv.closeConn(c.pc, code, reason)
+}
+
+// closeConn sends a close frame (if the WebSocket is open) and closes pc.
+func (s *Server) closeConn(pc *poller.Conn, code uint16, reason string) {
+	c, _ := pc.Context().(*Conn)
+	if c != nil && c.state == stateOpen {
+		out := &s.loops[pc.Loop().Index()].out
+		buf := out.alloc(codec.FrameHeaderLen(125, false) + 125)
+		pc.Write(codec.AppendClose(buf, code, reason))
+		c.state = stateClosing
+	}
+	pc.Close()
+}
+
+// CloseTokenExpired is the close code sent when a connection's token
+// expires: the client should fetch a fresh token and reconnect.
+const CloseTokenExpired = 4001
+
+// armTimer sets the connection's one deadline to the next ping or the
+// credentials' expiry, whichever comes first.
+func (s *Server) armTimer(c *Conn) {
+	d := time.Duration(0)
+	if s.cfg.PingInterval > 0 {
+		d = s.cfg.PingInterval.D()
+	}
+	s.armTimerFor(c, d)
+}
+
+// armTimerFor sets the deadline to d from now (0: none), or earlier when
+// the credentials expire sooner.
+func (s *Server) armTimerFor(c *Conn, d time.Duration) {
+	if c.expiresAt != 0 {
+		left := time.Until(time.Unix(c.expiresAt, 0))
+		if left < time.Second {
+			left = time.Second
+		}
+		if d == 0 || left < d {
+			d = left
+		}
+	}
+	if d == 0 {
+		c.pc.StopTimer()
+		return
+	}
+	c.pc.SetTimer(d)
+}
+
+// handler adapts Server to poller.Handler; a separate type keeps the
+// callbacks out of Server's exported method set.
+type handler Server
+
+var _ poller.Handler = (*handler)(nil)
+
+func (h *handler) srv() *Server { return (*Server)(h) }
+
+// OnOpen starts the handshake deadline.
+func (h *handler) OnOpen(pc *poller.Conn) {
+	s := h.srv()
+	n := s.conns.Add(1)
+	c := &Conn{pc: pc, srv: s}
+	pc.SetContext(c)
+	if s.draining.Load() || (s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns)) {
+		s.stats.HandshakesFailed.Add(1)
+		s.refuse(pc, 503, "server is at capacity or draining")
+		return
+	}
+	pc.SetTimer(s.cfg.HandshakeTimeout.D())
+}
+
+// OnData runs the handshake and then the frame decoder over what is
+// buffered.
+func (h *handler) OnData(pc *poller.Conn, in []byte) int {
+	s := h.srv()
+	c, _ := pc.Context().(*Conn)
+	if c == nil || pc.Closed() {
+		return len(in)
+	}
+	s.loops[pc.Loop().Index()].out.reset()
+	consumed := 0
+	if c.state == stateHandshake {
+		n, ok := s.handshake(c, in)
+		if !ok {
+			return len(in)
+		}
+		if n == 0 {
+			return 0 // header incomplete
+		}
+		consumed, in = n, in[n:]
+	}
+	if c.state == stateClosing {
+		return consumed + len(in) // ignore anything after our close
+	}
+	s.stats.BytesIn.Add(uint64(len(in)))
+	if len(in) > 0 && (s.cfg.PingInterval > 0 || c.awaitingPong) {
+		c.awaitingPong = false
+		s.armTimer(c)
+	}
+	for c.state == stateOpen {
+		msg, n, err := c.dec.Next(in)
+		consumed, in = consumed+n, in[n:]
+		if err != nil {
+			s.protocolError(c, err)
+			return consumed + len(in)
+		}
+		if msg.Op == 0 {
+			break
+		}
+		s.frame(c, &msg)
+	}
+	if c.state != stateOpen {
+		return consumed + len(in)
+	}
+	return consumed
+}
+
+// handshake parses the upgrade request. It returns the bytes consumed (0
+// while the header is incomplete) and false if the connection was refused.
+func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
+	req, n, err := codec.ParseRequest(in, s.hsLimit)
+	if errors.Is(err, codec.ErrIncomplete) {
+		return 0, true
+	}
+	if err != nil {
+		s.stats.HandshakesFailed.Add(1)
+		status, reason := 400, err.Error()
+		var he *codec.HandshakeError
+		if errors.As(err, &he) {
+			status, reason = he.Status, he.Reason
+		}
+		s.log.Debug("handshake refused", "conn", c.ID(), "remote", c.RemoteAddr(), "status", status, "reason", reason)
+		s.refuse(c.pc, status, reason)
+		return 0, false
+	}
+	protocol, err := s.app.Accept(c, req)
+	if err != nil {
+		s.stats.HandshakesFailed.Add(1)
+		status, reason := 403, err.Error()
+		var he *codec.HandshakeError
+		if errors.As(err, &he) {
+			status, reason = he.Status, he.Reason
+		}
+		s.log.Info("upgrade refused", "conn", c.ID(), "remote", c.RemoteAddr(), "status", status, "reason", reason)
+		s.refuse(c.pc, status, reason)
+		return 0, false
+	}
+	out := &s.loops[c.pc.Loop().Index()].out
+	resp := codec.AppendAccept(out.alloc(256+len(protocol)), req, protocol, "")
+	c.pc.Write(resp)
+	c.state = stateOpen
+	c.dec.Init(&s.decCfg)
+	s.stats.HandshakesOK.Add(1)
+	s.armTimer(c)
+	s.app.OnOpen(c)
+	return n, true
+}
+
+// refuse answers an HTTP error and closes.
+func (s *Server) refuse(pc *poller.Conn, status int, reason string) {
+	out := &s.loops[pc.Loop().Index()].out
+	pc.Write(codec.AppendHTTPError(out.alloc(256+len(reason)), status, reason))
+	pc.Close()
+}
+
+// frame handles one decoded message or control frame.
+func (s *Server) frame(c *Conn, msg *codec.Message) {
+	switch msg.Op {
+	case codec.OpText, codec.OpBinary:
+		s.stats.MessagesIn.Add(1)
+		s.app.OnMessage(c, msg.Op, msg.Payload)
+	case codec.OpPing:
+		out := &s.loops[c.pc.Loop().Index()].out
+		buf := out.alloc(codec.FrameHeaderLen(len(msg.Payload), false) + len(msg.Payload))
+		c.pc.Write(codec.AppendFrame(buf, codec.OpPong, true, msg.Payload))
+	case codec.OpPong:
+		// Liveness was already refreshed by the arrival of bytes.
+	case codec.OpClose:
+		code := msg.CloseCode
+		if code == codec.CloseNoStatus {
+			// RFC 6455 5.5.1: echo the status code received; with none, send none.
+			out := &s.loops[c.pc.Loop().Index()].out
+			c.pc.Write(codec.AppendFrame(out.alloc(2), codec.OpClose, true, nil))
+			c.state = stateClosing
+			c.pc.Close()
+			return
+		}
+		s.closeConn(c.pc, code, "")
+	}
+}
+
+// protocolError closes the connection with the code the decoder chose.
+func (s *Server) protocolError(c *Conn, err error) {
+	s.stats.ProtocolErrors.Add(1)
+	code, reason := uint16(codec.CloseProtocolError), err.Error()
+	var ce *codec.CloseError
+	if errors.As(err, &ce) {
+		code, reason = ce.Code, ce.Reason
+	}
+	s.log.Debug("protocol error", "conn", c.ID(), "remote", c.RemoteAddr(), "code", code, "reason", reason)
+	s.closeConn(c.pc, code, reason)
+}
+
+// OnTimer enforces the handshake deadline and the ping/pong liveness check.
+func (h *handler) OnTimer(pc *poller.Conn) {
+	s := h.srv()
+	c, _ := pc.Context().(*Conn)
+	if c == nil {
+		pc.Close()
+		return
+	}
+	s.loops[pc.Loop().Index()].out.reset()
+	switch c.state {
+	case stateHandshake:
+		s.stats.HandshakeTimeouts.Add(1)
+		s.log.Debug("handshake timeout", "conn", c.ID(), "remote", c.RemoteAddr())
+		pc.Close()
+	case stateOpen:
+		if c.expiresAt != 0 && time.Now().Unix() >= c.expiresAt {
+			s.log.Debug("credentials expired", "conn", c.ID())
+			s.closeConn(pc, CloseTokenExpired, "token expired")
+			return
+		}
+		if c.awaitingPong {
+			s.stats.PingTimeouts.Add(1)
+			s.log.Debug("ping timeout", "conn", c.ID(), "remote", c.RemoteAddr())
+			s.closeConn(pc, codec.CloseGoingAway, "ping timeout")
+			return
+		}
+		out := &s.loops[pc.Loop().Index()].out
+		pc.Write(codec.AppendFrame(out.alloc(2), codec.OpPing, true, nil))
+		c.awaitingPong = true
+		s.armTimerFor(c, s.cfg.PongTimeout.D())
+	default:
+		pc.Close()
+	}
+}
+
+// OnClose releases the connection's state.
+func (h *handler) OnClose(pc *poller.Conn, err error) {
+	s := h.srv()
+	s.conns.Add(-1)
+	c, _ := pc.Context().(*Conn)
+	if c == nil {
+		return
+	}
+	if c.state != stateHandshake {
+		s.app.OnClose(c)
+	}
+	c.dec.Reset()
+	c.state = stateClosing
+}
+
+// EchoApp is the RFC 6455 echo server: every text or binary message comes
+// back with the same opcode, on any path.
+type EchoApp struct{}
+
+// Accept takes every well-formed upgrade.
+func (EchoApp) Accept(*Conn, *codec.Request) (string, error) { return "", nil }
+
+// OnOpen does nothing.
+func (EchoApp) OnOpen(*Conn) {}
+
+// OnMessage echoes the message.
+func (EchoApp) OnMessage(c *Conn, op codec.OpCode, payload []byte) { c.WriteMessage(op, payload) }
+
+// OnClose does nothing.
+func (EchoApp) OnClose(*Conn) {}

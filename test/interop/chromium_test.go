@@ -1,0 +1,94 @@
+package interop
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// newBrowser starts headless Chromium (Debian's package, installed by
+// `make test-deps`); the test fails with the fix if it is missing.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	const chromium = "/usr/bin/chromium"
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatal("chromium is not installed: run `make test-deps` (apt-get install chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
+		chromedp.Flag("ignore-certificate-errors", true),
+		chromedp.NoFirstRun)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	bctx, cancel2 := chromedp.NewContext(actx)
+	t.Cleanup(cancel2)
+	tctx, cancel3 := context.WithTimeout(bctx, 60*time.Second)
+	t.Cleanup(cancel3)
+	return tctx
+}
+
+// echoPage exercises the browser's native WebSocket: text and binary of
+// several sizes, then a close with code and reason; it writes the outcome
+// into #out.
+const echoPage = `<!doctype html><title>herald interop</title><pre id="out">running</pre><script>
+const out = document.getElementById('out');
+const ws = new WebSocket(new URLSearchParams(location.search).get('ws'));
+ws.binaryType = 'arraybuffer';
+const sizes = [0, 1, 125, 126, 65535, 65536, 1<<20];
+const pending = [];
+let echoed = 0;
+ws.onopen = () => {
+  for (const n of sizes) {
+    const s = 'ü'.repeat(n >> 1); pending.push(s); ws.send(s);
+    const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i*7)&255; pending.push(b); ws.send(b);
+  }
+};
+ws.onmessage = (ev) => {
+  const want = pending.shift();
+  let ok;
+  if (typeof want === 'string') ok = ev.data === want;
+  else { const got = new Uint8Array(ev.data); ok = got.length === want.length && got.every((v, i) => v === want[i]); }
+  if (!ok) { out.textContent = 'mismatch at ' + echoed; ws.close(); return; }
+  echoed++;
+  if (pending.length === 0) ws.close(4003, 'browser done');
+};
+ws.onclose = (ev) => { if (out.textContent === 'running') out.textContent = 'closed ' + ev.code + ' ' + ev.reason + ' echoed ' + echoed + ' clean ' + ev.wasClean; };
+ws.onerror = () => { out.textContent = 'error'; };
+</script>`
+
+func TestChromiumNativeWebSocket(t *testing.T) {
+	srv := startEcho(t)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte(echoPage))
+	}))
+	defer page.Close()
+	ctx := newBrowser(t)
+	url := page.URL + "/?ws=" + "ws://" + srv.Addr + "/browser"
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('out').textContent !== 'running'`)); err != nil {
+		t.Fatalf("waiting for the page: %v", err)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Text("#out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server echoes the close code (RFC 6455 5.5.1); the reason is
+	// optional.
+	want := "closed 4003 echoed 14 clean true"
+	if strings.Join(strings.Fields(strings.ReplaceAll(got, "browser done", "")), " ") != want {
+		t.Fatalf("page says %q, want %q", got, want)
+	}
+	t.Logf("chromium: %s", got)
+}
