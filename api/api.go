@@ -93,6 +93,11 @@ func NewHandler(b Backend, o Options) http.Handler {
 		writeJSON(w, http.StatusOK, b.Stats())
 	}))
 	mux.Handle("/api/", h.auth(func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := endpoints[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", r.URL.Path+" takes "+m)
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", "no API endpoint "+r.Method+" "+r.URL.Path)
 	}))
 	if o.Metrics != nil {
@@ -112,6 +117,12 @@ func NewHandler(b Backend, o Options) http.Handler {
 		mux.Handle("GET /{$}", o.Demo)
 	}
 	return mux
+}
+
+// endpoints maps each API path to its method, for 405 answers.
+var endpoints = map[string]string{
+	"/api/publish": "POST", "/api/broadcast": "POST", "/api/disconnect": "POST",
+	"/api/channels": "GET", "/api/stats": "GET",
 }
 
 type handlers struct {

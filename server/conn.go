@@ -318,6 +318,7 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 		pc.Close()
 	case stateOpen:
 		if c.expiresAt != 0 && time.Now().Unix() >= c.expiresAt {
+			s.stats.TokenExpired.Add(1)
 			s.log.Debug("credentials expired", "conn", c.ID())
 			s.closeConn(pc, CloseTokenExpired, "token expired")
 			return

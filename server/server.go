@@ -62,6 +62,7 @@ type Stats struct {
 	BytesIn           atomic.Uint64
 	ProtocolErrors    atomic.Uint64
 	PingTimeouts      atomic.Uint64
+	TokenExpired      atomic.Uint64
 	SlowClosed        atomic.Uint64
 }
 

@@ -3,40 +3,29 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/herald-push/herald/api"
-	"github.com/herald-push/herald/server"
+	"github.com/herald-push/herald"
 )
 
 // serveOptions is the whole configuration of `herald serve`; it is also the
 // shape of the JSON config file.
 type serveOptions struct {
-	server.Config
-	// APIListen is the HTTP API listener (publish, stats, metrics, demo).
-	APIListen string `json:"api_listen"`
-	// AllowAnonymous lets clients connect without a token.
-	AllowAnonymous bool `json:"allow_anonymous"`
-	// Pprof mounts /debug/pprof/ on the API listener.
-	Pprof     bool   `json:"pprof"`
+	herald.Config
 	LogLevel  string `json:"log_level"`
 	LogFormat string `json:"log_format"`
 }
 
 func newServeCmd() *cobra.Command {
-	opts := serveOptions{Config: server.DefaultConfig(), APIListen: ":8081", Pprof: true, LogLevel: "info", LogFormat: "text"}
+	opts := serveOptions{Config: herald.DefaultConfig(), LogLevel: "info", LogFormat: "text"}
 	var configPath string
 	var printConfig bool
 	cmd := &cobra.Command{
@@ -44,7 +33,7 @@ func newServeCmd() *cobra.Command {
 		Short: "run a herald node",
 		Long: `Run a herald node. Settings come from defaults, then the JSON file given
 with --config, then HERALD_* environment variables (--max-conns is
-HERALD_MAX_CONNS), then flags.`,
+HERALD_MAX_CONNS), then flags. --print-config shows the result.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := loadLayered(cmd.Flags(), configPath, &opts); err != nil {
 				return err
@@ -52,7 +41,14 @@ HERALD_MAX_CONNS), then flags.`,
 			if printConfig {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(opts)
+				shown := opts
+				if shown.JWTSecret != "" {
+					shown.JWTSecret = "(set)"
+				}
+				if shown.APIKey != "" {
+					shown.APIKey = "(set)"
+				}
+				return enc.Encode(shown)
 			}
 			return runServe(cmd.Context(), opts)
 		},
@@ -65,24 +61,42 @@ HERALD_MAX_CONNS), then flags.`,
 }
 
 func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
-	c := &o.Config
+	c := &o.Config.Config
 	fs.StringVar(&c.Listen, "listen", c.Listen, "WebSocket listen address")
 	fs.BoolVar(&c.Echo, "echo", c.Echo, "echo mode: every message is sent back, on any path (for conformance suites)")
 	fs.IntVar(&c.Loops, "loops", c.Loops, "event loops (0 = one per core)")
 	fs.Int64Var(&c.MaxFrameSize, "max-frame-size", c.MaxFrameSize, "largest frame payload accepted, bytes")
-	fs.Int64Var(&c.MaxMessageSize, "max-message-size", c.MaxMessageSize, "largest reassembled message accepted, bytes")
+	fs.Int64Var(&c.MaxMessageSize, "max-message-size", c.MaxMessageSize, "largest message accepted (and largest publish), bytes")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest upgrade request header, bytes")
 	fs.Var(&c.HandshakeTimeout, "handshake-timeout", "time allowed to complete the upgrade request")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "most concurrent connections (0 = kernel limit)")
 	fs.Var(&c.PingInterval, "ping-interval", "ping a connection silent this long (0 = never)")
 	fs.Var(&c.PongTimeout, "pong-timeout", "close a pinged connection silent this long")
-	fs.IntVar(&c.WriteBufferLimit, "write-buffer-limit", c.WriteBufferLimit, "most unsent bytes queued for one connection")
+	fs.IntVar(&c.WriteBufferLimit, "write-buffer-limit", c.WriteBufferLimit, "most unsent bytes queued for one connection before the slow-consumer policy applies")
 	fs.Var(&c.DrainTimeout, "drain-timeout", "graceful shutdown window")
 	fs.IntVar(&c.SocketRecvBuffer, "socket-recv-buffer", c.SocketRecvBuffer, "SO_RCVBUF per connection, bytes (0 = kernel autotuning)")
 	fs.IntVar(&c.SocketSendBuffer, "socket-send-buffer", c.SocketSendBuffer, "SO_SNDBUF per connection, bytes (0 = kernel autotuning)")
-	fs.StringVar(&o.APIListen, "api-listen", o.APIListen, "HTTP API listen address (empty = no API listener)")
-	fs.BoolVar(&o.AllowAnonymous, "allow-anonymous", o.AllowAnonymous, "let clients connect without a token")
-	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "serve /debug/pprof/ on the API listener")
+
+	h := &o.Config
+	fs.StringVar(&h.APIListen, "api-listen", h.APIListen, "HTTP API listen address (empty = no API listener)")
+	fs.StringVar(&h.APIKey, "api-key", h.APIKey, "require this key on /api/ (Authorization: Bearer KEY or X-API-Key)")
+	fs.Int64Var(&h.MaxBodyBytes, "max-body-bytes", h.MaxBodyBytes, "largest API request body, bytes")
+	fs.BoolVar(&h.Pprof, "pprof", h.Pprof, "serve /debug/pprof/ on the API listener")
+	fs.BoolVar(&h.Demo, "demo", h.Demo, "serve the demo page at / on the API listener")
+	fs.BoolVar(&h.AllowAnonymous, "allow-anonymous", h.AllowAnonymous, "let clients connect without a token")
+	fs.StringSliceVar(&h.AnonymousSubscribe, "anonymous-subscribe", h.AnonymousSubscribe, "channel patterns anonymous clients may subscribe to")
+	fs.StringSliceVar(&h.AnonymousPublish, "anonymous-publish", h.AnonymousPublish, "channel patterns anonymous clients may publish to")
+	fs.StringVar(&h.JWTSecret, "jwt-secret", h.JWTSecret, "HS256 secret for connection tokens (at least 32 bytes)")
+	fs.StringSliceVar(&h.JWTPublicKeys, "jwt-public-key", h.JWTPublicKeys, "PEM file with an RS256/ES256 public key (repeatable)")
+	fs.StringVar(&h.JWTIssuer, "jwt-issuer", h.JWTIssuer, "required token issuer (iss)")
+	fs.Var(&h.JWTLeeway, "jwt-leeway", "clock skew allowed on token times (exp, nbf, iat)")
+	fs.StringVar(&h.JWTAudience, "jwt-audience", h.JWTAudience, "required token audience (aud)")
+	fs.StringSliceVar(&h.AllowedOrigins, "allowed-origin", h.AllowedOrigins, "browser origin allowed to connect, e.g. https://app.example.com (repeatable)")
+	fs.IntVar(&h.MaxConnsPerIP, "max-conns-per-ip", h.MaxConnsPerIP, "most connections from one IP (IPv6: one /64); 0 = no cap")
+	fs.IntVar(&h.HistorySize, "history-size", h.HistorySize, "messages kept per channel for recovery")
+	fs.Var(&h.HistoryTTL, "history-ttl", "age past which messages leave history")
+	fs.StringVar(&h.SlowPolicy, "slow-policy", h.SlowPolicy, "slow consumers: close (1013), close-policy (1008) or drop")
+	fs.IntVar(&h.Workers, "workers", h.Workers, "goroutines for message handlers")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
 }
@@ -108,85 +122,45 @@ func runServe(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	raiseFileLimit(log, o.MaxConns)
-	srv, err := server.New(o.Config, nil, log)
+	if o.AllowAnonymous {
+		log.Warn("anonymous clients are allowed (--allow-anonymous): anyone who can reach the WebSocket port can subscribe", "subscribe", o.AnonymousSubscribe, "publish", o.AnonymousPublish)
+	}
+	node, err := herald.New(o.Config, append(nodeOptions(o.Config), herald.WithLogger(log))...)
 	if err != nil {
 		return err
 	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve() }()
+	go func() { errc <- node.Run(ctx) }()
 	select {
-	case <-srv.Ready():
+	case <-node.Ready():
 	case err := <-errc:
 		return err
 	}
-	var apiSrv *http.Server
-	if o.APIListen != "" {
-		ln, err := net.Listen("tcp", o.APIListen)
-		if err != nil {
-			_ = srv.Shutdown(context.Background())
-			return fmt.Errorf("api listener: %w", err)
-		}
-		apiSrv = &http.Server{
-			Handler:           api.NewHandler(readiness{srv}, api.Options{EnablePprof: o.Pprof}),
-			ReadHeaderTimeout: 10 * time.Second,
-		}
-		go func() {
-			if err := apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("api listener stopped", "err", err)
-			}
-		}()
-		log.Info("api listening", "http", "http://"+displayAddr(ln.Addr().String())+"/")
-	}
-	mode := "push"
+	ws := "ws://" + displayAddr(node.Addr().String())
 	if o.Echo {
-		mode = "echo"
+		log.Info("herald listening (echo mode)", "websocket", ws+"/", "version", version)
+	} else {
+		log.Info("herald listening", "websocket", ws+"/ws?channel=news", "version", version)
 	}
-	log.Info("herald listening", "mode", mode, "websocket", "ws://"+displayAddr(srv.Addr().String())+"/", "version", version)
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sig)
-	select {
-	case err := <-errc:
-		return err
-	case s := <-sig:
-		log.Info("signal received; draining", "signal", s.String(), "drain_timeout", o.DrainTimeout)
+	if a := node.APIAddr(); a != nil {
+		api := "http://" + displayAddr(a.String())
+		log.Info("api listening", "publish", "curl -d hello '"+api+"/api/publish?channel=news'", "metrics", api+"/metrics")
+		if o.Demo && !o.Echo {
+			log.Info("demo page", "open", api+"/")
+		}
 	}
-	dctx, cancel := context.WithTimeout(context.Background(), o.DrainTimeout.D())
-	defer cancel()
-	if apiSrv != nil {
-		// Keep /readyz answering "draining" while connections drain.
-		defer apiSrv.Close()
-	}
-	if err := srv.Shutdown(dctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-		log.Warn("serve returned", "err", err)
-	}
+	err = <-errc
 	log.Info("stopped")
-	return nil
-}
-
-// readiness adapts the server to api.Backend.
-type readiness struct{ srv *server.Server }
-
-func (r readiness) Publish(string, []byte) (api.Published, error) {
-	return api.Published{}, api.ErrUnavailable
-}
-func (r readiness) DisconnectUser(string, string) (int, error) { return 0, nil }
-func (r readiness) Channels() any                              { return nil }
-func (r readiness) Stats() any                                 { return nil }
-
-func (r readiness) Ready() (bool, string) {
-	if r.srv.Draining() {
-		return false, "draining"
-	}
-	return true, ""
+	return err
 }
 
 // displayAddr turns "[::]:8080" or ":8080" into "localhost:8080" for the
-// "how to connect" line.
+// "how to connect" lines.
 func displayAddr(a string) string {
 	for _, p := range []string{"[::]", "0.0.0.0"} {
 		if strings.HasPrefix(a, p+":") {

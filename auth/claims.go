@@ -1,0 +1,102 @@
+package auth
+
+import (
+	"fmt"
+	"time"
+)
+
+// Claims is what a connection may do, from its verified token or from the
+// anonymous defaults. Claims returned by this package are immutable and safe
+// for concurrent use; their patterns are compiled once, so the Can* methods
+// do not allocate. Changing the exported fields of such a Claims does not
+// change what it grants: build a new one with [NewClaims].
+type Claims struct {
+	// Subject is the token's "sub": the user. Empty for anonymous clients
+	// and for tokens without a subject.
+	Subject string
+	// ExpiresAt is the token's "exp"; zero means no expiry.
+	ExpiresAt time.Time
+	// Subscribe holds the channel patterns from the "channels" claim.
+	Subscribe []string
+	// Publish holds the channel patterns from the "pub" claim.
+	Publish []string
+	// Anonymous is true for claims from [Verifier.Anonymous].
+	Anonymous bool
+
+	personal string // "user:<sub>", or empty without a subject
+	sub, pub []pattern
+	leeway   time.Duration
+}
+
+// NewClaims compiles claims for subject with the given subscribe and publish
+// patterns (see the package doc for their grammar), without a token: for
+// tests and for embedding herald with another way to authenticate. The
+// result has no expiry; set ExpiresAt on it before sharing it if needed.
+func NewClaims(subject string, subscribe, publish []string) (*Claims, error) {
+	c := &Claims{Subject: subject, Subscribe: subscribe, Publish: publish}
+	if err := c.compile(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// compile fills the unexported, precompiled fields from the exported ones.
+func (c *Claims) compile() error {
+	var err error
+	if c.sub, err = compilePatterns(c.Subscribe, c.Subject); err != nil {
+		return fmt.Errorf("auth: subscribe patterns: %w", err)
+	}
+	if c.pub, err = compilePatterns(c.Publish, c.Subject); err != nil {
+		return fmt.Errorf("auth: publish patterns: %w", err)
+	}
+	if c.Subject != "" {
+		c.personal = userPrefix + c.Subject
+	}
+	return nil
+}
+
+// PersonalChannel returns "user:<sub>", the channel every connection of
+// this subject is subscribed to automatically, or "" without a subject.
+func (c *Claims) PersonalChannel() string {
+	if c == nil {
+		return ""
+	}
+	return c.personal
+}
+
+// CanSubscribe reports whether the holder may subscribe to channel: its own
+// personal channel always, anything else when a subscribe pattern grants
+// it (see the package doc for the protected user: namespace). A nil Claims
+// may subscribe to nothing. It does not allocate.
+func (c *Claims) CanSubscribe(channel string) bool {
+	if c == nil || channel == "" {
+		return false
+	}
+	if c.personal != "" && channel == c.personal {
+		return true
+	}
+	return matchAny(c.sub, channel)
+}
+
+// CanPublish reports whether the holder may publish to channel: only when a
+// publish pattern grants it (the personal channel included: a user does not
+// publish to itself by default). A nil Claims may publish nowhere. It does
+// not allocate.
+func (c *Claims) CanPublish(channel string) bool {
+	if c == nil {
+		return false
+	}
+	return matchAny(c.pub, channel)
+}
+
+// TTL returns how long the connection may stay open from now: the time
+// until ExpiresAt plus the verifier's leeway (so a token accepted within
+// the leeway is not closed at once), and true; or 0 and false when the
+// claims never expire. A result <= 0 means the connection should be closed
+// now with code 4001 ("token expired").
+func (c *Claims) TTL(now time.Time) (time.Duration, bool) {
+	if c == nil || c.ExpiresAt.IsZero() {
+		return 0, false
+	}
+	return c.ExpiresAt.Add(c.leeway).Sub(now), true
+}

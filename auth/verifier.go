@@ -1,0 +1,214 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxTokenLen bounds the token length Verify accepts, in bytes; the
+// handshake's header cap bounds it anyway, this keeps Verify safe on its own.
+const MaxTokenLen = 8 << 10
+
+// Verifier checks connection tokens. It is immutable after [NewVerifier]
+// and safe for concurrent use by every event loop and the HTTP API.
+type Verifier struct {
+	parser           *jwt.Parser
+	hmac             []byte
+	rsa              jwt.VerificationKeySet            // empty without RSA keys
+	ec               map[string]jwt.VerificationKeySet // by "ES256"/"ES384"/"ES512"
+	anon             *Claims                           // nil unless AllowAnonymous
+	leeway           time.Duration
+	issuer, audience string           // checked when not empty
+	now              func() time.Time // the clock; tests replace it
+}
+
+// wireClaims is the JSON shape of a herald token; see the package doc.
+type wireClaims struct {
+	jwt.RegisteredClaims
+	Channels jwt.ClaimStrings `json:"channels,omitempty"`
+	Pub      jwt.ClaimStrings `json:"pub,omitempty"`
+}
+
+// NewVerifier checks cfg and returns a Verifier. It fails when cfg has no
+// key and does not allow anonymous clients, when a key is too weak (see
+// MinHMACSecret, MinRSABits) or on an unsupported curve, and when the
+// anonymous patterns do not compile.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	v := &Verifier{leeway: cfg.leeway(), now: time.Now, ec: map[string]jwt.VerificationKeySet{}}
+	if len(cfg.HMACSecret) > 0 {
+		if len(cfg.HMACSecret) < MinHMACSecret {
+			return nil, fmt.Errorf("auth: HMAC secret is %d bytes, want at least %d", len(cfg.HMACSecret), MinHMACSecret)
+		}
+		v.hmac = append([]byte(nil), cfg.HMACSecret...)
+	}
+	for i, k := range cfg.RSAPublicKeys {
+		if k == nil || k.N == nil {
+			return nil, fmt.Errorf("auth: RSA public key %d is nil", i)
+		}
+		if k.N.BitLen() < MinRSABits {
+			return nil, fmt.Errorf("auth: RSA public key %d has %d bits, want at least %d", i, k.N.BitLen(), MinRSABits)
+		}
+		v.rsa.Keys = append(v.rsa.Keys, k)
+	}
+	for i, k := range cfg.ECDSAPublicKeys {
+		if k == nil {
+			return nil, fmt.Errorf("auth: ECDSA public key %d is nil", i)
+		}
+		alg, err := ecdsaAlg(k)
+		if err != nil {
+			return nil, fmt.Errorf("auth: ECDSA public key %d: %w", i, err)
+		}
+		set := v.ec[alg]
+		set.Keys = append(set.Keys, k)
+		v.ec[alg] = set
+	}
+	if v.hmac == nil && len(v.rsa.Keys) == 0 && len(v.ec) == 0 && !cfg.AllowAnonymous {
+		return nil, errors.New("auth: no token key configured and anonymous clients not allowed")
+	}
+	if cfg.AllowAnonymous {
+		v.anon = &Claims{
+			Anonymous: true,
+			Subscribe: anonymousPatterns(cfg.AnonymousSubscribe),
+			Publish:   anonymousPatterns(cfg.AnonymousPublish),
+		}
+		if err := v.anon.compile(); err != nil {
+			return nil, fmt.Errorf("auth: anonymous: %w", err)
+		}
+	}
+	v.issuer, v.audience = cfg.Issuer, cfg.Audience
+	// iss and aud are checked by Verify itself: the library reports a
+	// missing claim with the same error whichever claim it is.
+	opts := []jwt.ParserOption{
+		jwt.WithLeeway(v.leeway),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(func() time.Time { return v.now() }),
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// ecdsaAlg returns the JWS algorithm for k's curve.
+func ecdsaAlg(k *ecdsa.PublicKey) (string, error) {
+	switch k.Curve {
+	case elliptic.P256():
+		return "ES256", nil
+	case elliptic.P384():
+		return "ES384", nil
+	case elliptic.P521():
+		return "ES512", nil
+	}
+	return "", errors.New("unsupported curve (want P-256, P-384 or P-521)")
+}
+
+// Verify parses token, checks its signature with the key configured for its
+// algorithm, then exp, nbf and iat (with the leeway) and iss and aud (when
+// configured), and returns its claims with their patterns compiled.
+//
+// The algorithm picks the key family and never the other way round: an
+// HS* token is checked only against HMACSecret, RS*/PS* only against the
+// RSA keys and ES* only against ECDSA keys of the matching curve, so an
+// HS256 token "signed" with an RSA public key is refused, and so is "none".
+// Every error wraps one of the Err* reasons (see [Error]); an empty token
+// gives ErrMissing (call [Verifier.Anonymous] instead when appropriate).
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	if token == "" {
+		return nil, ErrMissing
+	}
+	if len(token) > MaxTokenLen {
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenLen)
+	}
+	var wc wireClaims
+	if _, err := v.parser.ParseWithClaims(token, &wc, v.key); err != nil {
+		return nil, classify(err)
+	}
+	if v.issuer != "" && wc.Issuer != v.issuer {
+		return nil, ErrWrongIssuer
+	}
+	if v.audience != "" && !slices.Contains(wc.Audience, v.audience) {
+		return nil, ErrWrongAudience
+	}
+	c := &Claims{
+		Subject:   wc.Subject,
+		Subscribe: wc.Channels,
+		Publish:   wc.Pub,
+		leeway:    v.leeway,
+	}
+	if wc.ExpiresAt != nil {
+		c.ExpiresAt = wc.ExpiresAt.Time
+	}
+	if err := c.compile(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidClaims, err)
+	}
+	return c, nil
+}
+
+// Anonymous returns the claims of a client that presented no token: the
+// same immutable Claims every time. It returns ErrMissing unless the
+// Config allowed anonymous clients.
+func (v *Verifier) Anonymous() (*Claims, error) {
+	if v.anon == nil {
+		return nil, ErrMissing
+	}
+	return v.anon, nil
+}
+
+// key is the jwt.Keyfunc: it chooses the keys from the token's algorithm
+// family, which is what defeats algorithm confusion.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	switch t.Method.(type) {
+	case *jwt.SigningMethodHMAC:
+		if v.hmac != nil {
+			return v.hmac, nil
+		}
+	case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS:
+		if len(v.rsa.Keys) > 0 {
+			return v.rsa, nil
+		}
+	case *jwt.SigningMethodECDSA:
+		if set, ok := v.ec[t.Method.Alg()]; ok {
+			return set, nil
+		}
+	}
+	return nil, algError(t.Method.Alg())
+}
+
+// algError is the key function's refusal: no key for this algorithm. It
+// stays unexported; classify turns it into ErrWrongAlgorithm.
+type algError string
+
+func (e algError) Error() string { return "no key for algorithm " + strconv.Quote(string(e)) }
+
+// classify maps a jwt error onto one of the package's reasons, keeping the
+// library's detail (which never holds key material) after it.
+func classify(err error) error {
+	var (
+		reason *Error
+		alg    algError
+	)
+	switch {
+	case errors.As(err, &alg):
+		// The jwt library's wrapping adds nothing to the key function's word.
+		return fmt.Errorf("%w: %w", ErrWrongAlgorithm, alg)
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		reason = ErrMalformed
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		reason = ErrBadSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		reason = ErrExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		reason = ErrNotYetValid
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// An unknown or missing "alg" header.
+		reason = ErrWrongAlgorithm
+	default:
+		reason = ErrInvalidClaims
+	}
+	return fmt.Errorf("%w: %w", reason, err)
+}

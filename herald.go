@@ -1,0 +1,370 @@
+// Package herald embeds a herald push node in a Go program (library mode):
+// the WebSocket listener on event loops, the hub with history and
+// recovery, authentication, the HTTP API and metrics, and optional
+// handlers for application messages that run on a worker pool in
+// per-connection order. `herald serve` is this package behind flags.
+//
+//	node, err := herald.New(herald.DefaultConfig(), herald.WithHandler(myHandler))
+//	go node.Run(ctx)
+//	node.Publish("news", []byte(`{"headline":"..."}`))
+//
+// A Node's methods are safe for concurrent use.
+package herald
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/herald-push/herald/api"
+	"github.com/herald-push/herald/auth"
+	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/pool"
+	"github.com/herald-push/herald/server"
+)
+
+// Config is a node's whole configuration; it is also the JSON config file
+// of `herald serve`.
+type Config struct {
+	server.Config
+
+	// APIListen is the HTTP API listener (empty: none).
+	APIListen string `json:"api_listen"`
+	// APIKey, when set, is required on /api/ requests.
+	APIKey string `json:"api_key"`
+	// MaxBodyBytes caps API request bodies.
+	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// Pprof mounts /debug/pprof/ on the API listener.
+	Pprof bool `json:"pprof"`
+	// Demo serves the demo page at / on the API listener.
+	Demo bool `json:"demo"`
+
+	// AllowAnonymous lets clients connect without a token; they may
+	// subscribe to AnonymousSubscribe and publish to AnonymousPublish.
+	AllowAnonymous     bool     `json:"allow_anonymous"`
+	AnonymousSubscribe []string `json:"anonymous_subscribe"`
+	AnonymousPublish   []string `json:"anonymous_publish"`
+	// JWTSecret verifies HS256 tokens; JWTPublicKeys (PEM files) verify
+	// RS256/ES256 tokens.
+	JWTSecret     string   `json:"jwt_secret"`
+	JWTPublicKeys []string `json:"jwt_public_keys"`
+	JWTIssuer     string   `json:"jwt_issuer"`
+	// JWTLeeway is the clock skew allowed on exp/nbf/iat (0: none).
+	JWTLeeway   server.Duration `json:"jwt_leeway"`
+	JWTAudience string          `json:"jwt_audience"`
+	// AllowedOrigins lists the browser origins allowed to connect (besides
+	// same-host pages and clients that send no Origin).
+	AllowedOrigins []string `json:"allowed_origins"`
+	// MaxConnsPerIP caps connections from one address (0: no cap).
+	MaxConnsPerIP int `json:"max_conns_per_ip"`
+
+	// HistorySize and HistoryTTL bound each channel's history.
+	HistorySize int             `json:"history_size"`
+	HistoryTTL  server.Duration `json:"history_ttl"`
+	// SlowPolicy is close (1013), close-policy (1008) or drop.
+	SlowPolicy string `json:"slow_policy"`
+	// Workers bounds the goroutines running message handlers.
+	Workers int `json:"workers"`
+}
+
+// DefaultConfig returns the settings `herald serve` starts from.
+func DefaultConfig() Config {
+	return Config{
+		Config:             server.DefaultConfig(),
+		APIListen:          ":8081",
+		MaxBodyBytes:       1 << 20,
+		Pprof:              true,
+		Demo:               true,
+		AnonymousSubscribe: []string{"*"},
+		AnonymousPublish:   []string{"demo:*"},
+		JWTLeeway:          server.Duration(auth.DefaultLeeway),
+		HistorySize:        100,
+		HistoryTTL:         server.Duration(5 * time.Minute),
+		SlowPolicy:         string(server.SlowClose),
+		Workers:            pool.DefaultWorkers,
+	}
+}
+
+// Handler receives application messages (`{"op":"msg","data":...}`) from
+// clients. It runs on the worker pool: it may block, and calls for one
+// connection never overlap and arrive in order.
+type Handler func(s *server.Session, data []byte)
+
+// Option customises New.
+type Option func(*Node)
+
+// WithHandler installs the application-message handler.
+func WithHandler(h Handler) Option { return func(n *Node) { n.handler = h } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(n *Node) { n.log = l } }
+
+// WithDemoPage sets the handler serving the demo page at / (used with
+// Config.Demo).
+func WithDemoPage(h http.Handler) Option { return func(n *Node) { n.demo = h } }
+
+// WithClientScript sets the handler serving /herald.js.
+func WithClientScript(h http.Handler) Option { return func(n *Node) { n.client = h } }
+
+// Node is one running herald node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	hub     *hub.Hub
+	push    *server.PushApp
+	srv     *server.Server
+	workers *pool.Workers
+	reg     *prometheus.Registry
+	fanout  prometheus.Histogram
+	handler Handler
+	demo    http.Handler
+	client  http.Handler
+
+	apiAddr  net.Addr
+	apiReady chan struct{}
+	runOnce  sync.Once
+}
+
+// New assembles a node; Run starts it.
+func New(cfg Config, opts ...Option) (*Node, error) {
+	n := &Node{cfg: cfg, log: slog.Default(), apiReady: make(chan struct{})}
+	for _, o := range opts {
+		o(n)
+	}
+	slow, ok := server.ParseSlowPolicy(cfg.SlowPolicy)
+	if !ok {
+		return nil, fmt.Errorf("slow_policy %q: want close, close-policy or drop", cfg.SlowPolicy)
+	}
+	verifier, err := newVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	origins, err := auth.NewOriginPolicy(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("allowed_origins: %w", err)
+	}
+	n.fanout = newFanoutHistogram()
+	n.hub = hub.New(hub.Config{
+		HistorySize:   cfg.HistorySize,
+		HistoryTTL:    cfg.HistoryTTL.D(),
+		MaxPayload:    int(cfg.MaxMessageSize),
+		ObserveFanout: n.observeFanout,
+	})
+	n.workers, err = pool.NewWorkers(pool.WorkersConfig{Size: cfg.Workers})
+	if err != nil {
+		return nil, fmt.Errorf("worker pool: %w", err)
+	}
+	po := server.PushOptions{
+		Hub:      n.hub,
+		Verifier: verifier,
+		Origins:  origins,
+		Slow:     slow,
+		Workers:  n.workers,
+	}
+	if cfg.MaxConnsPerIP > 0 {
+		po.IPLimit = auth.NewIPLimiter(cfg.MaxConnsPerIP)
+	}
+	if n.handler != nil {
+		po.Handlers = handlerFunc(n.handler)
+	}
+	n.push = server.NewPushApp(po)
+	var app server.App = n.push
+	if cfg.Echo {
+		app = nil
+	}
+	n.srv, err = server.New(cfg.Config, app, n.log)
+	if err != nil {
+		return nil, err
+	}
+	n.push.Bind(n.srv)
+	n.reg = prometheus.NewRegistry()
+	if err := registerMetrics(n.reg, n); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return n, nil
+}
+
+type handlerFunc Handler
+
+func (h handlerFunc) OnMessage(s *server.Session, data []byte) { h(s, data) }
+
+func newVerifier(cfg Config) (*auth.Verifier, error) {
+	ac := auth.Config{
+		Issuer:             cfg.JWTIssuer,
+		Leeway:             cfg.JWTLeeway.D(),
+		Audience:           cfg.JWTAudience,
+		AllowAnonymous:     cfg.AllowAnonymous,
+		AnonymousSubscribe: cfg.AnonymousSubscribe,
+		AnonymousPublish:   cfg.AnonymousPublish,
+	}
+	if ac.Leeway == 0 {
+		ac.Leeway = -1 // auth reads 0 as its default; here 0 means none
+	}
+	if cfg.JWTSecret != "" {
+		ac.HMACSecret = []byte(cfg.JWTSecret)
+	}
+	for _, path := range cfg.JWTPublicKeys {
+		if err := ac.AddPublicKeyFile(path); err != nil {
+			return nil, fmt.Errorf("jwt public key %s: %w", path, err)
+		}
+	}
+	v, err := auth.NewVerifier(ac)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return v, nil
+}
+
+// Hub is the node's hub (channels, history).
+func (n *Node) Hub() *hub.Hub { return n.hub }
+
+// Server is the node's WebSocket server.
+func (n *Node) Server() *server.Server { return n.srv }
+
+// Publish sends data to every subscriber of channel.
+func (n *Node) Publish(channel string, data []byte) (hub.Position, error) {
+	m, err := n.hub.Publish(channel, data)
+	if err != nil {
+		return hub.Position{}, err
+	}
+	return hub.Position{Offset: m.Offset, Epoch: m.Epoch}, nil
+}
+
+// DisconnectUser closes every connection of user with 4003.
+func (n *Node) DisconnectUser(user, reason string) int { return n.push.DisconnectUser(user, reason) }
+
+// Ready is closed once both listeners are bound.
+func (n *Node) Ready() <-chan struct{} { return n.apiReady }
+
+// Addr is the WebSocket listener's address (after Ready).
+func (n *Node) Addr() net.Addr { return n.srv.Addr() }
+
+// APIAddr is the API listener's address (after Ready; nil without one).
+func (n *Node) APIAddr() net.Addr { return n.apiAddr }
+
+// Run serves until ctx ends, then drains gracefully within the drain
+// timeout. It returns the first error that stopped it.
+func (n *Node) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- n.srv.Serve() }()
+	select {
+	case <-n.srv.Ready():
+	case err := <-errc:
+		return err
+	}
+	var apiSrv *http.Server
+	if n.cfg.APIListen != "" {
+		ln, err := net.Listen("tcp", n.cfg.APIListen)
+		if err != nil {
+			_ = n.srv.Shutdown(context.Background())
+			return fmt.Errorf("api listener %s: %w", n.cfg.APIListen, err)
+		}
+		n.apiAddr = ln.Addr()
+		apiSrv = &http.Server{Handler: n.APIHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("api listener: %w", err)
+			}
+		}()
+	}
+	close(n.apiReady)
+	sweep := time.NewTicker(10 * time.Second)
+	defer sweep.Stop()
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-errc:
+			runErr = err
+			break loop
+		case <-sweep.C:
+			n.hub.Sweep()
+		}
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout.D())
+	defer cancel()
+	if err := n.srv.Shutdown(dctx); err != nil && runErr == nil {
+		runErr = err
+	}
+	if apiSrv != nil {
+		_ = apiSrv.Close()
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer wcancel()
+	_ = n.workers.Close(wctx)
+	return runErr
+}
+
+// APIHandler is the HTTP API (also usable on a listener of your own).
+func (n *Node) APIHandler() http.Handler {
+	return api.NewHandler(apiBackend{n}, api.Options{
+		APIKey:       n.cfg.APIKey,
+		MaxBodyBytes: n.cfg.MaxBodyBytes,
+		EnablePprof:  n.cfg.Pprof,
+		Metrics:      promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}),
+		Demo:         n.demoHandler(),
+		Client:       n.client,
+	})
+}
+
+func (n *Node) demoHandler() http.Handler {
+	if !n.cfg.Demo {
+		return nil
+	}
+	return n.demo
+}
+
+// apiBackend adapts Node to api.Backend.
+type apiBackend struct{ n *Node }
+
+func (b apiBackend) Ready() (bool, string) {
+	if b.n.srv.Draining() {
+		return false, "draining"
+	}
+	return true, ""
+}
+
+func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) {
+	m, err := b.n.hub.Publish(channel, data)
+	if err != nil {
+		if errors.Is(err, hub.ErrInvalidChannel) || errors.Is(err, hub.ErrTooLarge) {
+			return api.Published{}, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+		}
+		return api.Published{}, err
+	}
+	return api.Published{Channel: channel, Offset: m.Offset, Epoch: m.Epoch}, nil
+}
+
+func (b apiBackend) DisconnectUser(user, reason string) (int, error) {
+	return b.n.push.DisconnectUser(user, reason), nil
+}
+
+func (b apiBackend) Channels() any { return b.n.hub.Channels() }
+
+func (b apiBackend) Stats() any {
+	s := b.n.srv.Stats()
+	return map[string]any{
+		"connections":        b.n.srv.Conns(),
+		"handshakes_ok":      s.HandshakesOK.Load(),
+		"handshakes_failed":  s.HandshakesFailed.Load(),
+		"handshake_timeouts": s.HandshakeTimeouts.Load(),
+		"messages_in":        s.MessagesIn.Load(),
+		"messages_out":       s.MessagesOut.Load(),
+		"bytes_in":           s.BytesIn.Load(),
+		"protocol_errors":    s.ProtocolErrors.Load(),
+		"ping_timeouts":      s.PingTimeouts.Load(),
+		"push":               b.n.push.Stats(),
+		"hub":                b.n.hub.Stats(),
+		"worker_queue":       b.n.workers.QueueDepth(),
+	}
+}

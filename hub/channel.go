@@ -1,0 +1,212 @@
+package hub
+
+import (
+	"encoding/base32"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MaxChannelLen is the longest channel name, in bytes.
+const MaxChannelLen = 255
+
+// ValidChannel reports whether name is a valid channel name: 1 to 255 bytes
+// of printable ASCII without spaces (0x21 to 0x7E), such as "news",
+// "user:alice" or "chat.room-1".
+func ValidChannel(name string) bool {
+	if len(name) == 0 || len(name) > MaxChannelLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x21 || c > 0x7E {
+			return false
+		}
+	}
+	return true
+}
+
+// Position is a place in a channel's history: the offset of a message and
+// the epoch it belongs to. A client that saw Position p resumes with
+// Subscribe(..., &p) to get what it missed.
+type Position struct {
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
+}
+
+// epochEncoding spells epochs in lower-case base32 without padding.
+var epochEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newEpoch mints a random 8-character epoch (40 bits), unique enough that a
+// channel re-created after losing its history is never mistaken for the old
+// one.
+func newEpoch() string {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
+	return epochEncoding.EncodeToString(b[:5])
+}
+
+// channel is one channel's state. Its mutex guards every field below it;
+// the atomics are written under it too, and read without it by the history
+// budget (see evict.go).
+type channel struct {
+	name string
+
+	// gen changes whenever the channel's history stops continuing the
+	// previous one (the channel is forgotten, or PublishAt switches epoch),
+	// so budget entries of the old history are recognised as dead.
+	gen atomic.Uint32
+	// first is the offset of the oldest message in history, or offset+1
+	// when history is empty.
+	first atomic.Uint64
+
+	mu sync.Mutex
+	// gone is set when the hub forgets the channel; whoever finds it set
+	// after locking looks the name up again.
+	gone   bool
+	epoch  string
+	offset uint64 // last offset assigned; 0 before the first message
+	// seq counts the messages handed to loops, across epochs. Loops filter
+	// deliveries by it rather than by offset, because PublishAt may move
+	// offsets backwards (a new epoch) or jump them (a gap).
+	seq   uint64
+	hist  ring[*Message]
+	bytes int64 // sum of the sizes of the messages in hist
+	// loopSubs counts the channel's subscribers per loop index; subs is
+	// their sum.
+	loopSubs []int32
+	subs     int
+}
+
+// newChannel returns a channel with a fresh epoch and no history.
+func newChannel(name string) *channel {
+	c := &channel{name: name, epoch: newEpoch()}
+	c.first.Store(1)
+	return c
+}
+
+// setFirst refreshes c.first after a change of history. Lock should be held.
+func (c *channel) setFirst() {
+	if c.hist.Len() == 0 {
+		c.first.Store(c.offset + 1)
+		return
+	}
+	c.first.Store(c.hist.front().Offset)
+}
+
+// store appends m to history, dropping the oldest message when history
+// holds limit messages, and returns the bytes and messages it dropped.
+// limit must be > 0. Lock should be held.
+func (c *channel) store(m *Message, limit int) (freedBytes int64, freed int) {
+	if c.hist.Len() >= limit {
+		old := c.hist.pop()
+		c.bytes -= old.size
+		freedBytes, freed = old.size, 1
+	}
+	c.hist.push(m, limit)
+	c.bytes += m.size
+	c.setFirst()
+	return freedBytes, freed
+}
+
+// expire drops history older than ttl (none when ttl <= 0) and returns the
+// bytes and messages it dropped. Lock should be held.
+func (c *channel) expire(now time.Time, ttl time.Duration) (freedBytes int64, freed int) {
+	if ttl <= 0 {
+		return 0, 0
+	}
+	for c.hist.Len() > 0 && now.Sub(c.hist.front().Time) > ttl {
+		old := c.hist.pop()
+		freedBytes += old.size
+		freed++
+	}
+	if freed > 0 {
+		c.bytes -= freedBytes
+		c.shrink()
+		c.setFirst()
+	}
+	return freedBytes, freed
+}
+
+// trimThrough drops the messages of history with offsets up to off and
+// returns the bytes and messages it dropped. Lock should be held.
+func (c *channel) trimThrough(off uint64) (freedBytes int64, freed int) {
+	for c.hist.Len() > 0 && c.hist.front().Offset <= off {
+		old := c.hist.pop()
+		freedBytes += old.size
+		freed++
+	}
+	if freed > 0 {
+		c.bytes -= freedBytes
+		c.shrink()
+		c.setFirst()
+	}
+	return freedBytes, freed
+}
+
+// clear drops all history and returns the bytes and messages it dropped.
+// Lock should be held.
+func (c *channel) clear() (freedBytes int64, freed int) {
+	freedBytes, freed = c.bytes, c.hist.Len()
+	c.hist.reset()
+	c.bytes = 0
+	c.setFirst()
+	return freedBytes, freed
+}
+
+// shrink releases the storage of an emptied history: most channels fall
+// quiet, and an idle one should cost no slots.
+func (c *channel) shrink() {
+	if c.hist.Len() == 0 {
+		c.hist.reset()
+	}
+}
+
+// recover returns the messages after since, and true, when history still
+// holds all of them in since's epoch; else nil and false. Lock should be
+// held, and history already expired.
+func (c *channel) recover(since Position) ([]*Message, bool) {
+	if since.Epoch != c.epoch || since.Offset > c.offset {
+		return nil, false
+	}
+	if since.Offset == c.offset {
+		return nil, true
+	}
+	if since.Offset+1 < c.first.Load() {
+		return nil, false
+	}
+	n := int(c.offset - since.Offset)
+	skip := c.hist.Len() - n
+	backlog := make([]*Message, n)
+	for i := range backlog {
+		backlog[i] = c.hist.at(skip + i)
+	}
+	return backlog, true
+}
+
+// addSub counts a subscriber on loop idx. Lock should be held.
+func (c *channel) addSub(idx int) {
+	if idx >= len(c.loopSubs) {
+		grown := make([]int32, idx+1)
+		copy(grown, c.loopSubs)
+		c.loopSubs = grown
+	}
+	c.loopSubs[idx]++
+	c.subs++
+}
+
+// removeSub uncounts a subscriber on loop idx. Lock should be held.
+func (c *channel) removeSub(idx int) {
+	c.loopSubs[idx]--
+	c.subs--
+}
+
+// forget marks the channel gone and invalidates its history's budget
+// entries. Lock should be held; the caller removes it from the registry.
+func (c *channel) forget() {
+	c.gone = true
+	c.gen.Add(1)
+	c.first.Store(math.MaxUint64)
+}

@@ -1,0 +1,50 @@
+// Package hub routes published messages to subscribers: it owns channels,
+// their offsets and epochs, a bounded history per channel for recovery, and
+// the fan-out to event loops.
+//
+// Where to start: New a Hub; the server calls Subscribe and Unsubscribe
+// from its connections' event loops with a Subscriber per connection, and
+// the HTTP API and clients allowed to publish call Publish. The broker of a
+// multi-node deployment calls PublishAt with positions it assigned. Sweep,
+// called now and then, expires history and forgets idle channels.
+//
+// # The way of a message
+//
+// Publish gives the message the channel's next offset, stores it in the
+// channel's history and encodes its two frames once (Message.Envelope and
+// Message.Raw). It then appends the message to the mailbox of each event
+// loop that has subscribers of the channel (once per loop, not per
+// subscriber) and wakes the loop only when its mailbox was empty, so a burst
+// costs one wakeup. The loop swaps its mailbox out and, for each message,
+// walks its own subscribers of the channel calling Deliver with the shared
+// message: no allocation and no handoff between goroutines per subscriber.
+// Because a poller loop flushes each connection's writes once per callback,
+// the messages of a burst reach a connection in one write.
+//
+// # Offsets, epochs and recovery
+//
+// Offsets count a channel's messages from 1, with no gaps. The epoch, a
+// random string minted when a channel is created, names one unbroken
+// history: when the hub forgets a channel (no subscribers, no history) and
+// later re-creates it, the new channel has a new epoch, so a client holding
+// an old position learns its history is gone. A client that reconnects
+// passes its last Position to Subscribe and gets exactly the messages it
+// missed, or recovered=false when history no longer holds them all (too
+// old, evicted by the byte budget, or another epoch).
+//
+// # Concurrency
+//
+// Publish, PublishAt, Channels, Info, Stats and Sweep are safe for
+// concurrent use. Subscribe and Unsubscribe run on the goroutine of the
+// loop they name, which owns that loop's subscriptions; Deliver runs there
+// too. Locks, always taken in this order (a lock is never held while
+// taking one listed before it):
+//
+//  1. Hub.mu (the channel registry), read-locked on lookups
+//  2. channel.mu (offset, epoch, history, per-loop subscriber counts)
+//  3. loopState.mu (a loop's mailbox) or budget.mu (the history budget
+//     queue), never both
+//
+// Hub.loopsMu only serialises adding a loop and is taken alone. Loop.Run
+// and Deliver are never called with a lock held.
+package hub

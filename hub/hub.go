@@ -1,0 +1,342 @@
+package hub
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultHistorySize     = 100
+	DefaultHistoryTTL      = 5 * time.Minute
+	DefaultMaxHistoryBytes = 256 << 20
+	DefaultMaxPayload      = 1 << 20
+)
+
+// Config configures a Hub. The zero value is valid: every zero field takes
+// its default.
+type Config struct {
+	// HistorySize is how many messages each channel keeps for recovery:
+	// 0 means DefaultHistorySize (100), a negative value keeps none (a
+	// client then recovers only when it missed nothing).
+	HistorySize int
+	// HistoryTTL is the age past which a message leaves history: 0 means
+	// DefaultHistoryTTL (5 minutes), a negative value sets no age limit.
+	HistoryTTL time.Duration
+	// MaxHistoryBytes caps the memory held by the history of all channels
+	// together, counting both encoded frames of each message plus a fixed
+	// overhead: 0 means DefaultMaxHistoryBytes (256 MiB), a negative value
+	// sets no cap (then only HistorySize and HistoryTTL bound it: beware
+	// of many channels with large messages). Past the cap the oldest
+	// messages of any channel are evicted, and a client that missed them
+	// is told recovered=false.
+	MaxHistoryBytes int64
+	// MaxPayload is the largest payload Publish accepts: 0 or less means
+	// DefaultMaxPayload (1 MiB).
+	MaxPayload int
+	// Now tells the time, for message timestamps and history ages; nil
+	// means time.Now. Tests set it to move time by hand.
+	Now func() time.Time
+	// ObserveFanout, when set, is told how long each loop took to walk one
+	// batch of messages (a metric's histogram). It runs on the loop
+	// goroutine and must not block.
+	ObserveFanout func(time.Duration)
+}
+
+// withDefaults returns cfg with its zero fields set to their defaults.
+func (cfg Config) withDefaults() Config {
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = DefaultHistorySize
+	}
+	if cfg.HistoryTTL == 0 {
+		cfg.HistoryTTL = DefaultHistoryTTL
+	}
+	if cfg.MaxHistoryBytes == 0 {
+		cfg.MaxHistoryBytes = DefaultMaxHistoryBytes
+	}
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg
+}
+
+// Hub routes published messages to the subscribers of their channel. It
+// owns the channels, their offsets, epochs and history, and each event
+// loop's share of the subscriptions. Publish, PublishAt, Channels, Info,
+// Stats and Sweep are safe for concurrent use; Subscribe and Unsubscribe
+// must be called on the goroutine of the loop they name.
+type Hub struct {
+	cfg Config
+
+	mu    sync.RWMutex // guards chans
+	chans map[string]*channel
+
+	loopsMu sync.Mutex                   // serialises growth of loops
+	loops   atomic.Pointer[[]*loopState] // indexed by Loop.Index; copied on growth
+
+	budget   budget
+	evicting atomic.Bool
+
+	subscriptions atomic.Int64
+	published     atomic.Uint64
+	deliveries    atomic.Uint64
+	dropped       atomic.Uint64
+	histBytes     atomic.Int64
+	histMsgs      atomic.Int64
+	lastFanout    atomic.Int64
+}
+
+// New returns a Hub configured by cfg. A Hub needs no goroutine of its
+// own; call Sweep now and then to expire history and forget idle channels.
+func New(cfg Config) *Hub {
+	h := &Hub{cfg: cfg.withDefaults(), chans: make(map[string]*channel)}
+	h.loops.Store(new([]*loopState))
+	return h
+}
+
+// Publish gives data the next offset of channel, stores it in the
+// channel's history, encodes its frames once and hands the message to each
+// event loop that has subscribers of the channel, once per loop. It copies
+// data, never blocks on subscribers, and is safe for concurrent use. It
+// fails, with an error wrapping ErrInvalidChannel or ErrTooLarge, when the
+// channel name is invalid or data is larger than Config.MaxPayload.
+func (h *Hub) Publish(channel string, data []byte) (*Message, error) {
+	return h.publish(channel, data, nil)
+}
+
+// PublishAt is Publish for a message sequenced elsewhere: the broker of a
+// multi-node deployment assigns offsets and epochs once for every node and
+// calls PublishAt on each node with what it assigned. The message is stored
+// and delivered locally as by Publish, at the given position:
+//   - an epoch other than the channel's replaces it, and drops the
+//     channel's history (which belonged to the old epoch);
+//   - an offset the channel already has in that epoch is a duplicate:
+//     PublishAt returns an error wrapping ErrStale and does nothing;
+//   - an offset beyond the next one leaves a gap; history restarts at the
+//     message, so nobody recovers across the gap.
+//
+// Subscribers receive the message whatever its offset, so after a gap or an
+// epoch change they see offsets jump. Safe for concurrent use; calls for
+// one channel must come in the broker's order.
+func (h *Hub) PublishAt(channel string, offset uint64, epoch string, data []byte) (*Message, error) {
+	if offset == 0 || epoch == "" {
+		return nil, fmt.Errorf("hub: publish to %q at %d/%q: %w", channel, offset, epoch, ErrBadPosition)
+	}
+	return h.publish(channel, data, &Position{Offset: offset, Epoch: epoch})
+}
+
+// publish implements Publish (at == nil: the next offset in the channel's
+// own epoch) and PublishAt. It splits into sequencing and storing, under the
+// channel's lock, and local delivery: posting to loops' mailboxes happens
+// under the lock too, so each mailbox receives a channel's messages in
+// order, but the wakeups happen after it is released.
+func (h *Hub) publish(name string, data []byte, at *Position) (*Message, error) {
+	if !ValidChannel(name) {
+		return nil, fmt.Errorf("hub: publish to %.300q: %w", name, ErrInvalidChannel)
+	}
+	if len(data) > h.cfg.MaxPayload {
+		return nil, fmt.Errorf("hub: publish %d bytes to %q (limit %d): %w", len(data), name, h.cfg.MaxPayload, ErrTooLarge)
+	}
+	inline := json.Valid(data) // outside the lock: the slowest part of encoding
+
+	var wakeBuf [16]*loopState
+	wake := wakeBuf[:0]
+	var m *Message
+	for {
+		c := h.channel(name)
+		c.mu.Lock()
+		if c.gone {
+			c.mu.Unlock()
+			continue
+		}
+		if at != nil {
+			if err := h.position(c, *at); err != nil {
+				c.mu.Unlock()
+				return nil, err
+			}
+		}
+		c.offset++
+		c.seq++
+		now := h.cfg.Now()
+		m = newMessage(c, name, c.offset, c.epoch, data, inline, now)
+		m.seq = c.seq
+		h.freed(c.expire(now, h.cfg.HistoryTTL))
+		if h.cfg.HistorySize > 0 {
+			h.freed(c.store(m, h.cfg.HistorySize))
+			h.histBytes.Add(m.size)
+			stored := h.histMsgs.Add(1)
+			if h.cfg.MaxHistoryBytes > 0 {
+				h.budget.record(c, m, stored)
+			}
+		} else {
+			c.setFirst()
+		}
+		loops := *h.loops.Load()
+		for idx, n := range c.loopSubs {
+			if n > 0 && loops[idx].post(m) {
+				wake = append(wake, loops[idx])
+			}
+		}
+		c.mu.Unlock()
+		break
+	}
+	for i, ls := range wake {
+		ls.wake()
+		wake[i] = nil
+	}
+	h.published.Add(1)
+	if h.cfg.MaxHistoryBytes > 0 && h.histBytes.Load() > h.cfg.MaxHistoryBytes {
+		h.evict()
+	}
+	return m, nil
+}
+
+// position moves c to at, for PublishAt: it switches epoch or leaves a gap
+// as needed so that c.offset+1 == at.Offset afterwards. Lock should be held.
+func (h *Hub) position(c *channel, at Position) error {
+	switch {
+	case at.Epoch != c.epoch:
+		h.freed(c.clear())
+		c.epoch = at.Epoch
+		c.gen.Add(1)
+	case at.Offset <= c.offset:
+		return fmt.Errorf("hub: publish to %q at %d/%q (channel at %d): %w", c.name, at.Offset, at.Epoch, c.offset, ErrStale)
+	case at.Offset > c.offset+1:
+		h.freed(c.clear())
+	}
+	c.offset = at.Offset - 1
+	return nil
+}
+
+// freed accounts for history a channel dropped.
+func (h *Hub) freed(bytes int64, msgs int) {
+	if msgs > 0 {
+		h.histBytes.Add(-bytes)
+		h.histMsgs.Add(-int64(msgs))
+	}
+}
+
+// Subscribe registers sub for channel on loop l, creating the channel if
+// needed, and returns the channel's position: its last offset (0 before the
+// first message) and epoch. Every message published after that position is
+// delivered to sub, exactly once and in order, by sub.Deliver on l's
+// goroutine; that includes messages already queued to l but not yet
+// walked, which are filtered so nothing is repeated or skipped.
+//
+// With since != nil, Subscribe also returns the messages published after
+// since that history still holds, oldest first, and recovered=true, when
+// since.Epoch is the channel's epoch and history holds every message from
+// since.Offset+1 to the position (so since equal to the position recovers
+// with an empty backlog). Otherwise it returns no backlog and
+// recovered=false, and the client must refetch its state by other means.
+// The caller writes the backlog before any live delivery, by writing it in
+// the same loop callback as the Subscribe: live messages come in later
+// callbacks.
+//
+// Subscribe must be called on l's goroutine. channel should be valid
+// (ValidChannel); an invalid one is subscribed to but never published to.
+// Subscribing a pair that is already subscribed changes nothing and returns
+// the position with no backlog and recovered=false.
+func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position) (pos Position, backlog []*Message, recovered bool) {
+	ls := h.loopState(l)
+	for {
+		c := h.channel(channel)
+		already := ls.has(c, sub)
+		c.mu.Lock()
+		if c.gone {
+			c.mu.Unlock()
+			continue
+		}
+		h.freed(c.expire(h.cfg.Now(), h.cfg.HistoryTTL))
+		pos = Position{Offset: c.offset, Epoch: c.epoch}
+		if already {
+			c.mu.Unlock()
+			return pos, nil, false
+		}
+		if since != nil {
+			backlog, recovered = c.recover(*since)
+		}
+		c.addSub(l.Index())
+		after := c.seq
+		c.mu.Unlock()
+		ls.add(c, sub, after)
+		h.subscriptions.Add(1)
+		return pos, backlog, recovered
+	}
+}
+
+// Unsubscribe ends sub's subscription to channel on loop l: once it
+// returns, sub gets no more of the channel's messages. It must be called on
+// l's goroutine (from Deliver too); a pair that is not subscribed is a
+// no-op.
+func (h *Hub) Unsubscribe(l Loop, channel string, sub Subscriber) {
+	loops := *h.loops.Load()
+	idx := l.Index()
+	if idx >= len(loops) || loops[idx] == nil {
+		return
+	}
+	h.mu.RLock()
+	c := h.chans[channel]
+	h.mu.RUnlock()
+	if c == nil || !loops[idx].remove(c, sub) {
+		return
+	}
+	c.mu.Lock()
+	c.removeSub(idx)
+	c.mu.Unlock()
+	h.subscriptions.Add(-1)
+}
+
+// channel returns the channel called name, creating it when missing. The
+// result may be gone by the time the caller locks it; callers check.
+func (h *Hub) channel(name string) *channel {
+	h.mu.RLock()
+	c := h.chans[name]
+	h.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c = h.chans[name]; c == nil {
+		c = newChannel(name)
+		h.chans[name] = c
+	}
+	return c
+}
+
+// loopState returns l's state, creating it on l's first subscription. It
+// panics when another Loop already holds l's index: indexes must be unique
+// per Hub.
+func (h *Hub) loopState(l Loop) *loopState {
+	idx := l.Index()
+	if idx < 0 {
+		panic(fmt.Sprintf("hub: loop index %d is negative", idx))
+	}
+	if loops := *h.loops.Load(); idx < len(loops) && loops[idx] != nil {
+		if loops[idx].loop != l {
+			panic(fmt.Sprintf("hub: two loops share index %d", idx))
+		}
+		return loops[idx]
+	}
+	h.loopsMu.Lock()
+	defer h.loopsMu.Unlock()
+	old := *h.loops.Load()
+	if idx < len(old) && old[idx] != nil {
+		if old[idx].loop != l {
+			panic(fmt.Sprintf("hub: two loops share index %d", idx))
+		}
+		return old[idx]
+	}
+	grown := make([]*loopState, max(len(old), idx+1))
+	copy(grown, old)
+	grown[idx] = newLoopState(h, l)
+	h.loops.Store(&grown)
+	return grown[idx]
+}

@@ -1,0 +1,277 @@
+package hub
+
+import (
+	"sync"
+	"time"
+)
+
+// Loop is the part of an event loop the hub needs; *poller.Loop satisfies
+// it, and tests use fakes. Index must be unique among the loops of one Hub
+// and never change; Run must be safe for concurrent use and run fn later on
+// the loop's goroutine, one func at a time, in the order queued.
+type Loop interface {
+	Index() int
+	Run(fn func()) error
+}
+
+// Subscriber is one connection's side of its subscriptions. The hub calls
+// its methods only on the goroutine of the loop it subscribed on. Values
+// must be comparable (pointers, typically): the hub finds a subscription by
+// its (channel, Subscriber) pair.
+type Subscriber interface {
+	// Deliver hands m to the subscriber, which writes m.Envelope() or
+	// m.Raw() to its socket, or applies its backpressure policy. It runs
+	// on the subscriber's loop goroutine and must not block; it may
+	// Subscribe and Unsubscribe (itself or others on the same loop). m is
+	// shared: Deliver must not modify it and may keep it as long as it
+	// likes.
+	Deliver(m *Message)
+}
+
+// subEntry is one subscription on a loop. sub is nil for an entry removed
+// while the loop was walking its subscribers.
+type subEntry struct {
+	sub   Subscriber
+	after uint64 // deliver only messages with a seq above this (channel.seq at Subscribe)
+}
+
+// indexThreshold is the size from which a subList keeps an index: below
+// it, a linear scan is as fast as a map and costs no memory, which suits
+// the many personal channels with one or two subscribers.
+const indexThreshold = 16
+
+// subList is a loop's subscribers of one channel. Loop goroutine only.
+type subList struct {
+	ch      *channel
+	entries []subEntry
+	index   map[Subscriber]int // entry position, once len(entries) >= indexThreshold
+	holes   int                // entries with a nil sub awaiting compaction
+	live    int                // entries with a non-nil sub
+}
+
+// find returns the position of sub's entry, or -1.
+func (s *subList) find(sub Subscriber) int {
+	if s.index != nil {
+		if i, ok := s.index[sub]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range s.entries {
+		if s.entries[i].sub == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// add appends an entry for sub.
+func (s *subList) add(sub Subscriber, after uint64) {
+	s.entries = append(s.entries, subEntry{sub: sub, after: after})
+	s.live++
+	if s.index != nil {
+		s.index[sub] = len(s.entries) - 1
+	} else if len(s.entries) >= indexThreshold {
+		s.reindex()
+	}
+}
+
+// remove removes the entry at i: at once by moving the last entry into its
+// place, or, while the loop walks the list (walking), by leaving a hole
+// that compact fills later, so the walk neither skips nor repeats anyone.
+func (s *subList) remove(i int, walking bool) {
+	if s.index != nil {
+		delete(s.index, s.entries[i].sub)
+	}
+	s.live--
+	if walking {
+		s.entries[i].sub = nil
+		s.holes++
+		return
+	}
+	last := len(s.entries) - 1
+	if i != last {
+		s.entries[i] = s.entries[last]
+		if s.index != nil {
+			s.index[s.entries[i].sub] = i
+		}
+	}
+	s.entries[last] = subEntry{}
+	s.entries = s.entries[:last]
+}
+
+// compact fills the holes left by removals during a walk.
+func (s *subList) compact() {
+	if s.holes == 0 {
+		return
+	}
+	kept := s.entries[:0]
+	for _, e := range s.entries {
+		if e.sub != nil {
+			kept = append(kept, e)
+		}
+	}
+	clear(s.entries[len(kept):])
+	s.entries, s.holes = kept, 0
+	if s.index != nil {
+		s.reindex()
+	}
+}
+
+// reindex rebuilds the index from the entries.
+func (s *subList) reindex() {
+	s.index = make(map[Subscriber]int, len(s.entries))
+	for i, e := range s.entries {
+		if e.sub != nil {
+			s.index[e.sub] = i
+		}
+	}
+}
+
+// loopState is the hub's side of one event loop: a mailbox that any
+// goroutine may append to (under mu), and the loop's subscriptions, which
+// only the loop's goroutine touches.
+type loopState struct {
+	h     *Hub
+	loop  Loop
+	drain func() // ls.run, bound once so a wakeup allocates nothing
+
+	mu  sync.Mutex
+	box []*Message // published, not yet walked; guarded by mu
+
+	// Loop goroutine only from here on.
+
+	spare   []*Message // the other mailbox buffer, swapped in by run
+	subs    map[*channel]*subList
+	walking int        // depth of nested runs walking subscribers (an inline Loop.Run nests)
+	dirty   []*subList // lists with holes to compact after the walk
+}
+
+func newLoopState(h *Hub, l Loop) *loopState {
+	ls := &loopState{h: h, loop: l, subs: make(map[*channel]*subList)}
+	ls.drain = ls.run
+	return ls
+}
+
+// post appends m to the mailbox and reports whether the loop needs a
+// wakeup (the mailbox was empty: a drain already queued takes m too).
+// Any goroutine; the caller holds m's channel lock, so that messages of a
+// channel enter every mailbox in offset order.
+func (ls *loopState) post(m *Message) (wake bool) {
+	ls.mu.Lock()
+	wake = len(ls.box) == 0
+	ls.box = append(ls.box, m)
+	ls.mu.Unlock()
+	return wake
+}
+
+// wake queues a drain on the loop. If the loop refuses (it is stopping),
+// the mailbox is emptied and its messages counted as dropped, so a dead
+// loop holds no memory and the next post tries again.
+func (ls *loopState) wake() {
+	if err := ls.loop.Run(ls.drain); err != nil {
+		ls.mu.Lock()
+		n := len(ls.box)
+		clear(ls.box)
+		ls.box = ls.box[:0]
+		ls.mu.Unlock()
+		ls.h.dropped.Add(uint64(n))
+	}
+}
+
+// run walks the mailbox: for each message, every subscriber of its channel
+// on this loop whose subscription began before the message gets it. It
+// runs on the loop's goroutine; the loop flushes each connection's writes
+// once when it returns, so a burst drained in one run costs one write per
+// connection.
+func (ls *loopState) run() {
+	ls.mu.Lock()
+	batch := ls.box
+	ls.box, ls.spare = ls.spare[:0], nil
+	ls.mu.Unlock()
+	if len(batch) == 0 {
+		ls.spare = batch
+		return
+	}
+	start := time.Now()
+	ls.walking++
+	var n uint64
+	for i, m := range batch {
+		batch[i] = nil
+		s := ls.subs[m.ch]
+		if s == nil {
+			continue
+		}
+		// Deliver may subscribe (appending, possibly reallocating) or
+		// unsubscribe (leaving holes): index afresh on every step.
+		for j := 0; j < len(s.entries); j++ {
+			e := s.entries[j]
+			if e.sub != nil && m.seq > e.after {
+				e.sub.Deliver(m)
+				n++
+			}
+		}
+	}
+	ls.walking--
+	ls.spare = batch[:0]
+	ls.h.deliveries.Add(n)
+	d := time.Since(start)
+	ls.h.lastFanout.Store(int64(d))
+	if obs := ls.h.cfg.ObserveFanout; obs != nil {
+		obs(d)
+	}
+	if ls.walking > 0 {
+		return // the outer run compacts
+	}
+	for i, s := range ls.dirty {
+		s.compact()
+		if s.live == 0 && ls.subs[s.ch] == s {
+			delete(ls.subs, s.ch)
+		}
+		ls.dirty[i] = nil
+	}
+	ls.dirty = ls.dirty[:0]
+}
+
+// add records sub's subscription to c, for messages whose seq is above
+// after. Loop goroutine only; the pair must not be subscribed already.
+func (ls *loopState) add(c *channel, sub Subscriber, after uint64) {
+	s := ls.subs[c]
+	if s == nil {
+		s = &subList{ch: c}
+		ls.subs[c] = s
+	}
+	s.add(sub, after)
+}
+
+// has reports whether sub is subscribed to c on this loop. Loop goroutine
+// only.
+func (ls *loopState) has(c *channel, sub Subscriber) bool {
+	s := ls.subs[c]
+	return s != nil && s.find(sub) >= 0
+}
+
+// remove removes sub's subscription to c and reports whether there was
+// one. Loop goroutine only.
+func (ls *loopState) remove(c *channel, sub Subscriber) bool {
+	s := ls.subs[c]
+	if s == nil {
+		return false
+	}
+	i := s.find(sub)
+	if i < 0 {
+		return false
+	}
+	if ls.walking > 0 {
+		if s.holes == 0 {
+			ls.dirty = append(ls.dirty, s)
+		}
+		s.remove(i, true)
+		return true
+	}
+	s.remove(i, false)
+	if s.live == 0 {
+		delete(ls.subs, c)
+	}
+	return true
+}

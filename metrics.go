@@ -1,0 +1,71 @@
+package herald
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// registerMetrics exposes the node's counters on reg. Counters are read
+// from the atomics the hot paths already keep (CounterFunc/GaugeFunc), so
+// metrics cost nothing per message; the fan-out histogram is observed once
+// per loop batch.
+func registerMetrics(reg *prometheus.Registry, n *Node) error {
+	s := n.srv.Stats()
+	counter := func(name, help string, labels prometheus.Labels, f func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "herald", Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return float64(f()) })
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "herald", Name: name, Help: help}, f)
+	}
+	outcome := func(o string) prometheus.Labels { return prometheus.Labels{"outcome": o} }
+	reason := func(r string) prometheus.Labels { return prometheus.Labels{"reason": r} }
+	cs := []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		gauge("connections", "Open WebSocket connections.", func() float64 { return float64(n.srv.Conns()) }),
+		counter("handshakes_total", "WebSocket upgrades by outcome.", outcome("ok"), s.HandshakesOK.Load),
+		counter("handshakes_total", "WebSocket upgrades by outcome.", outcome("refused"), s.HandshakesFailed.Load),
+		counter("handshakes_total", "WebSocket upgrades by outcome.", outcome("timeout"), s.HandshakeTimeouts.Load),
+		counter("messages_in_total", "Messages received from clients.", nil, s.MessagesIn.Load),
+		counter("messages_out_total", "Messages queued to clients.", nil, s.MessagesOut.Load),
+		counter("bytes_in_total", "Bytes received from clients after the handshake.", nil, s.BytesIn.Load),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("protocol_error"), s.ProtocolErrors.Load),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("ping_timeout"), s.PingTimeouts.Load),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("slow_consumer"), func() uint64 { return n.push.Stats().SlowClosed }),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("token_expired"), s.TokenExpired.Load),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("api_disconnect"), func() uint64 { return n.push.Stats().Kicked }),
+		counter("dropped_messages_total", "Messages dropped for slow subscribers (drop policy).", nil, func() uint64 { return n.push.Stats().Dropped }),
+		counter("commands_total", "Client protocol commands received.", nil, func() uint64 { return n.push.Stats().Commands }),
+		counter("command_errors_total", "Client protocol commands answered with an error.", nil, func() uint64 { return n.push.Stats().CommandErrors }),
+		counter("published_total", "Messages published on this node.", nil, func() uint64 { return n.hub.Stats().Published }),
+		counter("deliveries_total", "Messages handed to subscribers.", nil, func() uint64 { return n.hub.Stats().Deliveries }),
+		gauge("channels", "Channels with subscribers or history.", func() float64 { return float64(n.hub.Stats().Channels) }),
+		gauge("subscriptions", "Subscriptions on this node.", func() float64 { return float64(n.hub.Stats().Subscriptions) }),
+		gauge("history_messages", "Messages held in channel history.", func() float64 { return float64(n.hub.Stats().HistoryMessages) }),
+		gauge("history_bytes", "Bytes held in channel history.", func() float64 { return float64(n.hub.Stats().HistoryBytes) }),
+		gauge("worker_queue_depth", "Tasks waiting for the worker pool.", func() float64 { return float64(n.workers.QueueDepth()) }),
+		n.fanout,
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newFanoutHistogram measures how long a loop takes to walk one batch of
+// published messages over its subscribers.
+func newFanoutHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "herald", Name: "fanout_duration_seconds",
+		Help:    "Time one event loop spent writing a batch of published messages to its subscribers.",
+		Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10),
+	})
+}
+
+// observeFanout is the hub's hook.
+func (n *Node) observeFanout(d time.Duration) { n.fanout.Observe(d.Seconds()) }

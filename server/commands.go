@@ -1,0 +1,194 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/hub"
+)
+
+// command is a client → server message (docs/protocol.md).
+type command struct {
+	Op      string          `json:"op"`
+	Channel string          `json:"channel"`
+	Since   *hub.Position   `json:"since"`
+	Data    json.RawMessage `json:"data"`
+	ID      json.RawMessage `json:"id"`
+}
+
+// Protocol error codes sent in {"op":"error"} replies.
+const (
+	errBadRequest    = "bad_request"
+	errForbidden     = "forbidden"
+	errNotSubscribed = "not_subscribed"
+	errUnsupported   = "not_supported"
+	errRateLimited   = "rate_limited"
+	errInternal      = "internal"
+)
+
+// command parses and runs one client command. Commands are rare next to
+// deliveries, so encoding/json's allocations are acceptable here.
+func (a *PushApp) command(s *Session, payload []byte) {
+	a.commands.Add(1)
+	var cmd command
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&cmd); err != nil {
+		a.replyError(s, nil, errBadRequest, "command is not a JSON object: "+err.Error(), "")
+		return
+	}
+	switch cmd.Op {
+	case "sub":
+		a.subscribe(s, cmd.Channel, cmd.Since, cmd.ID, false)
+	case "unsub":
+		if !a.unsubscribe(s, cmd.Channel) {
+			a.replyError(s, cmd.ID, errNotSubscribed, "not subscribed", cmd.Channel)
+			return
+		}
+		a.reply(s, cmd.ID, map[string]any{"op": "unsubscribed", "channel": cmd.Channel})
+	case "pub":
+		a.publish(s, &cmd)
+	case "ping":
+		a.reply(s, cmd.ID, map[string]any{"op": "pong"})
+	case "msg":
+		a.appMessage(s, &cmd)
+	case "":
+		a.replyError(s, cmd.ID, errBadRequest, `missing "op"`, "")
+	default:
+		a.replyError(s, cmd.ID, errBadRequest, "unknown op "+strconv.Quote(cmd.Op), "")
+	}
+}
+
+// subscribe adds a subscription and sends the reply and any backlog. quiet
+// subscriptions (the personal channel) send no reply.
+func (a *PushApp) subscribe(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
+	if !hub.ValidChannel(ch) {
+		a.replyError(s, id, errBadRequest, "invalid channel name", ch)
+		return
+	}
+	own := ch == "user:"+s.claims.Subject && s.claims.Subject != ""
+	if !own && !s.claims.CanSubscribe(ch) {
+		a.replyError(s, id, errForbidden, "not allowed to subscribe", ch)
+		return
+	}
+	l := s.conn.pc.Loop()
+	for _, have := range s.channels {
+		if have == ch {
+			// Resubscribing (e.g. to recover with since): start over.
+			a.o.Hub.Unsubscribe(l, ch, s)
+			a.removeChannel(s, ch)
+			break
+		}
+	}
+	pos, backlog, recovered := a.o.Hub.Subscribe(l, ch, s, since)
+	s.channels = append(s.channels, ch)
+	if !quiet && !s.raw {
+		r := map[string]any{"op": "subscribed", "channel": ch, "offset": pos.Offset, "epoch": pos.Epoch}
+		if since != nil {
+			r["recovered"] = recovered
+		}
+		a.reply(s, id, r)
+	}
+	for _, m := range backlog {
+		s.Deliver(m)
+	}
+}
+
+func (a *PushApp) unsubscribe(s *Session, ch string) bool {
+	if !a.removeChannel(s, ch) {
+		return false
+	}
+	a.o.Hub.Unsubscribe(s.conn.pc.Loop(), ch, s)
+	return true
+}
+
+func (a *PushApp) removeChannel(s *Session, ch string) bool {
+	for i, have := range s.channels {
+		if have == ch {
+			s.channels = append(s.channels[:i], s.channels[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+func (a *PushApp) publish(s *Session, cmd *command) {
+	if !hub.ValidChannel(cmd.Channel) {
+		a.replyError(s, cmd.ID, errBadRequest, "invalid channel name", cmd.Channel)
+		return
+	}
+	if !s.claims.CanPublish(cmd.Channel) {
+		a.replyError(s, cmd.ID, errForbidden, "not allowed to publish", cmd.Channel)
+		return
+	}
+	if len(cmd.Data) == 0 {
+		a.replyError(s, cmd.ID, errBadRequest, `missing "data"`, cmd.Channel)
+		return
+	}
+	m, err := a.o.Hub.Publish(cmd.Channel, cmd.Data)
+	if err != nil {
+		code := errInternal
+		if errors.Is(err, hub.ErrTooLarge) || errors.Is(err, hub.ErrInvalidChannel) {
+			code = errBadRequest
+		}
+		a.replyError(s, cmd.ID, code, err.Error(), cmd.Channel)
+		return
+	}
+	a.reply(s, cmd.ID, map[string]any{"op": "published", "channel": cmd.Channel, "offset": m.Offset})
+}
+
+// appMessage hands an application message to the library-mode handlers on
+// the worker pool, in per-connection order.
+func (a *PushApp) appMessage(s *Session, cmd *command) {
+	if a.o.Handlers == nil || a.o.Workers == nil {
+		a.replyError(s, cmd.ID, errUnsupported, "this server has no message handlers", "")
+		return
+	}
+	data := append([]byte(nil), cmd.Data...)
+	h := a.o.Handlers
+	if err := a.o.Workers.Submit(s.msgKey, func() { h.OnMessage(s, data) }); err != nil {
+		a.handlerRefused.Add(1)
+		a.replyError(s, cmd.ID, errRateLimited, "server busy: "+err.Error(), "")
+	}
+}
+
+// reply writes a JSON reply, echoing the command's id.
+func (a *PushApp) reply(s *Session, id json.RawMessage, r map[string]any) {
+	if s.raw && r["op"] != "error" {
+		return
+	}
+	if len(id) > 0 {
+		r["id"] = id
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return
+	}
+	s.conn.WriteMessage(codec.OpText, b)
+}
+
+func (a *PushApp) replyError(s *Session, id json.RawMessage, code, msg, ch string) {
+	a.commandErrors.Add(1)
+	r := map[string]any{"op": "error", "code": code, "message": msg}
+	if ch != "" {
+		r["channel"] = ch
+	}
+	a.reply(s, id, r)
+}
+
+// appendMsgFrame encodes {"op":"msg","data":DATA} as a text frame; data
+// that is not JSON is sent as a JSON string.
+func appendMsgFrame(dst []byte, data []byte) []byte {
+	body := make([]byte, 0, len(data)+24)
+	body = append(body, `{"op":"msg","data":`...)
+	if json.Valid(data) {
+		body = append(body, data...)
+	} else {
+		q, _ := json.Marshal(string(data))
+		body = append(body, q...)
+	}
+	body = append(body, '}')
+	return codec.AppendFrame(dst, codec.OpText, true, body)
+}

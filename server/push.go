@@ -1,0 +1,402 @@
+package server
+
+import (
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/herald-push/herald/auth"
+	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/hub"
+)
+
+// SlowPolicy is what happens to a subscriber whose unsent bytes would pass
+// the write-buffer limit.
+type SlowPolicy string
+
+// The slow-consumer policies.
+const (
+	// SlowClose closes the connection with 1013 (try again later): the
+	// client reconnects and recovers what it missed from history. Default.
+	SlowClose SlowPolicy = "close"
+	// SlowClosePolicy closes with 1008 (policy violation).
+	SlowClosePolicy SlowPolicy = "close-policy"
+	// SlowDrop drops the message for that subscriber and counts it; the
+	// subscriber sees a gap in offsets.
+	SlowDrop SlowPolicy = "drop"
+)
+
+// ParseSlowPolicy checks a policy name.
+func ParseSlowPolicy(s string) (SlowPolicy, bool) {
+	switch p := SlowPolicy(s); p {
+	case SlowClose, SlowClosePolicy, SlowDrop:
+		return p, true
+	case "":
+		return SlowClose, true
+	}
+	return "", false
+}
+
+// Handlers are the library-mode callbacks for application messages
+// (`{"op":"msg"}`); the push app hands them to the worker pool in
+// per-connection order. Nil handlers answer such messages with an error.
+type Handlers interface {
+	// OnMessage receives an application message from a client. It runs on
+	// a worker goroutine, never two at once for one connection.
+	OnMessage(s *Session, data []byte)
+}
+
+// Submitter runs blocking work in per-key order (pool.Workers).
+type Submitter interface {
+	Submit(key uint64, task func()) error
+}
+
+// PushOptions configure the push app.
+type PushOptions struct {
+	Hub      *hub.Hub
+	Verifier *auth.Verifier
+	Origins  *auth.OriginPolicy
+	IPLimit  *auth.IPLimiter
+	Slow     SlowPolicy
+	// Path is the WebSocket endpoint (default "/ws").
+	Path     string
+	Handlers Handlers
+	Workers  Submitter
+}
+
+// PushApp is herald's client protocol (docs/protocol.md) on top of the
+// connection state machine: authentication at upgrade, subscriptions,
+// publishing, recovery and delivery with backpressure. Its per-loop user
+// index lets the API disconnect a user's every connection.
+type PushApp struct {
+	o     PushOptions
+	srv   *Server
+	loops []pushLoop // indexed by loop index; touched only by that loop
+
+	dropped        atomic.Uint64
+	slowClosed     atomic.Uint64
+	kicked         atomic.Uint64
+	commands       atomic.Uint64
+	commandErrors  atomic.Uint64
+	handlerRefused atomic.Uint64
+}
+
+// pushLoop is per-loop state of the push app.
+type pushLoop struct {
+	users map[string][]*Session
+}
+
+// NewPushApp builds the push app; attach it with New(cfg, app, log) and
+// then call Bind with the server.
+func NewPushApp(o PushOptions) *PushApp {
+	if o.Path == "" {
+		o.Path = "/ws"
+	}
+	if o.Slow == "" {
+		o.Slow = SlowClose
+	}
+	return &PushApp{o: o}
+}
+
+// Bind ties the app to the server that runs it (it needs the server's loop
+// count and write-buffer limit).
+func (a *PushApp) Bind(s *Server) {
+	a.srv = s
+	a.loops = make([]pushLoop, len(s.loops))
+}
+
+// Session is one client's push state: who it is, what it subscribed to. It
+// is owned by the connection's loop; methods other than ID and Subject are
+// for that loop only unless stated.
+type Session struct {
+	conn     *Conn
+	app      *PushApp
+	claims   *auth.Claims
+	channels []string
+	ip       netip.Addr
+	raw      bool
+	queryCh  []string
+	querySin map[string]hub.Position
+	// msgKey orders library-mode handler calls of this session.
+	msgKey uint64
+}
+
+// ID is the connection id.
+func (s *Session) ID() uint64 { return s.msgKey }
+
+// Subject is the token's subject ("" for anonymous clients).
+func (s *Session) Subject() string { return s.claims.Subject }
+
+// Send writes data to this client as an application message
+// `{"op":"msg","data":...}`. Safe from any goroutine: the write happens on
+// the connection's loop.
+func (s *Session) Send(data []byte) {
+	frame := appendMsgFrame(nil, data)
+	c := s.conn
+	_ = c.pc.Loop().Run(func() {
+		if c.Open() {
+			c.pc.Write(frame)
+		}
+	})
+}
+
+// PushStats are the push app's counters.
+type PushStats struct {
+	Dropped       uint64 `json:"dropped"`
+	SlowClosed    uint64 `json:"slow_closed"`
+	Kicked        uint64 `json:"kicked"`
+	Commands      uint64 `json:"commands"`
+	CommandErrors uint64 `json:"command_errors"`
+}
+
+// Stats returns the push app's counters.
+func (a *PushApp) Stats() PushStats {
+	return PushStats{
+		Dropped: a.dropped.Load(), SlowClosed: a.slowClosed.Load(),
+		Kicked: a.kicked.Load(), Commands: a.commands.Load(), CommandErrors: a.commandErrors.Load(),
+	}
+}
+
+// Accept authenticates the upgrade request.
+func (a *PushApp) Accept(c *Conn, req *codec.Request) (string, error) {
+	if req.Path != a.o.Path {
+		return "", &codec.HandshakeError{Status: 404, Reason: "no WebSocket endpoint at " + req.Path + " (use " + a.o.Path + ")"}
+	}
+	if a.o.Origins != nil && req.Origin != "" && !a.o.Origins.Allowed(req.Origin, req.Host) {
+		return "", &codec.HandshakeError{Status: 403, Reason: "origin not allowed"}
+	}
+	q := parseQuery(req.RawQuery)
+	token := q.first("token")
+	if token == "" {
+		if t, ok := strings.CutPrefix(req.Authorization, "Bearer "); ok {
+			token = strings.TrimSpace(t)
+		}
+	}
+	var claims *auth.Claims
+	var err error
+	if token != "" {
+		claims, err = a.o.Verifier.Verify(token)
+	} else {
+		claims, err = a.o.Verifier.Anonymous()
+	}
+	if err != nil {
+		return "", &codec.HandshakeError{Status: 401, Reason: err.Error()}
+	}
+	sess := &Session{conn: c, app: a, claims: claims, msgKey: c.ID(), raw: q.first("format") == "raw"}
+	if a.o.IPLimit != nil {
+		if ap, ok := remoteIP(c.RemoteAddr()); ok {
+			if !a.o.IPLimit.Acquire(ap) {
+				return "", &codec.HandshakeError{Status: 429, Reason: "too many connections from this address"}
+			}
+			sess.ip = ap
+		}
+	}
+	sess.queryCh = q.all("channel")
+	for _, s := range q.all("since") {
+		// channel:offset:epoch; the channel may itself contain ':'.
+		i := strings.LastIndexByte(s, ':')
+		if i <= 0 {
+			continue
+		}
+		j := strings.LastIndexByte(s[:i], ':')
+		if j <= 0 {
+			continue
+		}
+		off, perr := strconv.ParseUint(s[j+1:i], 10, 64)
+		if perr != nil {
+			continue
+		}
+		if sess.querySin == nil {
+			sess.querySin = map[string]hub.Position{}
+		}
+		sess.querySin[s[:j]] = hub.Position{Offset: off, Epoch: s[i+1:]}
+	}
+	c.App = sess
+	return "", nil
+}
+
+// remoteIP extracts the peer's IP.
+func remoteIP(a net.Addr) (netip.Addr, bool) {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, ok := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap(), ok
+	}
+	return netip.Addr{}, false
+}
+
+// OnOpen subscribes the personal channel and the channels of the URL.
+func (a *PushApp) OnOpen(c *Conn) {
+	sess := c.App.(*Session)
+	now := time.Now()
+	if ttl, ok := sess.claims.TTL(now); ok {
+		c.ExpireAt(now.Add(ttl))
+	}
+	li := c.pc.Loop().Index()
+	if sub := sess.claims.Subject; sub != "" {
+		pl := &a.loops[li]
+		if pl.users == nil {
+			pl.users = map[string][]*Session{}
+		}
+		pl.users[sub] = append(pl.users[sub], sess)
+		a.subscribe(sess, "user:"+sub, nil, nil, true)
+	}
+	for _, ch := range sess.queryCh {
+		var since *hub.Position
+		if p, ok := sess.querySin[ch]; ok {
+			since = &p
+		}
+		a.subscribe(sess, ch, since, nil, false)
+	}
+	sess.queryCh, sess.querySin = nil, nil
+}
+
+// OnClose unsubscribes everything and releases the IP slot.
+func (a *PushApp) OnClose(c *Conn) {
+	sess, _ := c.App.(*Session)
+	if sess == nil {
+		return
+	}
+	l := c.pc.Loop()
+	for _, ch := range sess.channels {
+		a.o.Hub.Unsubscribe(l, ch, sess)
+	}
+	sess.channels = nil
+	if sub := sess.claims.Subject; sub != "" {
+		pl := &a.loops[l.Index()]
+		list := pl.users[sub]
+		for i, s := range list {
+			if s == sess {
+				list[i] = list[len(list)-1]
+				list = list[:len(list)-1]
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(pl.users, sub)
+		} else {
+			pl.users[sub] = list
+		}
+	}
+	if sess.ip.IsValid() && a.o.IPLimit != nil {
+		a.o.IPLimit.Release(sess.ip)
+	}
+}
+
+// OnMessage runs a client command.
+func (a *PushApp) OnMessage(c *Conn, op codec.OpCode, payload []byte) {
+	a.command(c.App.(*Session), payload)
+}
+
+// Deliver writes a published message to the session, applying the
+// slow-consumer policy. It runs on the session's loop.
+func (s *Session) Deliver(m *hub.Message) {
+	c := s.conn
+	if !c.Open() {
+		return
+	}
+	frame := m.Envelope()
+	if s.raw {
+		frame = m.Raw()
+	}
+	a := s.app
+	if c.pc.Buffered()+len(frame) > a.srv.cfg.WriteBufferLimit {
+		switch a.o.Slow {
+		case SlowDrop:
+			a.dropped.Add(1)
+			return
+		case SlowClosePolicy:
+			a.slowClosed.Add(1)
+			a.srv.closeConn(c.pc, codec.ClosePolicyViolation, "slow consumer")
+			return
+		default:
+			a.slowClosed.Add(1)
+			a.srv.closeConn(c.pc, codec.CloseTryAgainLater, "slow consumer")
+			return
+		}
+	}
+	c.WritePrepared(frame)
+}
+
+// DisconnectUser closes every connection of user on this node with 4003
+// and returns how many there were. Safe from any goroutine.
+func (a *PushApp) DisconnectUser(user string, reason string) int {
+	if reason == "" {
+		reason = "disconnected by the server"
+	}
+	var total atomic.Int64
+	done := make(chan struct{}, 64)
+	loops := a.srv.poller.Loops()
+	for _, l := range loops {
+		err := l.Run(func() {
+			defer func() { done <- struct{}{} }()
+			pl := &a.loops[l.Index()]
+			list := append([]*Session(nil), pl.users[user]...)
+			for _, s := range list {
+				if s.conn.Open() {
+					total.Add(1)
+					a.kicked.Add(1)
+					a.srv.closeConn(s.conn.pc, CloseKicked, reason)
+				}
+			}
+		})
+		if err != nil {
+			done <- struct{}{}
+		}
+	}
+	for range loops {
+		<-done
+	}
+	return int(total.Load())
+}
+
+// CloseKicked is the close code for a connection the backend disconnected:
+// the client should not reconnect automatically.
+const CloseKicked = 4003
+
+// query is a parsed URL query that keeps order and repeats.
+type query [][2]string
+
+// parseQuery parses a raw query; bad escapes keep the raw text.
+func parseQuery(raw string) query {
+	var q query
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		q = append(q, [2]string{unescape(k), unescape(v)})
+	}
+	return q
+}
+
+func unescape(s string) string {
+	if v, err := url.QueryUnescape(s); err == nil {
+		return v
+	}
+	return s
+}
+
+func (q query) first(k string) string {
+	for _, kv := range q {
+		if kv[0] == k {
+			return kv[1]
+		}
+	}
+	return ""
+}
+
+func (q query) all(k string) []string {
+	var out []string
+	for _, kv := range q {
+		if kv[0] == k {
+			out = append(out, kv[1])
+		}
+	}
+	return out
+}
