@@ -143,9 +143,13 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	if !ok {
 		return nil, fmt.Errorf("slow_policy %q: want close, close-policy or drop", cfg.SlowPolicy)
 	}
-	verifier, err := newVerifier(cfg)
-	if err != nil {
-		return nil, err
+	var verifier *auth.Verifier
+	if !cfg.Echo {
+		v, err := newVerifier(cfg)
+		if err != nil {
+			return nil, err
+		}
+		verifier = v
 	}
 	origins, err := auth.NewOriginPolicy(cfg.AllowedOrigins)
 	if err != nil {
@@ -218,7 +222,7 @@ func newVerifier(cfg Config) (*auth.Verifier, error) {
 	}
 	v, err := auth.NewVerifier(ac)
 	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
+		return nil, fmt.Errorf("%w (set --jwt-secret or --jwt-public-key for tokens, or --allow-anonymous)", err)
 	}
 	return v, nil
 }
