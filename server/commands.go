@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/herald-push/herald/codec"
 	"github.com/herald-push/herald/hub"
@@ -82,6 +83,9 @@ func (a *PushApp) subscribe(s *Session, ch string, since *hub.Position, id json.
 			break
 		}
 	}
+	// The name may point into the upgrade request's buffer; keep a copy
+	// of its own so the request can be freed.
+	ch = strings.Clone(ch)
 	pos, backlog, recovered := a.o.Hub.Subscribe(l, ch, s, since)
 	s.channels = append(s.channels, ch)
 	if !quiet && !s.raw {
@@ -148,7 +152,7 @@ func (a *PushApp) appMessage(s *Session, cmd *command) {
 	}
 	data := append([]byte(nil), cmd.Data...)
 	h := a.o.Handlers
-	if err := a.o.Workers.Submit(s.msgKey, func() { h.OnMessage(s, data) }); err != nil {
+	if err := a.o.Workers.Submit(s.conn.ID(), func() { h.OnMessage(s, data) }); err != nil {
 		a.handlerRefused.Add(1)
 		a.replyError(s, cmd.ID, errRateLimited, "server busy: "+err.Error(), "")
 	}

@@ -119,14 +119,19 @@ type Session struct {
 	channels []string
 	ip       netip.Addr
 	raw      bool
-	queryCh  []string
-	querySin map[string]hub.Position
-	// msgKey orders library-mode handler calls of this session.
-	msgKey uint64
+	// pending holds what the upgrade request asked for until OnOpen acts
+	// on it; nil afterwards, so an idle session keeps none of it.
+	pending *pendingSubs
+}
+
+// pendingSubs are the subscriptions requested in the upgrade URL.
+type pendingSubs struct {
+	channels []string
+	since    map[string]hub.Position
 }
 
 // ID is the connection id.
-func (s *Session) ID() uint64 { return s.msgKey }
+func (s *Session) ID() uint64 { return s.conn.ID() }
 
 // Subject is the token's subject ("" for anonymous clients).
 func (s *Session) Subject() string { return s.claims.Subject }
@@ -186,7 +191,7 @@ func (a *PushApp) Accept(c *Conn, req *codec.Request) (string, error) {
 	if err != nil {
 		return "", &codec.HandshakeError{Status: 401, Reason: err.Error()}
 	}
-	sess := &Session{conn: c, app: a, claims: claims, msgKey: c.ID(), raw: q.first("format") == "raw"}
+	sess := &Session{conn: c, app: a, claims: claims, raw: q.first("format") == "raw"}
 	if a.o.IPLimit != nil {
 		if ap, ok := remoteIP(c.RemoteAddr()); ok {
 			if !a.o.IPLimit.Acquire(ap) {
@@ -195,7 +200,8 @@ func (a *PushApp) Accept(c *Conn, req *codec.Request) (string, error) {
 			sess.ip = ap
 		}
 	}
-	sess.queryCh = q.all("channel")
+	var ps pendingSubs
+	ps.channels = q.all("channel")
 	for _, s := range q.all("since") {
 		// channel:offset:epoch; the channel may itself contain ':'.
 		i := strings.LastIndexByte(s, ':')
@@ -210,10 +216,13 @@ func (a *PushApp) Accept(c *Conn, req *codec.Request) (string, error) {
 		if perr != nil {
 			continue
 		}
-		if sess.querySin == nil {
-			sess.querySin = map[string]hub.Position{}
+		if ps.since == nil {
+			ps.since = map[string]hub.Position{}
 		}
-		sess.querySin[s[:j]] = hub.Position{Offset: off, Epoch: s[i+1:]}
+		ps.since[s[:j]] = hub.Position{Offset: off, Epoch: s[i+1:]}
+	}
+	if len(ps.channels) > 0 {
+		sess.pending = &ps
 	}
 	c.App = sess
 	return "", nil
@@ -244,14 +253,16 @@ func (a *PushApp) OnOpen(c *Conn) {
 		pl.users[sub] = append(pl.users[sub], sess)
 		a.subscribe(sess, "user:"+sub, nil, nil, true)
 	}
-	for _, ch := range sess.queryCh {
-		var since *hub.Position
-		if p, ok := sess.querySin[ch]; ok {
-			since = &p
+	if ps := sess.pending; ps != nil {
+		sess.pending = nil
+		for _, ch := range ps.channels {
+			var since *hub.Position
+			if p, ok := ps.since[ch]; ok {
+				since = &p
+			}
+			a.subscribe(sess, ch, since, nil, false)
 		}
-		a.subscribe(sess, ch, since, nil, false)
 	}
-	sess.queryCh, sess.querySin = nil, nil
 }
 
 // OnClose unsubscribes everything and releases the IP slot.

@@ -33,8 +33,9 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:18080", "address the server listens on")
 	api := flag.String("api", "127.0.0.1:18081", "address of the server's API listener (for the goroutine count)")
 	settle := flag.Duration("settle", 3*time.Second, "wait before each sample")
+	heapProfile := flag.String("heap-profile", "", "write the server's heap profile at N here (go tool pprof -sample_index=inuse_space)")
 	flag.Parse()
-	if err := run(*serverBin, *n, *steps, *listen, *api, *settle); err != nil {
+	if err := run(*serverBin, *n, *steps, *listen, *api, *settle, *heapProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "idlebench:", err)
 		os.Exit(1)
 	}
@@ -50,7 +51,7 @@ func nofile() int {
 	return int(rl.Cur)
 }
 
-func run(bin string, n int, stepList, listen, api string, settle time.Duration) error {
+func run(bin string, n int, stepList, listen, api string, settle time.Duration, heapProfile string) error {
 	limit := nofile()
 	if n == 0 {
 		n = limit - 500
@@ -85,10 +86,10 @@ func run(bin string, n int, stepList, listen, api string, settle time.Duration) 
 	}
 	samples = append(samples, n)
 	fmt.Printf("server %s, open-file limit %d, N = %d\n", bin, limit, n)
-	fmt.Printf("%8s %12s %14s %9s %11s\n", "conns", "RSS KiB", "B/conn (marg)", "threads", "goroutines")
+	fmt.Printf("%8s %12s %14s %14s %9s %11s\n", "conns", "RSS KiB", "RSS B/conn", "heap B/conn", "threads", "goroutines")
 	conns := make([]net.Conn, 0, n)
 	base := sample(srv.Process.Pid, api)
-	fmt.Printf("%8d %12d %14s %9d %11d\n", 0, base.rss>>10, "-", base.threads, base.goroutines)
+	fmt.Printf("%8d %12d %14s %14s %9d %11d\n", 0, base.rss>>10, "-", "-", base.threads, base.goroutines)
 	prev, prevN := base, 0
 	for _, target := range samples {
 		var err error
@@ -99,13 +100,34 @@ func run(bin string, n int, stepList, listen, api string, settle time.Duration) 
 		time.Sleep(settle)
 		s := sample(srv.Process.Pid, api)
 		marg := float64(s.rss-prev.rss) / float64(target-prevN)
-		fmt.Printf("%8d %12d %14.0f %9d %11d\n", target, s.rss>>10, marg, s.threads, s.goroutines)
+		hmarg := float64(s.heap-prev.heap) / float64(target-prevN)
+		fmt.Printf("%8d %12d %14.0f %14.0f %9d %11d\n", target, s.rss>>10, marg, hmarg, s.threads, s.goroutines)
 		prev, prevN = s, target
+	}
+	if heapProfile != "" {
+		if err := saveProfile("http://"+api+"/debug/pprof/heap?gc=1", heapProfile); err != nil {
+			return err
+		}
 	}
 	for _, c := range conns {
 		c.Close()
 	}
 	return nil
+}
+
+func saveProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }
 
 func waitListening(addr string, d time.Duration) error {
@@ -180,9 +202,12 @@ func handshake(addr string) (net.Conn, error) {
 
 type stat struct {
 	rss        int64
+	heap       int64 // live heap after a forced GC
 	threads    int
 	goroutines int
 }
+
+var heapRe = regexp.MustCompile(`# HeapAlloc = (\d+)`)
 
 var goroutineRe = regexp.MustCompile(`goroutine profile: total (\d+)`)
 
@@ -213,6 +238,14 @@ func sample(pid int, api string) stat {
 		}
 	} else {
 		s.goroutines = -1
+	}
+	req, _ = http.NewRequestWithContext(ctx, "GET", "http://"+api+"/debug/pprof/heap?debug=1&gc=1", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if m := heapRe.FindSubmatch(body); m != nil {
+			s.heap, _ = strconv.ParseInt(string(m[1]), 10, 64)
+		}
 	}
 	return s
 }
