@@ -254,3 +254,28 @@ func TestPerIPLimit(t *testing.T) {
 		t.Fatalf("4th connection from one IP: %v %v, want 429", resp, err)
 	}
 }
+
+// TestMaxConns: past --max-conns the upgrade is refused with 503.
+func TestMaxConns(t *testing.T) {
+	n := start(t, "--allow-anonymous", "--max-conns=2")
+	a := n.mustDial(t, "")
+	n.mustDial(t, "")
+	_, resp, err := n.dial(t, "", nil)
+	if err == nil || resp == nil || resp.StatusCode != 503 {
+		t.Fatalf("3rd connection: %v %v, want 503", resp, err)
+	}
+	// A slot frees when a client leaves.
+	a.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, _, err := n.dial(t, "", nil)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slot never freed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
