@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 # Packages whose tests exercise goroutines and event loops; they also run under -race.
-RACE_PKGS := $(foreach d,pool poller hub server broker loadgen test/e2e,$(if $(wildcard $(d)),./$(d)/...))
+RACE_PKGS := $(foreach d,pool poller hub server broker loadgen demo test/e2e test/browser,$(if $(wildcard $(d)),./$(d)/...))
 FUZZTIME  ?= 30s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)

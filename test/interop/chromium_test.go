@@ -2,6 +2,7 @@ package interop
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,7 +15,7 @@ import (
 
 // newBrowser starts headless Chromium (Debian's package, installed by
 // `make test-deps`); the test fails with the fix if it is missing.
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t *testing.T, ports ...string) context.Context {
 	t.Helper()
 	const chromium = "/usr/bin/chromium"
 	if _, err := os.Stat(chromium); err != nil {
@@ -27,6 +28,11 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
 		chromedp.Flag("ignore-certificate-errors", true),
 		chromedp.NoFirstRun)
+	if len(ports) > 0 {
+		// Chromium refuses some ports as unsafe; the test's random ports
+		// must be allowed explicitly.
+		opts = append(opts, chromedp.Flag("explicitly-allowed-ports", strings.Join(ports, ",")))
+	}
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	bctx, cancel2 := chromedp.NewContext(actx)
@@ -72,7 +78,9 @@ func TestChromiumNativeWebSocket(t *testing.T) {
 		w.Write([]byte(echoPage))
 	}))
 	defer page.Close()
-	ctx := newBrowser(t)
+	_, wsPort, _ := net.SplitHostPort(srv.Addr)
+	_, pagePort, _ := net.SplitHostPort(strings.TrimPrefix(page.URL, "http://"))
+	ctx := newBrowser(t, wsPort, pagePort)
 	url := page.URL + "/?ws=" + "ws://" + srv.Addr + "/browser"
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("navigate: %v", err)

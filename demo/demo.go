@@ -1,0 +1,84 @@
+// Package demo is herald's demo: the shared counter from the WebSocket
+// literature, built on the library API. Any page can increment or decrement
+// one counter and every connected page sees the new value at once.
+//
+// The page (served at / on the API listener) loads /herald.js, connects to
+// the node's WebSocket listener subscribed to [CounterChannel] and sends
+// application messages: {"action":"incr"}, {"action":"decr"} or
+// {"action":"get"}. The counter's handler runs on the node's worker pool;
+// it publishes {"value":N} to [CounterChannel] after every change and
+// answers "get" to the asking client alone with [server.Session.Send].
+//
+// Start with [Options]:
+//
+//	node, err := herald.New(cfg, demo.Options(cfg)...)
+package demo
+
+import (
+	_ "embed"
+	"html/template"
+	"net"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/herald-push/herald"
+	clientjs "github.com/herald-push/herald/client/js"
+)
+
+// CounterChannel is the channel the counter publishes its value on.
+// Anonymous clients may subscribe to it; only the server publishes on it.
+const CounterChannel = "demo:counter"
+
+// ChatChannel is where the page's "say something" box publishes; the
+// default anonymous policy allows clients to publish on demo:*.
+const ChatChannel = "demo:chat"
+
+//go:embed page.html
+var pageHTML string
+
+var pageTmpl = template.Must(template.New("page").Parse(pageHTML))
+
+// Options returns what a node needs to serve the demo: the counter's
+// message handler, the page at / (shown when cfg.Demo is set) and the
+// browser client at /herald.js. Each call makes a new counter, starting at
+// zero, bound to the node built with these options.
+func Options(cfg herald.Config) []herald.Option {
+	c := newCounter()
+	return []herald.Option{
+		// herald.Option is a func(*herald.Node) applied by herald.New: this
+		// one keeps the node, for publishing and for the page's WebSocket
+		// address once it listens.
+		func(n *herald.Node) { c.node.Store(n) },
+		herald.WithHandler(c.handle),
+		herald.WithDemoPage(pageHandler(cfg, &c.node)),
+		herald.WithClientScript(clientjs.Handler()),
+	}
+}
+
+// pageData fills page.html.
+type pageData struct {
+	// WSPort is the WebSocket listener's port; the page joins it to its
+	// own host name, because the API and WebSocket listeners differ.
+	WSPort  string
+	Counter string
+	Chat    string
+}
+
+// pageHandler renders the page with the node's WebSocket port (known once
+// the node listens; cfg.Listen before that).
+func pageHandler(cfg herald.Config, node *atomic.Pointer[herald.Node]) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addr := cfg.Listen
+		if n := node.Load(); n != nil && n.Addr() != nil {
+			addr = n.Addr().String()
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil || port == "" {
+			http.Error(w, "demo: the WebSocket listener's port is unknown ("+addr+")", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_ = pageTmpl.Execute(w, pageData{WSPort: port, Counter: CounterChannel, Chat: ChatChannel})
+	})
+}
