@@ -3,12 +3,9 @@ package browser
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,41 +14,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	clientjs "github.com/herald-push/herald/client/js"
+	"github.com/herald-push/herald/internal/testutil"
 )
 
-// newBrowser starts headless Chromium and returns a context for its first
-// tab; the test fails with the fix when Chromium is missing. The whole
-// browser session is bounded by timeout. addrs are the host:port pairs the
-// pages will use: Chromium refuses some ports as unsafe (6000, 6665, ...)
-// unless told otherwise, and random test ports may be among them.
+// newBrowser starts headless Chromium (see testutil.Browser).
 func newBrowser(t *testing.T, timeout time.Duration, addrs ...string) context.Context {
 	t.Helper()
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatal("chromium is not installed: run `make test-deps` (apt-get install chromium)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun)
-	var ports []string
-	for _, a := range addrs {
-		if _, p, err := net.SplitHostPort(a); err == nil {
-			ports = append(ports, p)
-		}
-	}
-	if len(ports) > 0 {
-		opts = append(opts, chromedp.Flag("explicitly-allowed-ports", strings.Join(ports, ",")))
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	tctx, cancel2 := context.WithTimeout(actx, timeout)
-	t.Cleanup(cancel2)
-	bctx, cancel3 := chromedp.NewContext(tctx)
-	t.Cleanup(cancel3)
-	return bctx
+	return testutil.Browser(t, timeout, addrs...)
 }
 
 // newTab opens another tab in the browser of ctx.

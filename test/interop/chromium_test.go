@@ -2,44 +2,21 @@ package interop
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/herald-push/herald/internal/testutil"
 )
 
-// newBrowser starts headless Chromium (Debian's package, installed by
-// `make test-deps`); the test fails with the fix if it is missing.
-func newBrowser(t *testing.T, ports ...string) context.Context {
+// newBrowser starts headless Chromium (see testutil.Browser).
+func newBrowser(t *testing.T, addrs ...string) context.Context {
 	t.Helper()
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		t.Fatal("chromium is not installed: run `make test-deps` (apt-get install chromium)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.NoFirstRun)
-	if len(ports) > 0 {
-		// Chromium refuses some ports as unsafe; the test's random ports
-		// must be allowed explicitly.
-		opts = append(opts, chromedp.Flag("explicitly-allowed-ports", strings.Join(ports, ",")))
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	bctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	tctx, cancel3 := context.WithTimeout(bctx, 60*time.Second)
-	t.Cleanup(cancel3)
-	return tctx
+	return testutil.Browser(t, 60*time.Second, addrs...)
 }
 
 // echoPage exercises the browser's native WebSocket: text and binary of
@@ -78,9 +55,7 @@ func TestChromiumNativeWebSocket(t *testing.T) {
 		w.Write([]byte(echoPage))
 	}))
 	defer page.Close()
-	_, wsPort, _ := net.SplitHostPort(srv.Addr)
-	_, pagePort, _ := net.SplitHostPort(strings.TrimPrefix(page.URL, "http://"))
-	ctx := newBrowser(t, wsPort, pagePort)
+	ctx := newBrowser(t, srv.Addr, strings.TrimPrefix(page.URL, "http://"))
 	url := page.URL + "/?ws=" + "ws://" + srv.Addr + "/browser"
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("navigate: %v", err)
