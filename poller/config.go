@@ -47,6 +47,12 @@ type Config struct {
 	// TCPNoDelay sets TCP_NODELAY, sending small writes at once. Push
 	// traffic wants it on. False leaves the kernel default (Nagle on).
 	TCPNoDelay bool
+	// TCPKeepAlive turns on TCP keep-alive probes after this much idle
+	// time (0: off, the kernel default). WebSocket pings already detect
+	// dead peers; keep-alive matters when something in between (a NAT, a
+	// load balancer) drops idle flows sooner than the ping interval, and
+	// for connections that never finish their handshake.
+	TCPKeepAlive time.Duration
 	// Logger receives gnet's own messages (its informational ones at debug
 	// level) and the poller's; nil means slog.Default(). gnet keeps one
 	// process-wide logger, so with several servers or clients in one

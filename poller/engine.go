@@ -57,6 +57,7 @@ func (k *core) gnetOptions() []gnet.Option {
 		gnet.WithSocketRecvBuffer(k.cfg.SocketRecvBuffer),
 		gnet.WithSocketSendBuffer(k.cfg.SocketSendBuffer),
 		gnet.WithTCPNoDelay(noDelay),
+		gnet.WithTCPKeepAlive(k.cfg.TCPKeepAlive),
 		gnet.WithLogger(gnetLogger{k.log}),
 	}
 }
