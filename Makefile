@@ -8,7 +8,7 @@ FUZZTIME  ?= 30s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-deps lint vet fmt-check cross fuzz bench bench-mem clean
+.PHONY: all build run test test-deps lint vet fmt-check cross fuzz bench bench-mem load-cluster clean
 
 all: build
 
@@ -56,6 +56,10 @@ bench: build
 ## bench-mem: RSS per idle connection, N sized to the open-file limit.
 bench-mem: build
 	$(GO) run ./cmd/idlebench -server $(BIN)/herald
+
+## load-cluster: K nodes over NATS on one box, aiming at 1M connections and one broadcast (not in `make test`).
+load-cluster: build
+	bash scripts/load-cluster.sh
 
 clean:
 	rm -rf $(BIN)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/herald-push/herald/api"
 	"github.com/herald-push/herald/auth"
+	"github.com/herald-push/herald/broker"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/pool"
 	"github.com/herald-push/herald/server"
@@ -73,6 +74,17 @@ type Config struct {
 	SlowPolicy string `json:"slow_policy"`
 	// Workers bounds the goroutines running message handlers.
 	Workers int `json:"workers"`
+
+	// Broker carries publishes between nodes: "memory" (or empty) for a
+	// single node, nats://HOST:PORT (comma-separated for a NATS cluster)
+	// for many nodes sharing a NATS server with JetStream.
+	Broker string `json:"broker"`
+	// BrokerOptional starts the node even when NATS is unreachable, not
+	// ready and refusing publishes until it connects; otherwise New fails.
+	BrokerOptional bool `json:"broker_optional"`
+	// BrokerReplicas is the replication factor of the JetStream stream
+	// the first node creates (a NATS cluster of 3 wants 3).
+	BrokerReplicas int `json:"broker_replicas"`
 }
 
 // DefaultConfig returns the settings `herald serve` starts from.
@@ -122,6 +134,7 @@ type Node struct {
 	push    *server.PushApp
 	srv     *server.Server
 	workers *pool.Workers
+	broker  broker.Broker
 	reg     *prometheus.Registry
 	fanout  prometheus.Histogram
 	handler Handler
@@ -166,18 +179,27 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker pool: %w", err)
 	}
+	if err := n.openBroker(); err != nil {
+		return nil, err
+	}
 	po := server.PushOptions{
 		Hub:      n.hub,
 		Verifier: verifier,
 		Origins:  origins,
 		Slow:     slow,
 		Workers:  n.workers,
+		Interest: n.broker,
 	}
 	if cfg.MaxConnsPerIP > 0 {
 		po.IPLimit = auth.NewIPLimiter(cfg.MaxConnsPerIP)
 	}
 	if n.handler != nil {
 		po.Handlers = handlerFunc(n.handler)
+	}
+	if _, single := n.broker.(*broker.Memory); !single {
+		po.Publish = func(channel string, data []byte) (hub.Position, error) {
+			return n.broker.Publish(context.Background(), channel, data)
+		}
 	}
 	n.push = server.NewPushApp(po)
 	var app server.App = n.push
@@ -186,6 +208,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	}
 	n.srv, err = server.New(cfg.Config, app, n.log)
 	if err != nil {
+		_ = n.broker.Close()
 		return nil, err
 	}
 	n.push.Bind(n.srv)
@@ -194,6 +217,24 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	return n, nil
+}
+
+// openBroker connects the broker Config.Broker names.
+func (n *Node) openBroker() error {
+	b, err := broker.New(context.Background(), n.cfg.Broker, n.hub, broker.NATSConfig{
+		Name:        "herald " + n.cfg.Listen,
+		Optional:    n.cfg.BrokerOptional,
+		HistorySize: n.cfg.HistorySize,
+		HistoryTTL:  n.cfg.HistoryTTL.D(),
+		Replicas:    n.cfg.BrokerReplicas,
+		MaxPayload:  int(n.cfg.MaxMessageSize),
+		Log:         n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.broker = b
+	return nil
 }
 
 type handlerFunc Handler
@@ -233,13 +274,11 @@ func (n *Node) Hub() *hub.Hub { return n.hub }
 // Server is the node's WebSocket server.
 func (n *Node) Server() *server.Server { return n.srv }
 
-// Publish sends data to every subscriber of channel.
+// Publish sends data to every subscriber of channel, on every node. With
+// a NATS broker it blocks until JetStream stored the message, and fails
+// with an error wrapping broker.ErrUnavailable while NATS is away.
 func (n *Node) Publish(channel string, data []byte) (hub.Position, error) {
-	m, err := n.hub.Publish(channel, data)
-	if err != nil {
-		return hub.Position{}, err
-	}
-	return hub.Position{Offset: m.Offset, Epoch: m.Epoch}, nil
+	return n.broker.Publish(context.Background(), channel, data)
 }
 
 // DisconnectUser closes every connection of user with 4003.
@@ -306,6 +345,7 @@ loop:
 	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer wcancel()
 	_ = n.workers.Close(wctx)
+	_ = n.broker.Close()
 	return runErr
 }
 
@@ -335,18 +375,21 @@ func (b apiBackend) Ready() (bool, string) {
 	if b.n.srv.Draining() {
 		return false, "draining"
 	}
-	return true, ""
+	return b.n.broker.Ready()
 }
 
 func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) {
-	m, err := b.n.hub.Publish(channel, data)
+	pos, err := b.n.broker.Publish(context.Background(), channel, data)
 	if err != nil {
-		if errors.Is(err, hub.ErrInvalidChannel) || errors.Is(err, hub.ErrTooLarge) {
+		switch {
+		case errors.Is(err, hub.ErrInvalidChannel) || errors.Is(err, hub.ErrTooLarge):
 			return api.Published{}, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+		case errors.Is(err, broker.ErrUnavailable):
+			return api.Published{}, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 		}
 		return api.Published{}, err
 	}
-	return api.Published{Channel: channel, Offset: m.Offset, Epoch: m.Epoch}, nil
+	return api.Published{Channel: channel, Offset: pos.Offset, Epoch: pos.Epoch}, nil
 }
 
 func (b apiBackend) DisconnectUser(user, reason string) (int, error) {
@@ -357,7 +400,7 @@ func (b apiBackend) Channels() any { return b.n.hub.Channels() }
 
 func (b apiBackend) Stats() any {
 	s := b.n.srv.Stats()
-	return map[string]any{
+	st := map[string]any{
 		"connections":        b.n.srv.Conns(),
 		"handshakes_ok":      s.HandshakesOK.Load(),
 		"handshakes_failed":  s.HandshakesFailed.Load(),
@@ -370,5 +413,11 @@ func (b apiBackend) Stats() any {
 		"push":               b.n.push.Stats(),
 		"hub":                b.n.hub.Stats(),
 		"worker_queue":       b.n.workers.QueueDepth(),
+		"deflate":            b.n.srv.DeflateStats(),
+		"tls":                b.n.srv.TLSStats(),
 	}
+	if nb, ok := b.n.broker.(*broker.NATS); ok {
+		st["broker"] = nb.Stats()
+	}
+	return st
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +28,9 @@ type Message struct {
 
 	envelope []byte // complete text frame of the JSON envelope
 	raw      []byte // complete frame of the bare payload; Data aliases its tail
+	// deflated holds the permessage-deflate variants of the two frames,
+	// built on first use (see EnvelopeDeflate); nil until then.
+	deflated atomic.Pointer[deflatedFrames]
 
 	ch   *channel // the channel's instance, so loops find their subscribers
 	seq  uint64   // the channel's delivery sequence (see channel.seq)

@@ -74,12 +74,21 @@ func (a *PushApp) subscribe(s *Session, ch string, since *hub.Position, id json.
 		a.replyError(s, id, errForbidden, "not allowed to subscribe", ch)
 		return
 	}
-	l := s.conn.pc.Loop()
+	if !a.acquire(s, ch, since, id, quiet) {
+		return // join runs once the broker has the channel current
+	}
+	a.join(s, ch, since, id, quiet)
+}
+
+// join is subscribe once Interest has acquired ch. It runs on s's loop.
+func (a *PushApp) join(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
+	l := s.conn.hubLoop()
 	for _, have := range s.channels {
 		if have == ch {
 			// Resubscribing (e.g. to recover with since): start over.
 			a.o.Hub.Unsubscribe(l, ch, s)
 			a.removeChannel(s, ch)
+			a.release(ch)
 			break
 		}
 	}
@@ -104,7 +113,8 @@ func (a *PushApp) unsubscribe(s *Session, ch string) bool {
 	if !a.removeChannel(s, ch) {
 		return false
 	}
-	a.o.Hub.Unsubscribe(s.conn.pc.Loop(), ch, s)
+	a.o.Hub.Unsubscribe(s.conn.hubLoop(), ch, s)
+	a.release(ch)
 	return true
 }
 
@@ -129,6 +139,10 @@ func (a *PushApp) publish(s *Session, cmd *command) {
 	}
 	if len(cmd.Data) == 0 {
 		a.replyError(s, cmd.ID, errBadRequest, `missing "data"`, cmd.Channel)
+		return
+	}
+	if a.o.Publish != nil {
+		a.publishVia(s, cmd)
 		return
 	}
 	m, err := a.o.Hub.Publish(cmd.Channel, cmd.Data)

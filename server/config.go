@@ -51,6 +51,31 @@ type Config struct {
 	// accepted sockets; 0 leaves the kernel's autotuning alone.
 	SocketRecvBuffer int `json:"socket_recv_buffer"`
 	SocketSendBuffer int `json:"socket_send_buffer"`
+
+	// Compression accepts permessage-deflate (RFC 7692) from clients that
+	// offer it, always without context takeover on either side, so a
+	// connection keeps no compression state while idle and one compressed
+	// frame per publish serves every such subscriber. Default on.
+	Compression bool `json:"compression"`
+	// CompressionLevel is the flate level, 1 (fastest) to 9 (smallest);
+	// 0 means 6.
+	CompressionLevel int `json:"compression_level"`
+	// CompressionMinSize is the smallest payload compressed; smaller ones
+	// are sent plain. 0 means 128 bytes; negative compresses everything.
+	CompressionMinSize int `json:"compression_min_size"`
+
+	// TLSListen, when set, is a second listener that speaks wss:// (TLS
+	// 1.2 or 1.3) with the certificate chain in TLSCert and the key in
+	// TLSKey (PEM files). TLS runs off the event loops, one goroutine pair
+	// per connection, and hands the plaintext to the loops; see tuning.md
+	// for its cost and for when to terminate TLS in front instead.
+	TLSListen string `json:"tls_listen"`
+	TLSCert   string `json:"tls_cert"`
+	TLSKey    string `json:"tls_key"`
+	// TLSMaxHandshakes bounds the TLS handshakes in progress at once;
+	// connections beyond it wait in the kernel's accept queue. 0 means
+	// 256 per core.
+	TLSMaxHandshakes int `json:"tls_max_handshakes"`
 }
 
 // DefaultConfig returns the settings herald runs with when nothing is set.
@@ -65,6 +90,7 @@ func DefaultConfig() Config {
 		PongTimeout:      Duration(10 * time.Second),
 		WriteBufferLimit: 1 << 20,
 		DrainTimeout:     Duration(10 * time.Second),
+		Compression:      true,
 	}
 }
 
@@ -91,6 +117,15 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteBufferLimit <= 0 {
 		errs = append(errs, errors.New("write_buffer_limit: must be positive"))
+	}
+	if c.CompressionLevel < 0 || c.CompressionLevel > 9 {
+		errs = append(errs, fmt.Errorf("compression_level: want 1 to 9 (0 for the default), got %d", c.CompressionLevel))
+	}
+	if c.TLSListen != "" && (c.TLSCert == "" || c.TLSKey == "") {
+		errs = append(errs, errors.New("tls_listen: needs tls_cert and tls_key"))
+	}
+	if c.TLSMaxHandshakes < 0 {
+		errs = append(errs, errors.New("tls_max_handshakes: must not be negative"))
 	}
 	if c.MaxConns < 0 || c.Loops < 0 {
 		errs = append(errs, errors.New("max_conns and loops must not be negative"))

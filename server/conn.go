@@ -42,6 +42,14 @@ type Conn struct {
 	state uint8
 	// awaitingPong is set when the server pinged and has heard nothing since.
 	awaitingPong bool
+	// z is what permessage-deflate negotiated; zero when it was not.
+	z codec.DeflateParams
+	// li indexes Server.loops: the poller loop's index, shifted past the
+	// plain listener's loops for connections that came in over TLS.
+	li int32
+	// tls describes the TLS session of a connection accepted on the TLS
+	// listener; nil for plain connections.
+	tls *tlsPeer
 	// expiresAt is when the connection's credentials expire (unix seconds;
 	// 0 = never); the liveness timer closes it with 4001 then.
 	expiresAt int64
@@ -55,8 +63,20 @@ func (c *Conn) ID() uint64 { return c.pc.ID() }
 // Loop is the event loop that owns the connection.
 func (c *Conn) Loop() *poller.Loop { return c.pc.Loop() }
 
-// RemoteAddr is the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.pc.RemoteAddr() }
+// RemoteAddr is the peer's address (for a TLS connection, the address of
+// the TLS client, not of the bridge in between).
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.tls != nil && c.tls.remote != nil {
+		return c.tls.remote
+	}
+	return c.pc.RemoteAddr()
+}
+
+// TLS reports whether the connection came in over TLS (wss://).
+func (c *Conn) TLS() bool { return c.tls != nil }
+
+// Compressed reports whether permessage-deflate was negotiated.
+func (c *Conn) Compressed() bool { return c.z.Enabled() }
 
 // Open reports whether the connection can still be written to.
 func (c *Conn) Open() bool { return c.state == stateOpen && !c.pc.Closed() }
@@ -64,15 +84,20 @@ func (c *Conn) Open() bool { return c.state == stateOpen && !c.pc.Closed() }
 // Buffered is the number of bytes queued for the peer and not yet sent.
 func (c *Conn) Buffered() int { return c.pc.Buffered() }
 
-// WriteMessage encodes payload as one frame and queues it. The payload is
-// copied; the caller may reuse it at once.
+// WriteMessage encodes payload as one frame and queues it, compressed when
+// the connection negotiated permessage-deflate and the payload is worth
+// it. The payload is copied; the caller may reuse it at once.
 func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) {
 	if c.state != stateOpen {
 		return
 	}
-	out := &c.srv.loops[c.pc.Loop().Index()].out
+	out := &c.srv.loops[c.li].out
 	buf := out.alloc(codec.FrameHeaderLen(len(payload), false) + len(payload))
-	buf = codec.AppendFrame(buf, op, true, payload)
+	if c.z.Enabled() {
+		buf = c.srv.deflate.AppendFrame(buf, op, payload, c.z.ServerWindowBits)
+	} else {
+		buf = codec.AppendFrame(buf, op, true, payload)
+	}
 	c.pc.Write(buf)
 	c.srv.stats.MessagesOut.Add(1)
 }
@@ -107,7 +132,7 @@ func (c *Conn) Close(code uint16, reason string) {
 func (s *Server) closeConn(pc *poller.Conn, code uint16, reason string) {
 	c, _ := pc.Context().(*Conn)
 	if c != nil && c.state == stateOpen {
-		out := &s.loops[pc.Loop().Index()].out
+		out := &s.loops[c.li].out
 		buf := out.alloc(codec.FrameHeaderLen(125, false) + 125)
 		pc.Write(codec.AppendClose(buf, code, reason))
 		c.state = stateClosing
@@ -157,10 +182,13 @@ var _ poller.Handler = (*handler)(nil)
 func (h *handler) srv() *Server { return (*Server)(h) }
 
 // OnOpen starts the handshake deadline.
-func (h *handler) OnOpen(pc *poller.Conn) {
-	s := h.srv()
+func (h *handler) OnOpen(pc *poller.Conn) { h.srv().open(pc, int32(pc.Loop().Index()), nil) }
+
+// open sets up a new connection on loop state li; peer is non-nil for a
+// connection bridged from the TLS listener.
+func (s *Server) open(pc *poller.Conn, li int32, peer *tlsPeer) {
 	n := s.conns.Add(1)
-	c := &Conn{pc: pc, srv: s}
+	c := &Conn{pc: pc, srv: s, li: li, tls: peer}
 	pc.SetContext(c)
 	if s.draining.Load() || (s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns)) {
 		s.stats.HandshakesFailed.Add(1)
@@ -178,7 +206,7 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 	if c == nil || pc.Closed() {
 		return len(in)
 	}
-	s.loops[pc.Loop().Index()].out.reset()
+	s.loops[c.li].out.reset()
 	consumed := 0
 	if c.state == stateHandshake {
 		n, ok := s.handshake(c, in)
@@ -246,11 +274,21 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 		s.refuse(c.pc, status, reason)
 		return 0, false
 	}
-	out := &s.loops[c.pc.Loop().Index()].out
-	resp := codec.AppendAccept(out.alloc(256+len(protocol)), req, protocol, "")
+	ext := ""
+	dec := &s.decCfg
+	if s.deflate != nil {
+		if z, ok := codec.NegotiateDeflate(req.Extensions); ok {
+			c.z = z
+			ext = z.Response()
+			s.stats.HandshakesDeflate.Add(1)
+			dec = &s.decCfgDeflate
+		}
+	}
+	out := &s.loops[c.li].out
+	resp := codec.AppendAccept(out.alloc(256+len(protocol)+len(ext)), req, protocol, ext)
 	c.pc.Write(resp)
 	c.state = stateOpen
-	c.dec.Init(&s.decCfg)
+	c.dec.Init(dec)
 	s.stats.HandshakesOK.Add(1)
 	s.armTimer(c)
 	s.app.OnOpen(c)
@@ -259,7 +297,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 
 // refuse answers an HTTP error and closes.
 func (s *Server) refuse(pc *poller.Conn, status int, reason string) {
-	out := &s.loops[pc.Loop().Index()].out
+	out := &s.loops[pc.Context().(*Conn).li].out
 	pc.Write(codec.AppendHTTPError(out.alloc(256+len(reason)), status, reason))
 	pc.Close()
 }
@@ -269,9 +307,19 @@ func (s *Server) frame(c *Conn, msg *codec.Message) {
 	switch msg.Op {
 	case codec.OpText, codec.OpBinary:
 		s.stats.MessagesIn.Add(1)
-		s.app.OnMessage(c, msg.Op, msg.Payload)
+		if !msg.Compressed {
+			s.app.OnMessage(c, msg.Op, msg.Payload)
+			return
+		}
+		buf, err := s.deflate.Inflate(msg.Payload, msg.Op == codec.OpText)
+		if err != nil {
+			s.protocolError(c, err)
+			return
+		}
+		s.app.OnMessage(c, msg.Op, *buf)
+		s.deflate.Release(buf)
 	case codec.OpPing:
-		out := &s.loops[c.pc.Loop().Index()].out
+		out := &s.loops[c.li].out
 		buf := out.alloc(codec.FrameHeaderLen(len(msg.Payload), false) + len(msg.Payload))
 		c.pc.Write(codec.AppendFrame(buf, codec.OpPong, true, msg.Payload))
 	case codec.OpPong:
@@ -280,7 +328,7 @@ func (s *Server) frame(c *Conn, msg *codec.Message) {
 		code := msg.CloseCode
 		if code == codec.CloseNoStatus {
 			// RFC 6455 5.5.1: echo the status code received; with none, send none.
-			out := &s.loops[c.pc.Loop().Index()].out
+			out := &s.loops[c.li].out
 			c.pc.Write(codec.AppendFrame(out.alloc(2), codec.OpClose, true, nil))
 			c.state = stateClosing
 			c.pc.Close()
@@ -310,7 +358,7 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 		pc.Close()
 		return
 	}
-	s.loops[pc.Loop().Index()].out.reset()
+	s.loops[c.li].out.reset()
 	switch c.state {
 	case stateHandshake:
 		s.stats.HandshakeTimeouts.Add(1)
@@ -329,7 +377,7 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 			s.closeConn(pc, codec.CloseGoingAway, "ping timeout")
 			return
 		}
-		out := &s.loops[pc.Loop().Index()].out
+		out := &s.loops[c.li].out
 		pc.Write(codec.AppendFrame(out.alloc(2), codec.OpPing, true, nil))
 		c.awaitingPong = true
 		s.armTimerFor(c, s.cfg.PongTimeout.D())

@@ -66,6 +66,15 @@ type PushOptions struct {
 	Path     string
 	Handlers Handlers
 	Workers  Submitter
+	// Interest, when set, is told which channels have subscribers on this
+	// node and may hold a subscription back until the node's copy of the
+	// channel is current: a multi-node broker (broker.NATS) uses it. Nil:
+	// subscriptions go straight to Hub.
+	Interest Interest
+	// Publish, when set, publishes clients' `pub` commands instead of
+	// Hub.Publish: a multi-node broker sequences them for every node. It
+	// may block; the app calls it on Workers, in per-connection order.
+	Publish func(channel string, data []byte) (hub.Position, error)
 }
 
 // PushApp is herald's client protocol (docs/protocol.md) on top of the
@@ -142,6 +151,11 @@ func (s *Session) Subject() string { return s.claims.Subject }
 func (s *Session) Send(data []byte) {
 	frame := appendMsgFrame(nil, data)
 	c := s.conn
+	if c.z.Enabled() {
+		if zf, ok := c.srv.deflate.AppendCompressedOf(nil, frame, c.z.ServerWindowBits); ok {
+			frame = zf
+		}
+	}
 	_ = c.pc.Loop().Run(func() {
 		if c.Open() {
 			c.pc.Write(frame)
@@ -244,7 +258,7 @@ func (a *PushApp) OnOpen(c *Conn) {
 	if ttl, ok := sess.claims.TTL(now); ok {
 		c.ExpireAt(now.Add(ttl))
 	}
-	li := c.pc.Loop().Index()
+	li := c.li
 	if sub := sess.claims.Subject; sub != "" {
 		pl := &a.loops[li]
 		if pl.users == nil {
@@ -271,13 +285,14 @@ func (a *PushApp) OnClose(c *Conn) {
 	if sess == nil {
 		return
 	}
-	l := c.pc.Loop()
+	l := c.hubLoop()
 	for _, ch := range sess.channels {
 		a.o.Hub.Unsubscribe(l, ch, sess)
+		a.release(ch)
 	}
 	sess.channels = nil
 	if sub := sess.claims.Subject; sub != "" {
-		pl := &a.loops[l.Index()]
+		pl := &a.loops[c.li]
 		list := pl.users[sub]
 		for i, s := range list {
 			if s == sess {
@@ -309,10 +324,7 @@ func (s *Session) Deliver(m *hub.Message) {
 	if !c.Open() {
 		return
 	}
-	frame := m.Envelope()
-	if s.raw {
-		frame = m.Raw()
-	}
+	frame := s.frameOf(m)
 	a := s.app
 	if c.pc.Buffered()+len(frame) > a.srv.cfg.WriteBufferLimit {
 		switch a.o.Slow {
@@ -332,6 +344,37 @@ func (s *Session) Deliver(m *hub.Message) {
 	c.WritePrepared(frame)
 }
 
+// frameOf picks the frame of m this session receives: the envelope or the
+// bare payload, compressed when the session negotiated permessage-deflate.
+// Sessions with a full window share the message's compressed frame (built
+// once per publish); those that asked for a smaller window get a
+// compression of their own, in the loop's scratch arena.
+func (s *Session) frameOf(m *hub.Message) []byte {
+	c := s.conn
+	if !c.z.Enabled() {
+		if s.raw {
+			return m.Raw()
+		}
+		return m.Envelope()
+	}
+	z := c.srv.deflate
+	if c.z.ServerWindowBits == 15 {
+		if s.raw {
+			return m.RawDeflate(z)
+		}
+		return m.EnvelopeDeflate(z)
+	}
+	plain := m.Envelope()
+	if s.raw {
+		plain = m.Raw()
+	}
+	buf := c.srv.loops[c.li].out.alloc(len(plain))
+	if f, ok := z.AppendCompressedOf(buf, plain, c.z.ServerWindowBits); ok {
+		return f
+	}
+	return plain
+}
+
 // DisconnectUser closes every connection of user on this node with 4003
 // and returns how many there were. Safe from any goroutine.
 func (a *PushApp) DisconnectUser(user string, reason string) int {
@@ -340,11 +383,11 @@ func (a *PushApp) DisconnectUser(user string, reason string) int {
 	}
 	var total atomic.Int64
 	done := make(chan struct{}, 64)
-	loops := a.srv.poller.Loops()
+	loops := a.srv.allLoops()
 	for _, l := range loops {
 		err := l.Run(func() {
 			defer func() { done <- struct{}{} }()
-			pl := &a.loops[l.Index()]
+			pl := &a.loops[l.li]
 			list := append([]*Session(nil), pl.users[user]...)
 			for _, s := range list {
 				if s.conn.Open() {

@@ -4,8 +4,14 @@
 //
 // Concurrency: every connection is owned by one event loop and its state is
 // touched only from that loop's goroutine (poller callbacks and funcs run
-// with Loop.Run). Server-wide counters are atomics. Nothing here starts a
-// goroutine per connection.
+// with Loop.Run). Server-wide counters are atomics. Plain connections own
+// no goroutine; connections on the TLS listener (Config.TLSListen) have two
+// in tlsbridge, which terminates TLS and hands the plaintext to a loop.
+//
+// permessage-deflate (Config.Compression) is negotiated at the upgrade,
+// always without context takeover: inflating borrows pooled state for one
+// message, and published messages are compressed once per publish
+// (hub.Message.EnvelopeDeflate) for every subscriber with a full window.
 package server
 
 import (
@@ -35,7 +41,16 @@ type Server struct {
 
 	decCfg  codec.DecoderConfig
 	hsLimit codec.HandshakeLimits
-	loops   []loopState // indexed by poller.Loop.Index
+	loops   []loopState // indexed by Conn.li: the plain loops, then the TLS loops
+
+	// deflate compresses and inflates for connections that negotiated
+	// permessage-deflate (nil when Config.Compression is off), and
+	// decCfgDeflate is their decoder config (RSV1 allowed).
+	deflate       *codec.Deflate
+	decCfgDeflate codec.DecoderConfig
+
+	// tls is the wss:// side, nil without Config.TLSListen.
+	tls *tlsSide
 
 	conns    atomic.Int64
 	draining atomic.Bool
@@ -54,7 +69,10 @@ type loopState struct {
 
 // Stats are server-wide counters, safe to read from any goroutine.
 type Stats struct {
+	// HandshakesOK counts upgrades (over TLS too); HandshakesDeflate those
+	// that negotiated permessage-deflate.
 	HandshakesOK      atomic.Uint64
+	HandshakesDeflate atomic.Uint64
 	HandshakesFailed  atomic.Uint64
 	HandshakeTimeouts atomic.Uint64
 	MessagesIn        atomic.Uint64
@@ -82,11 +100,15 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 	if loops == 0 {
 		loops = runtime.NumCPU()
 	}
+	nloops := loops
+	if cfg.TLSListen != "" {
+		nloops = 2 * loops // the TLS loops' states follow the plain ones
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      log,
 		app:      app,
-		loops:    make([]loopState, loops),
+		loops:    make([]loopState, nloops),
 		serveErr: make(chan error, 1),
 		decCfg: codec.DecoderConfig{
 			Role:           codec.RoleServer,
@@ -95,6 +117,27 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 			Buffers:        pool.NewBytes(),
 		},
 		hsLimit: codec.HandshakeLimits{MaxHeaderBytes: cfg.MaxHeaderBytes},
+	}
+	if cfg.Compression {
+		z, err := codec.NewDeflate(codec.DeflateConfig{
+			Level:       cfg.CompressionLevel,
+			MinSize:     cfg.CompressionMinSize,
+			MaxInflated: cfg.MaxMessageSize,
+			Buffers:     s.decCfg.Buffers,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("server config: compression: %w", err)
+		}
+		s.deflate = z
+		s.decCfgDeflate = s.decCfg
+		s.decCfgDeflate.AllowRSV1 = true
+	}
+	if cfg.TLSListen != "" {
+		t, err := newTLSSide(s, loops)
+		if err != nil {
+			return nil, fmt.Errorf("server config: %w", err)
+		}
+		s.tls = t
 	}
 	s.poller = poller.NewServer(poller.Config{
 		Loops:            loops,
@@ -110,14 +153,22 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 // Serve listens and serves until Shutdown; it returns nil after a clean
 // shutdown.
 func (s *Server) Serve() error {
+	if s.tls != nil {
+		if err := s.tls.start(); err != nil {
+			return err
+		}
+	}
 	err := s.poller.Serve(s.cfg.Listen)
+	if s.tls != nil {
+		s.tls.stop()
+	}
 	if err != nil {
 		return fmt.Errorf("serve %s: %w", s.cfg.Listen, err)
 	}
 	return nil
 }
 
-// Ready is closed once the listener is bound.
+// Ready is closed once the listeners are bound.
 func (s *Server) Ready() <-chan struct{} { return s.poller.Ready() }
 
 // Addr is the bound listener address (valid after Ready).
@@ -149,8 +200,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	window := s.cfg.DrainTimeout.D() / 2
 	s.log.Info("draining", "connections", s.conns.Load(), "window", window)
+	if s.tls != nil {
+		s.tls.bridge.StopAccepting()
+	}
 	var wg sync.WaitGroup
-	for _, l := range s.poller.Loops() {
+	for _, l := range s.allLoops() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -182,7 +236,8 @@ func (s *Server) stopPoller() error {
 }
 
 // drainLoop closes one loop's connections in batches spread over window.
-func (s *Server) drainLoop(ctx context.Context, l *poller.Loop, window time.Duration) {
+func (s *Server) drainLoop(ctx context.Context, lr loopRef, window time.Duration) {
+	l := lr.Loop
 	collected := make(chan []*poller.Conn, 1)
 	if err := l.Run(func() {
 		var cs []*poller.Conn

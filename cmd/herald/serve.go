@@ -76,6 +76,13 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.Var(&c.DrainTimeout, "drain-timeout", "graceful shutdown window")
 	fs.IntVar(&c.SocketRecvBuffer, "socket-recv-buffer", c.SocketRecvBuffer, "SO_RCVBUF per connection, bytes (0 = kernel autotuning)")
 	fs.IntVar(&c.SocketSendBuffer, "socket-send-buffer", c.SocketSendBuffer, "SO_SNDBUF per connection, bytes (0 = kernel autotuning)")
+	fs.BoolVar(&c.Compression, "compression", c.Compression, "accept permessage-deflate from clients that offer it (compressed once per publish)")
+	fs.IntVar(&c.CompressionLevel, "compression-level", c.CompressionLevel, "deflate level, 1 (fastest) to 9 (smallest); 0 = 6")
+	fs.IntVar(&c.CompressionMinSize, "compression-min-size", c.CompressionMinSize, "smallest payload compressed, bytes (0 = 128; negative = all)")
+	fs.StringVar(&c.TLSListen, "tls-listen", c.TLSListen, "wss:// listen address (needs --tls-cert and --tls-key; empty = no TLS listener)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain for --tls-listen (herald gencert makes one for development)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for --tls-listen")
+	fs.IntVar(&c.TLSMaxHandshakes, "tls-max-handshakes", c.TLSMaxHandshakes, "TLS handshakes in progress at once (0 = 256 per core)")
 
 	h := &o.Config
 	fs.StringVar(&h.APIListen, "api-listen", h.APIListen, "HTTP API listen address (empty = no API listener)")
@@ -97,6 +104,9 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.Var(&h.HistoryTTL, "history-ttl", "age past which messages leave history")
 	fs.StringVar(&h.SlowPolicy, "slow-policy", h.SlowPolicy, "slow consumers: close (1013), close-policy (1008) or drop")
 	fs.IntVar(&h.Workers, "workers", h.Workers, "goroutines for message handlers")
+	fs.StringVar(&h.Broker, "broker", h.Broker, "how publishes reach every node: memory (one node) or nats://HOST:PORT[,nats://...] (NATS with JetStream)")
+	fs.BoolVar(&h.BrokerOptional, "broker-optional", h.BrokerOptional, "start even when NATS is unreachable (not ready, publishes refused, until it connects)")
+	fs.IntVar(&h.BrokerReplicas, "broker-replicas", h.BrokerReplicas, "replicas of the JetStream stream, when this node creates it (3 for a 3-server NATS cluster)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
 }
@@ -142,6 +152,9 @@ func runServe(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	ws := "ws://" + displayAddr(node.Addr().String())
+	if ta := node.Server().TLSAddr(); ta != nil {
+		log.Info("tls listening", "websocket", "wss://"+displayAddr(ta.String())+"/")
+	}
 	if o.Echo {
 		log.Info("herald listening (echo mode)", "websocket", ws+"/", "version", version)
 	} else {

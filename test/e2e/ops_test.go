@@ -34,7 +34,7 @@ func TestSlowConsumers(t *testing.T) {
 			}
 			before, _ := n.RSS()
 			payload := strings.Repeat("x", 16<<10)
-			const msgs = 600
+			const msgs = 1000
 			var wg sync.WaitGroup
 			var maxLag time.Duration
 			var mu sync.Mutex
@@ -69,11 +69,11 @@ func TestSlowConsumers(t *testing.T) {
 			after, _ := n.RSS()
 			t.Logf("policy %s: fast clients got all %d messages, worst publish-to-receive %v; RSS %d -> %d KiB",
 				policy, msgs, maxLag.Round(time.Millisecond), before>>10, after>>10)
-			// 8 stalled readers × 600 × 16 KiB would be 77 MiB if buffered
-			// without bound; the cap keeps each under 1 MiB + one message
-			// (the rest is garbage from 600 publishes the GC has not
-			// returned yet).
-			if after-before > 48<<20 {
+			// 8 stalled readers × 1000 × 16 KiB would be 128 MiB if buffered
+			// without bound; the cap keeps each connection under 1 MiB + one
+			// message (the rest is garbage from 1000 publishes the GC has
+			// not returned yet).
+			if after-before > 64<<20 {
 				t.Fatalf("RSS grew by %d MiB with stalled readers", (after-before)>>20)
 			}
 			switch policy {
@@ -258,6 +258,9 @@ func TestPerIPLimit(t *testing.T) {
 // TestMaxConns: past --max-conns the upgrade is refused with 503.
 func TestMaxConns(t *testing.T) {
 	n := start(t, "--allow-anonymous", "--max-conns=2")
+	// The start-up probe's TCP connection counts until the server has seen
+	// it close.
+	waitMetric(t, n, "herald_connections", 0)
 	a := n.mustDial(t, "")
 	n.mustDial(t, "")
 	_, resp, err := n.dial(t, "", nil)
@@ -277,5 +280,21 @@ func TestMaxConns(t *testing.T) {
 			t.Fatalf("slot never freed: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitMetric waits up to 5 s for a metric to reach want.
+func waitMetric(t *testing.T, n *node, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v := metric(t, n, name)
+		if v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", name, v, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

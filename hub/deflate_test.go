@@ -1,0 +1,143 @@
+package hub
+
+import (
+	"bytes"
+	stdflate "compress/flate"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gobwas/ws"
+
+	"github.com/herald-push/herald/codec"
+)
+
+// inflateFrame decodes a frame with gobwas/ws and, when RSV1 is set,
+// inflates its payload with the standard library (both independent of the
+// code under test). It returns RSV1, the opcode and the message.
+func inflateFrame(t *testing.T, b []byte) (bool, ws.OpCode, []byte) {
+	t.Helper()
+	f, err := ws.ReadFrame(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("ReadFrame: %v", err)
+	}
+	rsv1 := f.Header.Rsv&0x4 != 0
+	if !rsv1 {
+		return false, f.Header.OpCode, f.Payload
+	}
+	tail := []byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}
+	out, err := io.ReadAll(stdflate.NewReader(io.MultiReader(bytes.NewReader(f.Payload), bytes.NewReader(tail))))
+	if err != nil {
+		t.Fatalf("inflate: %v", err)
+	}
+	return true, f.Header.OpCode, out
+}
+
+func TestDeflatedFrames(t *testing.T) {
+	t.Parallel()
+	z, err := codec.NewDeflate(codec.DeflateConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		payload    string
+		compressed bool
+	}{
+		{"small stays plain", `{"n":1}`, false},
+		{"json compresses", `{"items":[` + strings.Repeat(`{"name":"widget","price":9.99},`, 40) + `0]}`, true},
+		{"text compresses", strings.Repeat("hello world ", 100), true},
+		{"large text", strings.Repeat("abcdefgh", 20000), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := New(Config{})
+			m := mustPublish(t, h, "news", tc.payload)
+			for _, v := range []struct {
+				name         string
+				plain, zhere []byte
+			}{
+				{"envelope", m.Envelope(), m.EnvelopeDeflate(z)},
+				{"raw", m.Raw(), m.RawDeflate(z)},
+			} {
+				_, plainOp, want := inflateFrame(t, v.plain)
+				rsv1, op, got := inflateFrame(t, v.zhere)
+				if rsv1 != tc.compressed {
+					t.Errorf("%s: RSV1 = %v, want %v", v.name, rsv1, tc.compressed)
+				}
+				if !rsv1 && &v.zhere[0] != &v.plain[0] {
+					t.Errorf("%s: uncompressed variant is a copy, want the plain frame itself", v.name)
+				}
+				if op != plainOp || !bytes.Equal(got, want) {
+					t.Errorf("%s: inflates to op %v %d bytes, want op %v %d bytes", v.name, op, len(got), plainOp, len(want))
+				}
+			}
+		})
+	}
+}
+
+// TestDeflateOncePerPublish delivers one message from many goroutines at
+// once (as many loops would) and checks that it is compressed once and that
+// all get the same bytes. Run with -race.
+func TestDeflateOncePerPublish(t *testing.T) {
+	t.Parallel()
+	z, _ := codec.NewDeflate(codec.DeflateConfig{})
+	h := New(Config{})
+	m := mustPublish(t, h, "news", strings.Repeat(`{"price":101.5,"symbol":"ACME"}`, 50))
+	const loops = 16
+	frames := make([][]byte, loops)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for range 100 {
+				frames[i] = m.EnvelopeDeflate(z)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i := 1; i < loops; i++ {
+		if &frames[i][0] != &frames[0][0] {
+			t.Fatalf("loop %d got a different frame", i)
+		}
+	}
+	if n := z.Stats().Compressed.Load(); n != 1 {
+		t.Fatalf("compressed %d times, want once", n)
+	}
+}
+
+// BenchmarkDeflateFanout compares, per delivered message, the compression
+// work of a fan-out to 1000 compressing subscribers: compress once per
+// publish (EnvelopeDeflate, what herald does) against compressing for each
+// subscriber (what a server with per-connection compression contexts
+// does). ns/op is per delivery.
+func BenchmarkDeflateFanout(b *testing.B) {
+	const subscribers = 1000
+	z, _ := codec.NewDeflate(codec.DeflateConfig{})
+	h := New(Config{})
+	payload := []byte(`{"symbol":"ACME","bid":101.25,"ask":101.27,"ts":1732650000,"news":"` + strings.Repeat("quarterly results beat estimates; ", 20) + `"}`)
+	b.Run("once-per-publish", func(b *testing.B) {
+		b.ReportAllocs()
+		var m *Message
+		for i := 0; b.Loop(); i++ {
+			if i%subscribers == 0 {
+				m, _ = h.Publish("bench", payload)
+			}
+			_ = m.EnvelopeDeflate(z)
+		}
+	})
+	b.Run("per-connection", func(b *testing.B) {
+		b.ReportAllocs()
+		m, _ := h.Publish("bench", payload)
+		dst := make([]byte, 0, 2*len(m.Envelope()))
+		for b.Loop() {
+			dst, _ = z.AppendCompressedOf(dst[:0], m.Envelope(), 15)
+		}
+	})
+}

@@ -1,0 +1,240 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/poller"
+	"github.com/herald-push/herald/tlsbridge"
+)
+
+// The wss:// path. gnet does not speak TLS and crypto/tls wants a blocking
+// net.Conn, so TLS is terminated by tlsbridge, off the event loops: it
+// runs each handshake on a goroutine under a deadline, then bridges the
+// plaintext through a Unix socket pair. The loop end of each pair is
+// enrolled in a poller.Client whose loops run this server's own handler,
+// so from the upgrade request on, a TLS connection goes through exactly the
+// state machine, hub and backpressure of a plain one. The TLS loops'
+// per-loop state follows the plain loops' in Server.loops (Conn.li), and
+// the hub sees them with indexes shifted the same way (shiftedLoop).
+
+// tlsPeer is what a TLS connection's Conn knows of its client.
+type tlsPeer struct {
+	remote  net.Addr
+	version uint16
+}
+
+// tlsSide is the TLS listener, its bridge and the loops it feeds.
+type tlsSide struct {
+	srv    *Server
+	client *poller.Client
+	bridge *tlsbridge.Bridge
+	offset int // index in Server.loops of the first TLS loop's state
+	ln     net.Listener
+}
+
+// newTLSSide loads the certificate and prepares (without starting) the
+// TLS loops and bridge; plainLoops is the number of plain loops.
+func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls: load %s and %s: %w", s.cfg.TLSCert, s.cfg.TLSKey, err)
+	}
+	t := &tlsSide{srv: s, offset: plainLoops}
+	t.client, err = poller.NewClient(poller.Config{
+		Loops:  plainLoops,
+		Logger: s.log,
+	}, (*tlsHandler)(s))
+	if err != nil {
+		return nil, fmt.Errorf("tls loops: %w", err)
+	}
+	t.bridge, err = tlsbridge.New(tlsbridge.Config{
+		TLS: &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"http/1.1"},
+		},
+		HandshakeTimeout: s.cfg.HandshakeTimeout.D(),
+		MaxHandshakes:    s.cfg.TLSMaxHandshakes,
+		Logger:           s.log,
+	}, t.enroll)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return t, nil
+}
+
+// start binds the TLS listener and starts the loops and the bridge.
+func (t *tlsSide) start() error {
+	ln, err := net.Listen("tcp", t.srv.cfg.TLSListen)
+	if err != nil {
+		return fmt.Errorf("tls listen %s: %w", t.srv.cfg.TLSListen, err)
+	}
+	if err := t.client.Start(); err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("tls loops: %w", err)
+	}
+	t.ln = ln
+	go func() {
+		if err := t.bridge.Serve(ln); err != nil && !errors.Is(err, tlsbridge.ErrClosed) {
+			t.srv.log.Error("tls listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// stop closes the listener, whatever bridged connections are left, and
+// the TLS loops.
+func (t *tlsSide) stop() {
+	_ = t.bridge.Close()
+	if err := t.client.Stop(); err != nil {
+		t.srv.log.Warn("stopping tls loops", "err", err)
+	}
+}
+
+// enroll hands a bridged connection's plaintext end to a TLS loop and
+// records its client's address there before any byte flows.
+func (t *tlsSide) enroll(plain net.Conn, peer tlsbridge.Peer) error {
+	pc, err := t.client.Enroll(plain)
+	if err != nil {
+		return err
+	}
+	res := make(chan bool, 1)
+	err = pc.Loop().Run(func() {
+		c, _ := pc.Context().(*Conn)
+		if c == nil || c.tls == nil || pc.Closed() {
+			res <- false
+			return
+		}
+		c.tls.remote = peer.Remote
+		c.tls.version = peer.Version
+		res <- true
+	})
+	if err != nil {
+		return fmt.Errorf("tls enroll: %w", err)
+	}
+	if !<-res {
+		return errors.New("tls enroll: connection refused by the server")
+	}
+	return nil
+}
+
+// tlsHandler is the poller handler of the TLS loops: the server's own,
+// except that connections are marked as TLS and use shifted loop state.
+type tlsHandler Server
+
+var _ poller.Handler = (*tlsHandler)(nil)
+
+func (h *tlsHandler) OnOpen(pc *poller.Conn) {
+	s := (*Server)(h)
+	s.open(pc, int32(s.tls.offset+pc.Loop().Index()), &tlsPeer{})
+}
+
+func (h *tlsHandler) OnData(pc *poller.Conn, in []byte) int {
+	return (*handler)(h).OnData(pc, in)
+}
+
+func (h *tlsHandler) OnTimer(pc *poller.Conn) { (*handler)(h).OnTimer(pc) }
+
+func (h *tlsHandler) OnClose(pc *poller.Conn, err error) { (*handler)(h).OnClose(pc, err) }
+
+// shiftedLoop is a TLS loop as the hub sees it: its index follows the
+// plain loops'. A comparable value, so equal for the same loop.
+type shiftedLoop struct {
+	l     *poller.Loop
+	shift int
+}
+
+func (l shiftedLoop) Index() int          { return l.l.Index() + l.shift }
+func (l shiftedLoop) Run(fn func()) error { return l.l.Run(fn) }
+
+// hubLoop is the connection's loop as the hub indexes it.
+func (c *Conn) hubLoop() hub.Loop {
+	if c.tls == nil {
+		return c.pc.Loop()
+	}
+	return shiftedLoop{l: c.pc.Loop(), shift: c.srv.tls.offset}
+}
+
+// loopRef is a loop with the index of its state in Server.loops.
+type loopRef struct {
+	*poller.Loop
+	li int
+}
+
+// allLoops returns the plain loops and the TLS loops that own or have
+// owned a connection.
+func (s *Server) allLoops() []loopRef {
+	var out []loopRef
+	for _, l := range s.poller.Loops() {
+		out = append(out, loopRef{l, l.Index()})
+	}
+	if s.tls != nil {
+		for _, l := range s.tls.client.Loops() {
+			out = append(out, loopRef{l, s.tls.offset + l.Index()})
+		}
+	}
+	return out
+}
+
+// TLSAddr is the bound TLS listener's address; nil without one or before
+// Ready.
+func (s *Server) TLSAddr() net.Addr {
+	if s.tls == nil || s.tls.ln == nil {
+		return nil
+	}
+	return s.tls.ln.Addr()
+}
+
+// TLSStats are the TLS listener's counters at one moment.
+type TLSStats struct {
+	Active            int64  `json:"active"`
+	Handshaking       int64  `json:"handshaking"`
+	Handshakes        uint64 `json:"handshakes"`
+	HandshakeErrors   uint64 `json:"handshake_errors"`
+	HandshakeTimeouts uint64 `json:"handshake_timeouts"`
+}
+
+// TLSStats returns a snapshot of the TLS listener's counters, nil without
+// one. Safe from any goroutine.
+func (s *Server) TLSStats() *TLSStats {
+	if s.tls == nil {
+		return nil
+	}
+	st := s.tls.bridge.Stats()
+	return &TLSStats{
+		Active: st.Active.Load(), Handshaking: st.Handshaking.Load(), Handshakes: st.Handshakes.Load(),
+		HandshakeErrors: st.HandshakeErrors.Load(), HandshakeTimeouts: st.HandshakeTimeouts.Load(),
+	}
+}
+
+// CompressionStats are the permessage-deflate counters at one moment:
+// connections that negotiated it, payloads compressed (each shared frame
+// of a publish counts once, however many subscribers receive it) with
+// their sizes before and after, payloads sent plain, and messages inflated.
+type CompressionStats struct {
+	Negotiated    uint64 `json:"negotiated"`
+	Compressed    uint64 `json:"compressed"`
+	BytesIn       uint64 `json:"bytes_in"`
+	BytesOut      uint64 `json:"bytes_out"`
+	Skipped       uint64 `json:"skipped"`
+	Inflated      uint64 `json:"inflated"`
+	InflateErrors uint64 `json:"inflate_errors"`
+}
+
+// DeflateStats returns a snapshot of the compression counters, nil when
+// compression is off. Safe from any goroutine.
+func (s *Server) DeflateStats() *CompressionStats {
+	if s.deflate == nil {
+		return nil
+	}
+	z := s.deflate.Stats()
+	return &CompressionStats{
+		Negotiated: s.stats.HandshakesDeflate.Load(),
+		Compressed: z.Compressed.Load(), BytesIn: z.BytesIn.Load(), BytesOut: z.BytesOut.Load(),
+		Skipped: z.Skipped.Load(), Inflated: z.Inflated.Load(), InflateErrors: z.InflateErrors.Load(),
+	}
+}

@@ -1,0 +1,271 @@
+// Package tls tests herald's wss:// listener end to end against the
+// binary: Go clients (gorilla/websocket, coder/websocket) over TLS 1.2 and
+// 1.3 with compression, Chromium trusting a test certificate, and bad TLS
+// input (plain HTTP, garbage, silent and slow handshakes) that must not
+// hurt other connections.
+package tls
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	coder "github.com/coder/websocket"
+	"github.com/gorilla/websocket"
+
+	"github.com/herald-push/herald/internal/testutil"
+)
+
+// server is a herald process with a TLS listener.
+type server struct {
+	*testutil.Proc
+	tlsAddr string
+	roots   *x509.CertPool
+}
+
+// start makes a development certificate with `herald gencert` and runs
+// `herald serve` with it on a TLS listener.
+func start(t *testing.T, args ...string) *server {
+	t.Helper()
+	bin := testutil.Binary(t, "herald")
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if out, err := exec.Command(bin, "gencert", "--host", "127.0.0.1,localhost", "--cert", cert, "--key", key).CombinedOutput(); err != nil {
+		t.Fatalf("herald gencert: %v\n%s", err, out)
+	}
+	pemBytes, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("generated certificate does not parse")
+	}
+	all := append([]string{"serve", "--listen", "127.0.0.1:{port}", "--tls-listen", "127.0.0.1:{port:tls}",
+		"--tls-cert", cert, "--tls-key", key, "--log-level=warn"}, args...)
+	p := testutil.Start(t, bin, all...)
+	return &server{Proc: p, tlsAddr: p.Extra["tls"], roots: roots}
+}
+
+func (s *server) tlsConfig(version uint16) *tls.Config {
+	return &tls.Config{RootCAs: s.roots, ServerName: "127.0.0.1", MinVersion: version, MaxVersion: version}
+}
+
+// TestGoClients echoes over wss:// with gorilla and coder, on TLS 1.2 and
+// 1.3, with and without compression.
+func TestGoClients(t *testing.T) {
+	srv := start(t, "--echo", "--api-listen", "")
+	msg := strings.Repeat("wss echo with compression ", 400)
+	for _, v := range []struct {
+		name    string
+		version uint16
+	}{{"tls1.2", tls.VersionTLS12}, {"tls1.3", tls.VersionTLS13}} {
+		for _, compress := range []bool{false, true} {
+			name := fmt.Sprintf("%s/compress=%v", v.name, compress)
+			t.Run("gorilla/"+name, func(t *testing.T) {
+				d := websocket.Dialer{TLSClientConfig: srv.tlsConfig(v.version), EnableCompression: compress, HandshakeTimeout: 5 * time.Second}
+				c, resp, err := d.Dial("wss://"+srv.tlsAddr+"/", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				ext := resp.Header.Get("Sec-WebSocket-Extensions")
+				if got := strings.HasPrefix(ext, "permessage-deflate"); got != compress {
+					t.Fatalf("extensions %q with compression %v", ext, compress)
+				}
+				for i := range 5 {
+					if err := c.WriteMessage(websocket.TextMessage, []byte(msg[i:])); err != nil {
+						t.Fatal(err)
+					}
+					c.SetReadDeadline(time.Now().Add(5 * time.Second))
+					_, got, err := c.ReadMessage()
+					if err != nil || string(got) != msg[i:] {
+						t.Fatalf("echo %d: %d bytes, %v", i, len(got), err)
+					}
+				}
+			})
+			t.Run("coder/"+name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				mode := coder.CompressionDisabled
+				if compress {
+					mode = coder.CompressionNoContextTakeover
+				}
+				hc := &http.Client{Transport: &http.Transport{TLSClientConfig: srv.tlsConfig(v.version)}}
+				c, resp, err := coder.Dial(ctx, "wss://"+srv.tlsAddr+"/", &coder.DialOptions{HTTPClient: hc, CompressionMode: mode})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.CloseNow()
+				if got := strings.HasPrefix(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate"); got != compress {
+					t.Fatalf("extensions %q with compression %v", resp.Header.Get("Sec-WebSocket-Extensions"), compress)
+				}
+				c.SetReadLimit(1 << 20)
+				for i := range 5 {
+					if err := c.Write(ctx, coder.MessageBinary, []byte(msg[i:])); err != nil {
+						t.Fatal(err)
+					}
+					_, got, err := c.Read(ctx)
+					if err != nil || string(got) != msg[i:] {
+						t.Fatalf("echo %d: %d bytes, %v", i, len(got), err)
+					}
+				}
+				c.Close(coder.StatusNormalClosure, "")
+			})
+		}
+	}
+}
+
+// TestOldTLSRefused checks that TLS 1.1 is refused.
+func TestOldTLSRefused(t *testing.T) {
+	srv := start(t, "--echo", "--api-listen", "")
+	conf := srv.tlsConfig(tls.VersionTLS11)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", srv.tlsAddr, conf)
+	if err == nil {
+		c.Close()
+		t.Fatal("TLS 1.1 handshake succeeded")
+	}
+}
+
+// TestBadHandshakesDoNotHurtOthers opens plain-HTTP, garbage, silent and
+// trickling connections to the TLS port while a good client keeps
+// echoing; the good client must stay fast and the bad ones be closed by
+// the handshake deadline.
+func TestBadHandshakesDoNotHurtOthers(t *testing.T) {
+	srv := start(t, "--echo", "--api-listen", "", "--handshake-timeout=1s")
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", srv.tlsAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// Plain HTTP on the TLS port gets an HTTP 400 from crypto/tls, and the
+	// connection ends.
+	httpConn := dial()
+	fmt.Fprintf(httpConn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	httpConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(httpConn), nil); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("plain HTTP on the TLS port: %v, %v; want a 400", resp, err)
+	}
+	garbage := dial()
+	garbage.Write([]byte("\x16\x03\x01\xff\xff this is not a client hello at all"))
+	var silent, trickle []net.Conn
+	for range 100 {
+		silent = append(silent, dial())
+	}
+	for range 20 {
+		c := dial()
+		trickle = append(trickle, c)
+		c.Write([]byte{0x16, 0x03}) // the start of a record, then nothing
+	}
+	d := websocket.Dialer{TLSClientConfig: srv.tlsConfig(0), HandshakeTimeout: 5 * time.Second}
+	good, _, err := d.Dial("wss://"+srv.tlsAddr+"/", nil)
+	if err != nil {
+		t.Fatalf("good client: %v", err)
+	}
+	defer good.Close()
+	for i := range 20 {
+		start := time.Now()
+		good.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint("ping ", i)))
+		good.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, _, err := good.ReadMessage(); err != nil {
+			t.Fatalf("good client echo %d: %v", i, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("echo %d took %v", i, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// By now (> 1 s) the handshake deadline has closed every bad one.
+	for _, c := range append(append(silent, trickle...), garbage) {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 512)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Fatalf("a bad handshake was not closed by the deadline")
+				}
+				break
+			}
+		}
+	}
+}
+
+// TestChromiumWSSCompressedBroadcast opens a page whose WebSocket goes to
+// wss:// (Chromium trusts the test certificate through
+// --ignore-certificate-errors), checks that it negotiated
+// permessage-deflate, publishes over the API and checks that the browser
+// received the broadcast and that the server compressed it.
+func TestChromiumWSSCompressedBroadcast(t *testing.T) {
+	srv := start(t, "--api-listen", "127.0.0.1:{port:api}", "--allow-anonymous")
+	api := srv.Extra["api"]
+	page := `<!doctype html><pre id="out">running</pre><script>
+const out = document.getElementById('out');
+const ws = new WebSocket('wss://` + srv.tlsAddr + `/ws?channel=news');
+ws.onmessage = (ev) => {
+  const m = JSON.parse(ev.data);
+  if (m.op === 'subscribed') { out.textContent = 'subscribed ' + ws.extensions; return; }
+  if (m.channel === 'news') out.textContent = 'got ' + m.data.headline.length + ' ' + ws.extensions;
+};
+ws.onerror = () => { out.textContent = 'error'; };
+</script>`
+	pageSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte(page))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go pageSrv.Serve(ln)
+	t.Cleanup(func() { pageSrv.Close() })
+	ctx := testutil.Browser(t, 60*time.Second, srv.tlsAddr, ln.Addr().String())
+	if err := chromedpNavigate(ctx, "http://"+ln.Addr().String()+"/"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pollText(ctx, "subscribed"); err != nil {
+		t.Fatalf("subscribing: %v", err)
+	}
+	headline := strings.Repeat("compressed over wss ", 50)
+	body := `{"headline":"` + headline + `"}`
+	resp, err := http.Post("http://"+api+"/api/publish?channel=news", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := pollText(ctx, "got"); err != nil {
+		t.Fatalf("waiting for the broadcast: %v", err)
+	}
+	got, _ := textOf(ctx)
+	want := fmt.Sprintf("got %d permessage-deflate", len(headline))
+	if !strings.HasPrefix(got, want) {
+		t.Fatalf("page says %q, want %q...", got, want)
+	}
+	var stats struct {
+		Deflate struct{ Negotiated, Compressed uint64 } `json:"deflate"`
+		TLS     struct{ Handshakes uint64 }             `json:"tls"`
+	}
+	r, err := http.Get("http://" + api + "/api/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	json.NewDecoder(r.Body).Decode(&stats)
+	if stats.Deflate.Negotiated < 1 || stats.Deflate.Compressed < 1 || stats.TLS.Handshakes < 1 {
+		t.Fatalf("stats %+v: want a TLS handshake, a negotiation and a compressed broadcast", stats)
+	}
+	t.Logf("chromium over wss: %q, stats %+v", got, stats)
+}

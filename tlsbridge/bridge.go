@@ -1,0 +1,320 @@
+// Package tlsbridge terminates TLS (wss://) in front of herald's event
+// loops, inside the process: it accepts TLS connections, runs the handshake
+// with crypto/tls under a deadline, and then bridges each connection's
+// plaintext to one end of a Unix socket pair whose other end the caller
+// hands to its event loops, where it looks like any plain connection.
+//
+// gnet, under the loops, does not speak TLS, and crypto/tls needs a
+// blocking net.Conn, so TLS runs here on goroutines: one per connection
+// during the handshake, two per connection afterwards (one each way). They
+// hold no buffer while the connection is idle: each waits for the socket to
+// become readable without a read buffer (a one-byte MSG_PEEK) and borrows a
+// pooled buffer only to move bytes that have arrived. What an idle TLS
+// connection still costs — two goroutine stacks, crypto/tls's connection
+// state and a second socket pair — is measured in bench/TLS_DEFLATE.md;
+// tuning.md says when to terminate TLS in front of herald instead.
+//
+// Bad TLS input cannot hurt other connections: every handshake runs on its
+// own goroutine under a deadline, the number of handshakes in flight is
+// capped (the rest wait in the kernel's accept queue), and a connection
+// that fails its handshake is closed without reaching the loops.
+//
+// A Bridge's methods are safe for concurrent use.
+package tlsbridge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of a Config whose fields are zero.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultWriteTimeout     = 30 * time.Second
+	// DefaultMaxHandshakesPerCPU times the number of CPUs bounds the
+	// handshakes in flight.
+	DefaultMaxHandshakesPerCPU = 256
+)
+
+// Config configures a Bridge. TLS is required; every other zero field
+// takes its default.
+type Config struct {
+	// TLS is the server's TLS configuration (certificates). MinVersion
+	// below TLS 1.2 is raised to TLS 1.2.
+	TLS *tls.Config
+	// HandshakeTimeout bounds the TLS handshake; a client that has not
+	// finished it in time is disconnected. 0 means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds one write to the TLS client; a client that
+	// takes no data for this long is disconnected (by then the event loop
+	// has usually closed it as a slow consumer). 0 means
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// MaxHandshakes bounds the handshakes in progress at once; 0 means
+	// DefaultMaxHandshakesPerCPU per CPU.
+	MaxHandshakes int
+	// Logger receives handshake failures at debug level; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Peer describes a bridged connection's TLS client.
+type Peer struct {
+	// Remote is the client's address.
+	Remote net.Addr
+	// Version and CipherSuite are what the handshake agreed
+	// (tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, ...).
+	Version, CipherSuite uint16
+	// ServerName is the SNI the client sent ("" if none).
+	ServerName string
+}
+
+// Enroll takes the plaintext end of a bridged connection and hands it to
+// the event loops. It owns plain from then on, and must close it on
+// failure. It is called on the connection's goroutine and may block until
+// the loops have it; plaintext starts flowing when it returns.
+type Enroll func(plain net.Conn, peer Peer) error
+
+// Stats are a Bridge's counters, safe to read from any goroutine.
+type Stats struct {
+	// Active is the number of bridged connections (handshake done, not yet
+	// closed); Handshaking those in their handshake.
+	Active, Handshaking atomic.Int64
+	// Handshakes counts completed handshakes, HandshakeErrors failed ones
+	// (including timeouts), HandshakeTimeouts those that ran out of time.
+	Handshakes, HandshakeErrors, HandshakeTimeouts atomic.Uint64
+}
+
+// Bridge accepts TLS connections and bridges them to event loops. Create
+// it with New, run it with Serve, stop it with Close.
+type Bridge struct {
+	cfg    Config
+	enroll Enroll
+	log    *slog.Logger
+	sem    chan struct{} // one token per handshake in flight
+	stats  Stats
+
+	mu      sync.Mutex
+	ln      net.Listener
+	stopped bool // no more accepts (StopAccepting or Close)
+	closed  bool // Close was called
+	conns   map[*bridged]struct{}
+	wg      sync.WaitGroup
+}
+
+// New returns a Bridge that hands each connection to enroll once its TLS
+// handshake is done.
+func New(cfg Config, enroll Enroll) (*Bridge, error) {
+	if cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil) {
+		return nil, errors.New("tlsbridge: a TLS config with a certificate is required")
+	}
+	if enroll == nil {
+		return nil, errors.New("tlsbridge: enroll is required")
+	}
+	cfg.TLS = cfg.TLS.Clone()
+	if cfg.TLS.MinVersion < tls.VersionTLS12 {
+		cfg.TLS.MinVersion = tls.VersionTLS12
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakesPerCPU * runtime.NumCPU()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Bridge{
+		cfg:    cfg,
+		enroll: enroll,
+		log:    cfg.Logger,
+		sem:    make(chan struct{}, cfg.MaxHandshakes),
+		conns:  map[*bridged]struct{}{},
+	}, nil
+}
+
+// Stats returns the live counters.
+func (b *Bridge) Stats() *Stats { return &b.stats }
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("tlsbridge: closed")
+
+// Serve accepts connections on ln until Close, which makes it return
+// ErrClosed; any other accept error that is not temporary ends it too. ln
+// is closed when Serve returns.
+func (b *Bridge) Serve(ln net.Listener) error {
+	b.mu.Lock()
+	if b.stopped {
+		b.mu.Unlock()
+		_ = ln.Close()
+		return ErrClosed
+	}
+	b.ln = ln
+	b.mu.Unlock()
+	defer ln.Close()
+	var backoff time.Duration
+	for {
+		// Take a handshake slot before accepting, so that a flood waits in
+		// the kernel's accept queue rather than in goroutines here.
+		b.sem <- struct{}{}
+		raw, err := ln.Accept()
+		if err != nil {
+			<-b.sem
+			if b.isStopped() {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				b.log.Warn("tls accept", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("tlsbridge: accept: %w", err)
+		}
+		backoff = 0
+		b.wg.Add(1)
+		go b.handle(raw)
+	}
+}
+
+// Close stops accepting and closes every bridged connection at once. For a
+// graceful end, close the connections through the event loops first (their
+// bridges end when the loops close the plaintext side).
+func (b *Bridge) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.stopped = true
+	ln := b.ln
+	conns := make([]*bridged, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	for _, c := range conns {
+		c.close()
+	}
+	b.wg.Wait()
+	return nil
+}
+
+// StopAccepting closes the listener but leaves bridged connections open,
+// for a graceful drain; Serve returns ErrClosed.
+func (b *Bridge) StopAccepting() {
+	b.mu.Lock()
+	b.stopped = true
+	ln := b.ln
+	b.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+}
+
+func (b *Bridge) isStopped() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stopped
+}
+
+// handle runs one connection: the handshake, then the bridge.
+func (b *Bridge) handle(raw net.Conn) {
+	defer b.wg.Done()
+	tc, peer, ok := b.handshake(raw)
+	<-b.sem
+	if !ok {
+		return
+	}
+	plain, mine, err := socketPair()
+	if err != nil {
+		b.log.Warn("tls bridge: socket pair", "err", err)
+		_ = tc.Close()
+		return
+	}
+	c := &bridged{tc: tc, raw: raw, plain: mine, writeTimeout: b.cfg.WriteTimeout}
+	if !b.track(c) {
+		_ = plain.Close()
+		c.close()
+		return
+	}
+	defer b.untrack(c)
+	if err := b.enroll(plain, peer); err != nil {
+		b.log.Debug("tls bridge: enroll", "remote", peer.Remote, "err", err)
+		c.close()
+		return
+	}
+	b.stats.Active.Add(1)
+	defer b.stats.Active.Add(-1)
+	c.run()
+}
+
+// handshake runs the TLS handshake under the deadline.
+func (b *Bridge) handshake(raw net.Conn) (*tls.Conn, Peer, bool) {
+	b.stats.Handshaking.Add(1)
+	defer b.stats.Handshaking.Add(-1)
+	tc := tls.Server(raw, b.cfg.TLS)
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		b.stats.HandshakeErrors.Add(1)
+		if ctx.Err() != nil {
+			b.stats.HandshakeTimeouts.Add(1)
+		}
+		b.log.Debug("tls handshake failed", "remote", raw.RemoteAddr(), "err", err)
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader[:]) {
+			// As net/http does: tell a plain-HTTP client what went wrong.
+			_ = raw.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = io.WriteString(raw, "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+		}
+		_ = raw.Close()
+		return nil, Peer{}, false
+	}
+	b.stats.Handshakes.Add(1)
+	st := tc.ConnectionState()
+	return tc, Peer{Remote: raw.RemoteAddr(), Version: st.Version, CipherSuite: st.CipherSuite, ServerName: st.ServerName}, true
+}
+
+func (b *Bridge) track(c *bridged) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.conns[c] = struct{}{}
+	return true
+}
+
+func (b *Bridge) untrack(c *bridged) {
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+}
+
+// looksLikeHTTP reports whether the first bytes of a failed handshake are
+// the start of an HTTP request line.
+func looksLikeHTTP(hdr []byte) bool {
+	switch string(hdr) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,201 @@
+//go:build unix
+
+package tlsbridge
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// syscallEMFILE is the accept error of a process out of file descriptors,
+// worth a pause rather than the end of the listener.
+var syscallEMFILE = syscall.EMFILE
+
+// bufSize is the size of the pooled buffers that move bytes: a TLS record's
+// largest plaintext, so one read drains one record.
+const bufSize = 16 << 10
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// bridged is one connection: the TLS side, the raw TCP connection under it
+// and this side's end of the socket pair.
+type bridged struct {
+	tc           *tls.Conn
+	raw          net.Conn
+	plain        net.Conn
+	writeTimeout time.Duration
+	once         sync.Once
+}
+
+// close closes both sides; safe to call more than once and concurrently.
+func (c *bridged) close() {
+	c.once.Do(func() {
+		_ = c.plain.Close()
+		// Close sends close_notify (bounded by a write deadline, since the
+		// client may not be reading) and closes the TCP connection.
+		_ = c.raw.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.tc.Close()
+	})
+}
+
+// run moves bytes both ways until either side ends, then closes both.
+func (c *bridged) run() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.up()
+		c.close()
+	}()
+	c.down()
+	c.close()
+	<-done
+}
+
+// up moves plaintext from the TLS client to the event loop. Between bursts
+// it holds no buffer: it waits for the TCP socket to be readable, then
+// reads what crypto/tls can decrypt with a pooled buffer, draining records
+// already buffered inside crypto/tls with reads whose deadline has passed
+// (crypto/tls treats a timeout as temporary, so the connection stays
+// usable).
+func (c *bridged) up() {
+	rc, err := c.raw.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return
+	}
+	// The client may have sent data right behind its last handshake
+	// message (TLS 1.3 clients do), which crypto/tls may already hold:
+	// drain first, then wait.
+	deadline := past
+	for {
+		bp := bufs.Get().(*[]byte)
+		err := c.drainTLS(*bp, deadline)
+		bufs.Put(bp)
+		if err != nil {
+			return
+		}
+		if err := waitReadable(rc); err != nil {
+			return
+		}
+		deadline = time.Now().Add(trickle)
+	}
+}
+
+// past is a deadline that has passed.
+var past = time.Unix(1, 0)
+
+// trickle bounds the first read after the socket turned readable: a record
+// that does not complete in that time is left inside crypto/tls (which
+// keeps the bytes it read) and the buffer goes back to the pool, so a
+// client trickling bytes cannot pin one.
+const trickle = 200 * time.Millisecond
+
+// drainTLS reads and forwards everything crypto/tls can return now: a first
+// read under deadline, then reads with a deadline in the past until one
+// times out. A timeout ends the drain, not the connection.
+func (c *bridged) drainTLS(buf []byte, deadline time.Time) error {
+	defer c.raw.SetReadDeadline(time.Time{})
+	for {
+		_ = c.raw.SetReadDeadline(deadline)
+		n, err := c.tc.Read(buf)
+		if n > 0 {
+			if _, werr := c.plain.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		deadline = past
+	}
+}
+
+// down moves plaintext from the event loop to the TLS client, borrowing a
+// buffer only once the socket pair is readable.
+func (c *bridged) down() {
+	rc, err := c.plain.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return
+	}
+	for {
+		if err := waitReadable(rc); err != nil {
+			return
+		}
+		bp := bufs.Get().(*[]byte)
+		n, err := c.plain.Read(*bp)
+		if n > 0 {
+			_ = c.raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+			_, werr := c.tc.Write((*bp)[:n])
+			if werr != nil {
+				err = werr
+			}
+		}
+		bufs.Put(bp)
+		if err != nil {
+			return
+		}
+	}
+}
+
+// waitReadable blocks, in the runtime's netpoller and with no buffer, until
+// the socket has data to read or has been closed (EOF counts as readable:
+// the read that follows reports it).
+func waitReadable(rc syscall.RawConn) error {
+	var one [1]byte
+	var serr error
+	err := rc.Read(func(fd uintptr) bool {
+		_, _, e := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if e == syscall.EAGAIN || e == syscall.EINTR {
+			return false
+		}
+		serr = e
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	return nil
+}
+
+// socketPair returns the two ends of a connected Unix stream socket pair:
+// the first for the event loops, the second for the bridge.
+func socketPair() (net.Conn, net.Conn, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	a, err := fileConn(fds[0], "herald-tls-loop")
+	if err != nil {
+		syscall.Close(fds[1])
+		return nil, nil, err
+	}
+	b, err := fileConn(fds[1], "herald-tls-bridge")
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, b, nil
+}
+
+// fileConn turns fd into a net.Conn; fd is closed (net.FileConn keeps a
+// duplicate).
+func fileConn(fd int, name string) (net.Conn, error) {
+	syscall.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, &net.OpError{Op: "fileconn", Net: "unix", Err: err}
+	}
+	return c, nil
+}
