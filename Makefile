@@ -3,7 +3,10 @@ GO        ?= go
 BIN       := bin
 PKGS      := ./...
 # Packages whose tests exercise goroutines and event loops; they also run under -race.
-RACE_PKGS := $(foreach d,pool poller hub server broker loadgen demo test/e2e test/browser,$(if $(wildcard $(d)),./$(d)/...))
+RACE_PKGS := $(foreach d,pool poller hub server broker loadgen tlsbridge demo,$(if $(wildcard $(d)),./$(d)/...))
+# End-to-end tests run once more against a herald binary built with -race
+# (the server is another process: its races show only in its own build).
+RACE_E2E  := TestPublishReachesEverySubscriber|TestUserChannel|TestRecovery|TestConcurrentPublishNoLossNoDup|TestDrain|TestTokens|TestPingTimeout|TestFanOutAcrossNodes|TestNodeDeath|TestPushCompressOnce|TestCompressionFailures
 FUZZTIME  ?= 30s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
@@ -29,6 +32,7 @@ test-deps:
 test: test-deps lint cross build
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
+	HERALD_TEST_RACE=1 $(GO) test -count=1 -timeout 20m -run '$(RACE_E2E)' ./test/e2e/ ./test/cluster/ ./test/compression/
 
 lint: vet fmt-check
 

@@ -25,6 +25,10 @@ func moduleRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// RaceEnv, set to 1, makes Binary build with the race detector, and Stop
+// fail the test when the process reported a data race.
+const RaceEnv = "HERALD_TEST_RACE"
+
 // Binary builds ./cmd/<name> (once per test process) and returns its path.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
@@ -34,12 +38,25 @@ func Binary(t testing.TB, name string) string {
 	if p, ok := binaries[key]; ok {
 		return p
 	}
-	dir, err := os.MkdirTemp("", "herald-test-bin-")
-	if err != nil {
-		t.Fatalf("temp dir: %v", err)
+	// One folder per test package (the working directory of a test is its
+	// package's folder) under the module's ignored bin/, so parallel
+	// packages never overwrite each other's binary and nothing piles up in
+	// the system's temp folder.
+	wd, _ := os.Getwd()
+	flavor := filepath.Base(wd)
+	if os.Getenv(RaceEnv) == "1" {
+		flavor += "-race"
+	}
+	dir := filepath.Join(moduleRoot(), "bin", "test", flavor)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("test binary folder: %v", err)
 	}
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
+	args := []string{"build", "-o", out}
+	if os.Getenv(RaceEnv) == "1" {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/"+name)...)
 	cmd.Dir = moduleRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, b)
@@ -167,8 +184,14 @@ func (p *Proc) Wait(d time.Duration) (exited bool, err error) {
 	}
 }
 
-// Stop ends the process: SIGTERM, then SIGKILL after 10 s.
+// Stop ends the process: SIGTERM, then SIGKILL after 10 s. It fails the
+// test if the process (built with RaceEnv) reported a data race.
 func (p *Proc) Stop(t testing.TB) {
+	defer func() {
+		if strings.Contains(p.Log.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race:\n%s", p.Cmd.Path, p.Log)
+		}
+	}()
 	select {
 	case <-p.done:
 		return
