@@ -47,12 +47,10 @@ type Conn struct {
 	// li indexes Server.loops: the poller loop's index, shifted past the
 	// plain listener's loops for connections that came in over TLS.
 	li int32
-	// tls describes the TLS session of a connection accepted on the TLS
-	// listener; nil for plain connections.
-	tls *tlsPeer
-	// expiresAt is when the connection's credentials expire (unix seconds;
-	// 0 = never); the liveness timer closes it with 4001 then.
-	expiresAt int64
+	// expiresAt is when the connection's credentials expire (unix seconds,
+	// 32 bits to keep Conn small: good until 2106; 0 = never); the
+	// liveness timer closes it with 4001 then.
+	expiresAt uint32
 	// App is free for the App's own per-connection state.
 	App any
 }
@@ -66,14 +64,24 @@ func (c *Conn) Loop() *poller.Loop { return c.pc.Loop() }
 // RemoteAddr is the peer's address (for a TLS connection, the address of
 // the TLS client, not of the bridge in between).
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.tls != nil && c.tls.remote != nil {
-		return c.tls.remote
+	if p := c.tlsPeer(); p != nil && p.remote != nil {
+		return p.remote
 	}
 	return c.pc.RemoteAddr()
 }
 
 // TLS reports whether the connection came in over TLS (wss://).
-func (c *Conn) TLS() bool { return c.tls != nil }
+func (c *Conn) TLS() bool { return c.tlsPeer() != nil }
+
+// tlsPeer is the TLS session of a connection bridged from the TLS
+// listener, nil for plain connections. It lives in the loop's table rather
+// than in Conn, which every plain connection would pay for.
+func (c *Conn) tlsPeer() *tlsPeer {
+	if c.srv.tls == nil || int(c.li) < c.srv.tls.offset {
+		return nil
+	}
+	return c.srv.loops[c.li].tlsPeers[c]
+}
 
 // Compressed reports whether permessage-deflate was negotiated.
 func (c *Conn) Compressed() bool { return c.z.Enabled() }
@@ -118,7 +126,7 @@ func (c *Conn) WritePrepared(frame []byte) bool {
 // ExpireAt makes the server close the connection with CloseTokenExpired
 // (4001) at t, e.g. when its token expires.
 func (c *Conn) ExpireAt(t time.Time) {
-	c.expiresAt = t.Unix()
+	c.expiresAt = uint32(max(t.Unix(), 1))
 	c.srv.armTimer(c)
 }
 
@@ -158,7 +166,7 @@ func (s *Server) armTimer(c *Conn) {
 // the credentials expire sooner.
 func (s *Server) armTimerFor(c *Conn, d time.Duration) {
 	if c.expiresAt != 0 {
-		left := time.Until(time.Unix(c.expiresAt, 0))
+		left := time.Until(time.Unix(int64(c.expiresAt), 0))
 		if left < time.Second {
 			left = time.Second
 		}
@@ -188,7 +196,14 @@ func (h *handler) OnOpen(pc *poller.Conn) { h.srv().open(pc, int32(pc.Loop().Ind
 // connection bridged from the TLS listener.
 func (s *Server) open(pc *poller.Conn, li int32, peer *tlsPeer) {
 	n := s.conns.Add(1)
-	c := &Conn{pc: pc, srv: s, li: li, tls: peer}
+	c := &Conn{pc: pc, srv: s, li: li}
+	if peer != nil {
+		ls := &s.loops[li]
+		if ls.tlsPeers == nil {
+			ls.tlsPeers = map[*Conn]*tlsPeer{}
+		}
+		ls.tlsPeers[c] = peer
+	}
 	pc.SetContext(c)
 	if s.draining.Load() || (s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns)) {
 		s.stats.HandshakesFailed.Add(1)
@@ -365,7 +380,7 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 		s.log.Debug("handshake timeout", "conn", c.ID(), "remote", c.RemoteAddr())
 		pc.Close()
 	case stateOpen:
-		if c.expiresAt != 0 && time.Now().Unix() >= c.expiresAt {
+		if c.expiresAt != 0 && time.Now().Unix() >= int64(c.expiresAt) {
 			s.stats.TokenExpired.Add(1)
 			s.log.Debug("credentials expired", "conn", c.ID())
 			s.closeConn(pc, CloseTokenExpired, "token expired")
@@ -399,6 +414,9 @@ func (h *handler) OnClose(pc *poller.Conn, err error) {
 	}
 	c.dec.Reset()
 	c.state = stateClosing
+	if m := s.loops[c.li].tlsPeers; m != nil {
+		delete(m, c)
+	}
 }
 
 // EchoApp is the RFC 6455 echo server: every text or binary message comes

@@ -97,6 +97,9 @@ type PushApp struct {
 // pushLoop is per-loop state of the push app.
 type pushLoop struct {
 	users map[string][]*Session
+	// ips holds the address each session counts against the per-IP
+	// limit; used only when that limit is on.
+	ips map[*Session]netip.Addr
 }
 
 // NewPushApp builds the push app; attach it with New(cfg, app, log) and
@@ -121,12 +124,14 @@ func (a *PushApp) Bind(s *Server) {
 // Session is one client's push state: who it is, what it subscribed to. It
 // is owned by the connection's loop; methods other than ID and Subject are
 // for that loop only unless stated.
+//
+// It is kept small (64 bytes) because every connection has one: the app is
+// reached through the connection, and the address held against the per-IP
+// limit lives in the loop's table, only when that limit is on.
 type Session struct {
 	conn     *Conn
-	app      *PushApp
 	claims   *auth.Claims
 	channels []string
-	ip       netip.Addr
 	raw      bool
 	// pending holds what the upgrade request asked for until OnOpen acts
 	// on it; nil afterwards, so an idle session keeps none of it.
@@ -205,13 +210,17 @@ func (a *PushApp) Accept(c *Conn, req *codec.Request) (string, error) {
 	if err != nil {
 		return "", &codec.HandshakeError{Status: 401, Reason: err.Error()}
 	}
-	sess := &Session{conn: c, app: a, claims: claims, raw: q.first("format") == "raw"}
+	sess := &Session{conn: c, claims: claims, raw: q.first("format") == "raw"}
 	if a.o.IPLimit != nil {
 		if ap, ok := remoteIP(c.RemoteAddr()); ok {
 			if !a.o.IPLimit.Acquire(ap) {
 				return "", &codec.HandshakeError{Status: 429, Reason: "too many connections from this address"}
 			}
-			sess.ip = ap
+			pl := &a.loops[c.li]
+			if pl.ips == nil {
+				pl.ips = map[*Session]netip.Addr{}
+			}
+			pl.ips[sess] = ap
 		}
 	}
 	var ps pendingSubs
@@ -307,8 +316,12 @@ func (a *PushApp) OnClose(c *Conn) {
 			pl.users[sub] = list
 		}
 	}
-	if sess.ip.IsValid() && a.o.IPLimit != nil {
-		a.o.IPLimit.Release(sess.ip)
+	if a.o.IPLimit != nil {
+		pl := &a.loops[c.li]
+		if ip, ok := pl.ips[sess]; ok {
+			delete(pl.ips, sess)
+			a.o.IPLimit.Release(ip)
+		}
 	}
 }
 
@@ -325,7 +338,7 @@ func (s *Session) Deliver(m *hub.Message) {
 		return
 	}
 	frame := s.frameOf(m)
-	a := s.app
+	a := c.srv.app.(*PushApp)
 	if c.pc.Buffered()+len(frame) > a.srv.cfg.WriteBufferLimit {
 		switch a.o.Slow {
 		case SlowDrop:

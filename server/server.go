@@ -65,6 +65,8 @@ type Server struct {
 // goroutine touches it.
 type loopState struct {
 	out arena
+	// tlsPeers holds the TLS session of each connection of a TLS loop.
+	tlsPeers map[*Conn]*tlsPeer
 }
 
 // Stats are server-wide counters, safe to read from any goroutine.

@@ -105,12 +105,16 @@ func (t *tlsSide) enroll(plain net.Conn, peer tlsbridge.Peer) error {
 	res := make(chan bool, 1)
 	err = pc.Loop().Run(func() {
 		c, _ := pc.Context().(*Conn)
-		if c == nil || c.tls == nil || pc.Closed() {
+		var tp *tlsPeer
+		if c != nil {
+			tp = c.tlsPeer()
+		}
+		if tp == nil || pc.Closed() {
 			res <- false
 			return
 		}
-		c.tls.remote = peer.Remote
-		c.tls.version = peer.Version
+		tp.remote = peer.Remote
+		tp.version = peer.Version
 		res <- true
 	})
 	if err != nil {
@@ -153,7 +157,7 @@ func (l shiftedLoop) Run(fn func()) error { return l.l.Run(fn) }
 
 // hubLoop is the connection's loop as the hub indexes it.
 func (c *Conn) hubLoop() hub.Loop {
-	if c.tls == nil {
+	if c.srv.tls == nil || int(c.li) < c.srv.tls.offset {
 		return c.pc.Loop()
 	}
 	return shiftedLoop{l: c.pc.Loop(), shift: c.srv.tls.offset}
