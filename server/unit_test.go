@@ -1,0 +1,86 @@
+package server
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseQuery(t *testing.T) {
+	q := parseQuery("channel=a&channel=b%3Ac&token=x.y.z&format=raw&since=b%3Ac%3A41%3Aep0ch&empty=&&novalue")
+	if got := q.all("channel"); len(got) != 2 || got[0] != "a" || got[1] != "b:c" {
+		t.Fatalf("channels %q", got)
+	}
+	for k, want := range map[string]string{"token": "x.y.z", "format": "raw", "since": "b:c:41:ep0ch", "empty": "", "novalue": "", "missing": ""} {
+		if got := q.first(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if got := parseQuery("bad=%zz").first("bad"); got != "%zz" {
+		t.Errorf("a bad escape keeps the raw text, got %q", got)
+	}
+}
+
+func TestArena(t *testing.T) {
+	var a arena
+	b1 := append(a.alloc(10), "0123456789"...)
+	b2 := append(a.alloc(arenaChunk/4), make([]byte, arenaChunk/4)...)
+	b3 := append(a.alloc(arenaChunk/4), make([]byte, arenaChunk/4)...)
+	big := a.alloc(arenaChunk)
+	if cap(big) < arenaChunk {
+		t.Fatalf("big alloc cap %d", cap(big))
+	}
+	// Slices handed out earlier stay intact while later ones are carved.
+	for i := 0; i < 5; i++ {
+		_ = append(a.alloc(arenaChunk/3), make([]byte, arenaChunk/3)...)
+	}
+	if string(b1) != "0123456789" || len(b2) != arenaChunk/4 || len(b3) != arenaChunk/4 {
+		t.Fatal("earlier allocations were overwritten")
+	}
+	a.reset()
+	if len(a.chunks) > 2 || len(a.big) != 0 || a.cur != 0 {
+		t.Fatalf("reset keeps %d chunks, %d big, cur %d", len(a.chunks), len(a.big), a.cur)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		a.reset()
+		_ = a.alloc(100)
+		_ = a.alloc(1000)
+	}); n != 0 {
+		t.Fatalf("steady-state arena allocs = %v, want 0", n)
+	}
+}
+
+func TestParseSlowPolicy(t *testing.T) {
+	for in, want := range map[string]SlowPolicy{"": SlowClose, "close": SlowClose, "close-policy": SlowClosePolicy, "drop": SlowDrop} {
+		if got, ok := ParseSlowPolicy(in); !ok || got != want {
+			t.Errorf("%q → %q %v", in, got, ok)
+		}
+	}
+	if _, ok := ParseSlowPolicy("block"); ok {
+		t.Error("unknown policy accepted")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := DefaultConfig()
+	if err := good.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	cases := map[string]func(c *Config){
+		"no listen":           func(c *Config) { c.Listen = "" },
+		"frame <= 0":          func(c *Config) { c.MaxFrameSize = 0 },
+		"message < frame":     func(c *Config) { c.MaxMessageSize = c.MaxFrameSize - 1 },
+		"tiny header":         func(c *Config) { c.MaxHeaderBytes = 100 },
+		"no handshake time":   func(c *Config) { c.HandshakeTimeout = 0 },
+		"ping without pong":   func(c *Config) { c.PingInterval = Duration(time.Second); c.PongTimeout = 0 },
+		"no write limit":      func(c *Config) { c.WriteBufferLimit = 0 },
+		"negative max conns":  func(c *Config) { c.MaxConns = -1 },
+		"negative loop count": func(c *Config) { c.Loops = -2 },
+	}
+	for name, mutate := range cases {
+		c := DefaultConfig()
+		mutate(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
