@@ -51,6 +51,11 @@ type Config struct {
 	// accepted sockets; 0 leaves the kernel's autotuning alone.
 	SocketRecvBuffer int `json:"socket_recv_buffer"`
 	SocketSendBuffer int `json:"socket_send_buffer"`
+	// TCPKeepAlive turns on TCP keep-alive probes after this much idle time
+	// (0: off). WebSocket pings already find dead peers; keep-alive helps
+	// where a NAT or load balancer drops idle flows sooner than the ping
+	// interval.
+	TCPKeepAlive Duration `json:"tcp_keepalive"`
 
 	// Compression accepts permessage-deflate (RFC 7692) from clients that
 	// offer it, always without context takeover on either side, so a

@@ -147,6 +147,7 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		TCPNoDelay:       true,
 		SocketRecvBuffer: cfg.SocketRecvBuffer,
 		SocketSendBuffer: cfg.SocketSendBuffer,
+		TCPKeepAlive:     cfg.TCPKeepAlive.D(),
 		Logger:           log,
 	}, (*handler)(s))
 	return s, nil

@@ -76,6 +76,7 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.Var(&c.DrainTimeout, "drain-timeout", "graceful shutdown window")
 	fs.IntVar(&c.SocketRecvBuffer, "socket-recv-buffer", c.SocketRecvBuffer, "SO_RCVBUF per connection, bytes (0 = kernel autotuning)")
 	fs.IntVar(&c.SocketSendBuffer, "socket-send-buffer", c.SocketSendBuffer, "SO_SNDBUF per connection, bytes (0 = kernel autotuning)")
+	fs.Var(&c.TCPKeepAlive, "tcp-keepalive", "TCP keep-alive idle time before probes (0 = off)")
 	fs.BoolVar(&c.Compression, "compression", c.Compression, "accept permessage-deflate from clients that offer it (compressed once per publish)")
 	fs.IntVar(&c.CompressionLevel, "compression-level", c.CompressionLevel, "deflate level, 1 (fastest) to 9 (smallest); 0 = 6")
 	fs.IntVar(&c.CompressionMinSize, "compression-min-size", c.CompressionMinSize, "smallest payload compressed, bytes (0 = 128; negative = all)")
