@@ -11,7 +11,7 @@ FUZZTIME  ?= 30s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-deps lint vet fmt-check cross fuzz bench bench-mem load-cluster clean
+.PHONY: all build run test test-deps lint vet fmt-check cross fuzz bench bench-micro bench-compare bench-mem load-cluster clean
 
 all: build
 
@@ -35,6 +35,7 @@ test: test-deps lint cross build
 	HERALD_TEST_RACE=1 $(GO) test -count=1 -timeout 20m -run '$(RACE_E2E)' ./test/e2e/ ./test/cluster/ ./test/compression/
 
 lint: vet fmt-check
+	cd bench && $(GO) vet ./...
 
 vet:
 	$(GO) vet $(PKGS)
@@ -52,10 +53,16 @@ fuzz:
 	$(GO) test ./codec -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./codec -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 
-## bench: micro-benchmarks, then the idle-memory benchmark.
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./codec/... ./hub/... ./pool/...
-	$(MAKE) bench-mem
+## bench: micro-benchmarks, then herald against its peers (writes bench/RESULTS.md; QUICK=1 for a short run).
+bench: bench-micro bench-compare
+
+## bench-micro: the Go benchmarks (0 allocs/op claims, fan-out cost per subscriber).
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=20000x ./codec/... ./hub/... ./pool/... ./auth/...
+
+## bench-compare: herald against gorilla, nbio, gws and bare gnet under the same load.
+bench-compare: build
+	bash bench/run.sh
 
 ## bench-mem: RSS per idle connection, N sized to the open-file limit.
 bench-mem: build

@@ -303,6 +303,14 @@ func (n *Node) Run(ctx context.Context) error {
 	case err := <-errc:
 		return err
 	}
+	if n.srv.Addr() == nil {
+		// Ready also closes when the listener failed to come up; Serve
+		// then returns the reason.
+		if err := <-errc; err != nil {
+			return err
+		}
+		return fmt.Errorf("listen %s: not listening", n.cfg.Listen)
+	}
 	var apiSrv *http.Server
 	if n.cfg.APIListen != "" {
 		ln, err := net.Listen("tcp", n.cfg.APIListen)

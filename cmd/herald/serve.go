@@ -152,6 +152,9 @@ func runServe(ctx context.Context, o serveOptions) error {
 	case err := <-errc:
 		return err
 	}
+	if node.Addr() == nil {
+		return <-errc // the listener failed; Run says why
+	}
 	ws := "ws://" + displayAddr(node.Addr().String())
 	if ta := node.Server().TLSAddr(); ta != nil {
 		log.Info("tls listening", "websocket", "wss://"+displayAddr(ta.String())+"/")

@@ -1,0 +1,143 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestMain lets the test binary serve as a loadgen worker process, so the
+// multi-process mode is tested by re-running it.
+func TestMain(m *testing.M) {
+	if os.Getenv(WorkerEnv) == "1" {
+		if err := ServeWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fakePolicy is how the fake server mistreats published messages.
+type fakePolicy struct {
+	drop  uint64        // seq+1 of a message not delivered (0: none)
+	dup   uint64        // seq+1 of a message delivered twice (0: none)
+	delay time.Duration // added before every broadcast
+}
+
+// fakeServer is a small goroutine-per-connection WebSocket server: every
+// connection is subscribed to everything, POST /publish broadcasts the
+// body, and messages from clients are echoed.
+type fakeServer struct {
+	*httptest.Server
+	policy fakePolicy
+
+	mu    sync.Mutex
+	conns map[*fakeConn]struct{}
+}
+
+type fakeConn struct {
+	mu sync.Mutex // serialises writes
+	ws *websocket.Conn
+}
+
+// write sends p, and cuts off a client that has not taken it within a
+// short deadline (a slow consumer).
+func (c *fakeConn) write(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	if err := c.ws.WriteMessage(websocket.TextMessage, p); err != nil {
+		_ = c.ws.Close()
+	}
+}
+
+func newFakeServer(t *testing.T, policy fakePolicy) *fakeServer {
+	t.Helper()
+	s := &fakeServer{policy: policy, conns: map[*fakeConn]struct{}{}}
+	up := websocket.Upgrader{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		// Registering under the lock taken for the upgrade means that a
+		// publish that begins after the client has its 101 reaches it.
+		s.mu.Lock()
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			s.mu.Unlock()
+			return
+		}
+		c := &fakeConn{ws: ws}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			_ = ws.Close()
+		}()
+		for {
+			_, p, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if body, ok := bytes.CutPrefix(p, []byte("PUB ")); ok {
+				s.broadcast(body)
+				continue
+			}
+			c.write(p)
+		}
+	})
+	mux.HandleFunc("/publish", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.broadcast(body)
+	})
+	s.Server = httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// broadcast sends body to every connection, as the policy says.
+func (s *fakeServer) broadcast(body []byte) {
+	_, seq, _ := parseStamp(body)
+	if s.policy.drop == seq+1 {
+		return
+	}
+	time.Sleep(s.policy.delay)
+	s.mu.Lock()
+	conns := make([]*fakeConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.write(body)
+		if s.policy.dup == seq+1 {
+			c.write(body)
+		}
+	}
+}
+
+func (s *fakeServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") + "/ws" }
+
+// baseConfig is a small, fast run against s.
+func (s *fakeServer) baseConfig(scenario string) Config {
+	return Config{
+		URL: s.wsURL(), PubHTTP: s.URL + "/publish", Scenario: scenario,
+		Conns: 20, Count: 5, Interval: 20 * time.Millisecond, Loops: 2,
+		Duration: 300 * time.Millisecond, Drain: 2 * time.Second, Deadline: 20 * time.Second,
+		ConnectRate: -1, Rate: 50, SourceAddrs: []string{"127.0.0.1"},
+	}
+}
