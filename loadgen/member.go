@@ -79,7 +79,7 @@ type localMember struct {
 
 func newLocalMember(cfg Config) (*localMember, error) {
 	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && uint64(cfg.Conns)+fdHeadroom > rl.Cur {
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil && uint64(cfg.Conns)+fdHeadroom > uint64(rl.Cur) {
 		return nil, fmt.Errorf("loadgen: %d connections do not fit this process's open-file limit (%d): use more processes (Procs, -procs)", cfg.Conns, rl.Cur)
 	}
 	f, err := newFleet(cfg)
