@@ -33,6 +33,8 @@ test: test-deps lint cross build
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 	HERALD_TEST_RACE=1 $(GO) test -count=1 -timeout 20m -run '$(RACE_E2E)' ./test/e2e/ ./test/cluster/ ./test/compression/
+	# The gnet backend (the default off Linux) passes the same poller and conformance suites.
+	HERALD_POLLER_BACKEND=gnet $(GO) test -count=1 -timeout 20m ./poller/ ./test/conformance/ ./test/e2e/
 
 lint: vet fmt-check
 	cd bench && $(GO) vet ./...

@@ -88,14 +88,24 @@ func BenchmarkSetTimer(b *testing.B) {
 }
 
 // BenchmarkEcho measures a round trip through a server loop over loopback
-// TCP: 64 bytes out, the same back.
+// TCP, on each backend: 64 bytes out, the same back.
 func BenchmarkEcho(b *testing.B) {
-	s := NewServer(Config{Loops: 1, TCPNoDelay: true}, &funcs{data: func(c *Conn, in []byte) int {
+	for _, backend := range []string{BackendEpoll, BackendGnet} {
+		b.Run(backend, func(b *testing.B) { benchEcho(b, backend) })
+	}
+}
+
+func benchEcho(b *testing.B, backend string) {
+	s := NewServer(Config{Backend: backend, Loops: 1, TCPNoDelay: true}, &funcs{data: func(c *Conn, in []byte) int {
 		c.Write(in) // valid until the flush: no copy needed
 		return len(in)
 	}})
-	go func() { _ = s.Serve("127.0.0.1:0") }()
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve("127.0.0.1:0") }()
 	<-s.Ready()
+	if s.Addr() == nil {
+		b.Skipf("serve: %v", <-errc)
+	}
 	defer func() {
 		ctx, cancel := contextWithTimeout()
 		defer cancel()

@@ -4,16 +4,15 @@ import (
 	"fmt"
 	"net"
 	"sync"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
 // Client holds outbound connections on event loops, with the same Handler
-// and Conn types as Server. New connections go to the loop with the fewest.
-// Its methods are safe for concurrent use.
+// and Conn types as Server. New connections go to the loop with the fewest
+// (epoll backend) or to the loops in turn (gnet). Its methods are safe for
+// concurrent use.
 type Client struct {
 	k  *core
-	gc *gnet.Client
+	be clientBackend
 
 	mu    sync.RWMutex // held for reading while a connection is enrolled
 	state int32        // stateNew, stateRunning, stateStopped; guarded by mu
@@ -23,11 +22,11 @@ type Client struct {
 // starts its loops. Config.ReusePort does not apply to a client.
 func NewClient(cfg Config, h Handler) (*Client, error) {
 	k := newCore(cfg, h)
-	gc, err := gnet.NewClient(&gnetHandler{k: k}, k.gnetOptions()...)
+	be, err := newClientBackend(k)
 	if err != nil {
 		return nil, fmt.Errorf("poller: new client: %w", err)
 	}
-	return &Client{k: k, gc: gc}, nil
+	return &Client{k: k, be: be}, nil
 }
 
 // Start starts the client's loops.
@@ -40,7 +39,7 @@ func (cl *Client) Start() error {
 	case stateStopped:
 		return ErrStopped
 	}
-	if err := cl.gc.Start(); err != nil {
+	if err := cl.be.start(); err != nil {
 		return fmt.Errorf("poller: start client: %w", err)
 	}
 	cl.state = stateRunning
@@ -79,8 +78,8 @@ func (cl *Client) Enroll(nc net.Conn) (*Conn, error) {
 		_ = nc.Close()
 		return nil, ErrStopped
 	}
-	c := &Conn{id: cl.k.nextID.Add(1)}
-	if _, err := cl.gc.EnrollContext(nc, c); err != nil {
+	c := &Conn{id: cl.k.nextID.Add(1), fd: -1}
+	if err := cl.be.enroll(nc, c); err != nil {
 		return nil, fmt.Errorf("poller: enroll %s: %w", nc.RemoteAddr(), err)
 	}
 	return c, nil
@@ -96,14 +95,15 @@ func (cl *Client) Stop() error {
 		return nil
 	}
 	cl.state = stateStopped
-	if err := cl.gc.Stop(); err != nil {
+	if err := cl.be.stop(); err != nil {
 		return fmt.Errorf("poller: stop client: %w", err)
 	}
 	return nil
 }
 
-// Loops returns the loops that own or have owned a connection, in Index
-// order (see Server.Loops). The returned slice must not be modified.
+// Loops returns the client's loops in Index order: with the epoll backend
+// every loop once Start has returned, with gnet those that have owned a
+// connection (see Server.Loops). The returned slice must not be modified.
 func (cl *Client) Loops() []*Loop { return cl.k.loopsSnapshot() }
 
 // NumLoops is the number of event loops (Config.Loops after defaults).

@@ -1,7 +1,10 @@
 package poller
 
 import (
+	"fmt"
 	"log/slog"
+	"math/bits"
+	"os"
 	"runtime"
 	"time"
 )
@@ -19,13 +22,25 @@ const (
 	minTickInterval = time.Millisecond
 )
 
-// Config configures a Server or a Client. The zero value is valid: one loop
-// per CPU, one listener, 100 ms timer resolution, 64 KiB read buffer per
+// BackendEnv names the environment variable that picks the backend when
+// Config.Backend is empty: "epoll" or "gnet". It lets an operator (or a
+// benchmark) switch a built binary between backends without new flags.
+const BackendEnv = "HERALD_POLLER_BACKEND"
+
+// Config configures a Server or a Client. The zero value is valid: the
+// platform's default backend, one loop per CPU, one listener, 100 ms timer resolution, 64 KiB read buffer per
 // loop, kernel socket buffers, Nagle's algorithm as the kernel sets it, and
 // logs to slog.Default.
 type Config struct {
-	// Loops is the number of event loops; 0 means runtime.NumCPU(). gnet
-	// caps it at 256.
+	// Backend picks the event-loop implementation: BackendEpoll (Linux
+	// only; the default there), which keeps nothing per idle connection
+	// beyond its Conn, or BackendGnet (every OS; the default elsewhere).
+	// Empty means the value of the BackendEnv environment variable, else
+	// the default. An unknown or unavailable backend makes Serve and
+	// NewClient fail.
+	Backend string
+	// Loops is the number of event loops; 0 means runtime.NumCPU(). It is
+	// capped at 256.
 	Loops int
 	// ReusePort gives each loop its own SO_REUSEPORT listener, so the
 	// kernel spreads accepts over the loops. Where the OS does not balance
@@ -38,7 +53,7 @@ type Config struct {
 	TickInterval time.Duration
 	// ReadBufferCap is the size of the buffer each loop reads sockets into
 	// (one per loop, not per connection); 0 means DefaultReadBufferCap.
-	// gnet rounds it up to a power of two.
+	// It is rounded up to a power of two.
 	ReadBufferCap int
 	// SocketRecvBuffer and SocketSendBuffer set SO_RCVBUF and SO_SNDBUF
 	// on every connection; 0 keeps the kernel's default (and its
@@ -53,10 +68,11 @@ type Config struct {
 	// load balancer) drops idle flows sooner than the ping interval, and
 	// for connections that never finish their handshake.
 	TCPKeepAlive time.Duration
-	// Logger receives gnet's own messages (its informational ones at debug
-	// level) and the poller's; nil means slog.Default(). gnet keeps one
-	// process-wide logger, so with several servers or clients in one
-	// process the last one started receives gnet's messages.
+	// Logger receives the poller's messages and, with the gnet backend,
+	// gnet's own (its informational ones at debug level); nil means
+	// slog.Default(). gnet keeps one process-wide logger, so with several
+	// gnet servers or clients in one process the last one started receives
+	// gnet's messages.
 	Logger *slog.Logger
 }
 
@@ -77,11 +93,25 @@ func (cfg Config) withDefaults() Config {
 	if cfg.ReadBufferCap <= 0 {
 		cfg.ReadBufferCap = DefaultReadBufferCap
 	}
+	if n := 1 << bits.Len(uint(cfg.ReadBufferCap-1)); n != cfg.ReadBufferCap {
+		cfg.ReadBufferCap = n
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = os.Getenv(BackendEnv)
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = defaultBackend
 	}
 	return cfg
 }
 
-// maxLoops is gnet's limit on event loops per engine.
+// maxLoops bounds Config.Loops (gnet's limit on event loops per engine).
 const maxLoops = 256
+
+// errBackend reports an unknown Config.Backend.
+func errBackend(name string) error {
+	return fmt.Errorf("poller: unknown backend %q (want %q or %q)", name, BackendEpoll, BackendGnet)
+}

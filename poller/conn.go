@@ -3,20 +3,19 @@ package poller
 import (
 	"net"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
 // Conn is one TCP connection owned by a Loop. It is small on purpose (64
 // bytes on 64-bit platforms, see TestConnSize): an idle connection owns no
-// goroutine, no timer object and no buffer here; queued writes live in its
-// loop's table and its deadline in its loop's timing wheel.
+// goroutine, no timer object and no buffer; queued writes live in its
+// loop's table, its deadline in its loop's timing wheel, and bytes in
+// flight (a partial inbound frame, outbound bytes the kernel has not taken
+// yet) in buffers borrowed for as long as they exist.
 //
 // ID and Loop are safe for concurrent use. Every other method is owned by
 // the loop goroutine: call it only from a Handler method or a Loop.Run func
 // of c's loop. Once c is closed (after OnClose) its methods are no-ops.
 type Conn struct {
-	gc   gnet.Conn // nil once closed
 	loop *Loop
 	ctx  any
 	id   uint64
@@ -27,6 +26,11 @@ type Conn struct {
 	pos int32
 	// pend is 1 + the index of c's entry in loop.dirty, 0 if none.
 	pend int32
+	// fd is the socket's file descriptor, -1 once closed.
+	fd int32
+	// x is the backend's per-connection state beyond fd: nil for an idle
+	// epoll connection (see connExt).
+	x *connExt
 }
 
 // ID is a number unique among the connections of one Server or Client,
@@ -36,20 +40,23 @@ func (c *Conn) ID() uint64 { return c.id }
 // Loop is the loop that owns c.
 func (c *Conn) Loop() *Loop { return c.loop }
 
-// RemoteAddr is the peer's address; nil once closed.
+// RemoteAddr is the peer's address; nil once closed (or, with the epoll
+// backend, once the kernel no longer knows it, as after a reset: the
+// address is asked of the kernel on each call rather than kept).
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.gc == nil {
+	if c.fd < 0 {
 		return nil
 	}
-	return c.gc.RemoteAddr()
+	return c.loop.drv.addr(c, true)
 }
 
-// LocalAddr is the local address of the connection; nil once closed.
+// LocalAddr is the local address of the connection; nil once closed (see
+// RemoteAddr).
 func (c *Conn) LocalAddr() net.Addr {
-	if c.gc == nil {
+	if c.fd < 0 {
 		return nil
 	}
-	return c.gc.LocalAddr()
+	return c.loop.drv.addr(c, false)
 }
 
 // Context returns the value set with SetContext.
@@ -66,7 +73,7 @@ func (c *Conn) SetContext(v any) { c.ctx = v }
 // then are copied to an outbound buffer and sent as the socket drains.
 // Writes after Close, or to a closed connection, are dropped.
 func (c *Conn) Write(b []byte) {
-	if len(b) == 0 || c.gc == nil {
+	if len(b) == 0 || c.fd < 0 {
 		return
 	}
 	p := c.loop.queue(c)
@@ -81,10 +88,10 @@ func (c *Conn) Write(b []byte) {
 // kernel: queued in this entry point plus the outbound buffer. Compare it
 // with a limit to detect a peer that does not keep up.
 func (c *Conn) Buffered() int {
-	if c.gc == nil {
+	if c.fd < 0 {
 		return 0
 	}
-	n := c.gc.OutboundBuffered()
+	n := c.loop.drv.outbound(c)
 	if c.pend > 0 {
 		n += c.loop.dirty[c.pend-1].n
 	}
@@ -95,7 +102,7 @@ func (c *Conn) Buffered() int {
 // was queued for it; OnClose follows. Bytes the kernel does not accept at
 // that point are dropped. Closing twice is harmless.
 func (c *Conn) Close() {
-	if c.gc == nil {
+	if c.fd < 0 {
 		return
 	}
 	c.loop.queue(c).close = true
@@ -109,7 +116,7 @@ func (c *Conn) CloseAsync() {
 
 // Closed reports whether Close has been called or the connection is closed.
 func (c *Conn) Closed() bool {
-	return c.gc == nil || (c.pend > 0 && c.loop.dirty[c.pend-1].close)
+	return c.fd < 0 || (c.pend > 0 && c.loop.dirty[c.pend-1].close)
 }
 
 // SetTimer arms c's single timer: OnTimer(c) runs once d has passed, no
@@ -117,7 +124,7 @@ func (c *Conn) Closed() bool {
 // deadline set before. The timer costs no allocation: it lives in the
 // loop's timing wheel. d is capped at about 2^30 ticks.
 func (c *Conn) SetTimer(d time.Duration) {
-	if c.gc == nil {
+	if c.fd < 0 {
 		return
 	}
 	c.loop.wheel.set(c, d)
@@ -125,3 +132,18 @@ func (c *Conn) SetTimer(d time.Duration) {
 
 // StopTimer disarms c's timer.
 func (c *Conn) StopTimer() { c.deadline = 0 }
+
+// connExt is the state a connection needs only at times. The epoll backend
+// allocates it while the connection holds borrowed buffers and recycles it
+// when both are returned; the gnet backend keeps one per connection for
+// gnet's handle.
+type connExt struct {
+	// in holds inbound bytes a Handler left unconsumed; nil if none.
+	in *[]byte
+	// out holds outbound bytes the kernel has not taken yet, from
+	// (*out)[head:]; nil if none.
+	out  *[]byte
+	head int
+	// gc is gnet's connection (gnet backend only).
+	gc gnetConn
+}

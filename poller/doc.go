@@ -1,9 +1,13 @@
 // Package poller runs herald's event loops: it accepts TCP connections (or
 // dials them, for the load generator), reads them, writes to them, closes
 // them and keeps one timer per connection, all on a few goroutines (one per
-// loop) instead of one or two per connection. It is the only package that
-// imports gnet (epoll on Linux, kqueue on the BSDs and macOS); no gnet type
-// appears in its API, so another backend could take gnet's place.
+// loop) instead of one or two per connection.
+//
+// Two backends run the loops (Config.Backend, or the HERALD_POLLER_BACKEND
+// environment variable): "epoll", written on Linux's system calls and the
+// default there, and "gnet", on gnet/v2 (kqueue on the BSDs and macOS, and
+// selectable on Linux). This is the only package that imports gnet; no
+// backend type appears in its API, and both keep the same contract.
 //
 // Start with Server (or Client), a Handler and Conn:
 //
@@ -30,20 +34,27 @@
 // queued it (a Handler method, a Run func, a timer tick) returns, each
 // connection's queue goes out in one write(2) or writev(2): a loop that
 // sends several messages to a connection in one go pays one system call.
-// What the kernel does not take then is copied to gnet's outbound buffer
-// and sent when the socket is writable; Conn.Buffered reports it, for
+// What the kernel does not take then is copied to an outbound buffer and
+// sent when the socket is writable; Conn.Buffered reports it, for
 // backpressure.
 //
 // # Timers
 //
-// Each loop keeps a hashed timing wheel driven by one ticker goroutine per
-// Server or Client (Config.TickInterval). A connection has one deadline
+// Each loop keeps a hashed timing wheel that advances once per
+// Config.TickInterval (the epoll backend wakes itself with the timeout of
+// epoll_wait; gnet's backend uses one ticker goroutine per Server or
+// Client). A connection has one deadline
 // (Conn.SetTimer); re-arming it later, as a heartbeat does on every
 // message, costs an assignment.
 //
 // # Memory
 //
-// An idle connection costs a Conn (64 bytes), a slot in its loop's
-// connection list (8 bytes), and gnet's own connection state; it owns no
-// goroutine, timer object or buffer.
+// With the epoll backend an idle connection costs a Conn (64 bytes), a slot
+// in its loop's connection list (8 bytes) and one in each loop's
+// fd-indexed table (8 bytes per loop); it owns no goroutine, timer object,
+// address or buffer. Inbound bytes are read into one buffer per loop; only
+// when a Handler leaves some unconsumed (a partial frame) are they copied
+// to a buffer borrowed for the connection, returned once consumed, and
+// likewise for outbound bytes the kernel refuses. The gnet backend adds
+// gnet's own connection state, about 570 bytes.
 package poller

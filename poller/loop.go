@@ -1,18 +1,12 @@
 package poller
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
-	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 )
 
 // iovMax is the most buffers one writev(2) may carry (IOV_MAX on Linux and
-// the BSDs); gnet passes longer lists to the kernel unchanged.
+// the BSDs); a longer list is sent in several calls.
 const iovMax = 1024
 
 // Loop is one event loop: a goroutine that owns a set of connections and
@@ -21,18 +15,13 @@ const iovMax = 1024
 // Index and Run are safe for concurrent use; every other method must be
 // called on the loop's goroutine (from a Handler method or a Run func).
 type Loop struct {
-	k        *core
-	el       gnet.EventLoop
-	idx      int
-	tickTask gnet.Runnable // l.runTick, bound once so a tick allocates nothing here
-
-	// tickQueued is set by the ticker goroutine when it queues a tick and
-	// cleared by the loop when the tick runs.
-	tickQueued atomic.Bool
+	k   *core
+	drv driver // the backend's side of the loop; set once, before it runs
+	idx int
 
 	// Loop goroutine only from here on.
 
-	// depth counts the nested entry points (gnet callbacks, Run funcs,
+	// depth counts the nested entry points (Handler calls, Run funcs,
 	// ticks) in progress; queued writes are flushed when it drops to 0.
 	depth int
 	// conns holds the open connections; Conn.pos indexes it.
@@ -42,8 +31,8 @@ type Loop struct {
 	// its capacity (and its entries' buffer lists) between flushes.
 	dirty []pending
 	wheel wheel
-	// flushes counts the write calls handed to gnet (one per connection
-	// per flush, or more past iovMax buffers); tests read it.
+	// flushes counts the write calls handed to the backend (one per
+	// connection per flush, or more past iovMax buffers); tests read it.
 	flushes int
 }
 
@@ -55,16 +44,17 @@ type pending struct {
 	close bool
 }
 
-func newLoop(k *core, el gnet.EventLoop, idx int) *Loop {
-	l := &Loop{k: k, el: el, idx: idx}
-	l.tickTask = gnet.RunnableFunc(l.runTick)
+// newLoop returns the loop of index idx; the backend sets drv before the
+// loop runs.
+func newLoop(k *core, idx int) *Loop {
+	l := &Loop{k: k, idx: idx}
 	l.wheel.init(k.interval)
 	return l
 }
 
-// Index is the loop's position, from 0 to Config.Loops-1, in the order loops
-// met their first connection. It never changes; use it to index per-loop
-// state. Safe for concurrent use.
+// Index is the loop's position, from 0 to Config.Loops-1 (see Server.Loops
+// for the order). It never changes; use it to index per-loop state. Safe
+// for concurrent use.
 func (l *Loop) Index() int { return l.idx }
 
 // Run queues fn to run on the loop's goroutine and returns at once; it is
@@ -73,19 +63,26 @@ func (l *Loop) Index() int { return l.idx }
 // ErrStopped once the server or client is stopping; a fn queued just before
 // that may not run. A panic in fn brings the process down.
 func (l *Loop) Run(fn func()) error {
-	err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		l.enter()
-		fn()
-		l.leave()
-		return nil
-	}))
-	if err != nil {
-		if errors.Is(err, gerrors.ErrEngineInShutdown) {
-			err = ErrStopped
-		}
+	if err := l.drv.post(fn); err != nil {
 		return fmt.Errorf("poller: run on loop %d: %w", l.idx, err)
 	}
 	return nil
+}
+
+// runTask runs fn, a func given to Run, as an entry point: the backend
+// calls it on the loop goroutine.
+func (l *Loop) runTask(fn func()) {
+	l.enter()
+	fn()
+	l.leave()
+}
+
+// tick advances the timing wheel to now, as an entry point: the backend
+// calls it on the loop goroutine about once per TickInterval.
+func (l *Loop) tick(now time.Time) {
+	l.enter()
+	l.wheel.advance(l, now)
+	l.leave()
 }
 
 // Each calls fn for every open connection of the loop, in no particular
@@ -131,7 +128,8 @@ func (l *Loop) remove(c *Conn) {
 		l.conns = append(make([]*Conn, 0, 2*len(l.conns)), l.conns...)
 	}
 	c.pos = -1
-	c.gc = nil
+	c.fd = -1
+	c.x = nil
 	c.deadline, c.slot = 0, 0
 }
 
@@ -163,13 +161,11 @@ func (l *Loop) flush() {
 		c, bufs, closing := p.c, p.bufs, p.close
 		p.c, p.n, p.close = nil, 0, false
 		c.pend = 0
-		if c.gc != nil && len(bufs) > 0 {
+		if c.fd >= 0 && len(bufs) > 0 {
 			l.send(c, bufs)
 		}
-		if closing && c.gc != nil {
-			if err := c.gc.EventLoop().Close(c.gc); err != nil {
-				l.k.log.Debug("poller: close", "conn", c.id, "err", err)
-			}
+		if closing && c.fd >= 0 {
+			l.drv.shut(c)
 		}
 		clear(bufs)
 		// l.dirty may have grown (and moved) during send or close.
@@ -179,28 +175,15 @@ func (l *Loop) flush() {
 	l.depth--
 }
 
-// send hands bufs to gnet: write(2) or writev(2) now, and whatever the
-// kernel does not take is copied to gnet's outbound buffer and sent when the
-// socket is writable. On a write error gnet closes c (OnClose runs nested).
+// send hands bufs to the backend, at most iovMax at a time: write(2) or
+// writev(2) now, and whatever the kernel does not take is kept and sent when
+// the socket is writable. On a write error the backend closes c (OnClose
+// runs nested), and the rest is dropped.
 func (l *Loop) send(c *Conn, bufs [][]byte) {
-	if len(bufs) == 1 {
-		l.flushes++
-		_, _ = c.gc.Write(bufs[0])
-		return
-	}
-	for len(bufs) > 0 && c.gc != nil {
+	for len(bufs) > 0 && c.fd >= 0 {
 		n := min(len(bufs), iovMax)
 		l.flushes++
-		_, _ = c.gc.Writev(bufs[:n])
+		l.drv.write(c, bufs[:n])
 		bufs = bufs[n:]
 	}
-}
-
-// runTick advances the timing wheel; it runs on the loop as a gnet task.
-func (l *Loop) runTick(context.Context) error {
-	l.tickQueued.Store(false)
-	l.enter()
-	l.wheel.advance(l, time.Now())
-	l.leave()
-	return nil
 }

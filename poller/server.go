@@ -6,20 +6,17 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
 // Server accepts TCP connections and serves them on event loops. Its
 // methods are safe for concurrent use.
 type Server struct {
-	k       *core
-	handler *serverHandler
+	k *core
 
 	state     atomic.Int32 // stateNew, stateRunning, stateStopped
-	eng       atomic.Pointer[gnet.Engine]
+	be        atomic.Pointer[serverBackend]
 	addr      atomic.Pointer[net.TCPAddr]
+	listening atomic.Bool // set once the backend has called markReady
 	ready     chan struct{}
 	readyOnce sync.Once
 	done      chan struct{} // closed when Serve returns
@@ -33,26 +30,11 @@ const (
 
 // NewServer returns a Server that will call h for every connection.
 func NewServer(cfg Config, h Handler) *Server {
-	s := &Server{
+	return &Server{
 		k:     newCore(cfg, h),
 		ready: make(chan struct{}),
 		done:  make(chan struct{}),
 	}
-	s.handler = &serverHandler{gnetHandler{k: s.k}, s}
-	s.k.onFirstTick = s.markReady
-	return s
-}
-
-// serverHandler adds the engine's boot to gnetHandler.
-type serverHandler struct {
-	gnetHandler
-	s *Server
-}
-
-// OnBoot runs on Serve's goroutine before the loops start.
-func (h *serverHandler) OnBoot(eng gnet.Engine) gnet.Action {
-	h.s.eng.Store(&eng)
-	return gnet.None
 }
 
 // Serve listens on addr ("127.0.0.1:9000", ":8080", "[::1]:0"; port 0 picks
@@ -72,20 +54,25 @@ func (s *Server) Serve(addr string) error {
 	if err != nil {
 		return fmt.Errorf("poller: listen address %q: %w", addr, err)
 	}
-	if port == "0" && s.k.cfg.ReusePort && s.k.cfg.Loops > 1 {
-		// Each loop binds its own listener to the address it is given, so
-		// they must agree on the port beforehand. There is a short window
-		// in which another process could take the port; port 0 is for
-		// tests and tools.
-		if port, err = freePort(host); err != nil {
-			return err
-		}
-	}
-	err = gnet.Run(s.handler, "tcp://"+net.JoinHostPort(host, port), s.k.gnetOptions()...)
+	be, err := newServerBackend(s.k)
 	if err != nil {
+		return err
+	}
+	s.be.Store(&be)
+	if err := be.serve(host, port, s.markReady); err != nil {
 		return fmt.Errorf("poller: serve %s: %w", addr, err)
 	}
 	return nil
+}
+
+// markReady runs once every listener is bound: it records the bound address
+// and closes Ready.
+func (s *Server) markReady(a *net.TCPAddr) {
+	if a != nil {
+		s.addr.Store(a)
+	}
+	s.listening.Store(true)
+	s.readyOnce.Do(func() { close(s.ready) })
 }
 
 // freePort finds a TCP port free on host.
@@ -99,39 +86,6 @@ func freePort(host string) (string, error) {
 		return "", fmt.Errorf("poller: pick a port: %w", err)
 	}
 	return fmt.Sprint(port), nil
-}
-
-// markReady runs at the first tick, once every listener is bound: it learns
-// the bound address from the kernel and closes Ready.
-func (s *Server) markReady() {
-	if eng := s.eng.Load(); eng != nil {
-		if a, err := boundAddr(*eng); err != nil {
-			s.k.log.Warn("poller: cannot read the bound address", "err", err)
-		} else {
-			s.addr.Store(a)
-		}
-	}
-	s.readyOnce.Do(func() { close(s.ready) })
-}
-
-// boundAddr asks the kernel for the address of eng's listener.
-func boundAddr(eng gnet.Engine) (*net.TCPAddr, error) {
-	fd, err := eng.Dup()
-	if err != nil {
-		return nil, fmt.Errorf("dup listener: %w", err)
-	}
-	defer syscall.Close(fd)
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		return nil, fmt.Errorf("getsockname: %w", err)
-	}
-	switch sa := sa.(type) {
-	case *syscall.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(sa.Addr[:]).To16(), Port: sa.Port}, nil
-	case *syscall.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(sa.Addr[:]), Port: sa.Port}, nil
-	}
-	return nil, fmt.Errorf("getsockname: unexpected address %T", sa)
 }
 
 // Ready is closed once the server listens (or once Serve has failed, in
@@ -159,12 +113,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("poller: stop: %w", ctx.Err())
 	}
-	if eng := s.eng.Load(); eng != nil {
-		// gnet's Engine.Stop begins the shutdown at once, then polls for
-		// its end every half second; wait for Serve to return instead.
-		stopCtx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go func() { _ = eng.Stop(stopCtx) }()
+	if be := s.be.Load(); be != nil && s.listening.Load() {
+		(*be).stop()
 	}
 	select {
 	case <-s.done:
@@ -176,15 +126,15 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // StopAccepting makes the server close every new connection as soon as it
 // is accepted, without calling the Handler, while open connections carry
-// on: the first step of a graceful drain. gnet cannot close its listeners
-// without stopping its loops, so the listening socket stays open (peers
-// connect, then see the connection closed) until Stop.
+// on: the first step of a graceful drain. The listening sockets stay open
+// (peers connect, then see the connection closed) until Stop.
 func (s *Server) StopAccepting() { s.k.refusing.Store(true) }
 
-// Loops returns the loops that own or have owned a connection, in Index
-// order. gnet gives no handle on a loop before its first connection, so a
-// loop joins this list then; a loop that never had one has nothing to do.
-// The returned slice must not be modified.
+// Loops returns the server's loops in Index order. With the epoll backend
+// every loop is listed once Ready is closed; with gnet, which gives no
+// handle on a loop before its first connection, a loop joins the list
+// then (a loop that never had one has nothing to do). The returned slice
+// must not be modified.
 func (s *Server) Loops() []*Loop { return s.k.loopsSnapshot() }
 
 // NumLoops is the number of event loops (Config.Loops after defaults): an

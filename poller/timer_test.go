@@ -1,22 +1,23 @@
 package poller
 
 import (
+	"net"
 	"testing"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
-// stubConn stands in for gnet's connection where a test needs a live Conn
-// without a socket. Only the methods the tests reach are implemented.
-type stubConn struct {
-	gnet.Conn
+// stubDriver stands in for a backend where a test needs live Conns without
+// sockets: writes are counted and taken whole, Run funcs run at once.
+type stubDriver struct {
+	l      *Loop
 	writes int
 }
 
-func (s *stubConn) Write(b []byte) (int, error)    { s.writes++; return len(b), nil }
-func (s *stubConn) Writev(b [][]byte) (int, error) { s.writes++; return 0, nil }
-func (s *stubConn) OutboundBuffered() int          { return 0 }
+func (s *stubDriver) write(c *Conn, bufs [][]byte)       { s.writes++ }
+func (s *stubDriver) outbound(c *Conn) int               { return 0 }
+func (s *stubDriver) shut(c *Conn)                       { s.l.remove(c) }
+func (s *stubDriver) addr(c *Conn, remote bool) net.Addr { return nil }
+func (s *stubDriver) post(fn func()) error               { s.l.runTask(fn); return nil }
 
 // timerLog records the wheel tick at which each connection's timer fired.
 type timerLog struct {
@@ -29,13 +30,14 @@ func newTestLoop(interval time.Duration) (*Loop, *timerLog) {
 	tl := &timerLog{fired: map[*Conn][]uint32{}}
 	tl.timer = func(c *Conn) { tl.fired[c] = append(tl.fired[c], tl.w.now) }
 	k := newCore(Config{Loops: 1, TickInterval: interval}, tl)
-	l := newLoop(k, nil, 0)
+	l := newLoop(k, 0)
+	l.drv = &stubDriver{l: l}
 	tl.w = &l.wheel
 	return l, tl
 }
 
 func newTestConn(l *Loop) *Conn {
-	c := &Conn{gc: &stubConn{}, loop: l}
+	c := &Conn{loop: l}
 	l.add(c)
 	return c
 }

@@ -100,7 +100,7 @@ func (w *wheel) expire(l *Loop, t uint32) {
 			continue // stale entry
 		}
 		c.slot = 0
-		if c.deadline == 0 || c.gc == nil {
+		if c.deadline == 0 || c.fd < 0 {
 			continue // stopped or closed
 		}
 		if after(c.deadline, t) {

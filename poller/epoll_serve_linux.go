@@ -1,0 +1,345 @@
+package poller
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file opens the epoll backend's listeners (epollServer) and takes
+// over dialed connections (epollClient); epoll_linux.go runs the loops.
+
+// listenBacklog is the backlog asked of listen(2); the kernel caps it at
+// net.core.somaxconn.
+const listenBacklog = 1<<16 - 1
+
+// epollServer is the epoll backend's serverBackend.
+type epollServer struct {
+	k     *core
+	mu    sync.Mutex
+	loops []*epollLoop // guarded by mu; set once serve has started them
+}
+
+func newEpollServer(k *core) (serverBackend, error) { return &epollServer{k: k}, nil }
+
+func (s *epollServer) serve(host, port string, ready func(*net.TCPAddr)) error {
+	k := s.k
+	sa, family, err := resolveListen(host, port)
+	if err != nil {
+		return err
+	}
+	loops, err := newEpollLoops(k, k.cfg.Loops)
+	if err != nil {
+		return err
+	}
+	// One listener per loop with SO_REUSEPORT (the kernel spreads the
+	// connections); otherwise one, on loop 0, which hands them round.
+	nl := 1
+	if k.cfg.ReusePort {
+		nl = len(loops)
+	}
+	var bound *net.TCPAddr
+	for i := range nl {
+		fd, err := listenTCP(family, sa, k.cfg.ReusePort)
+		if err == nil {
+			err = loops[i].addListener(fd)
+		}
+		if err != nil {
+			abandon(loops)
+			return err
+		}
+		if i == 0 {
+			// With port 0 the first listener's port is the one the others
+			// bind to: no window in which another process could take it.
+			lsa, err := unix.Getsockname(fd)
+			if err != nil {
+				abandon(loops)
+				return os.NewSyscallError("getsockname", err)
+			}
+			bound, _ = sockaddrToAddr(lsa).(*net.TCPAddr)
+			setPort(sa, bound.Port)
+		}
+	}
+	s.mu.Lock()
+	s.loops = loops
+	s.mu.Unlock()
+	for _, e := range loops {
+		go e.run()
+	}
+	ready(bound)
+	for _, e := range loops {
+		<-e.done
+	}
+	return nil
+}
+
+// abandon closes loops that never ran; Run on them returns ErrStopped.
+func abandon(loops []*epollLoop) {
+	for _, e := range loops {
+		e.mu.Lock()
+		e.stopped = true
+		e.mu.Unlock()
+		e.closeFds()
+	}
+}
+
+func (s *epollServer) stop() {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, e := range loops {
+		e.stop()
+	}
+}
+
+// addListener makes e accept on fd. Called before e runs.
+func (e *epollLoop) addListener(fd int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		_ = unix.Close(fd)
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	e.lns = append(e.lns, fd)
+	return nil
+}
+
+// accept takes the connections waiting on lfd and opens each on a loop:
+// this one when each loop has its own listener, else the loops in turn.
+func (e *epollLoop) accept(lfd int) {
+	k := e.l.k
+	for range acceptBatch {
+		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch err {
+			case unix.EAGAIN:
+			case unix.EINTR, unix.ECONNABORTED:
+				continue
+			default:
+				// EMFILE, ENFILE, ENOBUFS: the connection waits in the
+				// backlog; level-triggered readiness brings us back.
+				k.log.Warn("poller: accept", "err", os.NewSyscallError("accept4", err))
+			}
+			return
+		}
+		if k.refusing.Load() {
+			_ = unix.Close(fd)
+			continue
+		}
+		to := e
+		if len(e.lns) == 1 && !k.cfg.ReusePort && len(e.peers) > 1 {
+			to = e.peers[e.next%len(e.peers)]
+			e.next++
+		}
+		if to == e {
+			if err := e.open(fd, nil); err != nil {
+				k.log.Debug("poller: open", "err", err)
+			}
+			continue
+		}
+		if err := to.post(func() {
+			if err := to.open(fd, nil); err != nil {
+				k.log.Debug("poller: open", "err", err)
+			}
+		}); err != nil {
+			_ = unix.Close(fd)
+		}
+	}
+}
+
+// resolveListen turns host and port into a socket address: IPv4 for an
+// IPv4 host, else IPv6 (dual-stack for an empty host).
+func resolveListen(host, port string) (unix.Sockaddr, int, error) {
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		pn, lerr := net.LookupPort("tcp", port)
+		if lerr != nil {
+			return nil, 0, fmt.Errorf("port %q: %w", port, lerr)
+		}
+		p = uint64(pn)
+	}
+	if host == "" {
+		return &unix.SockaddrInet6{Port: int(p)}, unix.AF_INET6, nil
+	}
+	a, err := net.ResolveIPAddr("ip", host)
+	if err != nil {
+		return nil, 0, fmt.Errorf("host %q: %w", host, err)
+	}
+	if ip4 := a.IP.To4(); ip4 != nil {
+		sa := &unix.SockaddrInet4{Port: int(p)}
+		copy(sa.Addr[:], ip4)
+		return sa, unix.AF_INET, nil
+	}
+	sa := &unix.SockaddrInet6{Port: int(p)}
+	copy(sa.Addr[:], a.IP.To16())
+	if a.Zone != "" {
+		if ifi, err := net.InterfaceByName(a.Zone); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		}
+	}
+	return sa, unix.AF_INET6, nil
+}
+
+// setPort sets the port of an address made by resolveListen.
+func setPort(sa unix.Sockaddr, port int) {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		sa.Port = port
+	case *unix.SockaddrInet6:
+		sa.Port = port
+	}
+}
+
+// listenTCP opens a non-blocking listening socket on sa.
+func listenTCP(family int, sa unix.Sockaddr, reusePort bool) (int, error) {
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	fail := func(call string, err error) (int, error) {
+		_ = unix.Close(fd)
+		return -1, os.NewSyscallError(call, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return fail("setsockopt SO_REUSEADDR", err)
+	}
+	if reusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fail("setsockopt SO_REUSEPORT", err)
+		}
+	}
+	if family == unix.AF_INET6 {
+		if sa6, ok := sa.(*unix.SockaddrInet6); ok && sa6.Addr == ([16]byte{}) {
+			// The unspecified address serves IPv4 as well, as Go's net
+			// package does for ":port".
+			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail("bind", err)
+	}
+	if err := unix.Listen(fd, listenBacklog); err != nil {
+		return fail("listen", err)
+	}
+	return fd, nil
+}
+
+// setSockOpts applies the Config's socket options to a connection. A
+// failure (as on a Unix socket handed to Client.Enroll) is logged at debug
+// level and otherwise ignored: the connection works without the option.
+func setSockOpts(fd int, cfg *Config, log *slog.Logger) {
+	set := func(level, opt, v int, name string) {
+		if err := unix.SetsockoptInt(fd, level, opt, v); err != nil {
+			log.Debug("poller: setsockopt", "opt", name, "err", err)
+		}
+	}
+	if cfg.TCPNoDelay {
+		set(unix.IPPROTO_TCP, unix.TCP_NODELAY, 1, "TCP_NODELAY")
+	}
+	if cfg.SocketRecvBuffer > 0 {
+		set(unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.SocketRecvBuffer, "SO_RCVBUF")
+	}
+	if cfg.SocketSendBuffer > 0 {
+		set(unix.SOL_SOCKET, unix.SO_SNDBUF, cfg.SocketSendBuffer, "SO_SNDBUF")
+	}
+	if cfg.TCPKeepAlive > 0 {
+		secs := max(int((cfg.TCPKeepAlive+time.Second-1)/time.Second), 1)
+		set(unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1, "SO_KEEPALIVE")
+		set(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs, "TCP_KEEPIDLE")
+		set(unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs, "TCP_KEEPINTVL")
+	}
+}
+
+// epollClient is the epoll backend's clientBackend.
+type epollClient struct {
+	k     *core
+	loops []*epollLoop // set by start; Client serialises start, enroll, stop
+}
+
+func newEpollClient(k *core) (clientBackend, error) { return &epollClient{k: k}, nil }
+
+func (cl *epollClient) start() error {
+	loops, err := newEpollLoops(cl.k, cl.k.cfg.Loops)
+	if err != nil {
+		return err
+	}
+	cl.loops = loops
+	for _, e := range loops {
+		go e.run()
+	}
+	return nil
+}
+
+func (cl *epollClient) enroll(nc net.Conn, c *Conn) error {
+	fd, err := dupSocket(nc)
+	if cerr := nc.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close the original: %w", cerr)
+	}
+	if err != nil {
+		if fd >= 0 {
+			_ = unix.Close(fd)
+		}
+		return err
+	}
+	// The least loaded loop; counts change meanwhile, which only makes the
+	// choice approximate.
+	to := cl.loops[0]
+	for _, e := range cl.loops[1:] {
+		if e.count.Load() < to.count.Load() {
+			to = e
+		}
+	}
+	opened := make(chan error, 1)
+	if err := to.post(func() { opened <- to.open(fd, c) }); err != nil {
+		_ = unix.Close(fd)
+		return err
+	}
+	return <-opened
+}
+
+// dupSocket returns a non-blocking, close-on-exec duplicate of nc's file
+// descriptor (-1 on failure).
+func dupSocket(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, errNotSocket
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, fmt.Errorf("syscall conn: %w", err)
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(s uintptr) {
+		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, fmt.Errorf("control: %w", err)
+	}
+	if derr != nil {
+		return -1, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", derr)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return fd, os.NewSyscallError("fcntl O_NONBLOCK", err)
+	}
+	return fd, nil
+}
+
+func (cl *epollClient) stop() error {
+	for _, e := range cl.loops {
+		e.stop()
+	}
+	for _, e := range cl.loops {
+		<-e.done
+	}
+	return nil
+}
+
+// errNotSocket is returned by Client.Enroll for a net.Conn without a file
+// descriptor.
+var errNotSocket = errors.New("poller: connection has no socket to take over")
