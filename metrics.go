@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/herald-push/herald/server"
 )
 
 // registerMetrics exposes the node's counters on reg. Counters are read
@@ -48,6 +50,15 @@ func registerMetrics(reg *prometheus.Registry, n *Node) error {
 		gauge("history_bytes", "Bytes held in channel history.", func() float64 { return float64(n.hub.Stats().HistoryBytes) }),
 		gauge("worker_queue_depth", "Tasks waiting for the worker pool.", func() float64 { return float64(n.workers.QueueDepth()) }),
 		n.fanout,
+		counter("deflate_negotiated_total", "Connections that negotiated permessage-deflate.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.Negotiated }) }),
+		counter("deflate_compressed_total", "Payloads compressed (once per publish, shared by subscribers).", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.Compressed }) }),
+		counter("deflate_bytes_in_total", "Bytes given to the compressor.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.BytesIn }) }),
+		counter("deflate_bytes_out_total", "Compressed bytes produced.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.BytesOut }) }),
+		counter("inflate_errors_total", "Client messages that were not valid deflate data or inflated past the limit.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.InflateErrors }) }),
+		gauge("tls_connections", "Open connections bridged from the TLS listener.", func() float64 { return float64(tlsStat(n, func(t *server.TLSStats) int64 { return t.Active })) }),
+		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("ok"), func() uint64 { return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.Handshakes) })) }),
+		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("error"), func() uint64 { return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.HandshakeErrors) })) }),
+		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("timeout"), func() uint64 { return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.HandshakeTimeouts) })) }),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -55,6 +66,22 @@ func registerMetrics(reg *prometheus.Registry, n *Node) error {
 		}
 	}
 	return nil
+}
+
+// deflateStat reads one compression counter (0 when compression is off).
+func deflateStat(n *Node, f func(*server.CompressionStats) uint64) uint64 {
+	if st := n.srv.DeflateStats(); st != nil {
+		return f(st)
+	}
+	return 0
+}
+
+// tlsStat reads one TLS counter (0 without a TLS listener).
+func tlsStat(n *Node, f func(*server.TLSStats) int64) int64 {
+	if st := n.srv.TLSStats(); st != nil {
+		return f(st)
+	}
+	return 0
 }
 
 // newFanoutHistogram measures how long a loop takes to walk one batch of

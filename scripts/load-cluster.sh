@@ -36,8 +36,13 @@ go build -o "$BIN/herald" ./cmd/herald
 go build -o "$BIN/loadgen" ./cmd/loadgen
 go build -o "$BIN/natsd" ./scripts/natsd
 
-# Kernel settings that matter for many loopback sockets (root only).
+# Kernel settings that matter for many loopback sockets (root only); the
+# previous values are put back when the run ends.
+SAVED_SYSCTL=()
 if [ "$(id -u)" = 0 ]; then
+  for k in net.ipv4.ip_local_port_range net.core.somaxconn net.ipv4.tcp_max_syn_backlog; do
+    SAVED_SYSCTL+=("$k=$(sysctl -n "$k" | tr '\t' ' ')")
+  done
   sysctl -qw net.ipv4.ip_local_port_range="1024 65000" || true
   sysctl -qw net.core.somaxconn=65535 || true
   sysctl -qw net.ipv4.tcp_max_syn_backlog=65535 || true
@@ -45,6 +50,7 @@ fi
 
 PIDS=()
 cleanup() {
+  for kv in "${SAVED_SYSCTL[@]}"; do sysctl -qw "$kv" || true; done
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   sleep 2
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
