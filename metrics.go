@@ -54,11 +54,19 @@ func registerMetrics(reg *prometheus.Registry, n *Node) error {
 		counter("deflate_compressed_total", "Payloads compressed (once per publish, shared by subscribers).", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.Compressed }) }),
 		counter("deflate_bytes_in_total", "Bytes given to the compressor.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.BytesIn }) }),
 		counter("deflate_bytes_out_total", "Compressed bytes produced.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.BytesOut }) }),
-		counter("inflate_errors_total", "Client messages that were not valid deflate data or inflated past the limit.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.InflateErrors }) }),
+		counter("inflate_errors_total", "Client messages that were not valid deflate data or inflated past the limit.", nil, func() uint64 {
+			return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.InflateErrors })
+		}),
 		gauge("tls_connections", "Open connections bridged from the TLS listener.", func() float64 { return float64(tlsStat(n, func(t *server.TLSStats) int64 { return t.Active })) }),
-		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("ok"), func() uint64 { return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.Handshakes) })) }),
-		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("error"), func() uint64 { return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.HandshakeErrors) })) }),
-		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("timeout"), func() uint64 { return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.HandshakeTimeouts) })) }),
+		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("ok"), func() uint64 {
+			return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.Handshakes) }))
+		}),
+		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("error"), func() uint64 {
+			return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.HandshakeErrors) }))
+		}),
+		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("timeout"), func() uint64 {
+			return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.HandshakeTimeouts) }))
+		}),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
