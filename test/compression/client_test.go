@@ -1,160 +1,50 @@
 package compression
 
 import (
-	"bufio"
 	"bytes"
 	stdflate "compress/flate"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"encoding/binary"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"testing"
 	"time"
+
+	"github.com/herald-push/herald/internal/wstest"
 )
 
-// client is a minimal RFC 6455 + RFC 7692 client that shares no code with
-// herald: frames are built by hand and compression uses the standard
-// library's compress/flate (herald uses klauspost/compress).
+// client is wstest's independent client plus RFC 7692: compression uses
+// the standard library's compress/flate (herald uses klauspost/compress).
 type client struct {
-	t    testing.TB
-	conn net.Conn
-	br   *bufio.Reader
-	ext  string // the server's Sec-WebSocket-Extensions
+	t testing.TB
+	*wstest.Conn
+	ext string // the server's Sec-WebSocket-Extensions
 }
 
 // wireFrame is one frame as read or written.
-type wireFrame struct {
-	fin     bool
-	rsv1    bool
-	op      byte
-	payload []byte
-}
+type wireFrame = wstest.Frame
 
 const (
-	opCont   = 0x0
-	opText   = 0x1
-	opBinary = 0x2
-	opClose  = 0x8
-	opPing   = 0x9
-	opPong   = 0xA
+	opCont   = wstest.OpCont
+	opText   = wstest.OpText
+	opBinary = wstest.OpBinary
+	opClose  = wstest.OpClose
+	opPing   = wstest.OpPing
+	opPong   = wstest.OpPong
 )
+
+// rsv1 reports whether a frame has RSV1 (compressed) set.
+func rsv1(f wireFrame) bool { return f.RSV&wstest.RSV1 != 0 }
 
 // dialWS upgrades a connection to addr at path, offering extensions ("" for
 // none); tlsConf non-nil dials TLS.
 func dialWS(t testing.TB, addr, path, extensions string, tlsConf *tls.Config) *client {
 	t.Helper()
-	var c net.Conn
-	var err error
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	if tlsConf != nil {
-		c, err = tls.DialWithDialer(d, "tcp", addr, tlsConf)
-	} else {
-		c, err = d.Dial("tcp", addr)
-	}
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	cl := &client{t: t, conn: c, br: bufio.NewReaderSize(c, 1<<16)}
-	key := make([]byte, 16)
-	rand.Read(key)
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(key) + "\r\nSec-WebSocket-Version: 13\r\n"
-	if extensions != "" {
-		req += "Sec-WebSocket-Extensions: " + extensions + "\r\n"
-	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(req + "\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(cl.br, nil)
-	if err != nil {
-		t.Fatalf("handshake response: %v", err)
-	}
-	if resp.StatusCode != 101 {
-		t.Fatalf("handshake status %d", resp.StatusCode)
-	}
-	cl.ext = resp.Header.Get("Sec-WebSocket-Extensions")
-	c.SetDeadline(time.Time{})
-	return cl
+	c := wstest.Dial(t, addr, wstest.Options{Path: path, Extensions: extensions, TLS: tlsConf})
+	return &client{t: t, Conn: c, ext: c.Extensions}
 }
 
-// encode builds a masked client frame.
-func encode(f wireFrame) []byte {
-	var b []byte
-	b0 := f.op
-	if f.fin {
-		b0 |= 0x80
-	}
-	if f.rsv1 {
-		b0 |= 0x40
-	}
-	n := len(f.payload)
-	switch {
-	case n <= 125:
-		b = append(b, b0, 0x80|byte(n))
-	case n <= 0xFFFF:
-		b = append(b, b0, 0x80|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, b0, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	var key [4]byte
-	rand.Read(key[:])
-	b = append(b, key[:]...)
-	for i, c := range f.payload {
-		b = append(b, c^key[i%4])
-	}
-	return b
-}
-
-func (c *client) send(fs ...wireFrame) {
-	c.t.Helper()
-	var b []byte
-	for _, f := range fs {
-		b = append(b, encode(f)...)
-	}
-	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.conn.Write(b); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// read reads one frame from the server.
-func (c *client) read(timeout time.Duration) (wireFrame, error) {
-	c.conn.SetReadDeadline(time.Now().Add(timeout))
-	var h [2]byte
-	if _, err := io.ReadFull(c.br, h[:]); err != nil {
-		return wireFrame{}, err
-	}
-	f := wireFrame{fin: h[0]&0x80 != 0, rsv1: h[0]&0x40 != 0, op: h[0] & 0xF}
-	if h[0]&0x30 != 0 || h[1]&0x80 != 0 {
-		return f, fmt.Errorf("server frame with RSV2/RSV3 or mask: % x", h)
-	}
-	n := uint64(h[1] & 0x7F)
-	switch n {
-	case 126:
-		var e [2]byte
-		if _, err := io.ReadFull(c.br, e[:]); err != nil {
-			return f, err
-		}
-		n = uint64(binary.BigEndian.Uint16(e[:]))
-	case 127:
-		var e [8]byte
-		if _, err := io.ReadFull(c.br, e[:]); err != nil {
-			return f, err
-		}
-		n = binary.BigEndian.Uint64(e[:])
-	}
-	f.payload = make([]byte, n)
-	_, err := io.ReadFull(c.br, f.payload)
-	return f, err
-}
+func (c *client) send(fs ...wireFrame)                    { c.Send(fs...) }
+func (c *client) read(d time.Duration) (wireFrame, error) { return c.Read(d) }
 
 // message reads one whole data message (skipping pongs), inflating it when
 // compressed; it reports whether it was compressed.
@@ -167,19 +57,19 @@ func (c *client) message(timeout time.Duration) (op byte, payload []byte, compre
 		if err != nil {
 			c.t.Fatalf("reading message: %v", err)
 		}
-		if f.op == opPong {
+		if f.Op == opPong {
 			continue
 		}
-		if f.op >= opClose {
-			c.t.Fatalf("control frame %#x (payload %q) while reading a message", f.op, f.payload)
+		if f.Op >= opClose {
+			c.t.Fatalf("control frame %#x (payload %q) while reading a message", f.Op, f.Payload)
 		}
 		if first {
-			op, compressed, first = f.op, f.rsv1, false
-		} else if f.rsv1 {
+			op, compressed, first = f.Op, rsv1(f), false
+		} else if rsv1(f) {
 			c.t.Fatal("RSV1 on a continuation frame from the server")
 		}
-		data = append(data, f.payload...)
-		if f.fin {
+		data = append(data, f.Payload...)
+		if f.Fin {
 			break
 		}
 	}
@@ -197,14 +87,14 @@ func (c *client) expectClose(code uint16) {
 		if err != nil {
 			c.t.Fatalf("waiting for close %d: %v", code, err)
 		}
-		if f.op != opClose {
+		if f.Op != opClose {
 			continue
 		}
-		if f.rsv1 {
+		if rsv1(f) {
 			c.t.Fatal("compressed close frame")
 		}
-		if len(f.payload) < 2 || binary.BigEndian.Uint16(f.payload) != code {
-			c.t.Fatalf("close payload %q, want code %d", f.payload, code)
+		if len(f.Payload) < 2 || binary.BigEndian.Uint16(f.Payload) != code {
+			c.t.Fatalf("close payload %q, want code %d", f.Payload, code)
 		}
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/herald-push/herald/internal/testutil"
+	"github.com/herald-push/herald/internal/wstest"
 )
 
 const maxMessage = 1 << 20
@@ -63,11 +64,14 @@ func fragments(op byte, p []byte, k int, compressed bool) []wireFrame {
 	step := max(1, (len(p)+k-1)/k)
 	for i := 0; i == 0 || i < len(p); i += step {
 		end := min(len(p), i+step)
-		f := wireFrame{op: opCont, payload: p[i:end]}
+		f := wireFrame{Op: opCont, Payload: p[i:end]}
 		if i == 0 {
-			f.op, f.rsv1 = op, compressed
+			f.Op = op
+			if compressed {
+				f.RSV = wstest.RSV1
+			}
 		}
-		f.fin = end == len(p)
+		f.Fin = end == len(p)
 		fs = append(fs, f)
 	}
 	return fs
@@ -135,13 +139,13 @@ func TestDeclinedOffers(t *testing.T) {
 				t.Fatalf("Sec-WebSocket-Extensions %q, want none", c.ext)
 			}
 			msg := text(4000)
-			c.send(wireFrame{fin: true, op: opText, payload: msg})
+			c.send(wireFrame{Fin: true, Op: opText, Payload: msg})
 			_, got, compressed := c.message(5 * time.Second)
 			if compressed || !bytes.Equal(got, msg) {
 				t.Fatalf("echo compressed=%v, %d bytes; want plain %d bytes", compressed, len(got), len(msg))
 			}
 			// RSV1 is a protocol error without the extension.
-			c.send(wireFrame{fin: true, rsv1: true, op: opText, payload: deflate(t, msg)})
+			c.send(wireFrame{Fin: true, RSV: wstest.RSV1, Op: opText, Payload: deflate(t, msg)})
 			c.expectClose(1002)
 		})
 	}
@@ -162,13 +166,13 @@ func TestCompressionFailures(t *testing.T) {
 		frames []wireFrame
 		code   uint16
 	}{
-		{"bomb", []wireFrame{{fin: true, rsv1: true, op: opBinary, payload: deflate(t, make([]byte, 64<<20))}}, 1009},
-		{"just over the limit", []wireFrame{{fin: true, rsv1: true, op: opBinary, payload: deflate(t, make([]byte, maxMessage+1))}}, 1009},
-		{"corrupt data", []wireFrame{{fin: true, rsv1: true, op: opBinary, payload: []byte{0xff, 0xfe, 0xfd, 0x01, 0x02}}}, 1007},
-		{"invalid utf-8 inside", []wireFrame{{fin: true, rsv1: true, op: opText, payload: deflate(t, []byte("ok \xff\xfe not ok"))}}, 1007},
-		{"context takeover", []wireFrame{{fin: true, rsv1: true, op: opText, payload: takeover()}}, 1007},
-		{"rsv1 on ping", []wireFrame{{fin: true, rsv1: true, op: opPing, payload: []byte("x")}}, 1002},
-		{"rsv1 on continuation", []wireFrame{{op: opText, payload: []byte("a")}, {fin: true, rsv1: true, op: opCont, payload: []byte("b")}}, 1002},
+		{"bomb", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opBinary, Payload: deflate(t, make([]byte, 64<<20))}}, 1009},
+		{"just over the limit", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opBinary, Payload: deflate(t, make([]byte, maxMessage+1))}}, 1009},
+		{"corrupt data", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opBinary, Payload: []byte{0xff, 0xfe, 0xfd, 0x01, 0x02}}}, 1007},
+		{"invalid utf-8 inside", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opText, Payload: deflate(t, []byte("ok \xff\xfe not ok"))}}, 1007},
+		{"context takeover", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opText, Payload: takeover()}}, 1007},
+		{"rsv1 on ping", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opPing, Payload: []byte("x")}}, 1002},
+		{"rsv1 on continuation", []wireFrame{{Op: opText, Payload: []byte("a")}, {Fin: true, RSV: wstest.RSV1, Op: opCont, Payload: []byte("b")}}, 1002},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,9 +183,9 @@ func TestCompressionFailures(t *testing.T) {
 	}
 	// The server is unharmed.
 	c := dialWS(t, srv.Addr, "/", "permessage-deflate", nil)
-	c.send(wireFrame{fin: true, op: opPing, payload: []byte("still here")})
+	c.send(wireFrame{Fin: true, Op: opPing, Payload: []byte("still here")})
 	f, err := c.read(5 * time.Second)
-	if err != nil || f.op != opPong || f.rsv1 || string(f.payload) != "still here" {
+	if err != nil || f.Op != opPong || rsv1(f) || string(f.Payload) != "still here" {
 		t.Fatalf("pong %+v, %v: want an uncompressed pong", f, err)
 	}
 }
@@ -235,12 +239,12 @@ func TestPushCompressOnce(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		if f.rsv1 != s.wantCompress {
-			t.Fatalf("%s: RSV1 = %v, want %v", s.name, f.rsv1, s.wantCompress)
+		if rsv1(f) != s.wantCompress {
+			t.Fatalf("%s: RSV1 = %v, want %v", s.name, rsv1(f), s.wantCompress)
 		}
-		got := f.payload
-		if f.rsv1 {
-			got = inflate(t, f.payload)
+		got := f.Payload
+		if rsv1(f) {
+			got = inflate(t, f.Payload)
 		}
 		if s.name == "deflate-raw" {
 			if string(got) != payload {
@@ -253,8 +257,8 @@ func TestPushCompressOnce(t *testing.T) {
 		}
 		if s.name == "deflate-a" || s.name == "deflate-b" {
 			if shared == nil {
-				shared = f.payload
-			} else if !bytes.Equal(shared, f.payload) {
+				shared = f.Payload
+			} else if !bytes.Equal(shared, f.Payload) {
 				t.Fatalf("%s: compressed frame differs from the other subscriber's", s.name)
 			}
 		}

@@ -43,7 +43,7 @@ func cases() []testCase {
 				}
 				p := payloadOf(op, n)
 				add("framing", name, func(c *client) {
-					f := frame{fin: true, op: op, payload: p}
+					f := frame{Fin: true, Op: op, Payload: p}
 					if chunk > 0 {
 						c.sendChunked(chunk, f)
 					} else {
@@ -58,7 +58,7 @@ func cases() []testCase {
 	add("framing", "many-frames-one-write", func(c *client) {
 		var fs []frame
 		for i := 0; i < 100; i++ {
-			fs = append(fs, frame{fin: true, op: opText, payload: []byte(fmt.Sprint("m", i))})
+			fs = append(fs, frame{Fin: true, Op: opText, Payload: []byte(fmt.Sprint("m", i))})
 		}
 		c.send(fs...)
 		for i := 0; i < 100; i++ {
@@ -71,27 +71,27 @@ func cases() []testCase {
 	for _, n := range []int{0, 1, 125} {
 		p := bytes.Repeat([]byte{0xFE}, n)
 		add("ping", fmt.Sprintf("ping-%d", n), func(c *client) {
-			c.send(frame{fin: true, op: opPing, payload: p})
+			c.send(frame{Fin: true, Op: opPing, Payload: p})
 			c.expect(opPong, p)
 			c.closeCleanly()
 		})
 	}
 	add("ping", "ping-126-too-long", func(c *client) {
-		c.send(frame{fin: true, op: opPing, payload: make([]byte, 126)})
+		c.send(frame{Fin: true, Op: opPing, Payload: make([]byte, 126)})
 		c.expectClose(1002)
 	})
 	add("ping", "ping-fragmented", func(c *client) {
-		c.send(frame{fin: false, op: opPing, payload: []byte("a")}, frame{fin: true, op: opCont, payload: []byte("b")})
+		c.send(frame{Fin: false, Op: opPing, Payload: []byte("a")}, frame{Fin: true, Op: opCont, Payload: []byte("b")})
 		c.expectClose(1002)
 	})
 	add("ping", "unsolicited-pong-ignored", func(c *client) {
-		c.send(frame{fin: true, op: opPong, payload: []byte("x")}, frame{fin: true, op: opText, payload: []byte("after")})
+		c.send(frame{Fin: true, Op: opPong, Payload: []byte("x")}, frame{Fin: true, Op: opText, Payload: []byte("after")})
 		c.expect(opText, []byte("after"))
 		c.closeCleanly()
 	})
 	add("ping", "ten-pings", func(c *client) {
 		for i := 0; i < 10; i++ {
-			c.send(frame{fin: true, op: opPing, payload: []byte(fmt.Sprint(i))})
+			c.send(frame{Fin: true, Op: opPing, Payload: []byte(fmt.Sprint(i))})
 		}
 		for i := 0; i < 10; i++ {
 			c.expect(opPong, []byte(fmt.Sprint(i)))
@@ -99,7 +99,7 @@ func cases() []testCase {
 		c.closeCleanly()
 	})
 	add("ping", "ping-chunked-1", func(c *client) {
-		c.sendChunked(1, frame{fin: true, op: opPing, payload: []byte("chunky")})
+		c.sendChunked(1, frame{Fin: true, Op: opPing, Payload: []byte("chunky")})
 		c.expect(opPong, []byte("chunky"))
 		c.closeCleanly()
 	})
@@ -108,13 +108,13 @@ func cases() []testCase {
 	for _, rsv := range []byte{1, 2, 3, 4, 5, 6, 7} {
 		for _, op := range []byte{opText, opBinary, opPing} {
 			add("reserved", fmt.Sprintf("rsv%d-%s", rsv, opName(op)), func(c *client) {
-				c.send(frame{fin: true, rsv: rsv, op: op, payload: []byte("x")})
+				c.send(frame{Fin: true, RSV: rsv, Op: op, Payload: []byte("x")})
 				c.expectClose(1002)
 			})
 		}
 	}
 	add("reserved", "rsv-after-valid-echo", func(c *client) {
-		c.send(frame{fin: true, op: opText, payload: []byte("ok")}, frame{fin: true, rsv: 1, op: opText, payload: []byte("bad")})
+		c.send(frame{Fin: true, Op: opText, Payload: []byte("ok")}, frame{Fin: true, RSV: 1, Op: opText, Payload: []byte("bad")})
 		c.expect(opText, []byte("ok"))
 		c.expectClose(1002)
 	})
@@ -122,7 +122,7 @@ func cases() []testCase {
 	// 4. Opcodes.
 	for _, op := range []byte{3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF} {
 		add("opcodes", fmt.Sprintf("reserved-opcode-%#x", op), func(c *client) {
-			c.send(frame{fin: true, op: op, payload: []byte("x")})
+			c.send(frame{Fin: true, Op: op, Payload: []byte("x")})
 			c.expectClose(1002)
 		})
 	}
@@ -139,49 +139,49 @@ func cases() []testCase {
 		}
 	}
 	add("fragmentation", "empty-fragments", func(c *client) {
-		c.send(frame{op: opText}, frame{op: opCont}, frame{fin: true, op: opCont})
+		c.send(frame{Op: opText}, frame{Op: opCont}, frame{Fin: true, Op: opCont})
 		c.expect(opText, []byte{})
 		c.closeCleanly()
 	})
 	add("fragmentation", "ping-between-fragments", func(c *client) {
-		c.send(frame{op: opText, payload: []byte("frag1")}, frame{fin: true, op: opPing, payload: []byte("p")}, frame{fin: true, op: opCont, payload: []byte("frag2")})
+		c.send(frame{Op: opText, Payload: []byte("frag1")}, frame{Fin: true, Op: opPing, Payload: []byte("p")}, frame{Fin: true, Op: opCont, Payload: []byte("frag2")})
 		c.expect(opPong, []byte("p"))
 		c.expect(opText, []byte("frag1frag2"))
 		c.closeCleanly()
 	})
 	add("fragmentation", "pong-between-fragments", func(c *client) {
-		c.send(frame{op: opText, payload: []byte("a")}, frame{fin: true, op: opPong, payload: []byte("p")}, frame{fin: true, op: opCont, payload: []byte("b")})
+		c.send(frame{Op: opText, Payload: []byte("a")}, frame{Fin: true, Op: opPong, Payload: []byte("p")}, frame{Fin: true, Op: opCont, Payload: []byte("b")})
 		c.expect(opText, []byte("ab"))
 		c.closeCleanly()
 	})
 	add("fragmentation", "close-between-fragments", func(c *client) {
-		c.send(frame{op: opText, payload: []byte("a")}, frame{fin: true, op: opClose, payload: closePayload(1000, "")})
+		c.send(frame{Op: opText, Payload: []byte("a")}, frame{Fin: true, Op: opClose, Payload: closePayload(1000, "")})
 		c.expectClose(1000)
 	})
 	add("fragmentation", "fragmented-chunked-1", func(c *client) {
-		c.sendChunked(1, frame{op: opText, payload: []byte("Hello, ")}, frame{fin: true, op: opPing, payload: []byte("x")}, frame{fin: true, op: opCont, payload: []byte("world")})
+		c.sendChunked(1, frame{Op: opText, Payload: []byte("Hello, ")}, frame{Fin: true, Op: opPing, Payload: []byte("x")}, frame{Fin: true, Op: opCont, Payload: []byte("world")})
 		c.expect(opPong, []byte("x"))
 		c.expect(opText, []byte("Hello, world"))
 		c.closeCleanly()
 	})
 	add("fragmentation", "continuation-without-start", func(c *client) {
-		c.send(frame{fin: true, op: opCont, payload: []byte("x")})
+		c.send(frame{Fin: true, Op: opCont, Payload: []byte("x")})
 		c.expectClose(1002)
 	})
 	add("fragmentation", "nonfinal-continuation-without-start", func(c *client) {
-		c.send(frame{op: opCont, payload: []byte("x")})
+		c.send(frame{Op: opCont, Payload: []byte("x")})
 		c.expectClose(1002)
 	})
 	add("fragmentation", "new-text-during-fragmented", func(c *client) {
-		c.send(frame{op: opText, payload: []byte("a")}, frame{fin: true, op: opText, payload: []byte("b")})
+		c.send(frame{Op: opText, Payload: []byte("a")}, frame{Fin: true, Op: opText, Payload: []byte("b")})
 		c.expectClose(1002)
 	})
 	add("fragmentation", "new-binary-during-fragmented", func(c *client) {
-		c.send(frame{op: opBinary, payload: []byte("a")}, frame{op: opBinary, payload: []byte("b")})
+		c.send(frame{Op: opBinary, Payload: []byte("a")}, frame{Op: opBinary, Payload: []byte("b")})
 		c.expectClose(1002)
 	})
 	add("fragmentation", "fragmented-close", func(c *client) {
-		c.send(frame{op: opClose, payload: closePayload(1000, "")}, frame{fin: true, op: opCont})
+		c.send(frame{Op: opClose, Payload: closePayload(1000, "")}, frame{Fin: true, Op: opCont})
 		c.expectClose(1002)
 	})
 
@@ -190,7 +190,7 @@ func cases() []testCase {
 	for i, s := range valid {
 		p := []byte(s)
 		add("utf8", fmt.Sprintf("valid-%d", i), func(c *client) {
-			c.send(frame{fin: true, op: opText, payload: p})
+			c.send(frame{Fin: true, Op: opText, Payload: p})
 			c.expect(opText, p)
 			c.closeCleanly()
 		})
@@ -203,7 +203,7 @@ func cases() []testCase {
 	}
 	for i, p := range invalid {
 		add("utf8", fmt.Sprintf("invalid-%d", i), func(c *client) {
-			c.send(frame{fin: true, op: opText, payload: p})
+			c.send(frame{Fin: true, Op: opText, Payload: p})
 			c.expectClose(1007)
 		})
 	}
@@ -212,7 +212,7 @@ func cases() []testCase {
 	long := []byte("κόσμε \U0001F600 µ@ßöäü \u0800\uFFFD end")
 	for i := 0; i <= len(long); i++ {
 		add("utf8", fmt.Sprintf("valid-split-at-%d", i), func(c *client) {
-			c.send(frame{op: opText, payload: long[:i]}, frame{fin: true, op: opCont, payload: long[i:]})
+			c.send(frame{Op: opText, Payload: long[:i]}, frame{Fin: true, Op: opCont, Payload: long[i:]})
 			c.expect(opText, long)
 			c.closeCleanly()
 		})
@@ -221,98 +221,98 @@ func cases() []testCase {
 	bad := append([]byte("κόσμε"), 0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80, 0x65, 0x64, 0x69, 0x74, 0x65, 0x64)
 	for i := 0; i <= len(bad); i++ {
 		add("utf8", fmt.Sprintf("invalid-split-at-%d", i), func(c *client) {
-			c.send(frame{op: opText, payload: bad[:i]}, frame{fin: true, op: opCont, payload: bad[i:]})
+			c.send(frame{Op: opText, Payload: bad[:i]}, frame{Fin: true, Op: opCont, Payload: bad[i:]})
 			c.expectClose(1007)
 		})
 	}
 	add("utf8", "invalid-first-fragment-fails-fast", func(c *client) {
 		// The message never completes: the server must reject the first
 		// fragment on its own.
-		c.send(frame{op: opText, payload: []byte{0xCE, 0xBA, 0xFF}})
+		c.send(frame{Op: opText, Payload: []byte{0xCE, 0xBA, 0xFF}})
 		c.expectClose(1007)
 	})
 	add("utf8", "binary-is-not-validated", func(c *client) {
-		c.send(frame{fin: true, op: opBinary, payload: []byte{0xFF, 0xFE, 0xC0}})
+		c.send(frame{Fin: true, Op: opBinary, Payload: []byte{0xFF, 0xFE, 0xC0}})
 		c.expect(opBinary, []byte{0xFF, 0xFE, 0xC0})
 		c.closeCleanly()
 	})
 
 	// 7. Close handling.
 	add("close", "close-empty", func(c *client) {
-		c.send(frame{fin: true, op: opClose})
+		c.send(frame{Fin: true, Op: opClose})
 		c.expectClose()
 	})
 	add("close", "close-one-byte", func(c *client) {
-		c.send(frame{fin: true, op: opClose, payload: []byte{0x03}})
+		c.send(frame{Fin: true, Op: opClose, Payload: []byte{0x03}})
 		c.expectClose(1002)
 	})
 	add("close", "close-with-reason", func(c *client) {
-		c.send(frame{fin: true, op: opClose, payload: closePayload(1000, "bye now")})
+		c.send(frame{Fin: true, Op: opClose, Payload: closePayload(1000, "bye now")})
 		c.expectClose(1000)
 	})
 	add("close", "close-reason-123-bytes", func(c *client) {
-		c.send(frame{fin: true, op: opClose, payload: closePayload(1000, strings.Repeat("*", 123))})
+		c.send(frame{Fin: true, Op: opClose, Payload: closePayload(1000, strings.Repeat("*", 123))})
 		c.expectClose(1000)
 	})
 	add("close", "close-payload-126", func(c *client) {
-		c.send(frame{fin: true, op: opClose, payload: closePayload(1000, strings.Repeat("*", 124))})
+		c.send(frame{Fin: true, Op: opClose, Payload: closePayload(1000, strings.Repeat("*", 124))})
 		c.expectClose(1002)
 	})
 	add("close", "close-reason-invalid-utf8", func(c *client) {
-		c.send(frame{fin: true, op: opClose, payload: append(closePayload(1000, ""), 0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80, 0x65, 0x64)})
+		c.send(frame{Fin: true, Op: opClose, Payload: append(closePayload(1000, ""), 0xCE, 0xBA, 0xE1, 0xBD, 0xB9, 0xCF, 0x83, 0xCE, 0xBC, 0xCE, 0xB5, 0xED, 0xA0, 0x80, 0x65, 0x64)})
 		c.expectClose(1007)
 	})
 	add("close", "text-after-close-ignored", func(c *client) {
-		c.send(frame{fin: true, op: opClose, payload: closePayload(1000, "")}, frame{fin: true, op: opText, payload: []byte("late")})
+		c.send(frame{Fin: true, Op: opClose, Payload: closePayload(1000, "")}, frame{Fin: true, Op: opText, Payload: []byte("late")})
 		c.expectClose(1000)
 	})
 	add("close", "ping-after-close-ignored", func(c *client) {
-		c.send(frame{fin: true, op: opClose, payload: closePayload(1000, "")}, frame{fin: true, op: opPing, payload: []byte("late")})
+		c.send(frame{Fin: true, Op: opClose, Payload: closePayload(1000, "")}, frame{Fin: true, Op: opPing, Payload: []byte("late")})
 		c.expectClose(1000)
 	})
 	add("close", "close-after-fragment-ignored-rest", func(c *client) {
-		c.send(frame{op: opText, payload: []byte("a")}, frame{fin: true, op: opClose, payload: closePayload(1000, "")}, frame{fin: true, op: opCont, payload: []byte("b")})
+		c.send(frame{Op: opText, Payload: []byte("a")}, frame{Fin: true, Op: opClose, Payload: closePayload(1000, "")}, frame{Fin: true, Op: opCont, Payload: []byte("b")})
 		c.expectClose(1000)
 	})
 	for _, code := range []uint16{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999} {
 		add("close", fmt.Sprintf("valid-code-%d", code), func(c *client) {
-			c.send(frame{fin: true, op: opClose, payload: closePayload(code, "")})
+			c.send(frame{Fin: true, Op: opClose, Payload: closePayload(code, "")})
 			c.expectClose(code)
 		})
 	}
 	for _, code := range []uint16{0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535} {
 		add("close", fmt.Sprintf("invalid-code-%d", code), func(c *client) {
-			c.send(frame{fin: true, op: opClose, payload: closePayload(code, "")})
+			c.send(frame{Fin: true, Op: opClose, Payload: closePayload(code, "")})
 			c.expectClose(1002)
 		})
 	}
 
 	// 9. Limits and hostile framing.
 	add("limits", "frame-over-max", func(c *client) {
-		c.send(frame{fin: true, op: opBinary, payload: make([]byte, maxFrame+1)})
+		c.send(frame{Fin: true, Op: opBinary, Payload: make([]byte, maxFrame+1)})
 		c.expectClose(1009)
 	})
 	add("limits", "declared-over-max-no-payload", func(c *client) {
 		// Only the header is sent: the server must refuse on the declared
 		// length, before any payload is buffered.
-		c.writeRaw(encode(frame{fin: true, op: opBinary, lenOverride: 1 << 40})[:14])
+		c.writeRaw(encode(frame{Fin: true, Op: opBinary, LenOverride: 1 << 40})[:14])
 		c.expectClose(1009, 1002)
 	})
 	add("limits", "declared-2^63", func(c *client) {
-		c.writeRaw(encode(frame{fin: true, op: opBinary, lenOverride: 1 << 63})[:14])
+		c.writeRaw(encode(frame{Fin: true, Op: opBinary, LenOverride: 1 << 63})[:14])
 		c.expectClose(1002, 1009)
 	})
 	add("limits", "message-over-max-fragmented", func(c *client) {
 		part := make([]byte, maxFrame)
-		c.send(frame{op: opBinary, payload: part}, frame{op: opCont, payload: part}, frame{fin: true, op: opCont, payload: []byte("x")})
+		c.send(frame{Op: opBinary, Payload: part}, frame{Op: opCont, Payload: part}, frame{Fin: true, Op: opCont, Payload: []byte("x")})
 		c.expectClose(1009)
 	})
 	add("limits", "unmasked-client-frame", func(c *client) {
-		c.send(frame{fin: true, op: opText, payload: []byte("hi"), noMask: true})
+		c.send(frame{Fin: true, Op: opText, Payload: []byte("hi"), NoMask: true})
 		c.expectClose(1002)
 	})
 	add("limits", "non-minimal-length-accepted", func(c *client) {
-		c.send(frame{fin: true, op: opText, payload: []byte("tiny"), forceExtended64: true})
+		c.send(frame{Fin: true, Op: opText, Payload: []byte("tiny"), ForceExtended64: true})
 		c.expect(opText, []byte("tiny"))
 		c.closeCleanly()
 	})
@@ -349,9 +349,9 @@ func split(op byte, msg []byte, parts int) []frame {
 	step := (len(msg) + parts - 1) / parts
 	for i := 0; i < parts; i++ {
 		lo, hi := min(i*step, len(msg)), min((i+1)*step, len(msg))
-		f := frame{op: opCont, payload: msg[lo:hi], fin: i == parts-1}
+		f := frame{Op: opCont, Payload: msg[lo:hi], Fin: i == parts-1}
 		if i == 0 {
-			f.op = op
+			f.Op = op
 		}
 		fs = append(fs, f)
 	}

@@ -52,7 +52,7 @@ func TestConformance(t *testing.T) {
 	t.Logf("conformance: %d passed, %d failed", passed.Load(), failed.Load())
 	// The server must still be healthy after all of that.
 	c := dial(t, srv.Addr)
-	c.send(frame{fin: true, op: opText, payload: []byte("still here")})
+	c.send(frame{Fin: true, Op: opText, Payload: []byte("still here")})
 	c.expect(opText, []byte("still here"))
 	c.closeCleanly()
 }

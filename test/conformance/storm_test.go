@@ -35,7 +35,7 @@ func TestBadInputStorm(t *testing.T) {
 		},
 		"truncated-frame": func(c net.Conn) {
 			c.Write(upgradeReq)
-			f := encode(frame{fin: true, op: opBinary, payload: make([]byte, 60000)})
+			f := encode(frame{Fin: true, Op: opBinary, Payload: make([]byte, 60000)})
 			c.Write(f[:len(f)/2])
 		},
 		"length-2^63": func(c net.Conn) {
@@ -52,7 +52,7 @@ func TestBadInputStorm(t *testing.T) {
 		},
 		"unmasked": func(c net.Conn) {
 			c.Write(upgradeReq)
-			c.Write(encode(frame{fin: true, op: opText, payload: []byte("hello"), noMask: true}))
+			c.Write(encode(frame{Fin: true, Op: opText, Payload: []byte("hello"), NoMask: true}))
 		},
 		"slow-handshake": func(c net.Conn) {
 			for i := 0; i < 40 && i < len(upgradeReq); i++ {
@@ -73,8 +73,8 @@ func TestBadInputStorm(t *testing.T) {
 		},
 		"endless-fragments": func(c net.Conn) {
 			c.Write(upgradeReq)
-			c.Write(encode(frame{op: opBinary, payload: make([]byte, 1000)}))
-			part := encode(frame{op: opCont, payload: make([]byte, 64<<10)})
+			c.Write(encode(frame{Op: opBinary, Payload: make([]byte, 1000)}))
+			part := encode(frame{Op: opCont, Payload: make([]byte, 64<<10)})
 			for i := 0; i < 100; i++ {
 				if _, err := c.Write(part); err != nil {
 					return
@@ -108,7 +108,7 @@ func TestBadInputStorm(t *testing.T) {
 	}
 	wg.Wait()
 	cl := dial(t, srv.Addr)
-	cl.send(frame{fin: true, op: opText, payload: []byte("after the storm")})
+	cl.send(frame{Fin: true, Op: opText, Payload: []byte("after the storm")})
 	cl.expect(opText, []byte("after the storm"))
 	cl.closeCleanly()
 	after, err := srv.RSS()
