@@ -15,25 +15,13 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/internal/natstest"
 )
 
-// startNATS runs an embedded NATS server with JetStream on a random port
-// (or on port, when > 0) storing into dir.
+// startNATS runs an embedded NATS server (see natstest.Start).
 func startNATS(t testing.TB, port int, dir string) *server.Server {
 	t.Helper()
-	if port == 0 {
-		port = -1
-	}
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready within 10s")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return natstest.Start(t, port, dir)
 }
 
 // quiet is a logger that drops everything.

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,30 +18,18 @@ import (
 	"github.com/gorilla/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/herald-push/herald/internal/natstest"
 	"github.com/herald-push/herald/internal/testutil"
 )
 
-// startNATS runs an embedded NATS server with JetStream storing into dir,
-// on port (0: any free port). The test shuts it down at the end.
+// startNATS runs an embedded NATS server (see natstest.Start).
 func startNATS(t *testing.T, port int, dir string) *natsserver.Server {
 	t.Helper()
-	if port == 0 {
-		port = -1
-	}
-	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready within 10s")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return natstest.Start(t, port, dir)
 }
 
 // natsPort is the port s listens on.
-func natsPort(s *natsserver.Server) int { return s.Addr().(*net.TCPAddr).Port }
+func natsPort(s *natsserver.Server) int { return natstest.Port(s) }
 
 // node is a running herald process of the cluster.
 type node struct {
