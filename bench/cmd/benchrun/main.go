@@ -59,7 +59,7 @@ func main() {
 	flag.IntVar(&o.nMax, "nmax", 0, "idle connections for the second sample and the broadcast (0: open-file limit - 1000)")
 	flag.IntVar(&o.bcastCount, "bcast-count", 5, "broadcast messages")
 	flag.IntVar(&o.sustConns, "sust-conns", 1000, "connections in the sustained phase")
-	flag.Float64Var(&o.sustRate, "sust-rate", 190, "publishes/s in the sustained phase (x sust-conns = offered deliveries/s)")
+	flag.Float64Var(&o.sustRate, "sust-rate", 400, "publishes/s in the sustained phase (x sust-conns = offered deliveries/s)")
 	flag.DurationVar(&o.sustDur, "sust-duration", 5*time.Second, "sustained phase length")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "wait before each memory sample")
 	flag.StringVar(&o.only, "only", "", "comma-separated server names to run (default all)")
