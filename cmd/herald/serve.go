@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -20,12 +21,17 @@ import (
 // shape of the JSON config file.
 type serveOptions struct {
 	herald.Config
+	// GCPercent is the Go collector's target heap growth (GOGC); a push
+	// tier's heap is mostly long-lived connection state, so collecting
+	// at +50 % instead of Go's +100 % trims resident memory per idle
+	// connection for little CPU. The GOGC environment variable wins.
+	GCPercent int    `json:"gc_percent"`
 	LogLevel  string `json:"log_level"`
 	LogFormat string `json:"log_format"`
 }
 
 func newServeCmd() *cobra.Command {
-	opts := serveOptions{Config: herald.DefaultConfig(), LogLevel: "info", LogFormat: "text"}
+	opts := serveOptions{Config: herald.DefaultConfig(), GCPercent: 50, LogLevel: "info", LogFormat: "text"}
 	var configPath string
 	var printConfig bool
 	cmd := &cobra.Command{
@@ -108,6 +114,7 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&h.Broker, "broker", h.Broker, "how publishes reach every node: memory (one node) or nats://HOST:PORT[,nats://...] (NATS with JetStream)")
 	fs.BoolVar(&h.BrokerOptional, "broker-optional", h.BrokerOptional, "start even when NATS is unreachable (not ready, publishes refused, until it connects)")
 	fs.IntVar(&h.BrokerReplicas, "broker-replicas", h.BrokerReplicas, "replicas of the JetStream stream, when this node creates it (3 for a 3-server NATS cluster)")
+	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
 }
@@ -133,6 +140,9 @@ func runServe(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	raiseFileLimit(log, o.MaxConns)
+	if _, set := os.LookupEnv("GOGC"); !set && o.GCPercent > 0 {
+		debug.SetGCPercent(o.GCPercent)
+	}
 	if o.AllowAnonymous {
 		log.Warn("anonymous clients are allowed (--allow-anonymous): anyone who can reach the WebSocket port can subscribe", "subscribe", o.AnonymousSubscribe, "publish", o.AnonymousPublish)
 	}
