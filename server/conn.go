@@ -99,15 +99,15 @@ func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) {
 	if c.state != stateOpen {
 		return
 	}
-	out := &c.srv.loops[c.li].out
-	buf := out.alloc(codec.FrameHeaderLen(len(payload), false) + len(payload))
+	ls := &c.srv.loops[c.li]
+	buf := ls.out.alloc(codec.FrameHeaderLen(len(payload), false) + len(payload))
 	if c.z.Enabled() {
 		buf = c.srv.deflate.AppendFrame(buf, op, payload, c.z.ServerWindowBits)
 	} else {
 		buf = codec.AppendFrame(buf, op, true, payload)
 	}
 	c.pc.Write(buf)
-	c.srv.stats.MessagesOut.Add(1)
+	ls.counted.messagesOut.Add(1)
 }
 
 // WritePrepared queues an already encoded frame, shared between many
@@ -119,7 +119,7 @@ func (c *Conn) WritePrepared(frame []byte) bool {
 		return false
 	}
 	c.pc.Write(frame)
-	c.srv.stats.MessagesOut.Add(1)
+	c.srv.loops[c.li].counted.messagesOut.Add(1)
 	return true
 }
 
@@ -140,8 +140,7 @@ func (c *Conn) Close(code uint16, reason string) {
 func (s *Server) closeConn(pc *poller.Conn, code uint16, reason string) {
 	c, _ := pc.Context().(*Conn)
 	if c != nil && c.state == stateOpen {
-		out := &s.loops[c.li].out
-		buf := out.alloc(codec.FrameHeaderLen(125, false) + 125)
+		buf := s.loops[c.li].out.alloc(codec.FrameHeaderLen(125, false) + 125)
 		pc.Write(codec.AppendClose(buf, code, reason))
 		c.state = stateClosing
 	}
@@ -236,7 +235,7 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 	if c.state == stateClosing {
 		return consumed + len(in) // ignore anything after our close
 	}
-	s.stats.BytesIn.Add(uint64(len(in)))
+	s.loops[c.li].counted.bytesIn.Add(uint64(len(in)))
 	if len(in) > 0 && (s.cfg.PingInterval > 0 || c.awaitingPong) {
 		c.awaitingPong = false
 		s.armTimer(c)
@@ -299,8 +298,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 			dec = &s.decCfgDeflate
 		}
 	}
-	out := &s.loops[c.li].out
-	resp := codec.AppendAccept(out.alloc(256+len(protocol)+len(ext)), req, protocol, ext)
+	resp := codec.AppendAccept(s.loops[c.li].out.alloc(256+len(protocol)+len(ext)), req, protocol, ext)
 	c.pc.Write(resp)
 	c.state = stateOpen
 	c.dec.Init(dec)
@@ -310,10 +308,17 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 	return n, true
 }
 
+// writeControl queues an uncompressed control frame (ping, pong, close)
+// built in the loop's arena.
+func (s *Server) writeControl(c *Conn, op codec.OpCode, payload []byte) {
+	buf := s.loops[c.li].out.alloc(codec.FrameHeaderLen(len(payload), false) + len(payload))
+	c.pc.Write(codec.AppendFrame(buf, op, true, payload))
+}
+
 // refuse answers an HTTP error and closes.
 func (s *Server) refuse(pc *poller.Conn, status int, reason string) {
-	out := &s.loops[pc.Context().(*Conn).li].out
-	pc.Write(codec.AppendHTTPError(out.alloc(256+len(reason)), status, reason))
+	buf := s.loops[pc.Context().(*Conn).li].out.alloc(256 + len(reason))
+	pc.Write(codec.AppendHTTPError(buf, status, reason))
 	pc.Close()
 }
 
@@ -321,7 +326,7 @@ func (s *Server) refuse(pc *poller.Conn, status int, reason string) {
 func (s *Server) frame(c *Conn, msg *codec.Message) {
 	switch msg.Op {
 	case codec.OpText, codec.OpBinary:
-		s.stats.MessagesIn.Add(1)
+		s.loops[c.li].counted.messagesIn.Add(1)
 		if !msg.Compressed {
 			s.app.OnMessage(c, msg.Op, msg.Payload)
 			return
@@ -334,17 +339,14 @@ func (s *Server) frame(c *Conn, msg *codec.Message) {
 		s.app.OnMessage(c, msg.Op, *buf)
 		s.deflate.Release(buf)
 	case codec.OpPing:
-		out := &s.loops[c.li].out
-		buf := out.alloc(codec.FrameHeaderLen(len(msg.Payload), false) + len(msg.Payload))
-		c.pc.Write(codec.AppendFrame(buf, codec.OpPong, true, msg.Payload))
+		s.writeControl(c, codec.OpPong, msg.Payload)
 	case codec.OpPong:
 		// Liveness was already refreshed by the arrival of bytes.
 	case codec.OpClose:
 		code := msg.CloseCode
 		if code == codec.CloseNoStatus {
 			// RFC 6455 5.5.1: echo the status code received; with none, send none.
-			out := &s.loops[c.li].out
-			c.pc.Write(codec.AppendFrame(out.alloc(2), codec.OpClose, true, nil))
+			s.writeControl(c, codec.OpClose, nil)
 			c.state = stateClosing
 			c.pc.Close()
 			return
@@ -392,8 +394,7 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 			s.closeConn(pc, codec.CloseGoingAway, "ping timeout")
 			return
 		}
-		out := &s.loops[c.li].out
-		pc.Write(codec.AppendFrame(out.alloc(2), codec.OpPing, true, nil))
+		s.writeControl(c, codec.OpPing, nil)
 		c.awaitingPong = true
 		s.armTimerFor(c, s.cfg.PongTimeout.D())
 	default:

@@ -64,9 +64,45 @@ type Server struct {
 // loopState is what the server keeps per event loop; only that loop's
 // goroutine touches it.
 type loopState struct {
-	out arena
+	// counted are the per-message counters, kept per loop so that the
+	// loops never write to a shared cache line per message; Server sums
+	// them when read.
+	counted loopCounters
+	out     arena
 	// tlsPeers holds the TLS session of each connection of a TLS loop.
 	tlsPeers map[*Conn]*tlsPeer
+}
+
+// loopCounters are one loop's message counters. Only the loop writes
+// them; atomics let metrics read them from other goroutines. The padding
+// keeps two loops' counters off one cache line.
+type loopCounters struct {
+	messagesIn, messagesOut, bytesIn atomic.Uint64
+	_                                [40]byte
+}
+
+// MessagesIn is the number of text and binary messages received.
+func (s *Server) MessagesIn() uint64 {
+	return s.sum(func(c *loopCounters) uint64 { return c.messagesIn.Load() })
+}
+
+// MessagesOut is the number of messages queued to clients (deliveries and
+// replies).
+func (s *Server) MessagesOut() uint64 {
+	return s.sum(func(c *loopCounters) uint64 { return c.messagesOut.Load() })
+}
+
+// BytesIn is the number of bytes received after the handshakes.
+func (s *Server) BytesIn() uint64 {
+	return s.sum(func(c *loopCounters) uint64 { return c.bytesIn.Load() })
+}
+
+func (s *Server) sum(f func(*loopCounters) uint64) uint64 {
+	var n uint64
+	for i := range s.loops {
+		n += f(&s.loops[i].counted)
+	}
+	return n
 }
 
 // Stats are server-wide counters, safe to read from any goroutine.
@@ -77,9 +113,6 @@ type Stats struct {
 	HandshakesDeflate atomic.Uint64
 	HandshakesFailed  atomic.Uint64
 	HandshakeTimeouts atomic.Uint64
-	MessagesIn        atomic.Uint64
-	MessagesOut       atomic.Uint64
-	BytesIn           atomic.Uint64
 	ProtocolErrors    atomic.Uint64
 	PingTimeouts      atomic.Uint64
 	TokenExpired      atomic.Uint64
