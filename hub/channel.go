@@ -117,23 +117,19 @@ func (c *channel) expire(now time.Time, ttl time.Duration) (freedBytes int64, fr
 	if ttl <= 0 {
 		return 0, 0
 	}
-	for c.hist.Len() > 0 && now.Sub(c.hist.front().Time) > ttl {
-		old := c.hist.pop()
-		freedBytes += old.size
-		freed++
-	}
-	if freed > 0 {
-		c.bytes -= freedBytes
-		c.shrink()
-		c.setFirst()
-	}
-	return freedBytes, freed
+	return c.dropWhile(func(m *Message) bool { return now.Sub(m.Time) > ttl })
 }
 
 // trimThrough drops the messages of history with offsets up to off and
 // returns the bytes and messages it dropped. Lock should be held.
 func (c *channel) trimThrough(off uint64) (freedBytes int64, freed int) {
-	for c.hist.Len() > 0 && c.hist.front().Offset <= off {
+	return c.dropWhile(func(m *Message) bool { return m.Offset <= off })
+}
+
+// dropWhile drops messages from the front of history while drop says so
+// and returns the bytes and messages it dropped. Lock should be held.
+func (c *channel) dropWhile(drop func(*Message) bool) (freedBytes int64, freed int) {
+	for c.hist.Len() > 0 && drop(c.hist.front()) {
 		old := c.hist.pop()
 		freedBytes += old.size
 		freed++
