@@ -24,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/herald-push/herald/internal/procstat"
 )
 
 func main() {
@@ -213,19 +215,8 @@ var goroutineRe = regexp.MustCompile(`goroutine profile: total (\d+)`)
 
 func sample(pid int, api string) stat {
 	var s stat
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "VmRSS:":
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			s.rss = v << 10
-		case "Threads:":
-			s.threads, _ = strconv.Atoi(f[1])
-		}
+	if st, err := procstat.Read(pid); err == nil {
+		s.rss, s.threads = st.RSS, st.Threads
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herald-push/herald/internal/procstat"
 )
 
 // moduleRoot finds the directory holding go.mod, from this file's location.
@@ -207,16 +209,6 @@ func (p *Proc) Stop(t testing.TB) {
 
 // RSS returns the process's resident set size in bytes (Linux).
 func (p *Proc) RSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			var kb int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:")), &kb)
-			return kb * 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", p.Cmd.Process.Pid)
+	st, err := procstat.Read(p.Cmd.Process.Pid)
+	return st.RSS, err
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herald-push/herald/internal/procstat"
 )
 
 // clkTck is USER_HZ, the unit of /proc times; 100 on every Linux platform
@@ -21,24 +23,8 @@ const clkTck = 100
 
 // procMem returns the VmRSS (bytes) and thread count of pid.
 func procMem(pid int) (rss int64, threads int, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, fmt.Errorf("read status: %w", err)
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "VmRSS:":
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			rss = kb << 10
-		case "Threads:":
-			threads, _ = strconv.Atoi(f[1])
-		}
-	}
-	return rss, threads, nil
+	st, err := procstat.Read(pid)
+	return st.RSS, st.Threads, err
 }
 
 // procCPU returns the user+system CPU seconds pid has used.
