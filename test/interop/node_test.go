@@ -2,10 +2,9 @@ package interop
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/herald-push/herald/internal/testutil"
 )
 
 // nodeResult is what node/client.js prints.
@@ -18,22 +17,13 @@ type nodeResult struct {
 	Extensions  string `json:"extensions"`
 }
 
-// runNode runs node/client.js against url. `make test` installs Node's ws
-// package (scripts/test-deps.sh); without it the test fails and says how.
+// runNode runs node/client.js against url (see testutil.NodeClient).
 func runNode(t *testing.T, url string, args ...string) nodeResult {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Fatal("node is not installed: run `make test-deps` (or apt-get install nodejs npm)")
-	}
-	if _, err := os.Stat(filepath.Join("node", "node_modules", "ws")); err != nil {
-		t.Fatal("Node's ws package is missing: run `make test-deps` (npm install in test/interop/node)")
-	}
-	cmd := exec.Command("node", append([]string{"client.js", url}, args...)...)
-	cmd.Dir = "node"
-	out, err := cmd.Output()
+	out := testutil.NodeClient(t, url, args...)
 	var r nodeResult
-	if jerr := json.Unmarshal(out, &r); jerr != nil {
-		t.Fatalf("node client: %v / %v, output %q", err, jerr, out)
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("node client: %v, output %q", err, out)
 	}
 	return r
 }

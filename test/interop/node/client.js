@@ -1,17 +1,27 @@
 // Interop client for herald's tests, using Node's `ws` package.
-// Usage: node client.js ws://127.0.0.1:PORT/path
+// Usage: node client.js ws://127.0.0.1:PORT/path [--deflate[=BITS]]
 // Sends text and binary messages of several sizes, checks each echo, closes
 // with code 4000 and a reason, and prints one JSON line with the result.
+// --deflate negotiates permessage-deflate (every message compressed, no
+// client context takeover; BITS asks for server_max_window_bits) and sends
+// compressible payloads. Node inflates with zlib, which rejects a
+// back-reference beyond the negotiated window.
 'use strict';
 const WebSocket = require('ws');
 
 const url = process.argv[2];
+const flag = process.argv.find((a) => a.startsWith('--deflate'));
+let perMessageDeflate = false;
+if (flag) {
+  perMessageDeflate = { threshold: 0, clientNoContextTakeover: true };
+  const bits = Number(flag.split('=')[1]);
+  if (bits) perMessageDeflate.serverMaxWindowBits = bits;
+}
 const sizes = [0, 1, 125, 126, 65535, 65536, 1 << 20];
-const deflate = process.argv.includes('--deflate');
-const ws = new WebSocket(url, { perMessageDeflate: deflate });
+const ws = new WebSocket(url, { perMessageDeflate });
 const result = { ok: false, echoed: 0, closeCode: null, closeReason: '', error: null, extensions: '' };
 const expected = [];
-const timer = setTimeout(() => { result.error = 'timeout'; finish(); }, 15000);
+const timer = setTimeout(() => { result.error = 'timeout'; finish(); }, 20000);
 
 function finish() {
   clearTimeout(timer);
@@ -19,14 +29,28 @@ function finish() {
   process.exit(result.ok ? 0 : 1);
 }
 
-ws.on('open', () => {
-  result.extensions = ws.extensions;
-  for (const n of sizes) {
-    const text = 'é'.repeat(Math.floor(n / 2)) + (n % 2 ? 'x' : '');
-    expected.push({ binary: false, data: Buffer.from(text) });
-    ws.send(text);
+// payloads returns the text and binary message of n bytes.
+function payloads(n) {
+  if (!flag) {
     const bin = Buffer.alloc(n);
     for (let i = 0; i < n; i++) bin[i] = (i * 31) & 0xff;
+    return ['é'.repeat(Math.floor(n / 2)) + (n % 2 ? 'x' : ''), bin];
+  }
+  let text = '';
+  for (let i = 0; text.length < n; i++) text += 'message ' + (i % 97) + ' of the feed; ';
+  const bin = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) bin[i] = (i % 251) ^ ((i >> 10) & 7);
+  return [text.slice(0, n), bin];
+}
+
+ws.on('open', () => {
+  const pmd = ws._extensions && ws._extensions['permessage-deflate'];
+  // What the client accepted from the server's response.
+  result.extensions = pmd ? 'permessage-deflate ' + JSON.stringify(pmd.params) : '';
+  for (const n of sizes) {
+    const [text, bin] = payloads(n);
+    expected.push({ binary: false, data: Buffer.from(text) });
+    ws.send(text);
     expected.push({ binary: true, data: bin });
     ws.send(bin);
   }
