@@ -42,6 +42,10 @@ type Config struct {
 	// Loops is the number of event loops; 0 means runtime.NumCPU(). It is
 	// capped at 256.
 	Loops int
+	// FirstIndex is the Index of the first loop: the loops are numbered
+	// FirstIndex to FirstIndex+Loops-1, so that the loops of several
+	// servers and clients in one process can index one per-loop table.
+	FirstIndex int
 	// ReusePort gives each loop its own SO_REUSEPORT listener, so the
 	// kernel spreads accepts over the loops. Where the OS does not balance
 	// SO_REUSEPORT (macOS, OpenBSD, NetBSD) it is ignored and one acceptor

@@ -44,16 +44,16 @@ type pending struct {
 	close bool
 }
 
-// newLoop returns the loop of index idx; the backend sets drv before the
-// loop runs.
+// newLoop returns the idx-th loop of k (its Index adds Config.FirstIndex);
+// the backend sets drv before the loop runs.
 func newLoop(k *core, idx int) *Loop {
-	l := &Loop{k: k, idx: idx}
+	l := &Loop{k: k, idx: k.cfg.FirstIndex + idx}
 	l.wheel.init(k.interval)
 	return l
 }
 
-// Index is the loop's position, from 0 to Config.Loops-1 (see Server.Loops
-// for the order). It never changes; use it to index per-loop state. Safe
+// Index is the loop's position, from Config.FirstIndex to
+// Config.FirstIndex+Config.Loops-1 (see Server.Loops for the order). It never changes; use it to index per-loop state. Safe
 // for concurrent use.
 func (l *Loop) Index() int { return l.idx }
 

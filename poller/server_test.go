@@ -352,3 +352,30 @@ func TestStopAccepting(t *testing.T) {
 		t.Errorf("OnOpen calls = %d, want 1", got)
 	}
 }
+
+// TestFirstIndex: loops are numbered from Config.FirstIndex, so several
+// servers and clients in one process can share one per-loop table.
+func TestFirstIndex(t *testing.T) {
+	opened := make(chan int, 8)
+	s := startServer(t, Config{Loops: 2, FirstIndex: 5, ReusePort: true}, &funcs{
+		open: func(c *Conn) { opened <- c.Loop().Index() },
+	})
+	for i := 0; i < 4; i++ {
+		dial(t, s)
+	}
+	for i := 0; i < 4; i++ {
+		select {
+		case idx := <-opened:
+			if idx < 5 || idx > 6 {
+				t.Fatalf("loop index %d, want 5 or 6", idx)
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("no connection opened")
+		}
+	}
+	for _, l := range s.Loops() {
+		if l.Index() < 5 || l.Index() > 6 {
+			t.Fatalf("Loops() has index %d", l.Index())
+		}
+	}
+}

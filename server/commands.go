@@ -82,7 +82,7 @@ func (a *PushApp) subscribe(s *Session, ch string, since *hub.Position, id json.
 
 // join is subscribe once Interest has acquired ch. It runs on s's loop.
 func (a *PushApp) join(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
-	l := s.conn.hubLoop()
+	l := s.conn.pc.Loop()
 	for _, have := range s.channels {
 		if have == ch {
 			// Resubscribing (e.g. to recover with since): start over.
@@ -113,7 +113,7 @@ func (a *PushApp) unsubscribe(s *Session, ch string) bool {
 	if !a.removeChannel(s, ch) {
 		return false
 	}
-	a.o.Hub.Unsubscribe(s.conn.hubLoop(), ch, s)
+	a.o.Hub.Unsubscribe(s.conn.pc.Loop(), ch, s)
 	a.release(ch)
 	return true
 }

@@ -294,7 +294,7 @@ func (a *PushApp) OnClose(c *Conn) {
 	if sess == nil {
 		return
 	}
-	l := c.hubLoop()
+	l := c.pc.Loop()
 	for _, ch := range sess.channels {
 		a.o.Hub.Unsubscribe(l, ch, sess)
 		a.release(ch)
@@ -400,7 +400,7 @@ func (a *PushApp) DisconnectUser(user string, reason string) int {
 	for _, l := range loops {
 		err := l.Run(func() {
 			defer func() { done <- struct{}{} }()
-			pl := &a.loops[l.li]
+			pl := &a.loops[l.Index()]
 			list := append([]*Session(nil), pl.users[user]...)
 			for _, s := range list {
 				if s.conn.Open() {

@@ -272,8 +272,7 @@ func (s *Server) stopPoller() error {
 }
 
 // drainLoop closes one loop's connections in batches spread over window.
-func (s *Server) drainLoop(ctx context.Context, lr loopRef, window time.Duration) {
-	l := lr.Loop
+func (s *Server) drainLoop(ctx context.Context, l *poller.Loop, window time.Duration) {
 	collected := make(chan []*poller.Conn, 1)
 	if err := l.Run(func() {
 		var cs []*poller.Conn

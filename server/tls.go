@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/poller"
 	"github.com/herald-push/herald/tlsbridge"
 )
@@ -18,8 +17,8 @@ import (
 // enrolled in a poller.Client whose loops run this server's own handler,
 // so from the upgrade request on, a TLS connection goes through exactly the
 // state machine, hub and backpressure of a plain one. The TLS loops'
-// per-loop state follows the plain loops' in Server.loops (Conn.li), and
-// the hub sees them with indexes shifted the same way (shiftedLoop).
+// loops are numbered after the plain loops (poller.Config.FirstIndex), so
+// one index serves Server.loops, the push app's tables and the hub.
 
 // tlsPeer is what a TLS connection's Conn knows of its client.
 type tlsPeer struct {
@@ -45,8 +44,9 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 	}
 	t := &tlsSide{srv: s, offset: plainLoops}
 	t.client, err = poller.NewClient(poller.Config{
-		Loops:  plainLoops,
-		Logger: s.log,
+		Loops:      plainLoops,
+		FirstIndex: plainLoops, // their state follows the plain loops' in Server.loops
+		Logger:     s.log,
 	}, (*tlsHandler)(s))
 	if err != nil {
 		return nil, fmt.Errorf("tls loops: %w", err)
@@ -127,14 +127,14 @@ func (t *tlsSide) enroll(plain net.Conn, peer tlsbridge.Peer) error {
 }
 
 // tlsHandler is the poller handler of the TLS loops: the server's own,
-// except that connections are marked as TLS and use shifted loop state.
+// except that connections are marked as TLS.
 type tlsHandler Server
 
 var _ poller.Handler = (*tlsHandler)(nil)
 
 func (h *tlsHandler) OnOpen(pc *poller.Conn) {
 	s := (*Server)(h)
-	s.open(pc, int32(s.tls.offset+pc.Loop().Index()), &tlsPeer{})
+	s.open(pc, int32(pc.Loop().Index()), &tlsPeer{})
 }
 
 func (h *tlsHandler) OnData(pc *poller.Conn, in []byte) int {
@@ -145,41 +145,12 @@ func (h *tlsHandler) OnTimer(pc *poller.Conn) { (*handler)(h).OnTimer(pc) }
 
 func (h *tlsHandler) OnClose(pc *poller.Conn, err error) { (*handler)(h).OnClose(pc, err) }
 
-// shiftedLoop is a TLS loop as the hub sees it: its index follows the
-// plain loops'. A comparable value, so equal for the same loop.
-type shiftedLoop struct {
-	l     *poller.Loop
-	shift int
-}
-
-func (l shiftedLoop) Index() int          { return l.l.Index() + l.shift }
-func (l shiftedLoop) Run(fn func()) error { return l.l.Run(fn) }
-
-// hubLoop is the connection's loop as the hub indexes it.
-func (c *Conn) hubLoop() hub.Loop {
-	if c.srv.tls == nil || int(c.li) < c.srv.tls.offset {
-		return c.pc.Loop()
-	}
-	return shiftedLoop{l: c.pc.Loop(), shift: c.srv.tls.offset}
-}
-
-// loopRef is a loop with the index of its state in Server.loops.
-type loopRef struct {
-	*poller.Loop
-	li int
-}
-
 // allLoops returns the plain loops and the TLS loops that own or have
-// owned a connection.
-func (s *Server) allLoops() []loopRef {
-	var out []loopRef
-	for _, l := range s.poller.Loops() {
-		out = append(out, loopRef{l, l.Index()})
-	}
+// owned a connection; their indexes do not overlap.
+func (s *Server) allLoops() []*poller.Loop {
+	out := append([]*poller.Loop(nil), s.poller.Loops()...)
 	if s.tls != nil {
-		for _, l := range s.tls.client.Loops() {
-			out = append(out, loopRef{l, s.tls.offset + l.Index()})
-		}
+		out = append(out, s.tls.client.Loops()...)
 	}
 	return out
 }
