@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +36,15 @@ func TestSlowConsumers(t *testing.T) {
 			before, _ := n.RSS()
 			payload := strings.Repeat("x", 16<<10)
 			const msgs = 1000
+			// The publisher stays at most window messages ahead of the
+			// slowest fast client (window × 16 KiB is a quarter of the
+			// write-buffer limit), so a busy machine slows the test down
+			// but never turns a reading client into a slow consumer.
+			const window = 16
+			got := make([]atomic.Int64, fastN)
+			progress := make(chan struct{}, 1)
+			failed := make(chan struct{})
+			var failOnce sync.Once
 			var wg sync.WaitGroup
 			var maxLag time.Duration
 			var mu sync.Mutex
@@ -43,13 +53,13 @@ func TestSlowConsumers(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for k := 1; k <= msgs; k++ {
-						m, err := c.next(10 * time.Second)
+						m, err := c.next(30 * time.Second)
+						if err == nil && m.Offset != uint64(k) {
+							err = fmt.Errorf("offset %d want %d", m.Offset, k)
+						}
 						if err != nil {
 							t.Errorf("fast client %d at message %d: %v", i, k, err)
-							return
-						}
-						if m.Offset != uint64(k) {
-							t.Errorf("fast client %d: offset %d want %d", i, m.Offset, k)
+							failOnce.Do(func() { close(failed) })
 							return
 						}
 						var sent int64
@@ -58,12 +68,31 @@ func TestSlowConsumers(t *testing.T) {
 						mu.Lock()
 						maxLag = max(maxLag, lag)
 						mu.Unlock()
+						got[i].Store(int64(k))
+						select {
+						case progress <- struct{}{}:
+						default:
+						}
 					}
 				}()
 			}
+			slowest := func() int64 {
+				low := int64(msgs)
+				for i := range got {
+					low = min(low, got[i].Load())
+				}
+				return low
+			}
+		publishing:
 			for k := 1; k <= msgs; k++ {
+				for slowest() < int64(k-window) {
+					select {
+					case <-progress:
+					case <-failed:
+						break publishing
+					}
+				}
 				publish(t, n, "firehose", fmt.Sprintf("%d %s", time.Now().UnixNano(), payload))
-				time.Sleep(time.Millisecond) // about 10 MB/s per subscriber
 			}
 			wg.Wait()
 			after, _ := n.RSS()
