@@ -22,7 +22,7 @@ build:
 
 ## run: the server with the embedded in-memory broker (WebSocket :8080, API :8081).
 run: build
-	$(BIN)/herald serve --allow-anonymous
+	$(BIN)/herald serve --allow-anonymous --demo
 
 ## test-deps: installs what the interop tests need (Node's ws, Chromium).
 test-deps:
