@@ -469,6 +469,10 @@ func (b apiBackend) Stats() any {
 		"worker_queue":       b.n.workers.QueueDepth(),
 		"deflate":            b.n.srv.DeflateStats(),
 		"tls":                b.n.srv.TLSStats(),
+		"api_refused": map[string]uint64{
+			"cross_site":   b.n.apiStats.CrossSite.Load(),
+			"unauthorized": b.n.apiStats.Unauthorized.Load(),
+		},
 	}
 	if nb, ok := b.n.broker.(*broker.NATS); ok {
 		st["broker"] = nb.Stats()

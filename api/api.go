@@ -15,6 +15,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -182,12 +184,31 @@ func NewHandler(b Backend, o Options) http.Handler {
 // served: it would show every secret given as a flag.
 func (h *handlers) mountPprof(mux *http.ServeMux) {
 	mux.Handle("/debug/pprof/", h.auth(pprof.Index))
-	mux.Handle("/debug/pprof/profile", h.auth(pprof.Profile))
+	mux.Handle("/debug/pprof/profile", h.auth(pastWriteTimeout(pprof.Profile, 30)))
 	mux.Handle("/debug/pprof/symbol", h.auth(pprof.Symbol))
-	mux.Handle("/debug/pprof/trace", h.auth(pprof.Trace))
+	mux.Handle("/debug/pprof/trace", h.auth(pastWriteTimeout(pprof.Trace, 1)))
 	mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "the command line is not served")
 	})
+}
+
+// noWriteTimeout is the server a profile handler sees: pprof refuses a
+// ?seconds= at or over its server's WriteTimeout.
+var noWriteTimeout = &http.Server{}
+
+// pastWriteTimeout lets a profile or trace of ?seconds= (defaultSeconds
+// when absent) run longer than WriteTimeout: its connection's write
+// deadline moves past the requested duration.
+func pastWriteTimeout(next http.HandlerFunc, defaultSeconds int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sec, err := strconv.ParseInt(r.URL.Query().Get("seconds"), 10, 64)
+		if err != nil || sec <= 0 {
+			sec = defaultSeconds
+		}
+		deadline := time.Now().Add(time.Duration(min(sec, 1<<20))*time.Second + WriteTimeout)
+		_ = http.NewResponseController(w).SetWriteDeadline(deadline) // unsupported by test recorders
+		next(w, r.WithContext(context.WithValue(r.Context(), http.ServerContextKey, noWriteTimeout)))
+	}
 }
 
 // crossOrigin refuses unsafe requests (POST) sent by a page of another

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeBackend records publishes and answers with canned errors.
@@ -255,5 +257,19 @@ func TestNewServerBounds(t *testing.T) {
 	if s.ReadHeaderTimeout != ReadHeaderTimeout || s.ReadTimeout != ReadTimeout || s.WriteTimeout != WriteTimeout ||
 		s.IdleTimeout != IdleTimeout || s.MaxHeaderBytes != MaxHeaderBytes {
 		t.Fatalf("server bounds not set: %+v", s)
+	}
+}
+
+// TestProfilePastWriteTimeout: a CPU profile may last longer than the
+// server's WriteTimeout (pprof alone answers 400 then).
+func TestProfilePastWriteTimeout(t *testing.T) {
+	t.Parallel()
+	h := NewHandler(&fakeBackend{ready: true}, Options{EnablePprof: true})
+	r := httptest.NewRequest("GET", "/debug/pprof/profile?seconds=1", nil)
+	r = r.WithContext(context.WithValue(r.Context(), http.ServerContextKey, &http.Server{WriteTimeout: time.Second}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK || w.Body.Len() == 0 {
+		t.Fatalf("profile: %d %s", w.Code, w.Body)
 	}
 }
