@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/herald-push/herald"
 )
 
 // printConfig runs `serve ARGS --print-config` and decodes the result; it
@@ -203,5 +205,24 @@ func TestSecretFlagWarning(t *testing.T) {
 	_, log = serve(t, "--api-listen", "127.0.0.1:0", "--api-key-file", writeTemp(t, "k", "k3y"))
 	if strings.Contains(log, "command-line flag") {
 		t.Errorf("warning without a secret flag:\n%s", log)
+	}
+}
+
+// TestDemoOnlyWhenOn: the demo's options (its message handler, which
+// publishes to demo:counter for any client, and its page) are added only
+// with --demo; otherwise only the browser client script.
+func TestDemoOnlyWhenOn(t *testing.T) {
+	t.Parallel()
+	cfg := herald.DefaultConfig()
+	if got := len(nodeOptions(cfg)); got != 1 {
+		t.Fatalf("demo off: %d node options, want 1 (the client script)", got)
+	}
+	cfg.Demo = true
+	if got := len(nodeOptions(cfg)); got <= 1 {
+		t.Fatalf("demo on: %d node options, want the demo's", got)
+	}
+	cfg.Echo = true
+	if got := len(nodeOptions(cfg)); got != 0 {
+		t.Fatalf("echo mode: %d node options, want none", got)
 	}
 }
