@@ -22,7 +22,7 @@ build:
 
 ## run: the server with the embedded in-memory broker (WebSocket :8080, API :8081).
 run: build
-	$(BIN)/herald serve --allow-anonymous
+	$(BIN)/herald serve --allow-anonymous --demo
 
 ## test-deps: installs what the interop tests need (Node's ws, Chromium).
 test-deps:
@@ -54,6 +54,8 @@ cross:
 fuzz:
 	$(GO) test ./codec -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./codec -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./auth -run '^$$' -fuzz '^FuzzChannelPattern$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./auth -run '^$$' -fuzz '^FuzzOrigin$$' -fuzztime $(FUZZTIME)
 
 ## bench: micro-benchmarks, then herald against its peers (writes bench/RESULTS.md; QUICK=1 for a short run).
 bench: bench-micro bench-compare

@@ -18,11 +18,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/herald-push/herald/api"
 	"github.com/herald-push/herald/auth"
@@ -37,22 +41,39 @@ import (
 type Config struct {
 	server.Config
 
-	// APIListen is the HTTP API listener (empty: none).
+	// APIListen is the HTTP API listener (empty: none), on loopback by
+	// default. New refuses a non-loopback address without APIKey unless
+	// APIInsecure is set.
 	APIListen string `json:"api_listen"`
-	// APIKey, when set, is required on /api/ requests.
+	// APIKey, when set, is required on /api/ and /debug/pprof/ requests.
 	APIKey string `json:"api_key"`
+	// APIInsecure allows a non-loopback APIListen without APIKey: anyone
+	// who reaches it may then publish and disconnect users.
+	APIInsecure bool `json:"api_insecure"`
+	// APIMaxConns caps the API listener's open connections (0: 1024);
+	// further clients wait in the kernel's accept queue.
+	APIMaxConns int `json:"api_max_conns"`
 	// MaxBodyBytes caps API request bodies.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
-	// Pprof mounts /debug/pprof/ on the API listener.
+	// Pprof mounts /debug/pprof/ on the API listener, behind APIKey
+	// (/debug/pprof/cmdline is never served). New refuses it on a
+	// non-loopback API listener without APIKey.
 	Pprof bool `json:"pprof"`
-	// Demo serves the demo page at / on the API listener.
+	// Demo runs the demo: the page at / on the API listener (and, in
+	// `herald serve`, the shared counter's message handler). With Demo,
+	// an unset AnonymousPublish means "demo:*".
 	Demo bool `json:"demo"`
 
 	// AllowAnonymous lets clients connect without a token; they may
 	// subscribe to AnonymousSubscribe and publish to AnonymousPublish.
-	AllowAnonymous     bool     `json:"allow_anonymous"`
+	AllowAnonymous bool `json:"allow_anonymous"`
+	// AnonymousSubscribe lists the channel patterns anonymous clients may
+	// subscribe to; an empty list means none.
 	AnonymousSubscribe []string `json:"anonymous_subscribe"`
-	AnonymousPublish   []string `json:"anonymous_publish"`
+	// AnonymousPublish lists the channel patterns anonymous clients may
+	// publish to. Unset (nil): "demo:*" when Demo is on, none otherwise;
+	// an empty list means none.
+	AnonymousPublish []string `json:"anonymous_publish"`
 	// JWTSecret verifies HS256 tokens; JWTPublicKeys (PEM files) verify
 	// RS256/ES256 tokens.
 	JWTSecret     string   `json:"jwt_secret"`
@@ -87,16 +108,21 @@ type Config struct {
 	BrokerReplicas int `json:"broker_replicas"`
 }
 
+// DefaultAPIListen is the API listener's default address: loopback only.
+const DefaultAPIListen = "127.0.0.1:8081"
+
+// demoPublish is what anonymous clients may publish to while the demo runs,
+// unless Config.AnonymousPublish says otherwise.
+const demoPublish = "demo:*"
+
 // DefaultConfig returns the settings `herald serve` starts from.
 func DefaultConfig() Config {
 	return Config{
 		Config:             server.DefaultConfig(),
-		APIListen:          ":8081",
+		APIListen:          DefaultAPIListen,
+		APIMaxConns:        api.DefaultMaxConns,
 		MaxBodyBytes:       1 << 20,
-		Pprof:              true,
-		Demo:               true,
 		AnonymousSubscribe: []string{"*"},
-		AnonymousPublish:   []string{"demo:*"},
 		JWTLeeway:          server.Duration(auth.DefaultLeeway),
 		HistorySize:        100,
 		HistoryTTL:         server.Duration(5 * time.Minute),
@@ -142,12 +168,16 @@ type Node struct {
 	client  http.Handler
 
 	apiAddr  net.Addr
+	apiStats api.Stats
 	apiReady chan struct{}
 	runOnce  sync.Once
 }
 
 // New assembles a node; Run starts it.
 func New(cfg Config, opts ...Option) (*Node, error) {
+	if err := checkAPI(cfg); err != nil {
+		return nil, err
+	}
 	n := &Node{cfg: cfg, log: slog.Default(), apiReady: make(chan struct{})}
 	for _, o := range opts {
 		o(n)
@@ -248,7 +278,7 @@ func newVerifier(cfg Config) (*auth.Verifier, error) {
 		Audience:           cfg.JWTAudience,
 		AllowAnonymous:     cfg.AllowAnonymous,
 		AnonymousSubscribe: cfg.AnonymousSubscribe,
-		AnonymousPublish:   cfg.AnonymousPublish,
+		AnonymousPublish:   cfg.AnonymousPublishPatterns(),
 	}
 	if ac.Leeway == 0 {
 		ac.Leeway = -1 // auth reads 0 as its default; here 0 means none
@@ -319,7 +349,8 @@ func (n *Node) Run(ctx context.Context) error {
 			return fmt.Errorf("api listener %s: %w", n.cfg.APIListen, err)
 		}
 		n.apiAddr = ln.Addr()
-		apiSrv = &http.Server{Handler: n.APIHandler(), ReadHeaderTimeout: 10 * time.Second}
+		ln = netutil.LimitListener(ln, n.apiMaxConns())
+		apiSrv = api.NewServer(n.APIHandler())
 		go func() {
 			if err := apiSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("api listener: %w", err)
@@ -363,6 +394,7 @@ func (n *Node) APIHandler() http.Handler {
 		APIKey:       n.cfg.APIKey,
 		MaxBodyBytes: n.cfg.MaxBodyBytes,
 		EnablePprof:  n.cfg.Pprof,
+		Stats:        &n.apiStats,
 		Metrics:      promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}),
 		Demo:         n.demoHandler(),
 		Client:       n.client,
@@ -390,8 +422,14 @@ func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) 
 	pos, err := b.n.broker.Publish(context.Background(), channel, data)
 	if err != nil {
 		switch {
-		case errors.Is(err, hub.ErrInvalidChannel) || errors.Is(err, hub.ErrTooLarge):
+		case errors.Is(err, hub.ErrInvalidChannel):
 			return api.Published{}, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+		case errors.Is(err, hub.ErrTooLarge):
+			return api.Published{}, fmt.Errorf("%w: %w", api.ErrTooLarge, err)
+		// TODO(merge): map hub.ErrChannelLimit to api.ErrUnavailable (503
+		// with Retry-After) once the hub defines it:
+		//	case errors.Is(err, hub.ErrChannelLimit):
+		//		return api.Published{}, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 		case errors.Is(err, broker.ErrUnavailable):
 			return api.Published{}, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 		}
@@ -404,7 +442,15 @@ func (b apiBackend) DisconnectUser(user, reason string) (int, error) {
 	return b.n.push.DisconnectUser(user, reason), nil
 }
 
-func (b apiBackend) Channels() any { return b.n.hub.Channels() }
+// Channels lists the hub's channels, leaving out the personal user:
+// channels (who is online) unless users is true.
+func (b apiBackend) Channels(users bool) any {
+	all := b.n.hub.Channels()
+	if users {
+		return all
+	}
+	return slices.DeleteFunc(all, func(c hub.ChannelInfo) bool { return strings.HasPrefix(c.Name, "user:") })
+}
 
 func (b apiBackend) Stats() any {
 	s := b.n.srv.Stats()
@@ -423,9 +469,64 @@ func (b apiBackend) Stats() any {
 		"worker_queue":       b.n.workers.QueueDepth(),
 		"deflate":            b.n.srv.DeflateStats(),
 		"tls":                b.n.srv.TLSStats(),
+		"api_refused": map[string]uint64{
+			"cross_site":   b.n.apiStats.CrossSite.Load(),
+			"unauthorized": b.n.apiStats.Unauthorized.Load(),
+		},
 	}
 	if nb, ok := b.n.broker.(*broker.NATS); ok {
 		st["broker"] = nb.Stats()
 	}
 	return st
+}
+
+// AnonymousPublishPatterns returns AnonymousPublish with its default
+// applied: unset means "demo:*" while the demo runs and none otherwise; an
+// empty list means none.
+func (c Config) AnonymousPublishPatterns() []string {
+	if c.AnonymousPublish == nil && c.Demo {
+		return []string{demoPublish}
+	}
+	return c.AnonymousPublish
+}
+
+// apiMaxConns is APIMaxConns with its default.
+func (n *Node) apiMaxConns() int {
+	if n.cfg.APIMaxConns > 0 {
+		return n.cfg.APIMaxConns
+	}
+	return api.DefaultMaxConns
+}
+
+// checkAPI refuses an API listener anyone could use: a non-loopback address
+// without an API key (unless APIInsecure), and pprof there in any case.
+func checkAPI(cfg Config) error {
+	if cfg.APIListen == "" || cfg.APIKey != "" || IsLoopback(cfg.APIListen) {
+		return nil
+	}
+	if cfg.Pprof {
+		return fmt.Errorf("api_listen %q is not a loopback address and pprof is on without an API key: "+
+			"set an API key (--api-key-file or HERALD_API_KEY), or turn pprof off", cfg.APIListen)
+	}
+	if !cfg.APIInsecure {
+		return fmt.Errorf("api_listen %q is not a loopback address and no API key is set, so anyone who reaches it "+
+			"could publish and disconnect users: set an API key (--api-key-file or HERALD_API_KEY), listen on "+
+			"127.0.0.1, or pass --api-insecure to run it open anyway", cfg.APIListen)
+	}
+	return nil
+}
+
+// IsLoopback reports whether the listen address addr ("host:port") binds
+// only loopback interfaces: localhost or a loopback IP. An empty host
+// (":8081") means every interface, hence false.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

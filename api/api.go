@@ -5,9 +5,17 @@
 //
 // Handlers run on net/http's goroutines; they reach connections only
 // through the Backend, which hands work to the event loops.
+//
+// The handler refuses state-changing requests from other sites' pages
+// (403 cross_site, see [http.CrossOriginProtection]), requires the API key
+// on /api/ and /debug/pprof/ when one is set, never serves
+// /debug/pprof/cmdline (it would show secrets given as flags), and answers
+// every 503 and 429 with Retry-After. [NewServer] bounds the time and
+// memory one client may hold.
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -15,8 +23,53 @@ import (
 	"io"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 )
+
+// Bounds of the server [NewServer] builds: a client that sends its
+// headers or body slowly, or reads the answer slowly, is cut off.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 120 * time.Second
+	MaxHeaderBytes    = 16 << 10
+)
+
+// DefaultMaxConns is the default cap on the API listener's open
+// connections (see golang.org/x/net/netutil.LimitListener).
+const DefaultMaxConns = 1024
+
+// RetryAfter is the Retry-After value, in seconds, sent with every 503
+// and 429 answer.
+const RetryAfter = "1"
+
+// NewServer returns an http.Server for h with the package's timeouts and
+// header cap. Wrap its listener in a connection cap (DefaultMaxConns).
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+	}
+}
+
+// Stats counts the requests the API refused. Its fields are safe for
+// concurrent use.
+type Stats struct {
+	// CrossSite counts state-changing requests refused because a page of
+	// another site sent them (403 cross_site).
+	CrossSite atomic.Uint64
+	// Unauthorized counts requests refused for a missing or wrong API key
+	// (401 unauthorized).
+	Unauthorized atomic.Uint64
+}
 
 // Published is the result of one publish.
 type Published struct {
@@ -32,31 +85,40 @@ type Backend interface {
 	// draining or while a required broker is unreachable) and why not.
 	Ready() (bool, string)
 	// Publish sends data to every subscriber of channel. Errors wrapping
-	// ErrBadRequest are the caller's fault (400); ErrUnavailable means 503.
+	// ErrBadRequest are the caller's fault (400), ErrTooLarge means 413,
+	// ErrUnavailable 503.
 	Publish(channel string, data []byte) (Published, error)
 	// DisconnectUser closes every connection of user and says how many.
 	DisconnectUser(user, reason string) (int, error)
-	// Channels lists the node's channels (JSON-encodable).
-	Channels() any
+	// Channels lists the node's channels (JSON-encodable), the personal
+	// user: channels only when users is true.
+	Channels(users bool) any
 	// Stats returns the node's counters (JSON-encodable).
 	Stats() any
 }
 
 // Errors a Backend wraps to choose the HTTP status.
 var (
-	ErrBadRequest  = errors.New("bad request")
+	// ErrBadRequest: the request is wrong (400 bad_request).
+	ErrBadRequest = errors.New("bad request")
+	// ErrTooLarge: the payload could never be delivered (413 too_large).
+	ErrTooLarge = errors.New("too large")
+	// ErrUnavailable: the node cannot take it now; try again
+	// (503 unavailable, with Retry-After).
 	ErrUnavailable = errors.New("unavailable")
 )
 
 // Options configure the API listener's handlers.
 type Options struct {
-	// APIKey, when set, is required on /api/ as "Authorization: Bearer KEY"
-	// or "X-API-Key: KEY".
+	// APIKey, when set, is required on /api/ and /debug/pprof/ as
+	// "Authorization: Bearer KEY" or "X-API-Key: KEY".
 	APIKey string
 	// MaxBodyBytes caps request bodies (default 1 MiB; 413 beyond).
 	MaxBodyBytes int64
-	// EnablePprof mounts /debug/pprof/.
+	// EnablePprof mounts /debug/pprof/, behind APIKey, without cmdline.
 	EnablePprof bool
+	// Stats receives the refusal counters (nil: not counted).
+	Stats *Stats
 	// Metrics serves /metrics when set.
 	Metrics http.Handler
 	// Demo serves the demo page at / and the browser client at /herald.js
@@ -66,10 +128,13 @@ type Options struct {
 	Client http.Handler
 }
 
-// NewHandler builds the API's router.
+// NewHandler builds the API's router, behind the cross-site check.
 func NewHandler(b Backend, o Options) http.Handler {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20
+	}
+	if o.Stats == nil {
+		o.Stats = new(Stats)
 	}
 	h := &handlers{b: b, o: o}
 	mux := http.NewServeMux()
@@ -86,8 +151,8 @@ func NewHandler(b Backend, o Options) http.Handler {
 	mux.Handle("POST /api/publish", h.auth(h.publish))
 	mux.Handle("POST /api/broadcast", h.auth(h.broadcast))
 	mux.Handle("POST /api/disconnect", h.auth(h.disconnect))
-	mux.Handle("GET /api/channels", h.auth(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"channels": b.Channels()})
+	mux.Handle("GET /api/channels", h.auth(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"channels": b.Channels(wantsUsers(r))})
 	}))
 	mux.Handle("GET /api/stats", h.auth(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, b.Stats())
@@ -104,11 +169,7 @@ func NewHandler(b Backend, o Options) http.Handler {
 		mux.Handle("GET /metrics", o.Metrics)
 	}
 	if o.EnablePprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		h.mountPprof(mux)
 	}
 	if o.Client != nil {
 		mux.Handle("GET /herald.js", o.Client)
@@ -116,7 +177,59 @@ func NewHandler(b Backend, o Options) http.Handler {
 	if o.Demo != nil {
 		mux.Handle("GET /{$}", o.Demo)
 	}
-	return mux
+	return h.crossOrigin(mux)
+}
+
+// mountPprof serves the Go profiles behind the API key. cmdline is never
+// served: it would show every secret given as a flag.
+func (h *handlers) mountPprof(mux *http.ServeMux) {
+	mux.Handle("/debug/pprof/", h.auth(pprof.Index))
+	mux.Handle("/debug/pprof/profile", h.auth(pastWriteTimeout(pprof.Profile, 30)))
+	mux.Handle("/debug/pprof/symbol", h.auth(pprof.Symbol))
+	mux.Handle("/debug/pprof/trace", h.auth(pastWriteTimeout(pprof.Trace, 1)))
+	mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "the command line is not served")
+	})
+}
+
+// noWriteTimeout is the server a profile handler sees: pprof refuses a
+// ?seconds= at or over its server's WriteTimeout.
+var noWriteTimeout = &http.Server{}
+
+// pastWriteTimeout lets a profile or trace of ?seconds= (defaultSeconds
+// when absent) run longer than WriteTimeout: its connection's write
+// deadline moves past the requested duration.
+func pastWriteTimeout(next http.HandlerFunc, defaultSeconds int64) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sec, err := strconv.ParseInt(r.URL.Query().Get("seconds"), 10, 64)
+		if err != nil || sec <= 0 {
+			sec = defaultSeconds
+		}
+		deadline := time.Now().Add(time.Duration(min(sec, 1<<20))*time.Second + WriteTimeout)
+		_ = http.NewResponseController(w).SetWriteDeadline(deadline) // unsupported by test recorders
+		next(w, r.WithContext(context.WithValue(r.Context(), http.ServerContextKey, noWriteTimeout)))
+	}
+}
+
+// crossOrigin refuses unsafe requests (POST) sent by a page of another
+// site, and counts them. Safe methods and requests that carry neither
+// Sec-Fetch-Site nor Origin (backends, curl) pass.
+func (h *handlers) crossOrigin(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h.o.Stats.CrossSite.Add(1)
+		writeError(w, http.StatusForbidden, "cross_site", "cross-site browser requests may not change state; call the API from a backend")
+	}))
+	return cop.Handler(next)
+}
+
+// wantsUsers reports whether ?users=1 (or true) asks for user: channels.
+func wantsUsers(r *http.Request) bool {
+	switch r.URL.Query().Get("users") {
+	case "1", "true":
+		return true
+	}
+	return false
 }
 
 // endpoints maps each API path to its method, for 405 answers.
@@ -139,6 +252,7 @@ func (h *handlers) auth(next http.HandlerFunc) http.Handler {
 				key = strings.TrimSpace(v)
 			}
 			if subtle.ConstantTimeCompare([]byte(key), []byte(h.o.APIKey)) != 1 {
+				h.o.Stats.Unauthorized.Add(1)
 				w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
 				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong API key")
 				return
@@ -248,10 +362,13 @@ func (h *handlers) disconnect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"user": req.User, "disconnected": n})
 }
 
+// writeBackendError maps a Backend error to its status.
 func writeBackendError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrBadRequest):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	case errors.Is(err, ErrTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
 	case errors.Is(err, ErrUnavailable):
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
 	default:
@@ -264,8 +381,11 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
-// writeJSON writes v with status.
+// writeJSON writes v with status; a 503 or 429 carries Retry-After.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", RetryAfter)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)

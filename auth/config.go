@@ -45,14 +45,14 @@ type Config struct {
 	// the two pattern lists below.
 	AllowAnonymous bool
 	// AnonymousSubscribe lists the channel patterns anonymous clients may
-	// subscribe to. Nil means ["*"]: every channel outside the protected
-	// user: namespace (so `--allow-anonymous` alone runs the demo); an
-	// empty non-nil slice means none.
+	// subscribe to ("*" grants every channel outside the protected user:
+	// namespace). Nil or empty means none: an anonymous client may
+	// connect but subscribe to nothing.
 	AnonymousSubscribe []string
 	// AnonymousPublish lists the channel patterns anonymous clients may
-	// publish to. Nil means ["*"], like AnonymousSubscribe: anonymous mode
-	// is meant for demos and trusted networks; narrow it (for instance to
-	// the demo's channel) anywhere else. An empty non-nil slice means none.
+	// publish to. Nil or empty means none, the safe default: anonymous
+	// publishing is meant for demos (for instance "demo:*"), never for a
+	// channel real users read.
 	AnonymousPublish []string
 }
 
@@ -65,12 +65,4 @@ func (c *Config) leeway() time.Duration {
 		return 0
 	}
 	return c.Leeway
-}
-
-// anonymousPatterns applies the nil-means-everything default.
-func anonymousPatterns(p []string) []string {
-	if p == nil {
-		return []string{"*"}
-	}
-	return p
 }

@@ -75,8 +75,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.AllowAnonymous {
 		v.anon = &Claims{
 			Anonymous: true,
-			Subscribe: anonymousPatterns(cfg.AnonymousSubscribe),
-			Publish:   anonymousPatterns(cfg.AnonymousPublish),
+			Subscribe: slices.Clone(cfg.AnonymousSubscribe),
+			Publish:   slices.Clone(cfg.AnonymousPublish),
 		}
 		if err := v.anon.compile(); err != nil {
 			return nil, fmt.Errorf("auth: anonymous: %w", err)

@@ -300,9 +300,19 @@ func TestAnonymous(t *testing.T) {
 	}{
 		{name: "not allowed", cfg: Config{HMACSecret: secret}, wantErr: ErrMissing},
 		{
-			name: "defaults", cfg: Config{AllowAnonymous: true},
+			name: "defaults grant nothing", cfg: Config{AllowAnonymous: true},
+			sub: map[string]bool{"demo": false, "news.eu": false, "user:bob": false, "": false},
+			pub: map[string]bool{"demo": false, "user:bob": false},
+		},
+		{
+			name: "empty lists grant nothing", cfg: Config{AllowAnonymous: true, AnonymousSubscribe: []string{}, AnonymousPublish: []string{}},
+			sub: map[string]bool{"demo": false, "x": false},
+			pub: map[string]bool{"demo": false, "x": false},
+		},
+		{
+			name: "star", cfg: Config{AllowAnonymous: true, AnonymousSubscribe: []string{"*"}, AnonymousPublish: []string{"demo:*"}},
 			sub: map[string]bool{"demo": true, "news.eu": true, "user:bob": false, "": false},
-			pub: map[string]bool{"demo": true, "user:bob": false},
+			pub: map[string]bool{"demo:chat": true, "demo": false, "user:bob": false},
 		},
 		{
 			name: "narrowed", cfg: Config{AllowAnonymous: true, AnonymousSubscribe: []string{"demo", "public.*"}, AnonymousPublish: []string{}},

@@ -9,8 +9,10 @@
 // it publishes {"value":N} to [CounterChannel] after every change and
 // answers "get" to the asking client alone with [server.Session.Send].
 //
-// Start with [Options]:
+// Start with [Options], with cfg.Demo set (the page is served only then,
+// and only then may anonymous clients publish to demo:* by default):
 //
+//	cfg.Demo = true
 //	node, err := herald.New(cfg, demo.Options(cfg)...)
 package demo
 
@@ -29,8 +31,9 @@ import (
 // Anonymous clients may subscribe to it; only the server publishes on it.
 const CounterChannel = "demo:counter"
 
-// ChatChannel is where the page's "say something" box publishes; the
-// default anonymous policy allows clients to publish on demo:*.
+// ChatChannel is where the page's "say something" box publishes; while the
+// demo runs, anonymous clients may publish on demo:* unless
+// herald.Config.AnonymousPublish says otherwise.
 const ChatChannel = "demo:chat"
 
 //go:embed page.html

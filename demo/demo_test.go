@@ -92,6 +92,7 @@ func startNode(t *testing.T) *herald.Node {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.APIListen = "127.0.0.1:0"
 	cfg.AllowAnonymous = true
+	cfg.Demo = true
 	cfg.Loops = 2
 	cfg.DrainTimeout = 0
 	n, err := herald.New(cfg, Options(cfg)...)

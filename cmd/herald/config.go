@@ -55,9 +55,17 @@ func loadLayered(fs *pflag.FlagSet, path string, file any) error {
 	return err
 }
 
+// setFlag sets one flag from the command line or the environment. A list
+// given as the empty string is an empty list, which means none (not the
+// default): --anonymous-publish= and HERALD_ANONYMOUS_PUBLISH="" both
+// forbid anonymous publishing.
 func setFlag(f *pflag.Flag, v string) error {
 	if sv, ok := f.Value.(pflag.SliceValue); ok {
-		return sv.Replace(splitDefault(v))
+		list := splitDefault(v)
+		if list == nil {
+			list = []string{}
+		}
+		return sv.Replace(list)
 	}
 	if err := f.Value.Set(v); err != nil {
 		return fmt.Errorf("--%s=%q: %w", f.Name, v, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -28,6 +29,11 @@ type serveOptions struct {
 	GCPercent int    `json:"gc_percent"`
 	LogLevel  string `json:"log_level"`
 	LogFormat string `json:"log_format"`
+	// APIKeyFile and JWTSecretFile name files holding the API key and the
+	// JWT secret (one line), so the secrets stay out of `ps` and of
+	// the config file.
+	APIKeyFile    string `json:"api_key_file"`
+	JWTSecretFile string `json:"jwt_secret_file"`
 }
 
 func newServeCmd() *cobra.Command {
@@ -41,22 +47,19 @@ func newServeCmd() *cobra.Command {
 with --config, then HERALD_* environment variables (--max-conns is
 HERALD_MAX_CONNS), then flags. --print-config shows the result.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			secretFlags := givenSecretFlags(cmd.Flags())
 			if err := loadLayered(cmd.Flags(), configPath, &opts); err != nil {
+				return err
+			}
+			if err := readSecretFiles(&opts); err != nil {
 				return err
 			}
 			if printConfig {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				shown := opts
-				if shown.JWTSecret != "" {
-					shown.JWTSecret = "(set)"
-				}
-				if shown.APIKey != "" {
-					shown.APIKey = "(set)"
-				}
-				return enc.Encode(shown)
+				return enc.Encode(redacted(opts))
 			}
-			return runServe(cmd.Context(), opts)
+			return runServe(cmd.Context(), opts, cmd.ErrOrStderr(), secretFlags)
 		},
 	}
 	fs := cmd.Flags()
@@ -92,15 +95,19 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.IntVar(&c.TLSMaxHandshakes, "tls-max-handshakes", c.TLSMaxHandshakes, "TLS handshakes in progress at once (0 = 256 per core)")
 
 	h := &o.Config
-	fs.StringVar(&h.APIListen, "api-listen", h.APIListen, "HTTP API listen address (empty = no API listener)")
-	fs.StringVar(&h.APIKey, "api-key", h.APIKey, "require this key on /api/ (Authorization: Bearer KEY or X-API-Key)")
+	fs.StringVar(&h.APIListen, "api-listen", h.APIListen, "HTTP API listen address (empty = no API listener); any non-loopback address needs an API key or --api-insecure")
+	fs.StringVar(&h.APIKey, "api-key", h.APIKey, "require this key on /api/ and /debug/pprof/ (Authorization: Bearer KEY or X-API-Key); prefer --api-key-file or HERALD_API_KEY, a flag shows in ps")
+	fs.StringVar(&o.APIKeyFile, "api-key-file", o.APIKeyFile, "file holding the API key (its first line)")
+	fs.BoolVar(&h.APIInsecure, "api-insecure", h.APIInsecure, "allow a non-loopback --api-listen without an API key: anyone who reaches it may publish")
+	fs.IntVar(&h.APIMaxConns, "api-max-conns", h.APIMaxConns, "most open connections on the API listener")
 	fs.Int64Var(&h.MaxBodyBytes, "max-body-bytes", h.MaxBodyBytes, "largest API request body, bytes")
-	fs.BoolVar(&h.Pprof, "pprof", h.Pprof, "serve /debug/pprof/ on the API listener")
-	fs.BoolVar(&h.Demo, "demo", h.Demo, "serve the demo page at / on the API listener")
+	fs.BoolVar(&h.Pprof, "pprof", h.Pprof, "serve /debug/pprof/ on the API listener, behind the API key")
+	fs.BoolVar(&h.Demo, "demo", h.Demo, "run the demo: the shared counter, its page at / on the API listener, anonymous publishing to demo:*")
 	fs.BoolVar(&h.AllowAnonymous, "allow-anonymous", h.AllowAnonymous, "let clients connect without a token")
-	fs.StringSliceVar(&h.AnonymousSubscribe, "anonymous-subscribe", h.AnonymousSubscribe, "channel patterns anonymous clients may subscribe to")
-	fs.StringSliceVar(&h.AnonymousPublish, "anonymous-publish", h.AnonymousPublish, "channel patterns anonymous clients may publish to")
-	fs.StringVar(&h.JWTSecret, "jwt-secret", h.JWTSecret, "HS256 secret for connection tokens (at least 32 bytes)")
+	fs.StringSliceVar(&h.AnonymousSubscribe, "anonymous-subscribe", h.AnonymousSubscribe, "channel patterns anonymous clients may subscribe to (empty = none)")
+	fs.StringSliceVar(&h.AnonymousPublish, "anonymous-publish", h.AnonymousPublish, "channel patterns anonymous clients may publish to (empty = none; unset = demo:* with --demo, else none)")
+	fs.StringVar(&h.JWTSecret, "jwt-secret", h.JWTSecret, "HS256 secret for connection tokens (at least 32 bytes); prefer --jwt-secret-file or HERALD_JWT_SECRET, a flag shows in ps")
+	fs.StringVar(&o.JWTSecretFile, "jwt-secret-file", o.JWTSecretFile, "file holding the HS256 secret (its first line)")
 	fs.StringSliceVar(&h.JWTPublicKeys, "jwt-public-key", h.JWTPublicKeys, "PEM file with an RS256/ES256 public key (repeatable)")
 	fs.StringVar(&h.JWTIssuer, "jwt-issuer", h.JWTIssuer, "required token issuer (iss)")
 	fs.Var(&h.JWTLeeway, "jwt-leeway", "clock skew allowed on token times (exp, nbf, iat)")
@@ -119,7 +126,8 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
 }
 
-func newLogger(level, format string) (*slog.Logger, error) {
+// newLogger logs to w at level, as text or JSON.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
@@ -127,24 +135,24 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	ho := &slog.HandlerOptions{Level: lv}
 	switch strings.ToLower(format) {
 	case "text", "":
-		return slog.New(slog.NewTextHandler(os.Stderr, ho)), nil
+		return slog.New(slog.NewTextHandler(w, ho)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, ho)), nil
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
 	}
 	return nil, fmt.Errorf("--log-format: %q is neither text nor json", format)
 }
 
-func runServe(ctx context.Context, o serveOptions) error {
-	log, err := newLogger(o.LogLevel, o.LogFormat)
+// runServe runs a node until ctx ends or a signal comes, logging to logOut;
+// secretFlags are the secret-carrying flags given on the command line.
+func runServe(ctx context.Context, o serveOptions, logOut io.Writer, secretFlags []string) error {
+	log, err := newLogger(logOut, o.LogLevel, o.LogFormat)
 	if err != nil {
 		return err
 	}
+	warnExposure(log, o, secretFlags)
 	raiseFileLimit(log, o.MaxConns)
 	if _, set := os.LookupEnv("GOGC"); !set && o.GCPercent > 0 {
 		debug.SetGCPercent(o.GCPercent)
-	}
-	if o.AllowAnonymous {
-		log.Warn("anonymous clients are allowed (--allow-anonymous): anyone who can reach the WebSocket port can subscribe", "subscribe", o.AnonymousSubscribe, "publish", o.AnonymousPublish)
 	}
 	node, err := herald.New(o.Config, append(nodeOptions(o.Config), herald.WithLogger(log))...)
 	if err != nil {

@@ -22,8 +22,12 @@ func TestConfigLayers(t *testing.T) {
 		check func(t *testing.T, o serveOptions)
 	}{
 		{"defaults", nil, func(t *testing.T, o serveOptions) {
-			if o.Listen != ":8080" || o.APIListen != ":8081" || o.HandshakeTimeout.String() != "10s" {
+			if o.Listen != ":8080" || o.APIListen != "127.0.0.1:8081" || o.HandshakeTimeout.String() != "10s" {
 				t.Fatalf("defaults: %+v", o)
+			}
+			if o.Pprof || o.Demo || o.APIInsecure || o.AnonymousPublish != nil || o.APIMaxConns != 1024 {
+				t.Fatalf("insecure defaults: pprof %v demo %v api_insecure %v anonymous_publish %#v api_max_conns %d",
+					o.Pprof, o.Demo, o.APIInsecure, o.AnonymousPublish, o.APIMaxConns)
 			}
 			if o.MaxConns != 20 || o.SlowPolicy != "drop" {
 				t.Fatalf("env not applied: max_conns %d slow_policy %q", o.MaxConns, o.SlowPolicy)

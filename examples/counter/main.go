@@ -92,8 +92,9 @@ func run(listen, apiListen string) error {
 	cfg := herald.DefaultConfig()
 	cfg.Listen = listen
 	cfg.APIListen = apiListen
-	cfg.AllowAnonymous = true // a demo: anyone may connect and subscribe
-	cfg.AnonymousPublish = nil
+	cfg.AllowAnonymous = true         // a demo: anyone may connect and subscribe
+	cfg.AnonymousPublish = []string{} // but only the server publishes
+	cfg.Demo = true                   // serve the page at /
 
 	c := &counter{}
 	node, err := herald.New(cfg,

@@ -26,7 +26,7 @@ type node struct {
 func startHerald(t *testing.T, extra ...string) *node {
 	t.Helper()
 	bin := testutil.Binary(t, "herald")
-	args := append([]string{"serve", "--allow-anonymous", "--jwt-secret", jwtSecret,
+	args := append([]string{"serve", "--allow-anonymous", "--demo", "--jwt-secret", jwtSecret,
 		"--listen", "127.0.0.1:{port}", "--api-listen", "127.0.0.1:{port:api}"}, extra...)
 	p := testutil.Start(t, bin, args...)
 	n := &node{Proc: p, WS: p.Addr, API: p.Extra["api"]}

@@ -1,0 +1,275 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeBackend records publishes and answers with canned errors.
+type fakeBackend struct {
+	mu        sync.Mutex
+	published []string
+	err       error // returned by Publish when set
+	ready     bool
+}
+
+func (b *fakeBackend) Ready() (bool, string) { return b.ready, "draining" }
+
+func (b *fakeBackend) Publish(channel string, data []byte) (Published, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return Published{}, b.err
+	}
+	b.published = append(b.published, channel+"="+string(data))
+	return Published{Channel: channel, Offset: uint64(len(b.published)), Epoch: "e"}, nil
+}
+
+func (b *fakeBackend) DisconnectUser(string, string) (int, error) { return 1, nil }
+
+func (b *fakeBackend) Channels(users bool) any {
+	if users {
+		return []string{"news", "user:alice"}
+	}
+	return []string{"news"}
+}
+
+func (b *fakeBackend) Stats() any { return map[string]int{"connections": 0} }
+
+// count returns how many publishes reached the backend.
+func (b *fakeBackend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.published)
+}
+
+// call sends one request through h and returns the recorded answer.
+func call(h http.Handler, method, target, body string, header map[string]string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, strings.NewReader(body))
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// errorCode reads the code of an {"error":{...}} answer.
+func errorCode(t *testing.T, w *httptest.ResponseRecorder) string {
+	t.Helper()
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+		t.Fatalf("answer is not JSON: %v: %s", err, w.Body)
+	}
+	return e.Error.Code
+}
+
+func TestAPIKey(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{ready: true}
+	st := new(Stats)
+	h := NewHandler(b, Options{APIKey: "k3y", Stats: st})
+	cases := []struct {
+		name   string
+		header map[string]string
+		want   int
+	}{
+		{"none", nil, http.StatusUnauthorized},
+		{"wrong", map[string]string{"X-API-Key": "nope"}, http.StatusUnauthorized},
+		{"x-api-key", map[string]string{"X-API-Key": "k3y"}, http.StatusOK},
+		{"bearer", map[string]string{"Authorization": "Bearer k3y"}, http.StatusOK},
+	}
+	for _, tc := range cases {
+		w := call(h, "POST", "/api/publish?channel=news", "hi", tc.header)
+		if w.Code != tc.want {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, w.Code, tc.want, w.Body)
+		}
+	}
+	if got := st.Unauthorized.Load(); got != 2 {
+		t.Errorf("unauthorized counter %d, want 2", got)
+	}
+	if b.count() != 2 {
+		t.Errorf("%d publishes reached the backend, want 2", b.count())
+	}
+	if w := call(h, "GET", "/healthz", "", nil); w.Code != http.StatusOK {
+		t.Errorf("/healthz needs no key: %d", w.Code)
+	}
+	open := NewHandler(b, Options{})
+	if w := call(open, "POST", "/api/publish?channel=news", "hi", nil); w.Code != http.StatusOK {
+		t.Errorf("without a configured key: status %d: %s", w.Code, w.Body)
+	}
+}
+
+func TestCrossSiteRefused(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{ready: true}
+	st := new(Stats)
+	h := NewHandler(b, Options{Stats: st})
+	cases := []struct {
+		name   string
+		method string
+		header map[string]string
+		want   int
+	}{
+		{"backend, no browser headers", "POST", nil, http.StatusOK},
+		{"same origin fetch", "POST", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusOK},
+		{"typed by the user", "POST", map[string]string{"Sec-Fetch-Site": "none"}, http.StatusOK},
+		{"cross-site fetch", "POST", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"same-site other origin", "POST", map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
+		{"old browser, foreign Origin", "POST", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"old browser, own Origin", "POST", map[string]string{"Origin": "http://example.com"}, http.StatusOK},
+		{"cross-site GET is safe", "GET", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusOK},
+	}
+	for _, tc := range cases {
+		target := "/api/publish?channel=news"
+		if tc.method == "GET" {
+			target = "/api/channels"
+		}
+		w := call(h, tc.method, target, "hi", tc.header)
+		if w.Code != tc.want {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, w.Code, tc.want, w.Body)
+		}
+		if w.Code == http.StatusForbidden && errorCode(t, w) != "cross_site" {
+			t.Errorf("%s: code %q, want cross_site", tc.name, errorCode(t, w))
+		}
+	}
+	if got := st.CrossSite.Load(); got != 3 {
+		t.Errorf("cross_site counter %d, want 3", got)
+	}
+	if b.count() != 4 {
+		t.Errorf("%d publishes reached the backend, want 4", b.count())
+	}
+	// A cross-site request is refused before the key is even looked at.
+	keyed := NewHandler(b, Options{APIKey: "k3y"})
+	w := call(keyed, "POST", "/api/disconnect", `{"user":"alice"}`, map[string]string{"Sec-Fetch-Site": "cross-site", "X-API-Key": "k3y"})
+	if w.Code != http.StatusForbidden {
+		t.Errorf("cross-site with the key: status %d, want 403", w.Code)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{ready: true}
+	h := NewHandler(b, Options{MaxBodyBytes: 8})
+	w := call(h, "POST", "/api/publish?channel=news", "123456789", nil)
+	if w.Code != http.StatusRequestEntityTooLarge || errorCode(t, w) != "too_large" {
+		t.Fatalf("body over the limit: %d %s", w.Code, w.Body)
+	}
+	b.err = fmt.Errorf("publish 9 bytes: %w", ErrTooLarge)
+	w = call(h, "POST", "/api/publish?channel=news", "1234", nil)
+	if w.Code != http.StatusRequestEntityTooLarge || errorCode(t, w) != "too_large" {
+		t.Fatalf("backend ErrTooLarge: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{err: fmt.Errorf("broker down: %w", ErrUnavailable)}
+	h := NewHandler(b, Options{})
+	for _, tc := range []struct{ method, target, body string }{
+		{"POST", "/api/publish?channel=news", "hi"},
+		{"POST", "/api/broadcast", `{"channels":["a","b"],"data":1}`},
+		{"GET", "/readyz", ""},
+	} {
+		w := call(h, tc.method, tc.target, tc.body, nil)
+		if w.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s %s: status %d, want 503", tc.method, tc.target, w.Code)
+		}
+		if w.Header().Get("Retry-After") != RetryAfter {
+			t.Errorf("%s %s: Retry-After %q", tc.method, tc.target, w.Header().Get("Retry-After"))
+		}
+	}
+	w := httptest.NewRecorder()
+	writeError(w, http.StatusTooManyRequests, "rate_limited", "slow down")
+	if w.Header().Get("Retry-After") != RetryAfter {
+		t.Errorf("429 without Retry-After")
+	}
+}
+
+func TestPprof(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{ready: true}
+	keyed := NewHandler(b, Options{APIKey: "k3y", EnablePprof: true})
+	key := map[string]string{"X-API-Key": "k3y"}
+	if w := call(keyed, "GET", "/debug/pprof/", "", nil); w.Code != http.StatusUnauthorized {
+		t.Errorf("pprof index without the key: %d", w.Code)
+	}
+	if w := call(keyed, "GET", "/debug/pprof/heap?debug=1", "", nil); w.Code != http.StatusUnauthorized {
+		t.Errorf("heap profile without the key: %d", w.Code)
+	}
+	if w := call(keyed, "GET", "/debug/pprof/", "", key); w.Code != http.StatusOK {
+		t.Errorf("pprof index with the key: %d", w.Code)
+	}
+	for _, path := range []string{"/debug/pprof/cmdline", "/debug/pprof/cmdline?x=1"} {
+		w := call(keyed, "GET", path, "", key)
+		if w.Code != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404", path, w.Code)
+		}
+		if strings.Contains(w.Body.String(), "api.test") || strings.Contains(w.Body.String(), "-test.") {
+			t.Errorf("%s shows the command line: %s", path, w.Body)
+		}
+	}
+	off := NewHandler(b, Options{})
+	if w := call(off, "GET", "/debug/pprof/", "", nil); w.Code != http.StatusNotFound {
+		t.Errorf("pprof off: %d", w.Code)
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	t.Parallel()
+	h := NewHandler(&fakeBackend{ready: true}, Options{})
+	w := call(h, "GET", "/api/publish", "", nil)
+	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "POST" {
+		t.Fatalf("GET /api/publish: %d Allow=%q", w.Code, w.Header().Get("Allow"))
+	}
+	if w := call(h, "POST", "/api/nothing", "", nil); w.Code != http.StatusNotFound {
+		t.Fatalf("unknown endpoint: %d", w.Code)
+	}
+}
+
+func TestChannelsHideUsers(t *testing.T) {
+	t.Parallel()
+	h := NewHandler(&fakeBackend{ready: true}, Options{})
+	for target, want := range map[string]string{
+		"/api/channels":         `{"channels":["news"]}`,
+		"/api/channels?users=0": `{"channels":["news"]}`,
+		"/api/channels?users=1": `{"channels":["news","user:alice"]}`,
+	} {
+		w := call(h, "GET", target, "", nil)
+		if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusOK || got != want {
+			t.Errorf("%s: %d %s, want %s", target, w.Code, got, want)
+		}
+	}
+}
+
+func TestNewServerBounds(t *testing.T) {
+	t.Parallel()
+	s := NewServer(http.NotFoundHandler())
+	if s.ReadHeaderTimeout != ReadHeaderTimeout || s.ReadTimeout != ReadTimeout || s.WriteTimeout != WriteTimeout ||
+		s.IdleTimeout != IdleTimeout || s.MaxHeaderBytes != MaxHeaderBytes {
+		t.Fatalf("server bounds not set: %+v", s)
+	}
+}
+
+// TestProfilePastWriteTimeout: a CPU profile may last longer than the
+// server's WriteTimeout (pprof alone answers 400 then).
+func TestProfilePastWriteTimeout(t *testing.T) {
+	t.Parallel()
+	h := NewHandler(&fakeBackend{ready: true}, Options{EnablePprof: true})
+	r := httptest.NewRequest("GET", "/debug/pprof/profile?seconds=1", nil)
+	r = r.WithContext(context.WithValue(r.Context(), http.ServerContextKey, &http.Server{WriteTimeout: time.Second}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK || w.Body.Len() == 0 {
+		t.Fatalf("profile: %d %s", w.Code, w.Body)
+	}
+}
