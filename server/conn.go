@@ -83,6 +83,12 @@ func (c *Conn) tlsPeer() *tlsPeer {
 	return c.srv.loops[c.li].tlsPeers[c]
 }
 
+// Scratch returns a zero-length slice with capacity n for bytes to be
+// queued on this or any connection of the same loop during the current
+// callback: it stays valid until the callback's writes have been flushed
+// (see poller.Loop.Scratch). Loop goroutine only.
+func (c *Conn) Scratch(n int) []byte { return c.pc.Loop().Scratch(n) }
+
 // Compressed reports whether permessage-deflate was negotiated.
 func (c *Conn) Compressed() bool { return c.z.Enabled() }
 
@@ -100,7 +106,7 @@ func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) {
 		return
 	}
 	ls := &c.srv.loops[c.li]
-	buf := ls.out.alloc(codec.FrameHeaderLen(len(payload), false) + len(payload))
+	buf := c.Scratch(codec.FrameHeaderLen(len(payload), false) + len(payload))
 	if c.z.Enabled() {
 		buf = c.srv.deflate.AppendFrame(buf, op, payload, c.z.ServerWindowBits)
 	} else {
@@ -140,7 +146,7 @@ func (c *Conn) Close(code uint16, reason string) {
 func (s *Server) closeConn(pc *poller.Conn, code uint16, reason string) {
 	c, _ := pc.Context().(*Conn)
 	if c != nil && c.state == stateOpen {
-		buf := s.loops[c.li].out.alloc(codec.FrameHeaderLen(125, false) + 125)
+		buf := c.Scratch(codec.FrameHeaderLen(125, false) + 125)
 		pc.Write(codec.AppendClose(buf, code, reason))
 		c.state = stateClosing
 	}
@@ -220,7 +226,6 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 	if c == nil || pc.Closed() {
 		return len(in)
 	}
-	s.loops[c.li].out.reset()
 	consumed := 0
 	if c.state == stateHandshake {
 		n, ok := s.handshake(c, in)
@@ -298,7 +303,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 			dec = &s.decCfgDeflate
 		}
 	}
-	resp := codec.AppendAccept(s.loops[c.li].out.alloc(256+len(protocol)+len(ext)), req, protocol, ext)
+	resp := codec.AppendAccept(c.Scratch(256+len(protocol)+len(ext)), req, protocol, ext)
 	c.pc.Write(resp)
 	c.state = stateOpen
 	c.dec.Init(dec)
@@ -309,15 +314,15 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 }
 
 // writeControl queues an uncompressed control frame (ping, pong, close)
-// built in the loop's arena.
+// built in the loop's scratch memory.
 func (s *Server) writeControl(c *Conn, op codec.OpCode, payload []byte) {
-	buf := s.loops[c.li].out.alloc(codec.FrameHeaderLen(len(payload), false) + len(payload))
+	buf := c.Scratch(codec.FrameHeaderLen(len(payload), false) + len(payload))
 	c.pc.Write(codec.AppendFrame(buf, op, true, payload))
 }
 
 // refuse answers an HTTP error and closes.
 func (s *Server) refuse(pc *poller.Conn, status int, reason string) {
-	buf := s.loops[pc.Context().(*Conn).li].out.alloc(256 + len(reason))
+	buf := pc.Loop().Scratch(256 + len(reason))
 	pc.Write(codec.AppendHTTPError(buf, status, reason))
 	pc.Close()
 }
@@ -375,7 +380,6 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 		pc.Close()
 		return
 	}
-	s.loops[c.li].out.reset()
 	switch c.state {
 	case stateHandshake:
 		s.stats.HandshakeTimeouts.Add(1)

@@ -68,7 +68,6 @@ type loopState struct {
 	// loops never write to a shared cache line per message; Server sums
 	// them when read.
 	counted loopCounters
-	out     arena
 	// tlsPeers holds the TLS session of each connection of a TLS loop.
 	tlsPeers map[*Conn]*tlsPeer
 }

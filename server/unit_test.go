@@ -20,35 +20,6 @@ func TestParseQuery(t *testing.T) {
 	}
 }
 
-func TestArena(t *testing.T) {
-	var a arena
-	b1 := append(a.alloc(10), "0123456789"...)
-	b2 := append(a.alloc(arenaChunk/4), make([]byte, arenaChunk/4)...)
-	b3 := append(a.alloc(arenaChunk/4), make([]byte, arenaChunk/4)...)
-	big := a.alloc(arenaChunk)
-	if cap(big) < arenaChunk {
-		t.Fatalf("big alloc cap %d", cap(big))
-	}
-	// Slices handed out earlier stay intact while later ones are carved.
-	for i := 0; i < 5; i++ {
-		_ = append(a.alloc(arenaChunk/3), make([]byte, arenaChunk/3)...)
-	}
-	if string(b1) != "0123456789" || len(b2) != arenaChunk/4 || len(b3) != arenaChunk/4 {
-		t.Fatal("earlier allocations were overwritten")
-	}
-	a.reset()
-	if len(a.chunks) > 2 || len(a.big) != 0 || a.cur != 0 {
-		t.Fatalf("reset keeps %d chunks, %d big, cur %d", len(a.chunks), len(a.big), a.cur)
-	}
-	if n := testing.AllocsPerRun(100, func() {
-		a.reset()
-		_ = a.alloc(100)
-		_ = a.alloc(1000)
-	}); n != 0 {
-		t.Fatalf("steady-state arena allocs = %v, want 0", n)
-	}
-}
-
 func TestParseSlowPolicy(t *testing.T) {
 	for in, want := range map[string]SlowPolicy{"": SlowClose, "close": SlowClose, "close-policy": SlowClosePolicy, "drop": SlowDrop} {
 		if got, ok := ParseSlowPolicy(in); !ok || got != want {
