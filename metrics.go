@@ -39,6 +39,7 @@ func registerMetrics(reg *prometheus.Registry, n *Node) error {
 		counter("disconnects_total", "Connections closed by the server, by reason.", reason("slow_consumer"), func() uint64 { return n.push.Stats().SlowClosed }),
 		counter("disconnects_total", "Connections closed by the server, by reason.", reason("token_expired"), s.TokenExpired.Load),
 		counter("disconnects_total", "Connections closed by the server, by reason.", reason("api_disconnect"), func() uint64 { return n.push.Stats().Kicked }),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("output_budget"), s.OutputBudget.Load),
 		counter("dropped_messages_total", "Messages dropped for slow subscribers (drop policy).", nil, func() uint64 { return n.push.Stats().Dropped }),
 		counter("commands_total", "Client protocol commands received.", nil, func() uint64 { return n.push.Stats().Commands }),
 		counter("command_errors_total", "Client protocol commands answered with an error.", nil, func() uint64 { return n.push.Stats().CommandErrors }),

@@ -85,6 +85,9 @@ type epollLoop struct {
 	// and watching the connections with EPOLLOUT armed; tests read them
 	// to prove that idle connections hold neither.
 	held, watching int
+	// grows counts the outbound buffers taken to make room for more
+	// (tests: the growth must be geometric).
+	grows int
 	// signals counts the eventfd writes (tests).
 	signals atomic.Int64
 	quit    bool

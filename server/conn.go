@@ -98,22 +98,47 @@ func (c *Conn) Open() bool { return c.state == stateOpen && !c.pc.Closed() }
 // Buffered is the number of bytes queued for the peer and not yet sent.
 func (c *Conn) Buffered() int { return c.pc.Buffered() }
 
+// Room is the number of bytes that may still be queued for the peer
+// within the output budget (Config.WriteBufferLimit minus Buffered, never
+// below 0). Every byte herald queues counts against it; close frames are
+// always let through past it. Loop goroutine only.
+func (c *Conn) Room() int { return max(c.srv.cfg.WriteBufferLimit-c.pc.Buffered(), 0) }
+
 // WriteMessage encodes payload as one frame and queues it, compressed when
 // the connection negotiated permessage-deflate and the payload is worth
-// it. The payload is copied; the caller may reuse it at once.
-func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) {
+// it. The payload is copied; the caller may reuse it at once. The frame
+// must fit in Room: past the output budget the connection is closed with
+// 1008 "output budget exceeded" and WriteMessage returns false (it also
+// returns false when the connection is not open). Loop goroutine only.
+func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) bool {
 	if c.state != stateOpen {
-		return
+		return false
 	}
-	ls := &c.srv.loops[c.li]
+	room := c.Room()
+	if !c.z.Enabled() && codec.FrameHeaderLen(len(payload), false)+len(payload) > room {
+		c.srv.budgetExceeded(c)
+		return false
+	}
 	buf := c.Scratch(codec.FrameHeaderLen(len(payload), false) + len(payload))
 	if c.z.Enabled() {
 		buf = c.srv.deflate.AppendFrame(buf, op, payload, c.z.ServerWindowBits)
 	} else {
 		buf = codec.AppendFrame(buf, op, true, payload)
 	}
+	if len(buf) > room {
+		c.srv.budgetExceeded(c)
+		return false
+	}
 	c.pc.Write(buf)
-	ls.counted.messagesOut.Add(1)
+	c.srv.loops[c.li].counted.messagesOut.Add(1)
+	return true
+}
+
+// budgetExceeded closes c for output it caused (replies, pongs) past the
+// output budget.
+func (s *Server) budgetExceeded(c *Conn) {
+	s.stats.OutputBudget.Add(1)
+	s.closeConn(c.pc, codec.ClosePolicyViolation, "output budget exceeded")
 }
 
 // WritePrepared queues an already encoded frame, shared between many
@@ -344,6 +369,13 @@ func (s *Server) frame(c *Conn, msg *codec.Message) {
 		s.app.OnMessage(c, msg.Op, *buf)
 		s.deflate.Release(buf)
 	case codec.OpPing:
+		// A pong is output the client asks for: it counts against the
+		// budget, or a client that pings and never reads grows its queue
+		// without bound.
+		if codec.FrameHeaderLen(len(msg.Payload), false)+len(msg.Payload) > c.Room() {
+			s.budgetExceeded(c)
+			return
+		}
 		s.writeControl(c, codec.OpPong, msg.Payload)
 	case codec.OpPong:
 		// Liveness was already refreshed by the arrival of bytes.

@@ -116,6 +116,9 @@ type Stats struct {
 	PingTimeouts      atomic.Uint64
 	TokenExpired      atomic.Uint64
 	SlowClosed        atomic.Uint64
+	// OutputBudget counts connections closed with 1008 because output
+	// they asked for (pongs, replies) would pass Config.WriteBufferLimit.
+	OutputBudget atomic.Uint64
 }
 
 // New builds a Server from cfg. app decides what connections do once open;
