@@ -11,6 +11,7 @@ import (
 // user's Handler, the configuration, the loops and the connection counter.
 type core struct {
 	h        Handler
+	writable WritableHandler // h, if it implements it; else nil
 	cfg      Config
 	log      *slog.Logger
 	interval time.Duration
@@ -28,6 +29,7 @@ type core struct {
 func newCore(cfg Config, h Handler) *core {
 	cfg = cfg.withDefaults()
 	k := &core{h: h, cfg: cfg, log: cfg.Logger, interval: cfg.TickInterval}
+	k.writable, _ = h.(WritableHandler)
 	k.loops.Store(new([]*Loop))
 	return k
 }

@@ -212,6 +212,12 @@ func (e *epollLoop) handle(ev *unix.EpollEvent) {
 			return
 		}
 	}
+	if c.lingering() {
+		if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			e.closeConn(c, nil) // the peer is gone: nothing left to drain
+		}
+		return
+	}
 	if ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		e.read(c)
 	}
@@ -353,11 +359,31 @@ func (e *epollLoop) closeConn(c *Conn, err error) {
 	l.leave()
 }
 
-// shut is the driver's local close: one last try at sending what the kernel
-// refused before (best effort, as the contract says), then close.
+// shut is the driver's local close: one more try at sending what the
+// kernel refused before, then close, or linger (not reading) while bytes
+// are left.
 func (e *epollLoop) shut(c *Conn) {
 	if x := c.x; x != nil && x.out != nil {
-		_, _ = unix.Write(int(c.fd), (*x.out)[x.head:])
+		if n, _ := unix.Write(int(c.fd), (*x.out)[x.head:]); n > 0 {
+			x.head += n
+		}
+		if x.head < len(*x.out) && e.l.linger(c) {
+			e.watchOut(c, true) // EPOLLOUT only, now that c is closing
+			return
+		}
+	}
+	e.finish(c)
+}
+
+// finish closes c for good. Inbound bytes still unread make the kernel
+// answer the close with a reset, which may destroy what the peer has not
+// read yet (the close frame it should see): they are read and dropped
+// first, a few reads' worth at most.
+func (e *epollLoop) finish(c *Conn) {
+	for range 4 {
+		if n, _ := unix.Read(int(c.fd), e.rbuf); n <= 0 {
+			break
+		}
 	}
 	e.closeConn(c, nil)
 }

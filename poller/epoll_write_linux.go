@@ -128,18 +128,32 @@ func (e *epollLoop) drainOut(c *Conn) {
 		return
 	}
 	x.head += n
-	if x.head == len(*x.out) {
-		e.put(&x.out)
-		x.head = 0
-		e.recycle(c)
-		e.watching--
-		e.watchOut(c, false)
+	if x.head < len(*x.out) {
+		return
+	}
+	if x.closing {
+		e.finish(c)
+		return
+	}
+	e.put(&x.out)
+	x.head = 0
+	e.recycle(c)
+	e.watching--
+	e.watchOut(c, false)
+	if w := e.l.k.writable; w != nil && c.fd >= 0 {
+		e.l.enter()
+		w.OnWritable(c)
+		e.l.leave()
 	}
 }
 
-// watchOut arms (or disarms) EPOLLOUT for c.
+// watchOut arms (or disarms) EPOLLOUT for c; EPOLLIN stays armed unless
+// c is lingering after Close.
 func (e *epollLoop) watchOut(c *Conn, on bool) {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: c.fd, Pad: int32(uint32(c.id))}
+	ev := unix.EpollEvent{Fd: c.fd, Pad: int32(uint32(c.id))}
+	if !c.lingering() {
+		ev.Events |= unix.EPOLLIN
+	}
 	if on {
 		ev.Events |= unix.EPOLLOUT
 	}

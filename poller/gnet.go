@@ -65,14 +65,27 @@ func (d *gnetDriver) write(c *Conn, bufs [][]byte) {
 	// an error it closes c itself.
 	if len(bufs) == 1 {
 		_, _ = c.x.gc.Write(bufs[0])
-		return
+	} else {
+		_, _ = c.x.gc.Writev(bufs)
 	}
-	_, _ = c.x.gc.Writev(bufs)
+	if c.fd >= 0 && c.x.gc.OutboundBuffered() > 0 {
+		d.l.wait(c)
+	}
 }
 
 func (d *gnetDriver) outbound(c *Conn) int { return c.x.gc.OutboundBuffered() }
 
+// shut lingers while gnet holds outbound bytes for c: gnet keeps sending
+// them, OnTraffic drops what c sends meanwhile, and the loop's tick
+// closes c once they are gone (or its time is up).
 func (d *gnetDriver) shut(c *Conn) {
+	if c.x.gc.OutboundBuffered() > 0 && d.l.linger(c) {
+		return
+	}
+	d.finish(c)
+}
+
+func (d *gnetDriver) finish(c *Conn) {
 	if err := d.el.Close(c.x.gc); err != nil {
 		d.l.k.log.Debug("poller: close", "conn", c.id, "err", err)
 	}

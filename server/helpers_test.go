@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func testConfig() Config {
 // startServer runs a Server with cfg and app until the test ends.
 func startServer(t *testing.T, cfg Config, app App) *Server {
 	t.Helper()
-	s, err := New(cfg, app, nil)
+	s, err := New(cfg, app, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}

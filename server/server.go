@@ -130,9 +130,11 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if app == nil || cfg.Echo {
+	echo := app == nil || cfg.Echo
+	if echo {
 		app = EchoApp{}
 	}
+	cfg = cfg.withDefaults(echo)
 	loops := cfg.Loops
 	if loops == 0 {
 		loops = runtime.NumCPU()
@@ -183,9 +185,18 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		SocketRecvBuffer: cfg.SocketRecvBuffer,
 		SocketSendBuffer: cfg.SocketSendBuffer,
 		TCPKeepAlive:     cfg.TCPKeepAlive.D(),
+		CloseLinger:      lingerOf(cfg.CloseLinger),
 		Logger:           log,
 	}, (*handler)(s))
 	return s, nil
+}
+
+// lingerOf is the poller's CloseLinger for the server's (negative: off).
+func lingerOf(d Duration) time.Duration {
+	if d < 0 {
+		return -1
+	}
+	return d.D()
 }
 
 // Serve listens and serves until Shutdown; it returns nil after a clean

@@ -44,9 +44,10 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 	}
 	t := &tlsSide{srv: s, offset: plainLoops}
 	t.client, err = poller.NewClient(poller.Config{
-		Loops:      plainLoops,
-		FirstIndex: plainLoops, // their state follows the plain loops' in Server.loops
-		Logger:     s.log,
+		Loops:       plainLoops,
+		FirstIndex:  plainLoops, // their state follows the plain loops' in Server.loops
+		CloseLinger: lingerOf(s.cfg.CloseLinger),
+		Logger:      s.log,
 	}, (*tlsHandler)(s))
 	if err != nil {
 		return nil, fmt.Errorf("tls loops: %w", err)

@@ -36,14 +36,28 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
+	zero := Config{Listen: ":0"}
+	if err := zero.Validate(); err != nil {
+		t.Fatalf("a Config with only Listen: %v", err)
+	}
+	d := zero.withDefaults(false)
+	if d.MaxMessageSize != DefaultMaxMessageSize || d.MaxFrameSize != DefaultMaxMessageSize || d.WriteBufferLimit != DefaultWriteBufferLimit ||
+		d.MaxHandshakes != DefaultMaxHandshakes || d.CloseLinger != Duration(DefaultCloseLinger) {
+		t.Errorf("push defaults: %+v", d)
+	}
+	if e := zero.withDefaults(true); e.MaxMessageSize != DefaultEchoMaxMessageSize {
+		t.Errorf("echo max_message_size %d, want %d", e.MaxMessageSize, DefaultEchoMaxMessageSize)
+	}
 	cases := map[string]func(c *Config){
 		"no listen":           func(c *Config) { c.Listen = "" },
-		"frame <= 0":          func(c *Config) { c.MaxFrameSize = 0 },
-		"message < frame":     func(c *Config) { c.MaxMessageSize = c.MaxFrameSize - 1 },
+		"frame < 0":           func(c *Config) { c.MaxFrameSize = -1 },
+		"message < frame":     func(c *Config) { c.MaxFrameSize = 2 << 20; c.MaxMessageSize = 1 << 20 },
 		"tiny header":         func(c *Config) { c.MaxHeaderBytes = 100 },
-		"no handshake time":   func(c *Config) { c.HandshakeTimeout = 0 },
-		"ping without pong":   func(c *Config) { c.PingInterval = Duration(time.Second); c.PongTimeout = 0 },
-		"no write limit":      func(c *Config) { c.WriteBufferLimit = 0 },
+		"negative handshake":  func(c *Config) { c.HandshakeTimeout = -1 },
+		"negative first byte": func(c *Config) { c.FirstByteTimeout = -1 },
+		"huge msg timeout":    func(c *Config) { c.MessageTimeout = Duration(48 * time.Hour) },
+		"negative write":      func(c *Config) { c.WriteBufferLimit = -1 },
+		"negative per ip":     func(c *Config) { c.MaxConnsPerIP = -1 },
 		"negative max conns":  func(c *Config) { c.MaxConns = -1 },
 		"negative loop count": func(c *Config) { c.Loops = -2 },
 	}
