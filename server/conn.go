@@ -26,6 +26,16 @@ type App interface {
 	OnClose(c *Conn)
 }
 
+// WritableApp is an optional interface of an App: OnWritable runs on the
+// connection's loop once every byte queued for it has been taken by the
+// kernel, after some had to wait (Buffered was above what one write
+// sends). An App that stopped queueing at the output budget (Room) resumes
+// there, e.g. to page a history backlog larger than the budget. It is not
+// called for a connection that is closing.
+type WritableApp interface {
+	OnWritable(c *Conn)
+}
+
 // connection states
 const (
 	stateHandshake uint8 = iota
@@ -215,7 +225,10 @@ func (s *Server) armTimerFor(c *Conn, d time.Duration) {
 // callbacks out of Server's exported method set.
 type handler Server
 
-var _ poller.Handler = (*handler)(nil)
+var (
+	_ poller.Handler         = (*handler)(nil)
+	_ poller.WritableHandler = (*handler)(nil)
+)
 
 func (h *handler) srv() *Server { return (*Server)(h) }
 
@@ -435,6 +448,17 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 		s.armTimerFor(c, s.cfg.PongTimeout.D())
 	default:
 		pc.Close()
+	}
+}
+
+// OnWritable passes the poller's news on to a WritableApp.
+func (h *handler) OnWritable(pc *poller.Conn) {
+	w, ok := h.srv().app.(WritableApp)
+	if !ok {
+		return
+	}
+	if c, _ := pc.Context().(*Conn); c != nil && c.Open() {
+		w.OnWritable(c)
 	}
 }
 

@@ -131,7 +131,7 @@ func (t *tlsSide) enroll(plain net.Conn, peer tlsbridge.Peer) error {
 // except that connections are marked as TLS.
 type tlsHandler Server
 
-var _ poller.Handler = (*tlsHandler)(nil)
+var _ poller.WritableHandler = (*tlsHandler)(nil)
 
 func (h *tlsHandler) OnOpen(pc *poller.Conn) {
 	s := (*Server)(h)
@@ -145,6 +145,8 @@ func (h *tlsHandler) OnData(pc *poller.Conn, in []byte) int {
 func (h *tlsHandler) OnTimer(pc *poller.Conn) { (*handler)(h).OnTimer(pc) }
 
 func (h *tlsHandler) OnClose(pc *poller.Conn, err error) { (*handler)(h).OnClose(pc, err) }
+
+func (h *tlsHandler) OnWritable(pc *poller.Conn) { (*handler)(h).OnWritable(pc) }
 
 // allLoops returns the plain loops and the TLS loops that own or have
 // owned a connection; their indexes do not overlap.
