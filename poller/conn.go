@@ -153,6 +153,9 @@ type connExt struct {
 	// (*out)[head:]; nil if none.
 	out  *[]byte
 	head int
+	// inCounted is the number of unconsumed input bytes this connection
+	// adds to its core's inbound count.
+	inCounted int
 	// closing is set while the connection lingers after Close, until
 	// lingerUntil (unix nanoseconds); see Close.
 	closing     bool

@@ -18,6 +18,9 @@ type core struct {
 
 	nextID atomic.Uint64
 	conns  atomic.Int64
+	// inbound is the number of input bytes held for Handlers that left
+	// them unconsumed, across the loops (see connExt.inCounted).
+	inbound atomic.Int64
 	// refusing makes the backend close new connections at once
 	// (StopAccepting).
 	refusing atomic.Bool
@@ -41,4 +44,12 @@ func (k *core) loopsSnapshot() []*Loop { return *k.loops.Load() }
 func (k *core) addLoop(l *Loop) {
 	next := append(slices.Clip(*k.loops.Load()), l)
 	k.loops.Store(&next)
+}
+
+// countIn records that x's connection now holds n unconsumed input bytes.
+func (k *core) countIn(x *connExt, n int) {
+	if n != x.inCounted {
+		k.inbound.Add(int64(n - x.inCounted))
+		x.inCounted = n
+	}
 }

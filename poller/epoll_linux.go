@@ -340,6 +340,7 @@ func (e *epollLoop) closeConn(c *Conn, err error) {
 	fd := int(c.fd)
 	e.fds[fd] = nil
 	if x := c.x; x != nil {
+		e.l.k.countIn(x, 0)
 		if x.out != nil {
 			e.watching--
 		}
@@ -432,6 +433,9 @@ func (e *epollLoop) read(c *Conn) {
 		return // closed by the flush; closeConn returned the buffers
 	}
 	rest := in[min(max(n, 0), len(in)):]
+	if own {
+		l.k.countIn(c.x, len(rest))
+	}
 	switch {
 	case len(rest) == 0:
 		if own {
@@ -453,6 +457,7 @@ func (e *epollLoop) read(c *Conn) {
 		x := e.ext(c)
 		x.in = e.get(len(rest) + minReadSpace)
 		*x.in = append(*x.in, rest...)
+		l.k.countIn(x, len(rest))
 	}
 }
 

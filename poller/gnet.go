@@ -189,9 +189,13 @@ func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 	l.leave()
 	// Discard(0) would drop everything, so only call it with n > 0; a
 	// connection closed by the flush has nothing left to keep.
-	if n > 0 && c.fd >= 0 {
+	if c.fd < 0 {
+		return gnet.None
+	}
+	if n > 0 {
 		_, _ = gc.Discard(min(n, len(in)))
 	}
+	g.k.countIn(c.x, len(in)-min(max(n, 0), len(in)))
 	return gnet.None
 }
 
@@ -202,6 +206,7 @@ func (g *gnetHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	l := c.loop
+	g.k.countIn(c.x, 0)
 	l.enter()
 	l.remove(c)
 	g.k.conns.Add(-1)

@@ -126,3 +126,25 @@ func TestOnWritable(t *testing.T) {
 		})
 	}
 }
+
+// TestInboundBuffered: the bytes a Handler leaves unconsumed are counted
+// while held, and uncounted once consumed or closed.
+func TestInboundBuffered(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{BackendEpoll, BackendGnet} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, Config{Backend: backend, Loops: 1}, &funcs{data: lineEcho})
+			nc := dial(t, s)
+			_, _ = nc.Write([]byte("partial"))
+			waitFor(t, "7 bytes held", func() bool { return s.InboundBuffered() == 7 })
+			_, _ = nc.Write([]byte(" line\n"))
+			readN(t, nc, len("partial line\n"))
+			waitFor(t, "nothing held", func() bool { return s.InboundBuffered() == 0 })
+			_, _ = nc.Write([]byte("more"))
+			waitFor(t, "4 bytes held", func() bool { return s.InboundBuffered() == 4 })
+			_ = nc.Close()
+			waitFor(t, "nothing held after the close", func() bool { return s.InboundBuffered() == 0 })
+		})
+	}
+}

@@ -36,6 +36,23 @@ type WritableApp interface {
 	OnWritable(c *Conn)
 }
 
+// Conn.flags bits.
+const (
+	// flagAwaitingPong: the server pinged and has heard nothing since.
+	flagAwaitingPong uint8 = 1 << iota
+	// flagHandshakeSlot: the connection counts among the handshakes in
+	// progress (Config.MaxHandshakes).
+	flagHandshakeSlot
+	// flagIPHeld: the connection holds per-address slots, recorded in its
+	// loop's ips table.
+	flagIPHeld
+	// flagSawByte: the first byte has arrived.
+	flagSawByte
+	// flagPartial: a message is incomplete since the time recorded in the
+	// loop's partial table.
+	flagPartial
+)
+
 // connection states
 const (
 	stateHandshake uint8 = iota
@@ -50,17 +67,16 @@ type Conn struct {
 	srv   *Server
 	dec   codec.Decoder
 	state uint8
-	// awaitingPong is set when the server pinged and has heard nothing since.
-	awaitingPong bool
+	// flags are the connection's flag bits (flagAwaitingPong, ...).
+	flags uint8
 	// z is what permessage-deflate negotiated; zero when it was not.
 	z codec.DeflateParams
 	// li indexes Server.loops: the poller loop's index, shifted past the
 	// plain listener's loops for connections that came in over TLS.
 	li int32
-	// expiresAt is when the connection's credentials expire (unix seconds,
-	// 32 bits to keep Conn small: good until 2106; 0 = never); the
-	// liveness timer closes it with 4001 then.
-	expiresAt uint32
+	// expiresAt is when the connection's credentials expire (unix seconds;
+	// 0 = never); the liveness timer closes it with 4001 then.
+	expiresAt int64
 	// App is free for the App's own per-connection state.
 	App any
 }
@@ -167,7 +183,7 @@ func (c *Conn) WritePrepared(frame []byte) bool {
 // ExpireAt makes the server close the connection with CloseTokenExpired
 // (4001) at t, e.g. when its token expires.
 func (c *Conn) ExpireAt(t time.Time) {
-	c.expiresAt = uint32(max(t.Unix(), 1))
+	c.expiresAt = max(t.Unix(), 1)
 	c.srv.armTimer(c)
 }
 
@@ -206,10 +222,16 @@ func (s *Server) armTimer(c *Conn) {
 // the credentials expire sooner.
 func (s *Server) armTimerFor(c *Conn, d time.Duration) {
 	if c.expiresAt != 0 {
-		left := time.Until(time.Unix(int64(c.expiresAt), 0))
+		left := time.Until(time.Unix(c.expiresAt, 0))
 		if left < time.Second {
 			left = time.Second
 		}
+		if d == 0 || left < d {
+			d = left
+		}
+	}
+	if c.flags&flagPartial != 0 {
+		left := max(s.messageDeadline(c)-time.Duration(time.Now().UnixNano()), time.Millisecond)
 		if d == 0 || left < d {
 			d = left
 		}
@@ -248,12 +270,32 @@ func (s *Server) open(pc *poller.Conn, li int32, peer *tlsPeer) {
 		ls.tlsPeers[c] = peer
 	}
 	pc.SetContext(c)
-	if s.draining.Load() || (s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns)) {
+	if s.draining.Load() {
 		s.stats.HandshakesFailed.Add(1)
-		s.refuse(pc, 503, "server is at capacity or draining")
+		s.refuse(pc, 503, "server is draining")
 		return
 	}
-	pc.SetTimer(s.cfg.HandshakeTimeout.D())
+	if s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
+		s.stats.HandshakesFailed.Add(1)
+		s.stats.RefusedMaxConns.Add(1)
+		s.logRefusal(c, 503, "max_conns")
+		s.refuse(pc, 503, "server is at capacity")
+		return
+	}
+	if peer == nil {
+		// Plain connections are admitted here, as they are accepted;
+		// TLS ones were admitted by the TLS listener (see tlsSide.admit).
+		ip, hasIP := peerIP(pc.RemoteAddr())
+		hold, status, reason := s.admit(ip, hasIP)
+		if status != 0 {
+			s.stats.HandshakesFailed.Add(1)
+			s.logRefusal(c, status, reason)
+			s.refuse(pc, status, reason)
+			return
+		}
+		s.hold(c, hold)
+	}
+	pc.SetTimer(s.cfg.FirstByteTimeout.D())
 }
 
 // OnData runs the handshake and then the frame decoder over what is
@@ -266,6 +308,12 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 	}
 	consumed := 0
 	if c.state == stateHandshake {
+		if c.flags&flagSawByte == 0 {
+			// The first-byte deadline is met; the request has the
+			// handshake timeout from now.
+			c.flags |= flagSawByte
+			pc.SetTimer(s.cfg.HandshakeTimeout.D())
+		}
 		n, ok := s.handshake(c, in)
 		if !ok {
 			return len(in)
@@ -279,10 +327,27 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 		return consumed + len(in) // ignore anything after our close
 	}
 	s.loops[c.li].counted.bytesIn.Add(uint64(len(in)))
-	if len(in) > 0 && (s.cfg.PingInterval > 0 || c.awaitingPong) {
-		c.awaitingPong = false
+	if len(in) > 0 && (s.cfg.PingInterval > 0 || c.flags&flagAwaitingPong != 0) {
+		c.flags &^= flagAwaitingPong
 		s.armTimer(c)
 	}
+	held := c.dec.Buffered()
+	n := s.decode(c, in)
+	consumed, in = consumed+n, in[n:]
+	// Every change to the reassembly buffer happens here, so OnClose
+	// takes back exactly what was counted.
+	s.inbound.Add(int64(c.dec.Buffered() - held))
+	if c.state != stateOpen {
+		return consumed + len(in)
+	}
+	s.boundInput(c, len(in), c.dec.Buffered() > held)
+	return consumed
+}
+
+// decode runs the frame decoder over in while the connection is open and
+// returns the bytes consumed.
+func (s *Server) decode(c *Conn, in []byte) int {
+	consumed := 0
 	for c.state == stateOpen {
 		msg, n, err := c.dec.Next(in)
 		consumed, in = consumed+n, in[n:]
@@ -295,10 +360,51 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 		}
 		s.frame(c, &msg)
 	}
-	if c.state != stateOpen {
-		return consumed + len(in)
-	}
 	return consumed
+}
+
+// boundInput applies the inbound limits once OnData has decoded what it
+// could: rest bytes stay unconsumed (a partial frame) and grew tells
+// whether the reassembly buffer grew. Input held past the node's
+// MaxInboundBuffered closes the connection with 1013; a message that
+// stays incomplete starts the MessageTimeout clock.
+func (s *Server) boundInput(c *Conn, rest int, grew bool) {
+	if max := s.cfg.MaxInboundBuffered; max > 0 && (rest > 0 || grew) && s.InboundBuffered()+int64(rest) > max {
+		s.stats.InboundMemory.Add(1)
+		s.closeConn(c.pc, codec.CloseTryAgainLater, "server busy")
+		return
+	}
+	if s.cfg.MessageTimeout <= 0 {
+		return
+	}
+	incomplete := rest > 0 || c.dec.InMessage()
+	switch partial := c.flags&flagPartial != 0; {
+	case incomplete && !partial:
+		c.flags |= flagPartial
+		ls := &s.loops[c.li]
+		if ls.partial == nil {
+			ls.partial = map[*Conn]int64{}
+		}
+		ls.partial[c] = time.Now().UnixNano()
+		s.armTimer(c)
+	case !incomplete && partial:
+		s.endPartial(c)
+		s.armTimer(c)
+	}
+}
+
+// endPartial forgets when c's incomplete message started.
+func (s *Server) endPartial(c *Conn) {
+	if c.flags&flagPartial != 0 {
+		c.flags &^= flagPartial
+		delete(s.loops[c.li].partial, c)
+	}
+}
+
+// messageDeadline is when c's incomplete message runs out of time, in
+// unix nanoseconds.
+func (s *Server) messageDeadline(c *Conn) time.Duration {
+	return time.Duration(s.loops[c.li].partial[c]) + s.cfg.MessageTimeout.D()
 }
 
 // handshake parses the upgrade request. It returns the bytes consumed (0
@@ -315,7 +421,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 		if errors.As(err, &he) {
 			status, reason = he.Status, he.Reason
 		}
-		s.log.Debug("handshake refused", "conn", c.ID(), "remote", c.RemoteAddr(), "status", status, "reason", reason)
+		s.logRefusal(c, status, reason)
 		s.refuse(c.pc, status, reason)
 		return 0, false
 	}
@@ -327,7 +433,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 		if errors.As(err, &he) {
 			status, reason = he.Status, he.Reason
 		}
-		s.log.Info("upgrade refused", "conn", c.ID(), "remote", c.RemoteAddr(), "status", status, "reason", reason)
+		s.logRefusal(c, status, reason)
 		s.refuse(c.pc, status, reason)
 		return 0, false
 	}
@@ -344,6 +450,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 	resp := codec.AppendAccept(c.Scratch(256+len(protocol)+len(ext)), req, protocol, ext)
 	c.pc.Write(resp)
 	c.state = stateOpen
+	s.releaseHandshake(c)
 	c.dec.Init(dec)
 	s.stats.HandshakesOK.Add(1)
 	s.armTimer(c)
@@ -413,7 +520,9 @@ func (s *Server) protocolError(c *Conn, err error) {
 	if errors.As(err, &ce) {
 		code, reason = ce.Code, ce.Reason
 	}
-	s.log.Debug("protocol error", "conn", c.ID(), "remote", c.RemoteAddr(), "code", code, "reason", reason)
+	if ok, left := s.errorLog.allow(); ok {
+		s.log.Debug("protocol error", "conn", c.ID(), "remote", c.RemoteAddr(), "code", code, "reason", reason, "suppressed", left)
+	}
 	s.closeConn(c.pc, code, reason)
 }
 
@@ -428,23 +537,31 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 	switch c.state {
 	case stateHandshake:
 		s.stats.HandshakeTimeouts.Add(1)
+		if c.flags&flagSawByte == 0 {
+			s.stats.FirstByteTimeouts.Add(1)
+		}
 		s.log.Debug("handshake timeout", "conn", c.ID(), "remote", c.RemoteAddr())
 		pc.Close()
 	case stateOpen:
-		if c.expiresAt != 0 && time.Now().Unix() >= int64(c.expiresAt) {
+		if c.flags&flagPartial != 0 && time.Duration(time.Now().UnixNano()) >= s.messageDeadline(c) {
+			s.stats.MessageTimeouts.Add(1)
+			s.closeConn(pc, codec.ClosePolicyViolation, "message timeout")
+			return
+		}
+		if c.expiresAt != 0 && time.Now().Unix() >= c.expiresAt {
 			s.stats.TokenExpired.Add(1)
 			s.log.Debug("credentials expired", "conn", c.ID())
 			s.closeConn(pc, CloseTokenExpired, "token expired")
 			return
 		}
-		if c.awaitingPong {
+		if c.flags&flagAwaitingPong != 0 {
 			s.stats.PingTimeouts.Add(1)
 			s.log.Debug("ping timeout", "conn", c.ID(), "remote", c.RemoteAddr())
 			s.closeConn(pc, codec.CloseGoingAway, "ping timeout")
 			return
 		}
 		s.writeControl(c, codec.OpPing, nil)
-		c.awaitingPong = true
+		c.flags |= flagAwaitingPong
 		s.armTimerFor(c, s.cfg.PongTimeout.D())
 	default:
 		pc.Close()
@@ -473,6 +590,9 @@ func (h *handler) OnClose(pc *poller.Conn, err error) {
 	if c.state != stateHandshake {
 		s.app.OnClose(c)
 	}
+	s.releaseAll(c)
+	s.endPartial(c)
+	s.inbound.Add(-int64(c.dec.Buffered()))
 	c.dec.Reset()
 	c.state = stateClosing
 	if m := s.loops[c.li].tlsPeers; m != nil {

@@ -28,9 +28,9 @@ func TestTimersSameTick(t *testing.T) {
 		for i, c := range conns {
 			switch i % 3 {
 			case 0:
-				c.expiresAt = uint32(time.Now().Add(-time.Second).Unix())
+				c.expiresAt = time.Now().Add(-time.Second).Unix()
 			case 1:
-				c.awaitingPong = true
+				c.flags |= flagAwaitingPong
 			}
 			c.pc.SetTimer(time.Millisecond)
 		}
