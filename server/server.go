@@ -66,8 +66,8 @@ type Server struct {
 	inbound atomic.Int64
 	// refusalLog and errorLog rate-limit the logs a client can trigger.
 	refusalLog, errorLog logLimit
-	nextID   atomic.Uint64
-	stats    Stats
+	nextID               atomic.Uint64
+	stats                Stats
 
 	shutdownOnce sync.Once
 	serveErr     chan error
