@@ -35,7 +35,7 @@ func deflateRaw(p []byte, level int) []byte {
 func FuzzInflate(f *testing.F) {
 	f.Add(deflateRaw([]byte("hello"), flate.BestSpeed), true)
 	f.Add(deflateRaw(bytes.Repeat([]byte("a"), 3000), flate.BestCompression), true)
-	f.Add(deflateRaw(make([]byte, 64<<10), flate.BestCompression), false) // a bomb: 64 KiB from a few hundred bytes
+	f.Add(deflateRaw(make([]byte, 64<<10), flate.BestCompression), false)  // a bomb: 64 KiB from a few hundred bytes
 	f.Add(deflateRaw([]byte{0xff, 0xfe, 0xfd}, flate.NoCompression), true) // invalid UTF-8
 	f.Add([]byte{0x00}, false)
 	f.Add([]byte("not deflate at all"), false)
