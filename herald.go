@@ -85,8 +85,6 @@ type Config struct {
 	// AllowedOrigins lists the browser origins allowed to connect (besides
 	// same-host pages and clients that send no Origin).
 	AllowedOrigins []string `json:"allowed_origins"`
-	// MaxConnsPerIP caps connections from one address (0: no cap).
-	MaxConnsPerIP int `json:"max_conns_per_ip"`
 
 	// HistorySize and HistoryTTL bound each channel's history.
 	HistorySize int             `json:"history_size"`
@@ -219,9 +217,6 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		Slow:     slow,
 		Workers:  n.workers,
 		Interest: n.broker,
-	}
-	if cfg.MaxConnsPerIP > 0 {
-		po.IPLimit = auth.NewIPLimiter(cfg.MaxConnsPerIP)
 	}
 	if n.handler != nil {
 		po.Handlers = handlerFunc(n.handler)

@@ -24,6 +24,7 @@ func registerMetrics(reg *prometheus.Registry, n *Node) error {
 	}
 	outcome := func(o string) prometheus.Labels { return prometheus.Labels{"outcome": o} }
 	reason := func(r string) prometheus.Labels { return prometheus.Labels{"reason": r} }
+	limit := func(l string) prometheus.Labels { return prometheus.Labels{"limit": l} }
 	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -41,6 +42,16 @@ func registerMetrics(reg *prometheus.Registry, n *Node) error {
 		counter("disconnects_total", "Connections closed by the server, by reason.", reason("api_disconnect"), func() uint64 { return n.push.Stats().Kicked }),
 		counter("api_refused_total", "API requests refused, by reason.", reason("cross_site"), n.apiStats.CrossSite.Load),
 		counter("api_refused_total", "API requests refused, by reason.", reason("unauthorized"), n.apiStats.Unauthorized.Load),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("output_budget"), s.OutputBudget.Load),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("inbound_memory"), s.InboundMemory.Load),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("message_timeout"), s.MessageTimeouts.Load),
+		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("handshakes"), s.RefusedHandshakes.Load),
+		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("handshakes_per_ip"), s.RefusedHandshakesPerIP.Load),
+		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("conns_per_ip"), s.RefusedConnsPerIP.Load),
+		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("max_conns"), s.RefusedMaxConns.Load),
+		counter("first_byte_timeouts_total", "Connections closed for sending nothing within first_byte_timeout.", nil, s.FirstByteTimeouts.Load),
+		gauge("inbound_buffered_bytes", "Bytes held for incomplete client input (partial frames, unfinished messages).", func() float64 { return float64(n.srv.InboundBuffered()) }),
+		gauge("handshakes_in_progress", "Connections accepted and not yet upgraded (plain and TLS).", func() float64 { return float64(n.srv.HandshakesInProgress()) }),
 		counter("dropped_messages_total", "Messages dropped for slow subscribers (drop policy).", nil, func() uint64 { return n.push.Stats().Dropped }),
 		counter("commands_total", "Client protocol commands received.", nil, func() uint64 { return n.push.Stats().Commands }),
 		counter("command_errors_total", "Client protocol commands answered with an error.", nil, func() uint64 { return n.push.Stats().CommandErrors }),

@@ -139,6 +139,19 @@ func (d *Decoder) Reset() {
 	d.utf8 = utf8Accept
 }
 
+// Buffered is the number of bytes d holds for the fragmented message in
+// progress (0 when none is): the reassembly memory it costs.
+func (d *Decoder) Buffered() int {
+	if d.op == 0 || d.buf == nil {
+		return 0
+	}
+	return len(*d.buf)
+}
+
+// InMessage reports whether a fragmented message is in progress: its first
+// frame has been consumed, its last has not.
+func (d *Decoder) InMessage() bool { return d.op != 0 }
+
 // Next decodes from buf, which must hold every byte of the stream that
 // earlier calls did not consume, followed by any new bytes. The unconsumed
 // bytes may be presented from a different copy: Next modifies only bytes it

@@ -66,8 +66,8 @@ type Request struct {
 // *HandshakeError with status 431 once buf holds MaxHeaderBytes without the
 // header's end. Otherwise it returns n, the length of the header (bytes after
 // it belong to the WebSocket stream), and either the parsed request or a
-// *HandshakeError: 405 for a method other than GET, 505 for a version other
-// than HTTP/1.x with x >= 1, 426 when Sec-WebSocket-Version is not 13 (or is
+// *HandshakeError: 405 for a method other than GET, 505 for a major version
+// other than 1, 400 for HTTP/1.0, 426 when Sec-WebSocket-Version is not 13 (or is
 // missing), and 400 for a malformed request line or header field, a body, a
 // missing or invalid Host, Upgrade, Connection or Sec-WebSocket-Key, or a
 // repeated Host, Origin, Authorization, Sec-WebSocket-Key or
@@ -113,8 +113,13 @@ func parseRequest(raw []byte) (*Request, error) {
 	switch {
 	case !ok || hasCTL(line):
 		return nil, badRequest("malformed request line")
-	case rl.Version.Major != 1 || rl.Version.Minor < 1:
+	case rl.Version.Major != 1:
 		return nil, &HandshakeError{Status: http.StatusHTTPVersionNotSupported, Reason: "HTTP/1.1 required"}
+	case rl.Version.Minor < 1:
+		// HTTP/1.0 is a version this server speaks, but it has no Upgrade
+		// (RFC 6455 4.1 asks for 1.1 or later): a bad request, not a
+		// version it cannot answer in.
+		return nil, badRequest("WebSocket upgrade needs HTTP/1.1")
 	case string(rl.Method) != http.MethodGet:
 		return nil, &HandshakeError{Status: http.StatusMethodNotAllowed, Reason: "method must be GET"}
 	}
@@ -319,8 +324,9 @@ func AppendAccept(dst []byte, req *Request, protocol string, extensions string) 
 
 // AppendHTTPError appends a complete HTTP/1.1 error response: the status
 // line, Content-Type text/plain, Content-Length, Connection: close, Allow: GET
-// for 405, Upgrade: websocket and Sec-WebSocket-Version: 13 for 426, and
-// reason as the body (control characters in it become spaces). The caller
+// for 405, Upgrade: websocket and Sec-WebSocket-Version: 13 for 426,
+// Retry-After: 1 for 429 and 503 (the refusals of a limit, worth a retry
+// soon rather than at once), and reason as the body (control characters in it become spaces). The caller
 // closes the connection once it is written.
 func AppendHTTPError(dst []byte, status int, reason string) []byte {
 	text := http.StatusText(status)
@@ -342,6 +348,8 @@ func AppendHTTPError(dst []byte, status int, reason string) []byte {
 		dst = append(dst, "Allow: GET\r\n"...)
 	case http.StatusUpgradeRequired:
 		dst = append(dst, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"...)
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		dst = append(dst, "Retry-After: 1\r\n"...)
 	}
 	dst = append(dst, "\r\n"...)
 	for i := 0; i < len(reason); i++ {

@@ -58,7 +58,7 @@ func TestParseRequestRefusals(t *testing.T) {
 	}{
 		{name: "POST", req: upgradeRequest("POST /ws HTTP/1.1"), status: 405},
 		{name: "lower-case get", req: upgradeRequest("get /ws HTTP/1.1"), status: 405},
-		{name: "HTTP/1.0", req: upgradeRequest("GET /ws HTTP/1.0"), status: 505},
+		{name: "HTTP/1.0", req: upgradeRequest("GET /ws HTTP/1.0"), status: 400},
 		{name: "HTTP/2.0", req: upgradeRequest("GET /ws HTTP/2.0"), status: 505},
 		{name: "garbage request line", req: upgradeRequest("GET"), status: 400},
 		{name: "bad version token", req: upgradeRequest("GET /ws HTTX/1.1"), status: 400},
@@ -281,7 +281,9 @@ func TestAppendHTTPError(t *testing.T) {
 		{status: 405, reason: "method", want: []string{"HTTP/1.1 405 Method Not Allowed\r\n", "Allow: GET\r\n"}},
 		{status: 426, reason: "version", want: []string{"HTTP/1.1 426 Upgrade Required\r\n", "Sec-WebSocket-Version: 13\r\n", "Upgrade: websocket\r\n"}},
 		{status: 431, reason: "", want: []string{"HTTP/1.1 431 Request Header Fields Too Large\r\n", "\r\n\r\nRequest Header Fields Too Large\n"}},
-		{status: 505, reason: "v", want: []string{"HTTP/1.1 505 HTTP Version Not Supported\r\n"}},
+		{status: 505, reason: "v", want: []string{"HTTP/1.1 505 HTTP Version Not Supported\r\n"}, notWant: []string{"Retry-After"}},
+		{status: 429, reason: "per ip", want: []string{"HTTP/1.1 429 Too Many Requests\r\n", "Retry-After: 1\r\n"}},
+		{status: 503, reason: "busy", want: []string{"HTTP/1.1 503 Service Unavailable\r\n", "Retry-After: 1\r\n"}},
 	}
 	for _, tc := range testCases {
 		resp := string(AppendHTTPError([]byte("x"), tc.status, tc.reason))[1:]

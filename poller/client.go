@@ -111,3 +111,8 @@ func (cl *Client) NumLoops() int { return cl.k.cfg.Loops }
 
 // Conns is the number of open connections.
 func (cl *Client) Conns() int { return int(cl.k.conns.Load()) }
+
+// InboundBuffered is the number of input bytes the client holds because
+// its Handler left them unconsumed (see Server.InboundBuffered). Safe for
+// concurrent use.
+func (cl *Client) InboundBuffered() int64 { return cl.k.inbound.Load() }

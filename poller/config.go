@@ -18,6 +18,9 @@ const (
 	DefaultTickInterval = 100 * time.Millisecond
 	// DefaultReadBufferCap is the size of each loop's read buffer.
 	DefaultReadBufferCap = 64 << 10
+	// DefaultCloseLinger is how long a closed connection may keep draining
+	// its outbound bytes (see Conn.Close).
+	DefaultCloseLinger = 3 * time.Second
 
 	minTickInterval = time.Millisecond
 )
@@ -72,6 +75,11 @@ type Config struct {
 	// load balancer) drops idle flows sooner than the ping interval, and
 	// for connections that never finish their handshake.
 	TCPKeepAlive time.Duration
+	// CloseLinger bounds how long a closed connection keeps draining the
+	// bytes queued before its Close (see Conn.Close); 0 means
+	// DefaultCloseLinger, a negative value closes at once and drops what
+	// the kernel did not take.
+	CloseLinger time.Duration
 	// Logger receives the poller's messages and, with the gnet backend,
 	// gnet's own (its informational ones at debug level); nil means
 	// slog.Default(). gnet keeps one process-wide logger, so with several
@@ -102,6 +110,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.CloseLinger == 0 {
+		cfg.CloseLinger = DefaultCloseLinger
 	}
 	if cfg.Backend == "" {
 		cfg.Backend = os.Getenv(BackendEnv)

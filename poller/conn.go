@@ -73,7 +73,7 @@ func (c *Conn) SetContext(v any) { c.ctx = v }
 // then are copied to an outbound buffer and sent as the socket drains.
 // Writes after Close, or to a closed connection, are dropped.
 func (c *Conn) Write(b []byte) {
-	if len(b) == 0 || c.fd < 0 {
+	if len(b) == 0 || c.fd < 0 || c.lingering() {
 		return
 	}
 	p := c.loop.queue(c)
@@ -99,14 +99,23 @@ func (c *Conn) Buffered() int {
 }
 
 // Close closes c once the current entry point returns, after sending what
-// was queued for it; OnClose follows. Bytes the kernel does not accept at
-// that point are dropped. Closing twice is harmless.
+// was queued for it. If the kernel does not take every byte then, c
+// lingers: it is no longer read from (nor are its timer, Write and Close
+// honoured), its outbound bytes keep draining, and the socket is closed
+// once they are all sent or Config.CloseLinger has passed, whichever comes
+// first; OnClose follows, once. A slow peer that eventually reads thus
+// gets what was queued for it before the close (a WebSocket close frame
+// above all). Closing twice is harmless.
 func (c *Conn) Close() {
-	if c.fd < 0 {
+	if c.fd < 0 || c.lingering() {
 		return
 	}
 	c.loop.queue(c).close = true
 }
+
+// lingering reports whether c is closed but still draining its outbound
+// bytes (see Close).
+func (c *Conn) lingering() bool { return c.x != nil && c.x.closing }
 
 // CloseAsync closes c from any goroutine: it is the concurrency-safe form
 // of Close, for connections owned by another loop. It returns at once.
@@ -116,7 +125,7 @@ func (c *Conn) CloseAsync() {
 
 // Closed reports whether Close has been called or the connection is closed.
 func (c *Conn) Closed() bool {
-	return c.fd < 0 || (c.pend > 0 && c.loop.dirty[c.pend-1].close)
+	return c.fd < 0 || c.lingering() || (c.pend > 0 && c.loop.dirty[c.pend-1].close)
 }
 
 // SetTimer arms c's single timer: OnTimer(c) runs once d has passed, no
@@ -124,7 +133,7 @@ func (c *Conn) Closed() bool {
 // deadline set before. The timer costs no allocation: it lives in the
 // loop's timing wheel. d is capped at about 2^30 ticks.
 func (c *Conn) SetTimer(d time.Duration) {
-	if c.fd < 0 {
+	if c.fd < 0 || c.lingering() {
 		return
 	}
 	c.loop.wheel.set(c, d)
@@ -144,6 +153,17 @@ type connExt struct {
 	// (*out)[head:]; nil if none.
 	out  *[]byte
 	head int
+	// inCounted is the number of unconsumed input bytes this connection
+	// adds to its core's inbound count.
+	inCounted int
+	// closing is set while the connection lingers after Close, until
+	// lingerUntil (unix nanoseconds); see Close.
+	closing     bool
+	lingerUntil int64
+	// waiting is set while the connection is on its loop's list of those
+	// to tell when their outbound bytes have drained (gnet backend, with
+	// a WritableHandler).
+	waiting bool
 	// gc is gnet's connection (gnet backend only).
 	gc gnetConn
 }

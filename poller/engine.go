@@ -11,12 +11,16 @@ import (
 // user's Handler, the configuration, the loops and the connection counter.
 type core struct {
 	h        Handler
+	writable WritableHandler // h, if it implements it; else nil
 	cfg      Config
 	log      *slog.Logger
 	interval time.Duration
 
 	nextID atomic.Uint64
 	conns  atomic.Int64
+	// inbound is the number of input bytes held for Handlers that left
+	// them unconsumed, across the loops (see connExt.inCounted).
+	inbound atomic.Int64
 	// refusing makes the backend close new connections at once
 	// (StopAccepting).
 	refusing atomic.Bool
@@ -28,6 +32,7 @@ type core struct {
 func newCore(cfg Config, h Handler) *core {
 	cfg = cfg.withDefaults()
 	k := &core{h: h, cfg: cfg, log: cfg.Logger, interval: cfg.TickInterval}
+	k.writable, _ = h.(WritableHandler)
 	k.loops.Store(new([]*Loop))
 	return k
 }
@@ -39,4 +44,12 @@ func (k *core) loopsSnapshot() []*Loop { return *k.loops.Load() }
 func (k *core) addLoop(l *Loop) {
 	next := append(slices.Clip(*k.loops.Load()), l)
 	k.loops.Store(&next)
+}
+
+// countIn records that x's connection now holds n unconsumed input bytes.
+func (k *core) countIn(x *connExt, n int) {
+	if n != x.inCounted {
+		k.inbound.Add(int64(n - x.inCounted))
+		x.inCounted = n
+	}
 }

@@ -85,6 +85,9 @@ type epollLoop struct {
 	// and watching the connections with EPOLLOUT armed; tests read them
 	// to prove that idle connections hold neither.
 	held, watching int
+	// grows counts the outbound buffers taken to make room for more
+	// (tests: the growth must be geometric).
+	grows int
 	// signals counts the eventfd writes (tests).
 	signals atomic.Int64
 	quit    bool
@@ -209,6 +212,12 @@ func (e *epollLoop) handle(ev *unix.EpollEvent) {
 			return
 		}
 	}
+	if c.lingering() {
+		if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			e.closeConn(c, nil) // the peer is gone: nothing left to drain
+		}
+		return
+	}
 	if ev.Events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		e.read(c)
 	}
@@ -331,6 +340,7 @@ func (e *epollLoop) closeConn(c *Conn, err error) {
 	fd := int(c.fd)
 	e.fds[fd] = nil
 	if x := c.x; x != nil {
+		e.l.k.countIn(x, 0)
 		if x.out != nil {
 			e.watching--
 		}
@@ -350,11 +360,31 @@ func (e *epollLoop) closeConn(c *Conn, err error) {
 	l.leave()
 }
 
-// shut is the driver's local close: one last try at sending what the kernel
-// refused before (best effort, as the contract says), then close.
+// shut is the driver's local close: one more try at sending what the
+// kernel refused before, then close, or linger (not reading) while bytes
+// are left.
 func (e *epollLoop) shut(c *Conn) {
 	if x := c.x; x != nil && x.out != nil {
-		_, _ = unix.Write(int(c.fd), (*x.out)[x.head:])
+		if n, _ := unix.Write(int(c.fd), (*x.out)[x.head:]); n > 0 {
+			x.head += n
+		}
+		if x.head < len(*x.out) && e.l.linger(c) {
+			e.watchOut(c, true) // EPOLLOUT only, now that c is closing
+			return
+		}
+	}
+	e.finish(c)
+}
+
+// finish closes c for good. Inbound bytes still unread make the kernel
+// answer the close with a reset, which may destroy what the peer has not
+// read yet (the close frame it should see): they are read and dropped
+// first, a few reads' worth at most.
+func (e *epollLoop) finish(c *Conn) {
+	for range 4 {
+		if n, _ := unix.Read(int(c.fd), e.rbuf); n <= 0 {
+			break
+		}
 	}
 	e.closeConn(c, nil)
 }
@@ -403,6 +433,9 @@ func (e *epollLoop) read(c *Conn) {
 		return // closed by the flush; closeConn returned the buffers
 	}
 	rest := in[min(max(n, 0), len(in)):]
+	if own {
+		l.k.countIn(c.x, len(rest))
+	}
 	switch {
 	case len(rest) == 0:
 		if own {
@@ -424,6 +457,7 @@ func (e *epollLoop) read(c *Conn) {
 		x := e.ext(c)
 		x.in = e.get(len(rest) + minReadSpace)
 		*x.in = append(*x.in, rest...)
+		l.k.countIn(x, len(rest))
 	}
 }
 

@@ -166,6 +166,51 @@ func TestEpollOutboundBuffering(t *testing.T) {
 	}
 }
 
+// TestEpollOutboundGrowth queues 1 MiB in small writes, one entry point
+// each, to a peer that does not read: the outbound buffer must grow
+// geometrically (a few dozen buffers at most, not one per write), and
+// every byte must arrive in order.
+func TestEpollOutboundGrowth(t *testing.T) {
+	t.Parallel()
+	const (
+		writes = 2048
+		chunk  = 512
+	)
+	opened := make(chan *Conn, 1)
+	s := startServer(t, Config{Backend: BackendEpoll, Loops: 1, TCPNoDelay: true, SocketSendBuffer: 64 << 10},
+		&funcs{open: func(c *Conn) { opened <- c }})
+	nc := dial(t, s)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(64 << 10)
+	}
+	c := <-opened
+	l := c.Loop()
+	e := epollOf(t, l)
+	var seq uint32
+	for range writes {
+		onLoop(t, l, func() {
+			b := make([]byte, chunk)
+			binary.BigEndian.PutUint32(b, seq)
+			seq++
+			c.Write(b)
+		})
+	}
+	var grows, buffered int
+	onLoop(t, l, func() { grows, buffered = e.grows, c.Buffered() })
+	if buffered < writes*chunk/2 {
+		t.Fatalf("only %d bytes buffered: the kernel took too much for the test to mean anything", buffered)
+	}
+	if grows > 16 {
+		t.Errorf("outbound buffer grew %d times for %d writes, want at most 16 (geometric)", grows, writes)
+	}
+	got := readN(t, nc, writes*chunk)
+	for i := range writes {
+		if n := binary.BigEndian.Uint32(got[i*chunk:]); n != uint32(i) {
+			t.Fatalf("chunk %d carries sequence number %d", i, n)
+		}
+	}
+}
+
 // openFds counts this process's open file descriptors.
 func openFds(t *testing.T) int {
 	t.Helper()

@@ -74,14 +74,7 @@ func (e *epollLoop) appendOut(c *Conn, bufs [][]byte, skip int) {
 	}
 	x := e.ext(c)
 	if x.out == nil || cap(*x.out)-len(*x.out) < add {
-		var live []byte
-		if x.out != nil {
-			live = (*x.out)[x.head:]
-		}
-		nb := e.get(len(live) + add)
-		*nb = append(*nb, live...)
-		e.put(&x.out)
-		x.out, x.head = nb, 0
+		e.makeRoom(x, add)
 	}
 	b := *x.out
 	for _, p := range bufs {
@@ -93,6 +86,31 @@ func (e *epollLoop) appendOut(c *Conn, bufs [][]byte, skip int) {
 		skip = 0
 	}
 	*x.out = b
+}
+
+// makeRoom makes x's outbound buffer able to take add more bytes: by
+// moving the unsent bytes to the front when that frees enough room and
+// they fill at most half the buffer, else by moving them to a buffer at
+// least twice as large. Growth is geometric so that a peer that never
+// reads costs amortised O(1) per byte queued: sized to fit, a queue of
+// n bytes appended to in small pieces was re-copied on every append,
+// O(n²), and one such peer kept a loop busy.
+func (e *epollLoop) makeRoom(x *connExt, add int) {
+	if x.out == nil {
+		x.out, x.head = e.get(add), 0
+		return
+	}
+	live := (*x.out)[x.head:]
+	if c := cap(*x.out); c-len(live) >= add && len(live) <= c/2 {
+		*x.out = (*x.out)[:copy(*x.out, live)]
+		x.head = 0
+		return
+	}
+	e.grows++
+	nb := e.get(max(len(live)+add, 2*cap(*x.out)))
+	*nb = append(*nb, live...)
+	e.put(&x.out)
+	x.out, x.head = nb, 0
 }
 
 // drainOut sends what c's outbound buffer holds, now that c is writable.
@@ -110,18 +128,32 @@ func (e *epollLoop) drainOut(c *Conn) {
 		return
 	}
 	x.head += n
-	if x.head == len(*x.out) {
-		e.put(&x.out)
-		x.head = 0
-		e.recycle(c)
-		e.watching--
-		e.watchOut(c, false)
+	if x.head < len(*x.out) {
+		return
+	}
+	if x.closing {
+		e.finish(c)
+		return
+	}
+	e.put(&x.out)
+	x.head = 0
+	e.recycle(c)
+	e.watching--
+	e.watchOut(c, false)
+	if w := e.l.k.writable; w != nil && c.fd >= 0 {
+		e.l.enter()
+		w.OnWritable(c)
+		e.l.leave()
 	}
 }
 
-// watchOut arms (or disarms) EPOLLOUT for c.
+// watchOut arms (or disarms) EPOLLOUT for c; EPOLLIN stays armed unless
+// c is lingering after Close.
 func (e *epollLoop) watchOut(c *Conn, on bool) {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: c.fd, Pad: int32(uint32(c.id))}
+	ev := unix.EpollEvent{Fd: c.fd, Pad: int32(uint32(c.id))}
+	if !c.lingering() {
+		ev.Events |= unix.EPOLLIN
+	}
 	if on {
 		ev.Events |= unix.EPOLLOUT
 	}

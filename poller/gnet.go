@@ -65,14 +65,27 @@ func (d *gnetDriver) write(c *Conn, bufs [][]byte) {
 	// an error it closes c itself.
 	if len(bufs) == 1 {
 		_, _ = c.x.gc.Write(bufs[0])
-		return
+	} else {
+		_, _ = c.x.gc.Writev(bufs)
 	}
-	_, _ = c.x.gc.Writev(bufs)
+	if c.fd >= 0 && c.x.gc.OutboundBuffered() > 0 {
+		d.l.wait(c)
+	}
 }
 
 func (d *gnetDriver) outbound(c *Conn) int { return c.x.gc.OutboundBuffered() }
 
+// shut lingers while gnet holds outbound bytes for c: gnet keeps sending
+// them, OnTraffic drops what c sends meanwhile, and the loop's tick
+// closes c once they are gone (or its time is up).
 func (d *gnetDriver) shut(c *Conn) {
+	if c.x.gc.OutboundBuffered() > 0 && d.l.linger(c) {
+		return
+	}
+	d.finish(c)
+}
+
+func (d *gnetDriver) finish(c *Conn) {
 	if err := d.el.Close(c.x.gc); err != nil {
 		d.l.k.log.Debug("poller: close", "conn", c.id, "err", err)
 	}
@@ -176,9 +189,13 @@ func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 	l.leave()
 	// Discard(0) would drop everything, so only call it with n > 0; a
 	// connection closed by the flush has nothing left to keep.
-	if n > 0 && c.fd >= 0 {
+	if c.fd < 0 {
+		return gnet.None
+	}
+	if n > 0 {
 		_, _ = gc.Discard(min(n, len(in)))
 	}
+	g.k.countIn(c.x, len(in)-min(max(n, 0), len(in)))
 	return gnet.None
 }
 
@@ -189,6 +206,7 @@ func (g *gnetHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	l := c.loop
+	g.k.countIn(c.x, 0)
 	l.enter()
 	l.remove(c)
 	g.k.conns.Add(-1)

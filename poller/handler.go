@@ -31,3 +31,14 @@ type Handler interface {
 	// close was asked for locally. After it, c's methods are no-ops.
 	OnClose(c *Conn, err error)
 }
+
+// WritableHandler is an optional interface of a Handler: OnWritable(c) is
+// called on c's loop once every byte queued for c has been taken by the
+// kernel, after some had to wait in c's outbound buffer (Buffered was
+// above what one write could send). A producer that stopped queueing at a
+// budget uses it to resume. With the epoll backend it is called as soon
+// as the buffer drains; with gnet, at the loop's next tick. It is not
+// called for a connection that is closing.
+type WritableHandler interface {
+	OnWritable(c *Conn)
+}

@@ -40,9 +40,13 @@ type driver interface {
 	write(c *Conn, bufs [][]byte)
 	// outbound is the number of bytes write kept for c.
 	outbound(c *Conn) int
-	// shut closes c at once, dropping what write kept; OnClose(c, nil)
-	// runs nested.
+	// shut closes c, its queued writes flushed: at once if the kernel has
+	// taken every byte (OnClose(c, nil) runs nested), else after
+	// Loop.linger, until Loop.checkLinger or the backend calls finish.
 	shut(c *Conn)
+	// finish closes c at once, dropping what write kept; OnClose(c, nil)
+	// runs nested.
+	finish(c *Conn)
 	// addr returns c's remote (or local) address, nil if unknown.
 	addr(c *Conn, remote bool) net.Addr
 	// post queues fn to run on the loop through Loop.runTask and wakes the

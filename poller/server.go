@@ -143,3 +143,8 @@ func (s *Server) NumLoops() int { return s.k.cfg.Loops }
 
 // Conns is the number of open connections.
 func (s *Server) Conns() int { return int(s.k.conns.Load()) }
+
+// InboundBuffered is the number of input bytes the server holds because
+// its Handler left them unconsumed (partial messages), over every
+// connection. Safe for concurrent use.
+func (s *Server) InboundBuffered() int64 { return s.k.inbound.Load() }

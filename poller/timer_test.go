@@ -16,6 +16,7 @@ type stubDriver struct {
 func (s *stubDriver) write(c *Conn, bufs [][]byte)       { s.writes++ }
 func (s *stubDriver) outbound(c *Conn) int               { return 0 }
 func (s *stubDriver) shut(c *Conn)                       { s.l.remove(c) }
+func (s *stubDriver) finish(c *Conn)                     { s.l.remove(c) }
 func (s *stubDriver) addr(c *Conn, remote bool) net.Addr { return nil }
 func (s *stubDriver) post(fn func()) error               { s.l.runTask(fn); return nil }
 

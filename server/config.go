@@ -6,9 +6,12 @@ import (
 	"time"
 )
 
-// Config is everything a Server needs to know. The zero value is not
-// meaningful; start from DefaultConfig and change what you need. A Config
-// is read-only once passed to New.
+// Config is everything a Server needs to know. Apart from Listen, a zero
+// field means its default (DefaultConfig lists them), so a Config with
+// only Listen set is valid; the limits a client could otherwise push
+// without bound (every byte herald queues or buffers for it, handshakes in
+// progress, time spent on an incomplete message) all have one. A Config is
+// read-only once passed to New.
 type Config struct {
 	// Listen is the WebSocket listener address (host:port).
 	Listen string `json:"listen"`
@@ -20,18 +23,54 @@ type Config struct {
 	// Loops is the number of event loops; 0 means one per core.
 	Loops int `json:"loops"`
 
-	// MaxFrameSize caps the payload of one frame, in bytes (1009 beyond).
+	// MaxFrameSize caps the payload of one frame, in bytes (1009 beyond);
+	// 0 means MaxMessageSize.
 	MaxFrameSize int64 `json:"max_frame_size"`
-	// MaxMessageSize caps a reassembled message, in bytes (1009 beyond).
+	// MaxMessageSize caps a client's message after reassembly and after
+	// permessage-deflate inflation, in bytes (1009 beyond). 0 means
+	// DefaultMaxMessageSize for the push protocol, whose commands are
+	// small, and DefaultEchoMaxMessageSize in echo mode (conformance
+	// suites send large messages).
 	MaxMessageSize int64 `json:"max_message_size"`
-	// MaxHeaderBytes caps the HTTP upgrade request (431 beyond).
+	// MaxInboundBuffered caps, node-wide, the bytes held for incomplete
+	// client input: partial frames waiting for their end and fragments of
+	// unfinished messages. A connection whose input would push the total
+	// past it is closed with 1013 "server busy". 0 means
+	// DefaultMaxInboundBuffered; negative, no cap.
+	MaxInboundBuffered int64 `json:"max_inbound_buffered"`
+	// MessageTimeout bounds how long a client's message may stay
+	// incomplete (started, not finished); then the connection is closed
+	// with 1008 "message timeout". 0 means DefaultMessageTimeout;
+	// negative, no bound.
+	MessageTimeout Duration `json:"message_timeout"`
+	// MaxHeaderBytes caps the HTTP upgrade request (431 beyond); 0 means
+	// 8 KiB.
 	MaxHeaderBytes int `json:"max_header_bytes"`
+	// FirstByteTimeout closes a new connection that sends nothing in this
+	// time; on the TLS listener it is the deadline for the ClientHello.
+	// 0 means DefaultFirstByteTimeout.
+	FirstByteTimeout Duration `json:"first_byte_timeout"`
 	// HandshakeTimeout closes connections that have not completed the
-	// upgrade request in time.
+	// upgrade request in time, counted from their first byte; 0 means
+	// 10s. On the TLS listener it also bounds the TLS handshake.
 	HandshakeTimeout Duration `json:"handshake_timeout"`
-	// MaxConns caps concurrent connections on this node (503 beyond);
-	// 0 means no cap other than the kernel's.
+	// MaxConns caps concurrent connections on this node (503 with
+	// Retry-After beyond); 0 means no cap other than the kernel's.
 	MaxConns int `json:"max_conns"`
+	// MaxConnsPerIP caps the connections open at once from one client
+	// address (IPv6: one /64), counted when the connection is accepted and
+	// released when it closes (429 with Retry-After beyond); 0 means no
+	// cap. Behind a proxy every client shares its address: leave it 0.
+	MaxConnsPerIP int `json:"max_conns_per_ip"`
+	// MaxHandshakes caps the connections accepted and not yet upgraded
+	// (plain and TLS), node-wide, counted at accept (503 with Retry-After
+	// beyond; a TLS connection is closed). 0 means DefaultMaxHandshakes;
+	// negative, no cap.
+	MaxHandshakes int `json:"max_handshakes"`
+	// MaxHandshakesPerIP is MaxHandshakes per client address (IPv6: per
+	// /64; 429 with Retry-After beyond). 0 means
+	// DefaultMaxHandshakesPerIP; negative, no cap (behind a proxy).
+	MaxHandshakesPerIP int `json:"max_handshakes_per_ip"`
 
 	// PingInterval is how long a connection may stay silent before the
 	// server pings it; 0 disables server pings.
@@ -40,8 +79,19 @@ type Config struct {
 	// before it closes the connection as dead.
 	PongTimeout Duration `json:"pong_timeout"`
 
-	// WriteBufferLimit caps the bytes queued and unsent to one connection.
+	// WriteBufferLimit is the output budget of one connection: the bytes
+	// queued for it and not yet taken by the kernel, whatever they are
+	// (deliveries, history backlog, pongs, replies). Output the client
+	// caused past it closes the connection with 1008 "output budget
+	// exceeded"; deliveries past it follow the slow-consumer policy. A
+	// close frame is always let through. 0 means 1 MiB.
 	WriteBufferLimit int `json:"write_buffer_limit"`
+	// CloseLinger is how long a closed connection may keep sending what
+	// was queued before its close (the close frame last) to a peer that
+	// reads slowly; it is not read from meanwhile. So a slow consumer sees
+	// its 1013, not a reset. 0 means DefaultCloseLinger; negative closes
+	// at once.
+	CloseLinger Duration `json:"close_linger"`
 
 	// DrainTimeout bounds a graceful shutdown: connections are closed with
 	// 1001 spread over this window, and whatever is left at its end is cut.
@@ -83,19 +133,80 @@ type Config struct {
 	TLSMaxHandshakes int `json:"tls_max_handshakes"`
 }
 
+// Defaults of the Config fields whose zero value means "the default".
+const (
+	DefaultMaxMessageSize     = 64 << 10
+	DefaultEchoMaxMessageSize = 16 << 20
+	DefaultMaxInboundBuffered = 256 << 20
+	DefaultMessageTimeout     = 10 * time.Second
+	DefaultFirstByteTimeout   = 3 * time.Second
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultMaxHandshakes      = 4096
+	DefaultMaxHandshakesPerIP = 32
+	DefaultWriteBufferLimit   = 1 << 20
+	DefaultCloseLinger        = 3 * time.Second
+	DefaultMaxHeaderBytes     = 8 << 10
+	DefaultPongTimeout        = 10 * time.Second
+)
+
+// maxMessageTimeout bounds MessageTimeout: connection deadlines are kept
+// in 32-bit milliseconds.
+const maxMessageTimeout = 24 * time.Hour
+
 // DefaultConfig returns the settings herald runs with when nothing is set.
+// MaxMessageSize and MaxFrameSize stay 0: their default depends on the
+// mode (see MaxMessageSize).
 func DefaultConfig() Config {
 	return Config{
-		Listen:           ":8080",
-		MaxFrameSize:     1 << 20,
-		MaxMessageSize:   4 << 20,
-		MaxHeaderBytes:   8 << 10,
-		HandshakeTimeout: Duration(10 * time.Second),
-		PingInterval:     Duration(25 * time.Second),
-		PongTimeout:      Duration(10 * time.Second),
-		WriteBufferLimit: 1 << 20,
-		DrainTimeout:     Duration(10 * time.Second),
-		Compression:      true,
+		Listen:             ":8080",
+		MaxHeaderBytes:     DefaultMaxHeaderBytes,
+		MaxInboundBuffered: DefaultMaxInboundBuffered,
+		MessageTimeout:     Duration(DefaultMessageTimeout),
+		FirstByteTimeout:   Duration(DefaultFirstByteTimeout),
+		HandshakeTimeout:   Duration(DefaultHandshakeTimeout),
+		MaxHandshakes:      DefaultMaxHandshakes,
+		MaxHandshakesPerIP: DefaultMaxHandshakesPerIP,
+		PingInterval:       Duration(25 * time.Second),
+		PongTimeout:        Duration(DefaultPongTimeout),
+		WriteBufferLimit:   DefaultWriteBufferLimit,
+		CloseLinger:        Duration(DefaultCloseLinger),
+		DrainTimeout:       Duration(10 * time.Second),
+		Compression:        true,
+	}
+}
+
+// withDefaults returns c with its zero fields set to their defaults; echo
+// picks the echo mode's message size.
+func (c Config) withDefaults(echo bool) Config {
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+		if echo {
+			c.MaxMessageSize = DefaultEchoMaxMessageSize
+		}
+	}
+	if c.MaxFrameSize == 0 || c.MaxFrameSize > c.MaxMessageSize {
+		c.MaxFrameSize = c.MaxMessageSize // no frame can carry more anyway
+	}
+	setDefault(&c.MaxInboundBuffered, DefaultMaxInboundBuffered)
+	setDefault(&c.MessageTimeout, Duration(DefaultMessageTimeout))
+	setDefault(&c.FirstByteTimeout, Duration(DefaultFirstByteTimeout))
+	setDefault(&c.HandshakeTimeout, Duration(DefaultHandshakeTimeout))
+	setDefault(&c.MaxHandshakes, DefaultMaxHandshakes)
+	setDefault(&c.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
+	setDefault(&c.WriteBufferLimit, DefaultWriteBufferLimit)
+	setDefault(&c.CloseLinger, Duration(DefaultCloseLinger))
+	setDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	if c.PingInterval > 0 {
+		setDefault(&c.PongTimeout, Duration(DefaultPongTimeout))
+	}
+	return c
+}
+
+// setDefault sets *v to def when it is zero.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }
 
@@ -105,23 +216,29 @@ func (c *Config) Validate() error {
 	if c.Listen == "" {
 		errs = append(errs, errors.New("listen: address is required"))
 	}
-	if c.MaxFrameSize <= 0 {
-		errs = append(errs, fmt.Errorf("max_frame_size: must be positive, got %d", c.MaxFrameSize))
+	if c.MaxFrameSize < 0 || c.MaxMessageSize < 0 {
+		errs = append(errs, fmt.Errorf("max_frame_size (%d) and max_message_size (%d): must not be negative (0 for the default)", c.MaxFrameSize, c.MaxMessageSize))
 	}
-	if c.MaxMessageSize < c.MaxFrameSize {
+	if c.MaxFrameSize > 0 && c.MaxMessageSize > 0 && c.MaxMessageSize < c.MaxFrameSize {
 		errs = append(errs, fmt.Errorf("max_message_size (%d) must be at least max_frame_size (%d)", c.MaxMessageSize, c.MaxFrameSize))
 	}
-	if c.MaxHeaderBytes < 512 {
-		errs = append(errs, fmt.Errorf("max_header_bytes: must be at least 512, got %d", c.MaxHeaderBytes))
+	if c.MaxHeaderBytes != 0 && c.MaxHeaderBytes < 512 {
+		errs = append(errs, fmt.Errorf("max_header_bytes: must be at least 512 (0 for the default), got %d", c.MaxHeaderBytes))
 	}
-	if c.HandshakeTimeout <= 0 {
-		errs = append(errs, errors.New("handshake_timeout: must be positive"))
+	if c.HandshakeTimeout < 0 || c.FirstByteTimeout < 0 {
+		errs = append(errs, errors.New("handshake_timeout and first_byte_timeout: must not be negative (0 for the default)"))
 	}
-	if c.PingInterval > 0 && c.PongTimeout <= 0 {
-		errs = append(errs, errors.New("pong_timeout: must be positive when ping_interval is set"))
+	if c.MessageTimeout > Duration(maxMessageTimeout) {
+		errs = append(errs, fmt.Errorf("message_timeout: at most %v, got %v", maxMessageTimeout, c.MessageTimeout))
 	}
-	if c.WriteBufferLimit <= 0 {
-		errs = append(errs, errors.New("write_buffer_limit: must be positive"))
+	if c.PingInterval > 0 && c.PongTimeout < 0 {
+		errs = append(errs, errors.New("pong_timeout: must not be negative when ping_interval is set"))
+	}
+	if c.WriteBufferLimit < 0 {
+		errs = append(errs, errors.New("write_buffer_limit: must not be negative (0 for the default)"))
+	}
+	if c.MaxConnsPerIP < 0 {
+		errs = append(errs, errors.New("max_conns_per_ip: must not be negative (0 for no cap)"))
 	}
 	if c.CompressionLevel < 0 || c.CompressionLevel > 9 {
 		errs = append(errs, fmt.Errorf("compression_level: want 1 to 9 (0 for the default), got %d", c.CompressionLevel))

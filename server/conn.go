@@ -26,6 +26,33 @@ type App interface {
 	OnClose(c *Conn)
 }
 
+// WritableApp is an optional interface of an App: OnWritable runs on the
+// connection's loop once every byte queued for it has been taken by the
+// kernel, after some had to wait (Buffered was above what one write
+// sends). An App that stopped queueing at the output budget (Room) resumes
+// there, e.g. to page a history backlog larger than the budget. It is not
+// called for a connection that is closing.
+type WritableApp interface {
+	OnWritable(c *Conn)
+}
+
+// Conn.flags bits.
+const (
+	// flagAwaitingPong: the server pinged and has heard nothing since.
+	flagAwaitingPong uint8 = 1 << iota
+	// flagHandshakeSlot: the connection counts among the handshakes in
+	// progress (Config.MaxHandshakes).
+	flagHandshakeSlot
+	// flagIPHeld: the connection holds per-address slots, recorded in its
+	// loop's ips table.
+	flagIPHeld
+	// flagSawByte: the first byte has arrived.
+	flagSawByte
+	// flagPartial: a message is incomplete since the time recorded in the
+	// loop's partial table.
+	flagPartial
+)
+
 // connection states
 const (
 	stateHandshake uint8 = iota
@@ -40,17 +67,16 @@ type Conn struct {
 	srv   *Server
 	dec   codec.Decoder
 	state uint8
-	// awaitingPong is set when the server pinged and has heard nothing since.
-	awaitingPong bool
+	// flags are the connection's flag bits (flagAwaitingPong, ...).
+	flags uint8
 	// z is what permessage-deflate negotiated; zero when it was not.
 	z codec.DeflateParams
 	// li indexes Server.loops: the poller loop's index, shifted past the
 	// plain listener's loops for connections that came in over TLS.
 	li int32
-	// expiresAt is when the connection's credentials expire (unix seconds,
-	// 32 bits to keep Conn small: good until 2106; 0 = never); the
-	// liveness timer closes it with 4001 then.
-	expiresAt uint32
+	// expiresAt is when the connection's credentials expire (unix seconds;
+	// 0 = never); the liveness timer closes it with 4001 then.
+	expiresAt int64
 	// App is free for the App's own per-connection state.
 	App any
 }
@@ -83,6 +109,12 @@ func (c *Conn) tlsPeer() *tlsPeer {
 	return c.srv.loops[c.li].tlsPeers[c]
 }
 
+// Scratch returns a zero-length slice with capacity n for bytes to be
+// queued on this or any connection of the same loop during the current
+// callback: it stays valid until the callback's writes have been flushed
+// (see poller.Loop.Scratch). Loop goroutine only.
+func (c *Conn) Scratch(n int) []byte { return c.pc.Loop().Scratch(n) }
+
 // Compressed reports whether permessage-deflate was negotiated.
 func (c *Conn) Compressed() bool { return c.z.Enabled() }
 
@@ -92,22 +124,47 @@ func (c *Conn) Open() bool { return c.state == stateOpen && !c.pc.Closed() }
 // Buffered is the number of bytes queued for the peer and not yet sent.
 func (c *Conn) Buffered() int { return c.pc.Buffered() }
 
+// Room is the number of bytes that may still be queued for the peer
+// within the output budget (Config.WriteBufferLimit minus Buffered, never
+// below 0). Every byte herald queues counts against it; close frames are
+// always let through past it. Loop goroutine only.
+func (c *Conn) Room() int { return max(c.srv.cfg.WriteBufferLimit-c.pc.Buffered(), 0) }
+
 // WriteMessage encodes payload as one frame and queues it, compressed when
 // the connection negotiated permessage-deflate and the payload is worth
-// it. The payload is copied; the caller may reuse it at once.
-func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) {
+// it. The payload is copied; the caller may reuse it at once. The frame
+// must fit in Room: past the output budget the connection is closed with
+// 1008 "output budget exceeded" and WriteMessage returns false (it also
+// returns false when the connection is not open). Loop goroutine only.
+func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) bool {
 	if c.state != stateOpen {
-		return
+		return false
 	}
-	ls := &c.srv.loops[c.li]
-	buf := ls.out.alloc(codec.FrameHeaderLen(len(payload), false) + len(payload))
+	room := c.Room()
+	if !c.z.Enabled() && codec.FrameHeaderLen(len(payload), false)+len(payload) > room {
+		c.srv.budgetExceeded(c)
+		return false
+	}
+	buf := c.Scratch(codec.FrameHeaderLen(len(payload), false) + len(payload))
 	if c.z.Enabled() {
 		buf = c.srv.deflate.AppendFrame(buf, op, payload, c.z.ServerWindowBits)
 	} else {
 		buf = codec.AppendFrame(buf, op, true, payload)
 	}
+	if len(buf) > room {
+		c.srv.budgetExceeded(c)
+		return false
+	}
 	c.pc.Write(buf)
-	ls.counted.messagesOut.Add(1)
+	c.srv.loops[c.li].counted.messagesOut.Add(1)
+	return true
+}
+
+// budgetExceeded closes c for output it caused (replies, pongs) past the
+// output budget.
+func (s *Server) budgetExceeded(c *Conn) {
+	s.stats.OutputBudget.Add(1)
+	s.closeConn(c.pc, codec.ClosePolicyViolation, "output budget exceeded")
 }
 
 // WritePrepared queues an already encoded frame, shared between many
@@ -126,7 +183,7 @@ func (c *Conn) WritePrepared(frame []byte) bool {
 // ExpireAt makes the server close the connection with CloseTokenExpired
 // (4001) at t, e.g. when its token expires.
 func (c *Conn) ExpireAt(t time.Time) {
-	c.expiresAt = uint32(max(t.Unix(), 1))
+	c.expiresAt = max(t.Unix(), 1)
 	c.srv.armTimer(c)
 }
 
@@ -140,7 +197,7 @@ func (c *Conn) Close(code uint16, reason string) {
 func (s *Server) closeConn(pc *poller.Conn, code uint16, reason string) {
 	c, _ := pc.Context().(*Conn)
 	if c != nil && c.state == stateOpen {
-		buf := s.loops[c.li].out.alloc(codec.FrameHeaderLen(125, false) + 125)
+		buf := c.Scratch(codec.FrameHeaderLen(125, false) + 125)
 		pc.Write(codec.AppendClose(buf, code, reason))
 		c.state = stateClosing
 	}
@@ -165,10 +222,16 @@ func (s *Server) armTimer(c *Conn) {
 // the credentials expire sooner.
 func (s *Server) armTimerFor(c *Conn, d time.Duration) {
 	if c.expiresAt != 0 {
-		left := time.Until(time.Unix(int64(c.expiresAt), 0))
+		left := time.Until(time.Unix(c.expiresAt, 0))
 		if left < time.Second {
 			left = time.Second
 		}
+		if d == 0 || left < d {
+			d = left
+		}
+	}
+	if c.flags&flagPartial != 0 {
+		left := max(s.messageDeadline(c)-time.Duration(time.Now().UnixNano()), time.Millisecond)
 		if d == 0 || left < d {
 			d = left
 		}
@@ -184,7 +247,10 @@ func (s *Server) armTimerFor(c *Conn, d time.Duration) {
 // callbacks out of Server's exported method set.
 type handler Server
 
-var _ poller.Handler = (*handler)(nil)
+var (
+	_ poller.Handler         = (*handler)(nil)
+	_ poller.WritableHandler = (*handler)(nil)
+)
 
 func (h *handler) srv() *Server { return (*Server)(h) }
 
@@ -204,12 +270,32 @@ func (s *Server) open(pc *poller.Conn, li int32, peer *tlsPeer) {
 		ls.tlsPeers[c] = peer
 	}
 	pc.SetContext(c)
-	if s.draining.Load() || (s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns)) {
+	if s.draining.Load() {
 		s.stats.HandshakesFailed.Add(1)
-		s.refuse(pc, 503, "server is at capacity or draining")
+		s.refuse(pc, 503, "server is draining")
 		return
 	}
-	pc.SetTimer(s.cfg.HandshakeTimeout.D())
+	if s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
+		s.stats.HandshakesFailed.Add(1)
+		s.stats.RefusedMaxConns.Add(1)
+		s.logRefusal(c, 503, "max_conns")
+		s.refuse(pc, 503, "server is at capacity")
+		return
+	}
+	if peer == nil {
+		// Plain connections are admitted here, as they are accepted;
+		// TLS ones were admitted by the TLS listener (see tlsSide.admit).
+		ip, hasIP := peerIP(pc.RemoteAddr())
+		hold, status, reason := s.admit(ip, hasIP)
+		if status != 0 {
+			s.stats.HandshakesFailed.Add(1)
+			s.logRefusal(c, status, reason)
+			s.refuse(pc, status, reason)
+			return
+		}
+		s.hold(c, hold)
+	}
+	pc.SetTimer(s.cfg.FirstByteTimeout.D())
 }
 
 // OnData runs the handshake and then the frame decoder over what is
@@ -220,9 +306,14 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 	if c == nil || pc.Closed() {
 		return len(in)
 	}
-	s.loops[c.li].out.reset()
 	consumed := 0
 	if c.state == stateHandshake {
+		if c.flags&flagSawByte == 0 {
+			// The first-byte deadline is met; the request has the
+			// handshake timeout from now.
+			c.flags |= flagSawByte
+			pc.SetTimer(s.cfg.HandshakeTimeout.D())
+		}
 		n, ok := s.handshake(c, in)
 		if !ok {
 			return len(in)
@@ -236,10 +327,27 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 		return consumed + len(in) // ignore anything after our close
 	}
 	s.loops[c.li].counted.bytesIn.Add(uint64(len(in)))
-	if len(in) > 0 && (s.cfg.PingInterval > 0 || c.awaitingPong) {
-		c.awaitingPong = false
+	if len(in) > 0 && (s.cfg.PingInterval > 0 || c.flags&flagAwaitingPong != 0) {
+		c.flags &^= flagAwaitingPong
 		s.armTimer(c)
 	}
+	held := c.dec.Buffered()
+	n := s.decode(c, in)
+	consumed, in = consumed+n, in[n:]
+	// Every change to the reassembly buffer happens here, so OnClose
+	// takes back exactly what was counted.
+	s.inbound.Add(int64(c.dec.Buffered() - held))
+	if c.state != stateOpen {
+		return consumed + len(in)
+	}
+	s.boundInput(c, len(in), c.dec.Buffered() > held)
+	return consumed
+}
+
+// decode runs the frame decoder over in while the connection is open and
+// returns the bytes consumed.
+func (s *Server) decode(c *Conn, in []byte) int {
+	consumed := 0
 	for c.state == stateOpen {
 		msg, n, err := c.dec.Next(in)
 		consumed, in = consumed+n, in[n:]
@@ -252,10 +360,51 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 		}
 		s.frame(c, &msg)
 	}
-	if c.state != stateOpen {
-		return consumed + len(in)
-	}
 	return consumed
+}
+
+// boundInput applies the inbound limits once OnData has decoded what it
+// could: rest bytes stay unconsumed (a partial frame) and grew tells
+// whether the reassembly buffer grew. Input held past the node's
+// MaxInboundBuffered closes the connection with 1013; a message that
+// stays incomplete starts the MessageTimeout clock.
+func (s *Server) boundInput(c *Conn, rest int, grew bool) {
+	if max := s.cfg.MaxInboundBuffered; max > 0 && (rest > 0 || grew) && s.InboundBuffered()+int64(rest) > max {
+		s.stats.InboundMemory.Add(1)
+		s.closeConn(c.pc, codec.CloseTryAgainLater, "server busy")
+		return
+	}
+	if s.cfg.MessageTimeout <= 0 {
+		return
+	}
+	incomplete := rest > 0 || c.dec.InMessage()
+	switch partial := c.flags&flagPartial != 0; {
+	case incomplete && !partial:
+		c.flags |= flagPartial
+		ls := &s.loops[c.li]
+		if ls.partial == nil {
+			ls.partial = map[*Conn]int64{}
+		}
+		ls.partial[c] = time.Now().UnixNano()
+		s.armTimer(c)
+	case !incomplete && partial:
+		s.endPartial(c)
+		s.armTimer(c)
+	}
+}
+
+// endPartial forgets when c's incomplete message started.
+func (s *Server) endPartial(c *Conn) {
+	if c.flags&flagPartial != 0 {
+		c.flags &^= flagPartial
+		delete(s.loops[c.li].partial, c)
+	}
+}
+
+// messageDeadline is when c's incomplete message runs out of time, in
+// unix nanoseconds.
+func (s *Server) messageDeadline(c *Conn) time.Duration {
+	return time.Duration(s.loops[c.li].partial[c]) + s.cfg.MessageTimeout.D()
 }
 
 // handshake parses the upgrade request. It returns the bytes consumed (0
@@ -272,7 +421,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 		if errors.As(err, &he) {
 			status, reason = he.Status, he.Reason
 		}
-		s.log.Debug("handshake refused", "conn", c.ID(), "remote", c.RemoteAddr(), "status", status, "reason", reason)
+		s.logRefusal(c, status, reason)
 		s.refuse(c.pc, status, reason)
 		return 0, false
 	}
@@ -284,7 +433,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 		if errors.As(err, &he) {
 			status, reason = he.Status, he.Reason
 		}
-		s.log.Info("upgrade refused", "conn", c.ID(), "remote", c.RemoteAddr(), "status", status, "reason", reason)
+		s.logRefusal(c, status, reason)
 		s.refuse(c.pc, status, reason)
 		return 0, false
 	}
@@ -298,9 +447,10 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 			dec = &s.decCfgDeflate
 		}
 	}
-	resp := codec.AppendAccept(s.loops[c.li].out.alloc(256+len(protocol)+len(ext)), req, protocol, ext)
+	resp := codec.AppendAccept(c.Scratch(256+len(protocol)+len(ext)), req, protocol, ext)
 	c.pc.Write(resp)
 	c.state = stateOpen
+	s.releaseHandshake(c)
 	c.dec.Init(dec)
 	s.stats.HandshakesOK.Add(1)
 	s.armTimer(c)
@@ -309,15 +459,15 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 }
 
 // writeControl queues an uncompressed control frame (ping, pong, close)
-// built in the loop's arena.
+// built in the loop's scratch memory.
 func (s *Server) writeControl(c *Conn, op codec.OpCode, payload []byte) {
-	buf := s.loops[c.li].out.alloc(codec.FrameHeaderLen(len(payload), false) + len(payload))
+	buf := c.Scratch(codec.FrameHeaderLen(len(payload), false) + len(payload))
 	c.pc.Write(codec.AppendFrame(buf, op, true, payload))
 }
 
 // refuse answers an HTTP error and closes.
 func (s *Server) refuse(pc *poller.Conn, status int, reason string) {
-	buf := s.loops[pc.Context().(*Conn).li].out.alloc(256 + len(reason))
+	buf := pc.Loop().Scratch(256 + len(reason))
 	pc.Write(codec.AppendHTTPError(buf, status, reason))
 	pc.Close()
 }
@@ -339,6 +489,13 @@ func (s *Server) frame(c *Conn, msg *codec.Message) {
 		s.app.OnMessage(c, msg.Op, *buf)
 		s.deflate.Release(buf)
 	case codec.OpPing:
+		// A pong is output the client asks for: it counts against the
+		// budget, or a client that pings and never reads grows its queue
+		// without bound.
+		if codec.FrameHeaderLen(len(msg.Payload), false)+len(msg.Payload) > c.Room() {
+			s.budgetExceeded(c)
+			return
+		}
 		s.writeControl(c, codec.OpPong, msg.Payload)
 	case codec.OpPong:
 		// Liveness was already refreshed by the arrival of bytes.
@@ -363,7 +520,9 @@ func (s *Server) protocolError(c *Conn, err error) {
 	if errors.As(err, &ce) {
 		code, reason = ce.Code, ce.Reason
 	}
-	s.log.Debug("protocol error", "conn", c.ID(), "remote", c.RemoteAddr(), "code", code, "reason", reason)
+	if ok, left := s.errorLog.allow(); ok {
+		s.log.Debug("protocol error", "conn", c.ID(), "remote", c.RemoteAddr(), "code", code, "reason", reason, "suppressed", left)
+	}
 	s.closeConn(c.pc, code, reason)
 }
 
@@ -375,30 +534,48 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 		pc.Close()
 		return
 	}
-	s.loops[c.li].out.reset()
 	switch c.state {
 	case stateHandshake:
 		s.stats.HandshakeTimeouts.Add(1)
+		if c.flags&flagSawByte == 0 {
+			s.stats.FirstByteTimeouts.Add(1)
+		}
 		s.log.Debug("handshake timeout", "conn", c.ID(), "remote", c.RemoteAddr())
 		pc.Close()
 	case stateOpen:
-		if c.expiresAt != 0 && time.Now().Unix() >= int64(c.expiresAt) {
+		if c.flags&flagPartial != 0 && time.Duration(time.Now().UnixNano()) >= s.messageDeadline(c) {
+			s.stats.MessageTimeouts.Add(1)
+			s.closeConn(pc, codec.ClosePolicyViolation, "message timeout")
+			return
+		}
+		if c.expiresAt != 0 && time.Now().Unix() >= c.expiresAt {
 			s.stats.TokenExpired.Add(1)
 			s.log.Debug("credentials expired", "conn", c.ID())
 			s.closeConn(pc, CloseTokenExpired, "token expired")
 			return
 		}
-		if c.awaitingPong {
+		if c.flags&flagAwaitingPong != 0 {
 			s.stats.PingTimeouts.Add(1)
 			s.log.Debug("ping timeout", "conn", c.ID(), "remote", c.RemoteAddr())
 			s.closeConn(pc, codec.CloseGoingAway, "ping timeout")
 			return
 		}
 		s.writeControl(c, codec.OpPing, nil)
-		c.awaitingPong = true
+		c.flags |= flagAwaitingPong
 		s.armTimerFor(c, s.cfg.PongTimeout.D())
 	default:
 		pc.Close()
+	}
+}
+
+// OnWritable passes the poller's news on to a WritableApp.
+func (h *handler) OnWritable(pc *poller.Conn) {
+	w, ok := h.srv().app.(WritableApp)
+	if !ok {
+		return
+	}
+	if c, _ := pc.Context().(*Conn); c != nil && c.Open() {
+		w.OnWritable(c)
 	}
 }
 
@@ -413,6 +590,9 @@ func (h *handler) OnClose(pc *poller.Conn, err error) {
 	if c.state != stateHandshake {
 		s.app.OnClose(c)
 	}
+	s.releaseAll(c)
+	s.endPartial(c)
+	s.inbound.Add(-int64(c.dec.Buffered()))
 	c.dec.Reset()
 	c.state = stateClosing
 	if m := s.loops[c.li].tlsPeers; m != nil {

@@ -381,7 +381,7 @@ func (s *Session) frameOf(m *hub.Message) []byte {
 	if s.raw {
 		plain = m.Raw()
 	}
-	buf := c.srv.loops[c.li].out.alloc(len(plain))
+	buf := c.Scratch(len(plain))
 	if f, ok := z.AppendCompressedOf(buf, plain, c.z.ServerWindowBits); ok {
 		return f
 	}

@@ -21,11 +21,15 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
+	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/codec"
 	"github.com/herald-push/herald/poller"
 	"github.com/herald-push/herald/pool"
@@ -54,8 +58,16 @@ type Server struct {
 
 	conns    atomic.Int64
 	draining atomic.Bool
-	nextID   atomic.Uint64
-	stats    Stats
+	// adm counts what is held at accept: handshakes in progress, per
+	// address.
+	adm admission
+	// inbound is the reassembly memory of the fragmented messages in
+	// progress; the poller counts the partial frames it holds.
+	inbound atomic.Int64
+	// refusalLog and errorLog rate-limit the logs a client can trigger.
+	refusalLog, errorLog logLimit
+	nextID               atomic.Uint64
+	stats                Stats
 
 	shutdownOnce sync.Once
 	serveErr     chan error
@@ -68,9 +80,14 @@ type loopState struct {
 	// loops never write to a shared cache line per message; Server sums
 	// them when read.
 	counted loopCounters
-	out     arena
 	// tlsPeers holds the TLS session of each connection of a TLS loop.
 	tlsPeers map[*Conn]*tlsPeer
+	// ips holds the per-address slots of the connections that have some
+	// (flagIPHeld).
+	ips map[*Conn]ipHold
+	// partial holds when each incomplete message began, unix nanoseconds
+	// (flagPartial).
+	partial map[*Conn]int64
 }
 
 // loopCounters are one loop's message counters. Only the loop writes
@@ -117,6 +134,25 @@ type Stats struct {
 	PingTimeouts      atomic.Uint64
 	TokenExpired      atomic.Uint64
 	SlowClosed        atomic.Uint64
+	// OutputBudget counts connections closed with 1008 because output
+	// they asked for (pongs, replies) would pass Config.WriteBufferLimit.
+	OutputBudget atomic.Uint64
+	// RefusedHandshakes, RefusedHandshakesPerIP, RefusedConnsPerIP and
+	// RefusedMaxConns count connections refused at accept by
+	// MaxHandshakes, MaxHandshakesPerIP, MaxConnsPerIP and MaxConns.
+	RefusedHandshakes      atomic.Uint64
+	RefusedHandshakesPerIP atomic.Uint64
+	RefusedConnsPerIP      atomic.Uint64
+	RefusedMaxConns        atomic.Uint64
+	// FirstByteTimeouts counts the handshake timeouts of connections that
+	// sent nothing (Config.FirstByteTimeout; also in HandshakeTimeouts).
+	FirstByteTimeouts atomic.Uint64
+	// InboundMemory counts connections closed with 1013 "server busy"
+	// because Config.MaxInboundBuffered was reached.
+	InboundMemory atomic.Uint64
+	// MessageTimeouts counts connections closed with 1008 "message
+	// timeout" (Config.MessageTimeout).
+	MessageTimeouts atomic.Uint64
 }
 
 // New builds a Server from cfg. app decides what connections do once open;
@@ -128,9 +164,11 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if app == nil || cfg.Echo {
+	echo := app == nil || cfg.Echo
+	if echo {
 		app = EchoApp{}
 	}
+	cfg = cfg.withDefaults(echo)
 	loops := cfg.Loops
 	if loops == 0 {
 		loops = runtime.NumCPU()
@@ -153,6 +191,7 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		},
 		hsLimit: codec.HandshakeLimits{MaxHeaderBytes: cfg.MaxHeaderBytes},
 	}
+	s.adm.init(cfg)
 	if cfg.Compression {
 		z, err := codec.NewDeflate(codec.DeflateConfig{
 			Level:       cfg.CompressionLevel,
@@ -181,9 +220,18 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		SocketRecvBuffer: cfg.SocketRecvBuffer,
 		SocketSendBuffer: cfg.SocketSendBuffer,
 		TCPKeepAlive:     cfg.TCPKeepAlive.D(),
+		CloseLinger:      lingerOf(cfg.CloseLinger),
 		Logger:           log,
 	}, (*handler)(s))
 	return s, nil
+}
+
+// lingerOf is the poller's CloseLinger for the server's (negative: off).
+func lingerOf(d Duration) time.Duration {
+	if d < 0 {
+		return -1
+	}
+	return d.D()
 }
 
 // Serve listens and serves until Shutdown; it returns nil after a clean
@@ -312,6 +360,183 @@ func (s *Server) drainLoop(ctx context.Context, l *poller.Loop, window time.Dura
 			}
 		}
 	}
+}
+
+// InboundBuffered is the node's memory held for incomplete client input:
+// partial frames waiting in the loops' input buffers and fragments of
+// unfinished messages (Config.MaxInboundBuffered bounds it). Safe from any
+// goroutine.
+func (s *Server) InboundBuffered() int64 {
+	n := s.poller.InboundBuffered() + s.inbound.Load()
+	if s.tls != nil {
+		n += s.tls.client.InboundBuffered()
+	}
+	return n
+}
+
+// HandshakesInProgress is the number of connections accepted and not yet
+// upgraded, plain and TLS (Config.MaxHandshakes bounds it). Safe from any
+// goroutine.
+func (s *Server) HandshakesInProgress() int64 { return s.adm.handshakes.Load() }
+
+// admission counts what connections hold from their accept: a handshake
+// slot until the upgrade, per-address slots.
+type admission struct {
+	max        int64 // Config.MaxHandshakes; <= 0: no cap
+	handshakes atomic.Int64
+	// hsPerIP and connsPerIP are nil when their limit is off.
+	hsPerIP, connsPerIP *auth.IPLimiter
+}
+
+// init sets a's limits from cfg.
+func (a *admission) init(cfg Config) {
+	a.max = int64(cfg.MaxHandshakes)
+	if cfg.MaxHandshakesPerIP > 0 {
+		a.hsPerIP = auth.NewIPLimiter(cfg.MaxHandshakesPerIP)
+	}
+	if cfg.MaxConnsPerIP > 0 {
+		a.connsPerIP = auth.NewIPLimiter(cfg.MaxConnsPerIP)
+	}
+}
+
+// ipHold is what one connection holds against the per-address limits.
+type ipHold struct {
+	ip       netip.Addr
+	hs, conn bool
+}
+
+// admit takes a handshake slot and the per-address slots for a connection
+// just accepted from ip (hasIP false: no address to count, as for a Unix
+// socket). On refusal it holds nothing and returns the HTTP status and
+// reason to answer with. Safe from any goroutine.
+func (s *Server) admit(ip netip.Addr, hasIP bool) (ipHold, int, string) {
+	a := &s.adm
+	if n := a.handshakes.Add(1); a.max > 0 && n > a.max {
+		a.handshakes.Add(-1)
+		s.stats.RefusedHandshakes.Add(1)
+		return ipHold{}, 503, "too many handshakes in progress"
+	}
+	h := ipHold{ip: ip}
+	if hasIP && a.hsPerIP != nil {
+		if !a.hsPerIP.Acquire(ip) {
+			a.handshakes.Add(-1)
+			s.stats.RefusedHandshakesPerIP.Add(1)
+			return ipHold{}, 429, "too many handshakes from this address"
+		}
+		h.hs = true
+	}
+	if hasIP && a.connsPerIP != nil {
+		if !a.connsPerIP.Acquire(ip) {
+			s.release(h, true)
+			s.stats.RefusedConnsPerIP.Add(1)
+			return ipHold{}, 429, "too many connections from this address"
+		}
+		h.conn = true
+	}
+	return h, 0, ""
+}
+
+// release gives back what h holds and, with handshake, a handshake slot.
+// Safe from any goroutine.
+func (s *Server) release(h ipHold, handshake bool) {
+	if handshake {
+		s.adm.handshakes.Add(-1)
+	}
+	if h.hs {
+		s.adm.hsPerIP.Release(h.ip)
+	}
+	if h.conn {
+		s.adm.connsPerIP.Release(h.ip)
+	}
+}
+
+// hold records on c what admit took for it. Loop goroutine.
+func (s *Server) hold(c *Conn, h ipHold) {
+	c.flags |= flagHandshakeSlot
+	if !h.hs && !h.conn {
+		return
+	}
+	c.flags |= flagIPHeld
+	ls := &s.loops[c.li]
+	if ls.ips == nil {
+		ls.ips = map[*Conn]ipHold{}
+	}
+	ls.ips[c] = h
+}
+
+// releaseHandshake gives back c's handshake slots once it is upgraded;
+// its per-address connection slot stays until it closes. Loop goroutine.
+func (s *Server) releaseHandshake(c *Conn) {
+	if c.flags&flagHandshakeSlot != 0 {
+		c.flags &^= flagHandshakeSlot
+		s.adm.handshakes.Add(-1)
+	}
+	if c.flags&flagIPHeld == 0 {
+		return
+	}
+	ls := &s.loops[c.li]
+	h := ls.ips[c]
+	if h.hs {
+		s.adm.hsPerIP.Release(h.ip)
+		h.hs = false
+	}
+	if h.conn {
+		ls.ips[c] = h
+		return
+	}
+	delete(ls.ips, c)
+	c.flags &^= flagIPHeld
+}
+
+// releaseAll gives back everything c holds. Loop goroutine.
+func (s *Server) releaseAll(c *Conn) {
+	s.releaseHandshake(c)
+	if c.flags&flagIPHeld != 0 {
+		c.flags &^= flagIPHeld
+		ls := &s.loops[c.li]
+		s.release(ls.ips[c], false)
+		delete(ls.ips, c)
+	}
+}
+
+// peerIP extracts the IP of a TCP peer.
+func peerIP(a net.Addr) (netip.Addr, bool) {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, ok := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap(), ok
+	}
+	return netip.Addr{}, false
+}
+
+// logLimit rate-limits a log that clients can trigger at will (refused
+// upgrades, protocol errors), so that a flood of bad clients cannot turn
+// into a flood of log lines: golang.org/x/time/rate's token bucket, 10
+// lines a second with bursts of 20, and a count of the lines left out,
+// reported with the next line logged. Safe for concurrent use.
+type logLimit struct {
+	once       sync.Once
+	lim        *rate.Limiter
+	suppressed atomic.Uint64
+}
+
+// allow reports whether a line may be logged now, and how many were left
+// out since the last one.
+func (l *logLimit) allow() (bool, uint64) {
+	l.once.Do(func() { l.lim = rate.NewLimiter(10, 20) })
+	if !l.lim.Allow() {
+		l.suppressed.Add(1)
+		return false, 0
+	}
+	return true, l.suppressed.Swap(0)
+}
+
+// logRefusal logs a refused connection or upgrade, rate-limited.
+func (s *Server) logRefusal(c *Conn, status int, reason string) {
+	ok, left := s.refusalLog.allow()
+	if !ok {
+		return
+	}
+	s.log.Info("upgrade refused", "conn", c.ID(), "remote", c.RemoteAddr(), "status", status, "reason", reason, "suppressed", left)
 }
 
 // errNotRunning is returned by operations on a stopped server.

@@ -44,9 +44,10 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 	}
 	t := &tlsSide{srv: s, offset: plainLoops}
 	t.client, err = poller.NewClient(poller.Config{
-		Loops:      plainLoops,
-		FirstIndex: plainLoops, // their state follows the plain loops' in Server.loops
-		Logger:     s.log,
+		Loops:       plainLoops,
+		FirstIndex:  plainLoops, // their state follows the plain loops' in Server.loops
+		CloseLinger: lingerOf(s.cfg.CloseLinger),
+		Logger:      s.log,
 	}, (*tlsHandler)(s))
 	if err != nil {
 		return nil, fmt.Errorf("tls loops: %w", err)
@@ -58,7 +59,10 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 			NextProtos:   []string{"http/1.1"},
 		},
 		HandshakeTimeout: s.cfg.HandshakeTimeout.D(),
+		HelloTimeout:     s.cfg.FirstByteTimeout.D(),
 		MaxHandshakes:    s.cfg.TLSMaxHandshakes,
+		Admit:            t.admit,
+		Leave:            t.leave,
 		Logger:           s.log,
 	}, t.enroll)
 	if err != nil {
@@ -95,11 +99,39 @@ func (t *tlsSide) stop() {
 	}
 }
 
+// admit counts a TLS connection against the handshake and per-address
+// limits as it is accepted, before its TLS handshake: the ticket it
+// returns holds the slots until the upgrade (handshake slots) and the
+// close (connection slot). Called on the bridge's accepting goroutine.
+func (t *tlsSide) admit(remote net.Addr) (any, bool) {
+	s := t.srv
+	ip, hasIP := peerIP(remote)
+	h, status, reason := s.admit(ip, hasIP)
+	if status != 0 {
+		s.stats.HandshakesFailed.Add(1)
+		if ok, left := s.refusalLog.allow(); ok {
+			s.log.Info("tls connection refused", "remote", remote, "status", status, "reason", reason, "suppressed", left)
+		}
+		return nil, false
+	}
+	return &h, true
+}
+
+// leave gives back the slots of a TLS connection that never reached a
+// loop (failed handshake).
+func (t *tlsSide) leave(ticket any) {
+	if h, ok := ticket.(*ipHold); ok {
+		t.srv.release(*h, true)
+	}
+}
+
 // enroll hands a bridged connection's plaintext end to a TLS loop and
-// records its client's address there before any byte flows.
+// records its client's address and admission slots there before any byte
+// flows.
 func (t *tlsSide) enroll(plain net.Conn, peer tlsbridge.Peer) error {
 	pc, err := t.client.Enroll(plain)
 	if err != nil {
+		t.leave(peer.Ticket)
 		return err
 	}
 	res := make(chan bool, 1)
@@ -110,14 +142,19 @@ func (t *tlsSide) enroll(plain net.Conn, peer tlsbridge.Peer) error {
 			tp = c.tlsPeer()
 		}
 		if tp == nil || pc.Closed() {
+			t.leave(peer.Ticket)
 			res <- false
 			return
 		}
 		tp.remote = peer.Remote
 		tp.version = peer.Version
+		if h, ok := peer.Ticket.(*ipHold); ok {
+			t.srv.hold(c, *h)
+		}
 		res <- true
 	})
 	if err != nil {
+		t.leave(peer.Ticket)
 		return fmt.Errorf("tls enroll: %w", err)
 	}
 	if !<-res {
@@ -130,7 +167,7 @@ func (t *tlsSide) enroll(plain net.Conn, peer tlsbridge.Peer) error {
 // except that connections are marked as TLS.
 type tlsHandler Server
 
-var _ poller.Handler = (*tlsHandler)(nil)
+var _ poller.WritableHandler = (*tlsHandler)(nil)
 
 func (h *tlsHandler) OnOpen(pc *poller.Conn) {
 	s := (*Server)(h)
@@ -144,6 +181,8 @@ func (h *tlsHandler) OnData(pc *poller.Conn, in []byte) int {
 func (h *tlsHandler) OnTimer(pc *poller.Conn) { (*handler)(h).OnTimer(pc) }
 
 func (h *tlsHandler) OnClose(pc *poller.Conn, err error) { (*handler)(h).OnClose(pc, err) }
+
+func (h *tlsHandler) OnWritable(pc *poller.Conn) { (*handler)(h).OnWritable(pc) }
 
 // allLoops returns the plain loops and the TLS loops that own or have
 // owned a connection; their indexes do not overlap.
@@ -171,6 +210,8 @@ type TLSStats struct {
 	Handshakes        uint64 `json:"handshakes"`
 	HandshakeErrors   uint64 `json:"handshake_errors"`
 	HandshakeTimeouts uint64 `json:"handshake_timeouts"`
+	HelloTimeouts     uint64 `json:"hello_timeouts"`
+	Refused           uint64 `json:"refused"`
 }
 
 // TLSStats returns a snapshot of the TLS listener's counters, nil without
@@ -183,6 +224,7 @@ func (s *Server) TLSStats() *TLSStats {
 	return &TLSStats{
 		Active: st.Active.Load(), Handshaking: st.Handshaking.Load(), Handshakes: st.Handshakes.Load(),
 		HandshakeErrors: st.HandshakeErrors.Load(), HandshakeTimeouts: st.HandshakeTimeouts.Load(),
+		HelloTimeouts: st.HelloTimeouts.Load(), Refused: st.Refused.Load(),
 	}
 }
 

@@ -20,35 +20,6 @@ func TestParseQuery(t *testing.T) {
 	}
 }
 
-func TestArena(t *testing.T) {
-	var a arena
-	b1 := append(a.alloc(10), "0123456789"...)
-	b2 := append(a.alloc(arenaChunk/4), make([]byte, arenaChunk/4)...)
-	b3 := append(a.alloc(arenaChunk/4), make([]byte, arenaChunk/4)...)
-	big := a.alloc(arenaChunk)
-	if cap(big) < arenaChunk {
-		t.Fatalf("big alloc cap %d", cap(big))
-	}
-	// Slices handed out earlier stay intact while later ones are carved.
-	for i := 0; i < 5; i++ {
-		_ = append(a.alloc(arenaChunk/3), make([]byte, arenaChunk/3)...)
-	}
-	if string(b1) != "0123456789" || len(b2) != arenaChunk/4 || len(b3) != arenaChunk/4 {
-		t.Fatal("earlier allocations were overwritten")
-	}
-	a.reset()
-	if len(a.chunks) > 2 || len(a.big) != 0 || a.cur != 0 {
-		t.Fatalf("reset keeps %d chunks, %d big, cur %d", len(a.chunks), len(a.big), a.cur)
-	}
-	if n := testing.AllocsPerRun(100, func() {
-		a.reset()
-		_ = a.alloc(100)
-		_ = a.alloc(1000)
-	}); n != 0 {
-		t.Fatalf("steady-state arena allocs = %v, want 0", n)
-	}
-}
-
 func TestParseSlowPolicy(t *testing.T) {
 	for in, want := range map[string]SlowPolicy{"": SlowClose, "close": SlowClose, "close-policy": SlowClosePolicy, "drop": SlowDrop} {
 		if got, ok := ParseSlowPolicy(in); !ok || got != want {
@@ -65,14 +36,28 @@ func TestConfigValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
+	zero := Config{Listen: ":0"}
+	if err := zero.Validate(); err != nil {
+		t.Fatalf("a Config with only Listen: %v", err)
+	}
+	d := zero.withDefaults(false)
+	if d.MaxMessageSize != DefaultMaxMessageSize || d.MaxFrameSize != DefaultMaxMessageSize || d.WriteBufferLimit != DefaultWriteBufferLimit ||
+		d.MaxHandshakes != DefaultMaxHandshakes || d.CloseLinger != Duration(DefaultCloseLinger) {
+		t.Errorf("push defaults: %+v", d)
+	}
+	if e := zero.withDefaults(true); e.MaxMessageSize != DefaultEchoMaxMessageSize {
+		t.Errorf("echo max_message_size %d, want %d", e.MaxMessageSize, DefaultEchoMaxMessageSize)
+	}
 	cases := map[string]func(c *Config){
 		"no listen":           func(c *Config) { c.Listen = "" },
-		"frame <= 0":          func(c *Config) { c.MaxFrameSize = 0 },
-		"message < frame":     func(c *Config) { c.MaxMessageSize = c.MaxFrameSize - 1 },
+		"frame < 0":           func(c *Config) { c.MaxFrameSize = -1 },
+		"message < frame":     func(c *Config) { c.MaxFrameSize = 2 << 20; c.MaxMessageSize = 1 << 20 },
 		"tiny header":         func(c *Config) { c.MaxHeaderBytes = 100 },
-		"no handshake time":   func(c *Config) { c.HandshakeTimeout = 0 },
-		"ping without pong":   func(c *Config) { c.PingInterval = Duration(time.Second); c.PongTimeout = 0 },
-		"no write limit":      func(c *Config) { c.WriteBufferLimit = 0 },
+		"negative handshake":  func(c *Config) { c.HandshakeTimeout = -1 },
+		"negative first byte": func(c *Config) { c.FirstByteTimeout = -1 },
+		"huge msg timeout":    func(c *Config) { c.MessageTimeout = Duration(48 * time.Hour) },
+		"negative write":      func(c *Config) { c.WriteBufferLimit = -1 },
+		"negative per ip":     func(c *Config) { c.MaxConnsPerIP = -1 },
 		"negative max conns":  func(c *Config) { c.MaxConns = -1 },
 		"negative loop count": func(c *Config) { c.Loops = -2 },
 	}

@@ -30,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ import (
 // Defaults of a Config whose fields are zero.
 const (
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultHelloTimeout     = 3 * time.Second
 	DefaultWriteTimeout     = 30 * time.Second
 	// DefaultMaxHandshakesPerCPU times the number of CPUs bounds the
 	// handshakes in flight.
@@ -54,6 +56,21 @@ type Config struct {
 	// HandshakeTimeout bounds the TLS handshake; a client that has not
 	// finished it in time is disconnected. 0 means DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// HelloTimeout bounds the wait for the client's first handshake
+	// message (the ClientHello), so that idle sockets cannot hold
+	// handshake slots for the whole HandshakeTimeout. 0 means
+	// DefaultHelloTimeout.
+	HelloTimeout time.Duration
+	// Admit, when set, is asked about every accepted connection before its
+	// handshake, on the accepting goroutine; false closes the connection
+	// at once (before any TLS byte: there is no way to say why). What it
+	// holds for the connection travels as ticket: to Enroll in
+	// Peer.Ticket once the handshake is done, or to Leave if the
+	// connection ends before Enroll is called.
+	Admit func(remote net.Addr) (ticket any, ok bool)
+	// Leave gives back what Admit took for a connection that ended before
+	// Enroll; it runs on the connection's goroutine.
+	Leave func(ticket any)
 	// WriteTimeout bounds one write to the TLS client; a client that
 	// takes no data for this long is disconnected (by then the event loop
 	// has usually closed it as a slow consumer). 0 means
@@ -76,6 +93,9 @@ type Peer struct {
 	Version, CipherSuite uint16
 	// ServerName is the SNI the client sent ("" if none).
 	ServerName string
+	// Ticket is what Config.Admit returned for the connection; Enroll
+	// owns it from then on.
+	Ticket any
 }
 
 // Enroll takes the plaintext end of a bridged connection and hands it to
@@ -90,8 +110,11 @@ type Stats struct {
 	// closed); Handshaking those in their handshake.
 	Active, Handshaking atomic.Int64
 	// Handshakes counts completed handshakes, HandshakeErrors failed ones
-	// (including timeouts), HandshakeTimeouts those that ran out of time.
-	Handshakes, HandshakeErrors, HandshakeTimeouts atomic.Uint64
+	// (including timeouts), HandshakeTimeouts those that ran out of time
+	// (HelloTimeouts those that never sent their ClientHello in time).
+	Handshakes, HandshakeErrors, HandshakeTimeouts, HelloTimeouts atomic.Uint64
+	// Refused counts connections Config.Admit refused.
+	Refused atomic.Uint64
 }
 
 // Bridge accepts TLS connections and bridges them to event loops. Create
@@ -126,6 +149,21 @@ func New(cfg Config, enroll Enroll) (*Bridge, error) {
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = DefaultHelloTimeout
+	}
+	// The ClientHello is in once crypto/tls asks for the config: from then
+	// on HandshakeTimeout alone bounds the handshake.
+	next := cfg.TLS.GetConfigForClient
+	cfg.TLS.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		if hi.Conn != nil {
+			_ = hi.Conn.SetReadDeadline(time.Time{})
+		}
+		if next != nil {
+			return next(hi)
+		}
+		return nil, nil
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
@@ -185,8 +223,19 @@ func (b *Bridge) Serve(ln net.Listener) error {
 			return fmt.Errorf("tlsbridge: accept: %w", err)
 		}
 		backoff = 0
+		var ticket any
+		if b.cfg.Admit != nil {
+			t, ok := b.cfg.Admit(raw.RemoteAddr())
+			if !ok {
+				b.stats.Refused.Add(1)
+				_ = raw.Close()
+				<-b.sem
+				continue
+			}
+			ticket = t
+		}
 		b.wg.Add(1)
-		go b.handle(raw)
+		go b.handle(raw, ticket)
 	}
 }
 
@@ -236,23 +285,27 @@ func (b *Bridge) isStopped() bool {
 }
 
 // handle runs one connection: the handshake, then the bridge.
-func (b *Bridge) handle(raw net.Conn) {
+func (b *Bridge) handle(raw net.Conn, ticket any) {
 	defer b.wg.Done()
 	tc, peer, ok := b.handshake(raw)
 	<-b.sem
 	if !ok {
+		b.leave(ticket)
 		return
 	}
+	peer.Ticket = ticket
 	plain, mine, err := socketPair()
 	if err != nil {
 		b.log.Warn("tls bridge: socket pair", "err", err)
 		_ = tc.Close()
+		b.leave(ticket)
 		return
 	}
 	c := &bridged{tc: tc, raw: raw, plain: mine, writeTimeout: b.cfg.WriteTimeout}
 	if !b.track(c) {
 		_ = plain.Close()
 		c.close()
+		b.leave(ticket)
 		return
 	}
 	defer b.untrack(c)
@@ -266,17 +319,30 @@ func (b *Bridge) handle(raw net.Conn) {
 	c.run()
 }
 
-// handshake runs the TLS handshake under the deadline.
+// leave hands ticket to Config.Leave, if any.
+func (b *Bridge) leave(ticket any) {
+	if b.cfg.Leave != nil && ticket != nil {
+		b.cfg.Leave(ticket)
+	}
+}
+
+// handshake runs the TLS handshake under the deadlines: HelloTimeout for
+// the ClientHello (a read deadline, cleared when it is in), then
+// HandshakeTimeout for the whole.
 func (b *Bridge) handshake(raw net.Conn) (*tls.Conn, Peer, bool) {
 	b.stats.Handshaking.Add(1)
 	defer b.stats.Handshaking.Add(-1)
+	_ = raw.SetReadDeadline(time.Now().Add(b.cfg.HelloTimeout))
 	tc := tls.Server(raw, b.cfg.TLS)
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		b.stats.HandshakeErrors.Add(1)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			b.stats.HandshakeTimeouts.Add(1)
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			b.stats.HelloTimeouts.Add(1)
 		}
 		b.log.Debug("tls handshake failed", "remote", raw.RemoteAddr(), "err", err)
 		var rh tls.RecordHeaderError

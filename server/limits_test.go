@@ -1,0 +1,167 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/herald-push/herald/internal/wstest"
+)
+
+// dialRaw opens a TCP connection to s that sends nothing yet.
+func dialRaw(t *testing.T, s *Server) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", s.Addr().String(), testTimeout)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(testTimeout))
+	return nc
+}
+
+// expectRefusal reads an HTTP answer from nc and checks its status and
+// Retry-After.
+func expectRefusal(t *testing.T, nc net.Conn, status int) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatalf("read the refusal: %v", err)
+	}
+	if resp.StatusCode != status || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("got %d with Retry-After %q, want %d with 1", resp.StatusCode, resp.Header.Get("Retry-After"), status)
+	}
+}
+
+// waitCounter waits until f reports want.
+func waitCounter(t *testing.T, what string, want int64, f func() int64) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for f() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %d, want %d", what, f(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestHandshakeCapsAtAccept(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		perIP    int
+		total    int
+		status   int
+		refusals func(*Stats) uint64
+	}{
+		{name: "per-ip", perIP: 2, total: 100, status: 429, refusals: func(st *Stats) uint64 { return st.RefusedHandshakesPerIP.Load() }},
+		{name: "total", perIP: -1, total: 2, status: 503, refusals: func(st *Stats) uint64 { return st.RefusedHandshakes.Load() }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig()
+			cfg.MaxHandshakesPerIP, cfg.MaxHandshakes = tc.perIP, tc.total
+			s := startServer(t, cfg, newRecorder())
+			idle := []net.Conn{dialRaw(t, s), dialRaw(t, s)}
+			waitCounter(t, "handshakes in progress", 2, s.HandshakesInProgress)
+			expectRefusal(t, dialRaw(t, s), tc.status)
+			if n := tc.refusals(s.Stats()); n != 1 {
+				t.Errorf("refusals counted: %d, want 1", n)
+			}
+			// A slot comes back when an idle socket goes away.
+			_ = idle[0].Close()
+			waitCounter(t, "handshakes in progress", 1, s.HandshakesInProgress)
+			wstest.Dial(t, s.Addr().String(), wstest.Options{})
+			waitCounter(t, "handshakes in progress after an upgrade", 1, s.HandshakesInProgress)
+		})
+	}
+}
+
+func TestConnsPerIPAtAccept(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxConnsPerIP = 1
+	s := startServer(t, cfg, newRecorder())
+	first := wstest.Dial(t, s.Addr().String(), wstest.Options{})
+	expectRefusal(t, dialRaw(t, s), 429)
+	if n := s.Stats().RefusedConnsPerIP.Load(); n != 1 {
+		t.Errorf("RefusedConnsPerIP = %d, want 1", n)
+	}
+	_ = first.NC.Close()
+	waitCounter(t, "connections", 0, s.Conns)
+	wstest.Dial(t, s.Addr().String(), wstest.Options{})
+}
+
+func TestFirstByteTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.FirstByteTimeout = Duration(20 * time.Millisecond)
+	s := startServer(t, cfg, newRecorder())
+	nc := dialRaw(t, s)
+	if n, err := nc.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Fatalf("read %d bytes, %v; want the connection closed", n, err)
+	}
+	if n := s.Stats().FirstByteTimeouts.Load(); n != 1 {
+		t.Errorf("FirstByteTimeouts = %d, want 1", n)
+	}
+	waitCounter(t, "handshakes in progress", 0, s.HandshakesInProgress)
+}
+
+func TestMessageTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MessageTimeout = Duration(20 * time.Millisecond)
+	s := startServer(t, cfg, newRecorder())
+	wc := wstest.Dial(t, s.Addr().String(), wstest.Options{})
+	wc.Send(wstest.Frame{Op: wstest.OpText, Payload: []byte("the start of a message that never ends")})
+	expectClose(t, wc, 1008, "message timeout")
+	if n := s.Stats().MessageTimeouts.Load(); n != 1 {
+		t.Errorf("MessageTimeouts = %d, want 1", n)
+	}
+}
+
+func TestInboundBufferedCap(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxInboundBuffered = 64 << 10
+	cfg.MaxMessageSize = 1 << 20
+	s := startServer(t, cfg, newRecorder())
+	wc := wstest.Dial(t, s.Addr().String(), wstest.Options{})
+	frag := bytes.Repeat([]byte("f"), 16<<10)
+	wc.Send(wstest.Frame{Op: wstest.OpBinary, Payload: frag})
+	for range 4 {
+		wc.Send(wstest.Frame{Op: wstest.OpCont, Payload: frag})
+	}
+	expectClose(t, wc, 1013, "server busy")
+	if n := s.Stats().InboundMemory.Load(); n != 1 {
+		t.Errorf("InboundMemory = %d, want 1", n)
+	}
+	waitCounter(t, "inbound bytes", 0, s.InboundBuffered)
+}
+
+// TestInflateCap: a small compressed message that inflates past
+// max_message_size is refused with 1009 once the cap is reached.
+func TestInflateCap(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig() // push mode (an App is given): 64 KiB messages
+	s := startServer(t, cfg, newRecorder())
+	wc := wstest.Dial(t, s.Addr().String(), wstest.Options{Extensions: "permessage-deflate"})
+	if wc.Extensions == "" {
+		t.Fatal("permessage-deflate not negotiated")
+	}
+	var z bytes.Buffer
+	fw, _ := flate.NewWriter(&z, flate.BestCompression)
+	_, _ = fw.Write(make([]byte, 4<<20))
+	_ = fw.Flush()
+	payload := bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff})
+	if len(payload) > 8<<10 {
+		t.Fatalf("the bomb is %d bytes compressed", len(payload))
+	}
+	wc.Send(wstest.Frame{Fin: true, RSV: wstest.RSV1, Op: wstest.OpBinary, Payload: payload})
+	expectClose(t, wc, 1009, "")
+}
