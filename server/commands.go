@@ -28,6 +28,9 @@ const (
 	errUnsupported   = "not_supported"
 	errRateLimited   = "rate_limited"
 	errInternal      = "internal"
+	// errLimit refuses a command that would pass a cap (subscriptions per
+	// connection, channels per node); the connection stays.
+	errLimit = "limit"
 )
 
 // command parses and runs one client command. Commands are rare next to
@@ -95,7 +98,12 @@ func (a *PushApp) join(s *Session, ch string, since *hub.Position, id json.RawMe
 	// The name may point into the upgrade request's buffer; keep a copy
 	// of its own so the request can be freed.
 	ch = strings.Clone(ch)
-	pos, backlog, recovered := a.o.Hub.Subscribe(l, ch, s, since)
+	pos, backlog, recovered, err := a.o.Hub.Subscribe(l, ch, s, since)
+	if err != nil {
+		a.release(ch)
+		a.replyError(s, id, errLimit, "too many channels on this server", ch)
+		return
+	}
 	s.channels = append(s.channels, ch)
 	if !quiet && !s.raw {
 		r := map[string]any{"op": "subscribed", "channel": ch, "offset": pos.Offset, "epoch": pos.Epoch}
