@@ -190,9 +190,6 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		Workers:  n.workers,
 		Interest: n.broker,
 	}
-	if cfg.MaxConnsPerIP > 0 {
-		po.IPLimit = auth.NewIPLimiter(cfg.MaxConnsPerIP)
-	}
 	if n.handler != nil {
 		po.Handlers = handlerFunc(n.handler)
 	}

@@ -114,3 +114,19 @@ func jsonStringLen(s []byte) int {
 	}
 	return n
 }
+
+// Reserve makes sure the hub knows channel, creating it when it is new, and
+// fails with an error wrapping ErrChannelLimit when it is new and the hub
+// holds Config.MaxChannels already. A caller that must spend something on a
+// channel before subscribing (a broker's watch) reserves it first; an
+// unused reserved channel is forgotten by Sweep like any other. Safe for
+// concurrent use.
+func (h *Hub) Reserve(channel string) error {
+	if !ValidChannel(channel) {
+		return fmt.Errorf("hub: reserve %.300q: %w", channel, ErrInvalidChannel)
+	}
+	if _, err := h.channel(channel); err != nil {
+		return fmt.Errorf("hub: reserve %q: %w", channel, err)
+	}
+	return nil
+}
