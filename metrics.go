@@ -24,6 +24,7 @@ func registerMetrics(reg *prometheus.Registry, n *Node) error {
 	}
 	outcome := func(o string) prometheus.Labels { return prometheus.Labels{"outcome": o} }
 	reason := func(r string) prometheus.Labels { return prometheus.Labels{"reason": r} }
+	limit := func(l string) prometheus.Labels { return prometheus.Labels{"limit": l} }
 	cs := []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -39,6 +40,13 @@ func registerMetrics(reg *prometheus.Registry, n *Node) error {
 		counter("disconnects_total", "Connections closed by the server, by reason.", reason("slow_consumer"), func() uint64 { return n.push.Stats().SlowClosed }),
 		counter("disconnects_total", "Connections closed by the server, by reason.", reason("token_expired"), s.TokenExpired.Load),
 		counter("disconnects_total", "Connections closed by the server, by reason.", reason("api_disconnect"), func() uint64 { return n.push.Stats().Kicked }),
+		counter("disconnects_total", "Connections closed by the server, by reason.", reason("command_rate"), func() uint64 { return n.push.Stats().CommandRateClosed }),
+		counter("limit_refusals_total", "Requests refused by a configured limit, by limit.", limit("subscriptions"), func() uint64 { return n.push.Stats().SubscriptionLimited }),
+		counter("limit_refusals_total", "Requests refused by a configured limit, by limit.", limit("channels"), func() uint64 { return n.hub.Stats().ChannelLimited }),
+		counter("limit_refusals_total", "Requests refused by a configured limit, by limit.", limit("publish_size"), func() uint64 { return n.hub.Stats().TooLarge }),
+		counter("history_evictions_total", "Messages evicted from history by a byte cap, by cap.", reason("channel_bytes"), func() uint64 { return n.hub.Stats().EvictedChannelBytes }),
+		counter("history_evictions_total", "Messages evicted from history by a byte cap, by cap.", reason("node_bytes"), func() uint64 { return n.hub.Stats().EvictedNodeBytes }),
+		counter("recovery_pages_total", "Recovery backlogs larger than the output budget, sent in pages.", nil, func() uint64 { return n.push.Stats().PagedBacklogs }),
 		counter("dropped_messages_total", "Messages dropped for slow subscribers (drop policy).", nil, func() uint64 { return n.push.Stats().Dropped }),
 		counter("commands_total", "Client protocol commands received.", nil, func() uint64 { return n.push.Stats().Commands }),
 		counter("command_errors_total", "Client protocol commands answered with an error.", nil, func() uint64 { return n.push.Stats().CommandErrors }),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -37,10 +38,9 @@ const (
 // deliveries, so encoding/json's allocations are acceptable here.
 func (a *PushApp) command(s *Session, payload []byte) {
 	a.commands.Add(1)
-	var cmd command
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&cmd); err != nil {
-		a.replyError(s, nil, errBadRequest, "command is not a JSON object: "+err.Error(), "")
+	cmd, err := parseCommand(payload)
+	if err != nil {
+		a.replyError(s, nil, errBadRequest, err.Error(), "")
 		return
 	}
 	switch cmd.Op {
@@ -63,6 +63,17 @@ func (a *PushApp) command(s *Session, payload []byte) {
 	default:
 		a.replyError(s, cmd.ID, errBadRequest, "unknown op "+strconv.Quote(cmd.Op), "")
 	}
+}
+
+// parseCommand decodes one client command: the first JSON value of
+// payload, which must be an object (what follows it is ignored).
+func parseCommand(payload []byte) (command, error) {
+	var cmd command
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&cmd); err != nil {
+		return command{}, fmt.Errorf("command is not a JSON object: %w", err)
+	}
+	return cmd, nil
 }
 
 // subscribe adds a subscription and sends the reply and any backlog. quiet
