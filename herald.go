@@ -89,6 +89,23 @@ type Config struct {
 	// HistorySize and HistoryTTL bound each channel's history.
 	HistorySize int             `json:"history_size"`
 	HistoryTTL  server.Duration `json:"history_ttl"`
+	// MaxPublishSize is the largest payload the API and clients' pub may
+	// publish (0: 256 KiB). Its envelope frame must fit
+	// write_buffer_limit, or New refuses the configuration.
+	MaxPublishSize int `json:"max_publish_size"`
+	// MaxSubscriptions caps one connection's subscriptions, its personal
+	// user: channel aside (0: 128; negative: no cap).
+	MaxSubscriptions int `json:"max_subscriptions"`
+	// MaxChannels caps the channels of this node (0: one million;
+	// negative: no cap).
+	MaxChannels int `json:"max_channels"`
+	// CommandRate is how many commands per second a connection may send,
+	// bursts of twice that (0: 50; negative: no limit).
+	CommandRate float64 `json:"command_rate"`
+	// HistoryChannelBytes caps one channel's history (0: 4 MiB; negative:
+	// no cap), so one channel cannot evict the others'.
+	HistoryChannelBytes int64 `json:"history_channel_bytes"`
+
 	// SlowPolicy is close (1013), close-policy (1008) or drop.
 	SlowPolicy string `json:"slow_policy"`
 	// Workers bounds the goroutines running message handlers.
@@ -116,16 +133,21 @@ const demoPublish = "demo:*"
 // DefaultConfig returns the settings `herald serve` starts from.
 func DefaultConfig() Config {
 	return Config{
-		Config:             server.DefaultConfig(),
-		APIListen:          DefaultAPIListen,
-		APIMaxConns:        api.DefaultMaxConns,
-		MaxBodyBytes:       1 << 20,
-		AnonymousSubscribe: []string{"*"},
-		JWTLeeway:          server.Duration(auth.DefaultLeeway),
-		HistorySize:        100,
-		HistoryTTL:         server.Duration(5 * time.Minute),
-		SlowPolicy:         string(server.SlowClose),
-		Workers:            pool.DefaultWorkers,
+		Config:              server.DefaultConfig(),
+		APIListen:           DefaultAPIListen,
+		APIMaxConns:         api.DefaultMaxConns,
+		MaxBodyBytes:        1 << 20,
+		AnonymousSubscribe:  []string{"*"},
+		JWTLeeway:           server.Duration(auth.DefaultLeeway),
+		HistorySize:         100,
+		HistoryTTL:          server.Duration(5 * time.Minute),
+		MaxPublishSize:      hub.DefaultMaxPayload,
+		MaxSubscriptions:    server.DefaultMaxSubscriptions,
+		MaxChannels:         hub.DefaultMaxChannels,
+		CommandRate:         server.DefaultCommandRate,
+		HistoryChannelBytes: hub.DefaultHistoryChannelBytes,
+		SlowPolicy:          string(server.SlowClose),
+		Workers:             pool.DefaultWorkers,
 	}
 }
 
@@ -196,12 +218,18 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("allowed_origins: %w", err)
 	}
+	if err := checkSizes(cfg); err != nil {
+		return nil, err
+	}
 	n.fanout = newFanoutHistogram()
 	n.hub = hub.New(hub.Config{
-		HistorySize:   cfg.HistorySize,
-		HistoryTTL:    cfg.HistoryTTL.D(),
-		MaxPayload:    int(cfg.MaxMessageSize),
-		ObserveFanout: n.observeFanout,
+		HistorySize:         cfg.HistorySize,
+		HistoryTTL:          cfg.HistoryTTL.D(),
+		HistoryChannelBytes: cfg.HistoryChannelBytes,
+		MaxPayload:          cfg.MaxPublishSize, // the broker reads it from the hub
+		MaxFrameBytes:       cfg.WriteBufferLimit,
+		MaxChannels:         cfg.MaxChannels,
+		ObserveFanout:       n.observeFanout,
 	})
 	n.workers, err = pool.NewWorkers(pool.WorkersConfig{Size: cfg.Workers})
 	if err != nil {
@@ -217,6 +245,9 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		Slow:     slow,
 		Workers:  n.workers,
 		Interest: n.broker,
+
+		MaxSubscriptions: cfg.MaxSubscriptions,
+		CommandRate:      cfg.CommandRate,
 	}
 	if n.handler != nil {
 		po.Handlers = handlerFunc(n.handler)
@@ -252,13 +283,26 @@ func (n *Node) openBroker() error {
 		HistorySize: n.cfg.HistorySize,
 		HistoryTTL:  n.cfg.HistoryTTL.D(),
 		Replicas:    n.cfg.BrokerReplicas,
-		MaxPayload:  int(n.cfg.MaxMessageSize),
 		Log:         n.log,
 	})
 	if err != nil {
 		return err
 	}
 	n.broker = b
+	return nil
+}
+
+// checkSizes refuses a publish size that could not be delivered: the
+// envelope frame of the largest payload must fit one connection's output
+// budget.
+func checkSizes(cfg Config) error {
+	size := cfg.MaxPublishSize
+	if size <= 0 {
+		size = hub.DefaultMaxPayload
+	}
+	if frame := hub.MaxEnvelopeFrame(size); frame > cfg.WriteBufferLimit {
+		return fmt.Errorf("max_publish_size %d cannot be delivered within write_buffer_limit %d: its envelope frame takes up to %d bytes; raise write_buffer_limit or lower max_publish_size", size, cfg.WriteBufferLimit, frame)
+	}
 	return nil
 }
 
@@ -421,10 +465,8 @@ func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) 
 			return api.Published{}, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 		case errors.Is(err, hub.ErrTooLarge):
 			return api.Published{}, fmt.Errorf("%w: %w", api.ErrTooLarge, err)
-		// TODO(merge): map hub.ErrChannelLimit to api.ErrUnavailable (503
-		// with Retry-After) once the hub defines it:
-		//	case errors.Is(err, hub.ErrChannelLimit):
-		//		return api.Published{}, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
+		case errors.Is(err, hub.ErrChannelLimit):
+			return api.Published{}, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 		case errors.Is(err, broker.ErrUnavailable):
 			return api.Published{}, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 		}

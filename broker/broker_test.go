@@ -123,7 +123,7 @@ func (n *node) subscribe(t testing.TB, channel string, s *sink, since *hub.Posit
 	l := n.l
 	l.do(func() {
 		var backlog []*hub.Message
-		r.pos, backlog, r.recovered = n.h.Subscribe(l, channel, s, since)
+		r.pos, backlog, r.recovered, _ = n.h.Subscribe(l, channel, s, since)
 		for _, m := range backlog {
 			r.backlog = append(r.backlog, m.Offset)
 		}

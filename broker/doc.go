@@ -25,6 +25,17 @@
 // node watches an empty channel, and is carried by every message after.
 // docs/architecture.md, "Scale-out", explains why this is sound.
 //
+// # What a node spends per channel
+//
+// A watch costs one ordered consumer and one goroutine per channel, never
+// per subscription: any number of local subscribers of a channel share
+// one. Watches are thus bounded by the channels a node's clients may
+// subscribe to: the push app caps subscriptions per connection and
+// reserves each channel in the hub (capped by the hub's channel limit)
+// before it acquires a watch, and NATSConfig.MaxWatches (default: the
+// hub's channel cap) is the hard backstop. A watch whose last subscriber
+// left lingers (NATSConfig.Linger) and is the first dropped at the cap.
+//
 // # Concurrency
 //
 // A Broker's methods are safe for concurrent use. Acquire and Release run

@@ -71,9 +71,19 @@ type NATSConfig struct {
 	// Replicas is the stream's replication factor in a NATS cluster
 	// (default 1).
 	Replicas int
-	// MaxPayload is the largest payload Publish accepts (default
-	// hub.DefaultMaxPayload).
+	// MaxPayload is the largest payload Publish accepts; 0 means the
+	// hub's (hub.Hub.MaxPayload), so the two are configured in one place.
+	// Publish also refuses what the hub would (hub.Hub.Check) before
+	// storing anything.
 	MaxPayload int
+	// MaxWatches caps the channels this node watches at once (one
+	// ordered consumer and one goroutine each); 0 means the hub's channel
+	// cap (hub.Hub.MaxChannels), negative no cap. The push app reserves a
+	// channel in the hub before it acquires a watch, so the hub's cap
+	// bounds the watches; this cap is the backstop: past it a lingering
+	// watch is dropped to make room, and with none, the subscription
+	// proceeds unwatched (counted in Stats.WatchRefused).
+	MaxWatches int
 	// Linger is how long a node keeps watching a channel after its last
 	// local subscriber left, so that reconnecting clients find it current
 	// (default 30 s; negative: stop at once).
@@ -108,9 +118,6 @@ func (cfg NATSConfig) withDefaults() NATSConfig {
 	cfg.MaxAge = max(cfg.MaxAge, cfg.HistoryTTL)
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
-	}
-	if cfg.MaxPayload <= 0 {
-		cfg.MaxPayload = hub.DefaultMaxPayload
 	}
 	if cfg.Linger == 0 {
 		cfg.Linger = DefaultLinger
@@ -151,6 +158,8 @@ type NATS struct {
 	published atomic.Uint64
 	conflicts atomic.Uint64
 	refused   atomic.Uint64
+
+	watchRefused atomic.Uint64
 }
 
 // tip is a channel's last message: its stream sequence and position.
@@ -167,6 +176,12 @@ const maxTips = 4096
 // is unreachable.
 func NewNATS(ctx context.Context, h *hub.Hub, cfg NATSConfig) (*NATS, error) {
 	cfg = cfg.withDefaults()
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = h.MaxPayload()
+	}
+	if cfg.MaxWatches == 0 {
+		cfg.MaxWatches = h.MaxChannels()
+	}
 	if cfg.URL == "" {
 		return nil, errors.New("broker: nats: no URL")
 	}
@@ -287,6 +302,9 @@ type Stats struct {
 	Published uint64 `json:"published"`
 	Conflicts uint64 `json:"conflicts"`
 	Refused   uint64 `json:"refused"`
+	// WatchRefused counts subscriptions that proceeded unwatched because
+	// MaxWatches channels were watched already, none of them lingering.
+	WatchRefused uint64 `json:"watch_refused"`
 }
 
 // Stats returns the broker's counters.
@@ -294,7 +312,7 @@ func (b *NATS) Stats() Stats {
 	b.mu.Lock()
 	n := len(b.watches)
 	b.mu.Unlock()
-	return Stats{Watched: n, Published: b.published.Load(), Conflicts: b.conflicts.Load(), Refused: b.refused.Load()}
+	return Stats{Watched: n, Published: b.published.Load(), Conflicts: b.conflicts.Load(), Refused: b.refused.Load(), WatchRefused: b.watchRefused.Load()}
 }
 
 // Publish stores data as channel's next message in JetStream and returns
@@ -307,6 +325,9 @@ func (b *NATS) Publish(ctx context.Context, channel string, data []byte) (hub.Po
 	}
 	if len(data) > b.cfg.MaxPayload {
 		return hub.Position{}, fmt.Errorf("broker: publish %d bytes to %q (limit %d): %w", len(data), channel, b.cfg.MaxPayload, hub.ErrTooLarge)
+	}
+	if err := b.h.Check(channel, data); err != nil {
+		return hub.Position{}, fmt.Errorf("broker: %w", err)
 	}
 	sp := b.stream.Load()
 	if ok, why := b.Ready(); !ok || sp == nil {

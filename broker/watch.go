@@ -79,6 +79,12 @@ func (b *NATS) Acquire(channel string, since *hub.Position, ready func()) bool {
 	}
 	w := b.watches[channel]
 	if w == nil {
+		if !b.roomLocked() {
+			b.mu.Unlock()
+			b.watchRefused.Add(1)
+			b.cfg.Log.Warn("broker: too many watched channels; subscription proceeds with this node's messages only", "channel", channel, "max_watches", b.cfg.MaxWatches)
+			return true
+		}
 		w = b.newWatch(channel)
 	}
 	w.refs++
@@ -94,6 +100,26 @@ func (b *NATS) Acquire(channel string, since *hub.Position, ready func()) bool {
 	w.waiters = append(w.waiters, wt)
 	wt.timer = time.AfterFunc(b.cfg.WarmTimeout, func() { b.timeout(w, wt) })
 	b.mu.Unlock()
+	return false
+}
+
+// roomLocked reports whether one more watch fits MaxWatches, dropping a
+// lingering watch (no local subscriber) to make room when needed. Lock
+// should be held.
+func (b *NATS) roomLocked() bool {
+	if b.cfg.MaxWatches < 0 || len(b.watches) < b.cfg.MaxWatches {
+		return true
+	}
+	for _, w := range b.watches {
+		if w.refs == 0 {
+			if w.linger != nil {
+				w.linger.Stop()
+				w.linger = nil
+			}
+			b.dropLocked(w)
+			return true
+		}
+	}
 	return false
 }
 

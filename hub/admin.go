@@ -72,6 +72,18 @@ type Stats struct {
 	HistoryMessages int64         `json:"history_messages"`
 	HistoryBytes    int64         `json:"history_bytes"`
 	LastFanout      time.Duration `json:"last_fanout_ns"` // time one loop last took to walk a batch of messages
+	// ChannelLimited counts publishes and subscriptions refused because
+	// the hub held Config.MaxChannels (cumulative).
+	ChannelLimited uint64 `json:"channel_limited"`
+	// TooLarge counts publishes refused by Config.MaxPayload or
+	// Config.MaxFrameBytes (cumulative).
+	TooLarge uint64 `json:"too_large"`
+	// EvictedChannelBytes counts messages a channel's own publishes
+	// trimmed from its history by Config.HistoryChannelBytes (cumulative).
+	EvictedChannelBytes uint64 `json:"evicted_channel_bytes"`
+	// EvictedNodeBytes counts messages evicted by Config.MaxHistoryBytes
+	// (cumulative).
+	EvictedNodeBytes uint64 `json:"evicted_node_bytes"`
 }
 
 // Stats returns the hub's counters. Safe for concurrent use; each field is
@@ -89,6 +101,11 @@ func (h *Hub) Stats() Stats {
 		HistoryMessages: h.histMsgs.Load(),
 		HistoryBytes:    h.histBytes.Load(),
 		LastFanout:      time.Duration(h.lastFanout.Load()),
+
+		ChannelLimited:      h.channelLimited.Load(),
+		TooLarge:            h.tooLarge.Load(),
+		EvictedChannelBytes: h.evictedChannel.Load(),
+		EvictedNodeBytes:    h.evictedNode.Load(),
 	}
 }
 
@@ -106,6 +123,7 @@ func (h *Hub) Sweep() int {
 	for _, c := range h.chans {
 		c.mu.Lock()
 		h.freed(c.expire(now, h.cfg.HistoryTTL))
+		h.rebudget(c)
 		if c.subs == 0 && c.hist.Len() == 0 {
 			idle = append(idle, c)
 		}
@@ -127,6 +145,5 @@ func (h *Hub) Sweep() int {
 		}
 		h.mu.Unlock()
 	}
-	h.budget.compact()
 	return forgot
 }

@@ -25,7 +25,10 @@ func (h *Hub) Align(channel string, pos Position) error {
 		return fmt.Errorf("hub: align %q at %d/%q: %w", channel, pos.Offset, pos.Epoch, ErrBadPosition)
 	}
 	for {
-		c := h.channel(channel)
+		c, err := h.channel(channel)
+		if err != nil {
+			return fmt.Errorf("hub: align %q: %w", channel, err)
+		}
 		c.mu.Lock()
 		if c.gone {
 			c.mu.Unlock()

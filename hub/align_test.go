@@ -63,7 +63,7 @@ func TestAlign(t *testing.T) {
 			}
 			l := &inlineLoop{}
 			since := tc.since
-			pos, backlog, ok := h.Subscribe(l, "c", &recorder{}, &since)
+			pos, backlog, ok, _ := h.Subscribe(l, "c", &recorder{}, &since)
 			if tc.wantPos.Epoch != "" && pos != tc.wantPos {
 				t.Errorf("position %+v, want %+v", pos, tc.wantPos)
 			}
@@ -82,7 +82,7 @@ func TestAlignThenPublishAt(t *testing.T) {
 	if err := h.Align("c", Position{0, "e1"}); err != nil {
 		t.Fatal(err)
 	}
-	pos, _, _ := h.Subscribe(l, "c", r, nil)
+	pos, _, _, _ := h.Subscribe(l, "c", r, nil)
 	if pos != (Position{0, "e1"}) {
 		t.Fatalf("position %+v", pos)
 	}
@@ -97,7 +97,7 @@ func TestAlignThenPublishAt(t *testing.T) {
 	if err := h.Align("c", Position{0, "x"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := h.Subscribe(l, "c", &recorder{}, &Position{3, "e1"}); ok {
+	if _, _, ok, _ := h.Subscribe(l, "c", &recorder{}, &Position{3, "e1"}); ok {
 		t.Fatal("recovered across an epoch change")
 	}
 	if err := h.Align("bad name", Position{0, "e1"}); !errors.Is(err, ErrInvalidChannel) {

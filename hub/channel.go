@@ -49,18 +49,16 @@ func newEpoch() string {
 }
 
 // channel is one channel's state. Its mutex guards every field below it;
-// the atomics are written under it too, and read without it by the history
-// budget (see evict.go).
+// first is written under it too.
 type channel struct {
 	name string
 
-	// gen changes whenever the channel's history stops continuing the
-	// previous one (the channel is forgotten, or PublishAt switches epoch),
-	// so budget entries of the old history are recognised as dead.
-	gen atomic.Uint32
 	// first is the offset of the oldest message in history, or offset+1
 	// when history is empty.
 	first atomic.Uint64
+	// heapIdx is the channel's place in the history budget's heap, plus
+	// one (0: not in it). Guarded by budget.mu, not by mu.
+	heapIdx int
 
 	mu sync.Mutex
 	// gone is set when the hub forgets the channel; whoever finds it set
@@ -74,6 +72,8 @@ type channel struct {
 	seq   uint64
 	hist  ring[*Message]
 	bytes int64 // sum of the sizes of the messages in hist
+	// budgeted is bytes as the history budget last heard it.
+	budgeted int64
 	// loopSubs counts the channel's subscribers per loop index; subs is
 	// their sum.
 	loopSubs []int32
@@ -118,6 +118,20 @@ func (c *channel) expire(now time.Time, ttl time.Duration) (freedBytes int64, fr
 		return 0, 0
 	}
 	return c.dropWhile(func(m *Message) bool { return now.Sub(m.Time) > ttl })
+}
+
+// trimTo drops the oldest messages until history holds at most limit
+// bytes or only its newest message, and returns the bytes and messages it
+// dropped. Lock should be held.
+func (c *channel) trimTo(limit int64) (freedBytes int64, freed int) {
+	left := c.bytes
+	return c.dropWhile(func(m *Message) bool {
+		if left <= limit || c.hist.Len() <= 1 {
+			return false
+		}
+		left -= m.size
+		return true
+	})
 }
 
 // trimThrough drops the messages of history with offsets up to off and
@@ -199,10 +213,9 @@ func (c *channel) removeSub(idx int) {
 	c.subs--
 }
 
-// forget marks the channel gone and invalidates its history's budget
-// entries. Lock should be held; the caller removes it from the registry.
+// forget marks the channel gone. Lock should be held; the caller removes
+// it from the registry.
 func (c *channel) forget() {
 	c.gone = true
-	c.gen.Add(1)
 	c.first.Store(math.MaxUint64)
 }

@@ -7,8 +7,14 @@ import "errors"
 var (
 	// ErrInvalidChannel reports a channel name that ValidChannel refuses.
 	ErrInvalidChannel = errors.New("hub: invalid channel name")
-	// ErrTooLarge reports a payload over Config.MaxPayload.
+	// ErrTooLarge reports a payload over Config.MaxPayload, or one whose
+	// encoded frame would be larger than Config.MaxFrameBytes (no
+	// subscriber could be sent it).
 	ErrTooLarge = errors.New("hub: payload too large")
+	// ErrChannelLimit reports a publish or subscription to a new channel
+	// while the hub holds Config.MaxChannels: the caller may retry later
+	// (HTTP 503).
+	ErrChannelLimit = errors.New("hub: too many channels")
 	// ErrStale reports a PublishAt whose offset the channel already has in
 	// that epoch: a duplicate from the broker, dropped.
 	ErrStale = errors.New("hub: offset already published")

@@ -26,7 +26,7 @@ func Example() {
 
 	// On the loop's goroutine, as the server does for {"op":"sub"}.
 	alice := &printer{name: "alice"}
-	pos, _, _ := h.Subscribe(loop, "news", alice, nil)
+	pos, _, _, _ := h.Subscribe(loop, "news", alice, nil)
 	fmt.Println("subscribed at offset", pos.Offset)
 
 	// From any goroutine, as the HTTP API does.
@@ -35,7 +35,7 @@ func Example() {
 
 	// A client that saw offset 1 reconnects and recovers what it missed.
 	bob := &printer{name: "bob"}
-	_, backlog, recovered := h.Subscribe(loop, "news", bob, &hub.Position{Offset: 1, Epoch: pos.Epoch})
+	_, backlog, recovered, _ := h.Subscribe(loop, "news", bob, &hub.Position{Offset: 1, Epoch: pos.Epoch})
 	fmt.Println("recovered:", recovered)
 	for _, m := range backlog {
 		bob.Deliver(m)

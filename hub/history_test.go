@@ -89,11 +89,19 @@ func TestHistoryBounds(t *testing.T) {
 		// Published at t=0..4s; checked at 4s: ages 4,3,2,1,0.
 		{name: "ttl", cfg: Config{HistoryTTL: 2500 * time.Millisecond}, publish: rep("a", 5), channel: "a", wantFirst: 3, wantLen: 3},
 		{name: "no ttl", cfg: Config{HistoryTTL: -1}, publish: rep("a", 5), channel: "a", wantFirst: 1, wantLen: 5},
-		// Room for 4 messages in all: a1 a2 b1 b2 a3 b3 → a1 a2 go first.
-		{name: "bytes, oldest across channels", cfg: Config{MaxHistoryBytes: 4 * size},
-			publish: []string{"a", "a", "b", "b", "a", "b"}, channel: "a", wantFirst: 3, wantLen: 1},
+		// Room for 4 messages in all: a1 a2 b1 b2 a3 b3 → a3 evicts a1
+		// (a holds most), b3 evicts b1.
+		{name: "bytes, largest channel first", cfg: Config{MaxHistoryBytes: 4 * size},
+			publish: []string{"a", "a", "b", "b", "a", "b"}, channel: "a", wantFirst: 2, wantLen: 2},
 		{name: "bytes, other channel", cfg: Config{MaxHistoryBytes: 4 * size},
-			publish: []string{"a", "a", "b", "b", "a", "b"}, channel: "b", wantFirst: 1, wantLen: 3},
+			publish: []string{"a", "a", "b", "b", "a", "b"}, channel: "b", wantFirst: 2, wantLen: 2},
+		// A big channel never evicts a small one: c1 stays while a floods.
+		{name: "bytes, small channel kept", cfg: Config{MaxHistoryBytes: 4 * size},
+			publish: append([]string{"c"}, rep("a", 10)...), channel: "c", wantFirst: 1, wantLen: 1},
+		{name: "channel bytes", cfg: Config{HistoryChannelBytes: 2 * size},
+			publish: []string{"a", "b", "a", "a", "a"}, channel: "a", wantFirst: 3, wantLen: 2},
+		{name: "channel bytes, other channel", cfg: Config{HistoryChannelBytes: 2 * size},
+			publish: []string{"a", "b", "a", "a", "a"}, channel: "b", wantFirst: 1, wantLen: 1},
 		{name: "no byte cap", cfg: Config{MaxHistoryBytes: -1, HistorySize: 1000, HistoryTTL: -1},
 			publish: rep("a", 500), channel: "a", wantFirst: 1, wantLen: 500},
 	}
@@ -116,12 +124,12 @@ func TestHistoryBounds(t *testing.T) {
 			// Recovery agrees with what history holds.
 			info, _ := h.Info(tc.channel)
 			l := &inlineLoop{}
-			_, backlog, ok := h.Subscribe(l, tc.channel, &recorder{}, &Position{Offset: tc.wantFirst - 1, Epoch: info.Epoch})
+			_, backlog, ok, _ := h.Subscribe(l, tc.channel, &recorder{}, &Position{Offset: tc.wantFirst - 1, Epoch: info.Epoch})
 			if want := seq(tc.wantFirst, info.Offset); !ok || !slices.Equal(backlogOffsets(backlog), want) {
 				t.Fatalf("recover from %d: %v %v, want true %v", tc.wantFirst-1, ok, backlogOffsets(backlog), want)
 			}
 			if tc.wantFirst > 1 {
-				if _, _, ok := h.Subscribe(l, tc.channel, &recorder{}, &Position{Offset: tc.wantFirst - 2, Epoch: info.Epoch}); ok {
+				if _, _, ok, _ := h.Subscribe(l, tc.channel, &recorder{}, &Position{Offset: tc.wantFirst - 2, Epoch: info.Epoch}); ok {
 					t.Fatalf("recovered from %d, beyond history", tc.wantFirst-2)
 				}
 			}
@@ -189,7 +197,7 @@ func TestRecover(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			l := &inlineLoop{idx: i}
-			pos, backlog, ok := h.Subscribe(l, "news", &recorder{}, tc.since)
+			pos, backlog, ok, _ := h.Subscribe(l, "news", &recorder{}, tc.since)
 			if pos != (Position{Offset: 8, Epoch: epoch}) {
 				t.Fatalf("position %+v, want 8/%s", pos, epoch)
 			}
@@ -200,9 +208,9 @@ func TestRecover(t *testing.T) {
 	}
 	// A new channel recovers from offset 0 of its epoch.
 	l := &inlineLoop{idx: len(tests)}
-	pos, _, _ := h.Subscribe(l, "fresh", &recorder{}, nil)
+	pos, _, _, _ := h.Subscribe(l, "fresh", &recorder{}, nil)
 	mustPublish(t, h, "fresh", "1")
-	_, backlog, ok := h.Subscribe(l, "fresh", &recorder{}, &Position{Offset: 0, Epoch: pos.Epoch})
+	_, backlog, ok, _ := h.Subscribe(l, "fresh", &recorder{}, &Position{Offset: 0, Epoch: pos.Epoch})
 	if !ok || !slices.Equal(backlogOffsets(backlog), []uint64{1}) {
 		t.Fatalf("fresh channel: recovered %v %v, want true [1]", ok, backlogOffsets(backlog))
 	}
@@ -240,7 +248,7 @@ func TestSweep(t *testing.T) {
 	if m.Offset != 1 || m.Epoch == old.Epoch {
 		t.Fatalf("re-created channel at %d/%s, want 1 and an epoch other than %s", m.Offset, m.Epoch, old.Epoch)
 	}
-	if _, _, ok := h.Subscribe(l, "idle", &recorder{}, &Position{Offset: 1, Epoch: old.Epoch}); ok {
+	if _, _, ok, _ := h.Subscribe(l, "idle", &recorder{}, &Position{Offset: 1, Epoch: old.Epoch}); ok {
 		t.Fatal("recovered across a forgotten channel")
 	}
 	// Unsubscribing the last subscriber lets the channel go.
@@ -310,7 +318,7 @@ func TestPublishAt(t *testing.T) {
 			if n != tc.wantLen || first != tc.wantFirst {
 				t.Fatalf("history %d from %d, want %d from %d", n, first, tc.wantLen, tc.wantFirst)
 			}
-			_, backlog, ok := h.Subscribe(l, "c", &recorder{}, &Position{Offset: first - 1, Epoch: info.Epoch})
+			_, backlog, ok, _ := h.Subscribe(l, "c", &recorder{}, &Position{Offset: first - 1, Epoch: info.Epoch})
 			if !ok || len(backlog) != n {
 				t.Fatalf("recover from %d: %v with %d messages, want %d", first-1, ok, len(backlog), n)
 			}

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,12 @@ const (
 	DefaultHistorySize     = 100
 	DefaultHistoryTTL      = 5 * time.Minute
 	DefaultMaxHistoryBytes = 256 << 20
-	DefaultMaxPayload      = 1 << 20
+	DefaultMaxPayload      = 256 << 10
+	// DefaultHistoryChannelBytes is the default of
+	// Config.HistoryChannelBytes.
+	DefaultHistoryChannelBytes = 4 << 20
+	// DefaultMaxChannels is the default of Config.MaxChannels.
+	DefaultMaxChannels = 1_000_000
 )
 
 // Config configures a Hub. The zero value is valid: every zero field takes
@@ -29,14 +33,30 @@ type Config struct {
 	// MaxHistoryBytes caps the memory held by the history of all channels
 	// together, counting both encoded frames of each message plus a fixed
 	// overhead: 0 means DefaultMaxHistoryBytes (256 MiB), a negative value
-	// sets no cap (then only HistorySize and HistoryTTL bound it: beware
-	// of many channels with large messages). Past the cap the oldest
-	// messages of any channel are evicted, and a client that missed them
-	// is told recovered=false.
+	// sets no cap (then only HistorySize, HistoryChannelBytes and
+	// HistoryTTL bound it). Past the cap the channel holding the most
+	// bytes loses its oldest messages until the total fits (see
+	// budget.go), and a client that missed them is told recovered=false.
 	MaxHistoryBytes int64
+	// HistoryChannelBytes caps one channel's history, counted like
+	// MaxHistoryBytes: a publish past it drops that channel's oldest
+	// messages (never another channel's), keeping at least the newest. 0
+	// means DefaultHistoryChannelBytes (4 MiB), a negative value sets no
+	// cap.
+	HistoryChannelBytes int64
 	// MaxPayload is the largest payload Publish accepts: 0 or less means
-	// DefaultMaxPayload (1 MiB).
+	// DefaultMaxPayload (256 KiB).
 	MaxPayload int
+	// MaxFrameBytes, when positive, is the largest encoded frame (the
+	// envelope or the raw frame) a message may have: a subscriber's output
+	// budget, so that every accepted message can be delivered. Publish
+	// refuses larger ones with ErrTooLarge. 0 or less: no such check.
+	MaxFrameBytes int
+	// MaxChannels caps the channels the hub knows at once: past it,
+	// publishing to or subscribing to a channel the hub does not know
+	// fails with ErrChannelLimit. 0 means DefaultMaxChannels (one
+	// million), a negative value sets no cap.
+	MaxChannels int
 	// Now tells the time, for message timestamps and history ages; nil
 	// means time.Now. Tests set it to move time by hand.
 	Now func() time.Time
@@ -59,6 +79,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MaxPayload <= 0 {
 		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.HistoryChannelBytes == 0 {
+		cfg.HistoryChannelBytes = DefaultHistoryChannelBytes
+	}
+	if cfg.MaxChannels == 0 {
+		cfg.MaxChannels = DefaultMaxChannels
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -83,13 +109,17 @@ type Hub struct {
 	budget   budget
 	evicting atomic.Bool
 
-	subscriptions atomic.Int64
-	published     atomic.Uint64
-	deliveries    atomic.Uint64
-	dropped       atomic.Uint64
-	histBytes     atomic.Int64
-	histMsgs      atomic.Int64
-	lastFanout    atomic.Int64
+	subscriptions  atomic.Int64
+	channelLimited atomic.Uint64 // publishes and subscriptions refused by MaxChannels
+	tooLarge       atomic.Uint64 // publishes refused by MaxPayload or MaxFrameBytes
+	evictedChannel atomic.Uint64 // messages trimmed by HistoryChannelBytes
+	evictedNode    atomic.Uint64 // messages evicted by MaxHistoryBytes
+	published      atomic.Uint64
+	deliveries     atomic.Uint64
+	dropped        atomic.Uint64
+	histBytes      atomic.Int64
+	histMsgs       atomic.Int64
+	lastFanout     atomic.Int64
 }
 
 // New returns a Hub configured by cfg. A Hub needs no goroutine of its
@@ -104,8 +134,10 @@ func New(cfg Config) *Hub {
 // channel's history, encodes its frames once and hands the message to each
 // event loop that has subscribers of the channel, once per loop. It copies
 // data, never blocks on subscribers, and is safe for concurrent use. It
-// fails, with an error wrapping ErrInvalidChannel or ErrTooLarge, when the
-// channel name is invalid or data is larger than Config.MaxPayload.
+// fails, with an error wrapping ErrInvalidChannel, ErrTooLarge or
+// ErrChannelLimit, when the channel name is invalid, data is larger than
+// Config.MaxPayload or its frame larger than Config.MaxFrameBytes, or the
+// channel is new and the hub already holds Config.MaxChannels.
 func (h *Hub) Publish(channel string, data []byte) (*Message, error) {
 	return h.publish(channel, data, nil)
 }
@@ -137,19 +169,19 @@ func (h *Hub) PublishAt(channel string, offset uint64, epoch string, data []byte
 // under the lock too, so each mailbox receives a channel's messages in
 // order, but the wakeups happen after it is released.
 func (h *Hub) publish(name string, data []byte, at *Position) (*Message, error) {
-	if !ValidChannel(name) {
-		return nil, fmt.Errorf("hub: publish to %.300q: %w", name, ErrInvalidChannel)
+	inline, err := h.check(name, data)
+	if err != nil {
+		return nil, err
 	}
-	if len(data) > h.cfg.MaxPayload {
-		return nil, fmt.Errorf("hub: publish %d bytes to %q (limit %d): %w", len(data), name, h.cfg.MaxPayload, ErrTooLarge)
-	}
-	inline := json.Valid(data) // outside the lock: the slowest part of encoding
 
 	var wakeBuf [16]*loopState
 	wake := wakeBuf[:0]
 	var m *Message
 	for {
-		c := h.channel(name)
+		c, err := h.channel(name)
+		if err != nil {
+			return nil, fmt.Errorf("hub: publish to %q: %w", name, err)
+		}
 		c.mu.Lock()
 		if c.gone {
 			c.mu.Unlock()
@@ -168,15 +200,18 @@ func (h *Hub) publish(name string, data []byte, at *Position) (*Message, error) 
 		m.seq = c.seq
 		h.freed(c.expire(now, h.cfg.HistoryTTL))
 		if h.cfg.HistorySize > 0 {
-			h.freed(c.store(m, h.cfg.HistorySize))
 			h.histBytes.Add(m.size)
-			stored := h.histMsgs.Add(1)
-			if h.cfg.MaxHistoryBytes > 0 {
-				h.budget.record(c, m, stored)
+			h.histMsgs.Add(1)
+			h.freed(c.store(m, h.cfg.HistorySize))
+			if limit := h.cfg.HistoryChannelBytes; limit > 0 && c.bytes > limit {
+				bytes, n := c.trimTo(limit)
+				h.evictedChannel.Add(uint64(n))
+				h.freed(bytes, n)
 			}
 		} else {
 			c.setFirst()
 		}
+		h.rebudget(c)
 		loops := *h.loops.Load()
 		for idx, n := range c.loopSubs {
 			if n > 0 && loops[idx].post(m) {
@@ -203,12 +238,13 @@ func (h *Hub) position(c *channel, at Position) error {
 	switch {
 	case at.Epoch != c.epoch:
 		h.freed(c.clear())
+		h.rebudget(c)
 		c.epoch = at.Epoch
-		c.gen.Add(1)
 	case at.Offset <= c.offset:
 		return fmt.Errorf("hub: publish to %q at %d/%q (channel at %d): %w", c.name, at.Offset, at.Epoch, c.offset, ErrStale)
 	case at.Offset > c.offset+1:
 		h.freed(c.clear())
+		h.rebudget(c)
 	}
 	c.offset = at.Offset - 1
 	return nil
@@ -219,6 +255,15 @@ func (h *Hub) freed(bytes int64, msgs int) {
 	if msgs > 0 {
 		h.histBytes.Add(-bytes)
 		h.histMsgs.Add(-int64(msgs))
+	}
+}
+
+// rebudget tells the history budget what c holds now, after a change of
+// its history. c's lock should be held.
+func (h *Hub) rebudget(c *channel) {
+	if h.cfg.MaxHistoryBytes > 0 && c.budgeted != c.bytes {
+		c.budgeted = c.bytes
+		h.budget.update(c, c.bytes)
 	}
 }
 
@@ -242,11 +287,16 @@ func (h *Hub) freed(bytes int64, msgs int) {
 // Subscribe must be called on l's goroutine. channel should be valid
 // (ValidChannel); an invalid one is subscribed to but never published to.
 // Subscribing a pair that is already subscribed changes nothing and returns
-// the position with no backlog and recovered=false.
-func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position) (pos Position, backlog []*Message, recovered bool) {
+// the position with no backlog and recovered=false. It fails, subscribing
+// nothing, with an error wrapping ErrChannelLimit when the channel is new
+// and the hub already holds Config.MaxChannels.
+func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position) (pos Position, backlog []*Message, recovered bool, err error) {
 	ls := h.loopState(l)
 	for {
-		c := h.channel(channel)
+		c, err := h.channel(channel)
+		if err != nil {
+			return Position{}, nil, false, fmt.Errorf("hub: subscribe to %q: %w", channel, err)
+		}
 		already := ls.has(c, sub)
 		c.mu.Lock()
 		if c.gone {
@@ -254,10 +304,11 @@ func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position)
 			continue
 		}
 		h.freed(c.expire(h.cfg.Now(), h.cfg.HistoryTTL))
+		h.rebudget(c)
 		pos = Position{Offset: c.offset, Epoch: c.epoch}
 		if already {
 			c.mu.Unlock()
-			return pos, nil, false
+			return pos, nil, false, nil
 		}
 		if since != nil {
 			backlog, recovered = c.recover(*since)
@@ -267,7 +318,7 @@ func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position)
 		c.mu.Unlock()
 		ls.add(c, sub, after)
 		h.subscriptions.Add(1)
-		return pos, backlog, recovered
+		return pos, backlog, recovered, nil
 	}
 }
 
@@ -293,22 +344,28 @@ func (h *Hub) Unsubscribe(l Loop, channel string, sub Subscriber) {
 	h.subscriptions.Add(-1)
 }
 
-// channel returns the channel called name, creating it when missing. The
-// result may be gone by the time the caller locks it; callers check.
-func (h *Hub) channel(name string) *channel {
+// channel returns the channel called name, creating it when missing, or
+// ErrChannelLimit when it is missing and the hub holds Config.MaxChannels
+// already (counted). The result may be gone by the time the caller locks
+// it; callers check.
+func (h *Hub) channel(name string) (*channel, error) {
 	h.mu.RLock()
 	c := h.chans[name]
 	h.mu.RUnlock()
 	if c != nil {
-		return c
+		return c, nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c = h.chans[name]; c == nil {
+		if h.cfg.MaxChannels > 0 && len(h.chans) >= h.cfg.MaxChannels {
+			h.channelLimited.Add(1)
+			return nil, fmt.Errorf("%d channels: %w", len(h.chans), ErrChannelLimit)
+		}
 		c = newChannel(name)
 		h.chans[name] = c
 	}
-	return c
+	return c, nil
 }
 
 // loopState returns l's state, creating it on l's first subscription. It

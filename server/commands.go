@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -28,16 +29,18 @@ const (
 	errUnsupported   = "not_supported"
 	errRateLimited   = "rate_limited"
 	errInternal      = "internal"
+	// errLimit refuses a command that would pass a cap (subscriptions per
+	// connection, channels per node); the connection stays.
+	errLimit = "limit"
 )
 
 // command parses and runs one client command. Commands are rare next to
 // deliveries, so encoding/json's allocations are acceptable here.
 func (a *PushApp) command(s *Session, payload []byte) {
 	a.commands.Add(1)
-	var cmd command
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&cmd); err != nil {
-		a.replyError(s, nil, errBadRequest, "command is not a JSON object: "+err.Error(), "")
+	cmd, err := parseCommand(payload)
+	if err != nil {
+		a.replyError(s, nil, errBadRequest, err.Error(), "")
 		return
 	}
 	switch cmd.Op {
@@ -62,6 +65,17 @@ func (a *PushApp) command(s *Session, payload []byte) {
 	}
 }
 
+// parseCommand decodes one client command: the first JSON value of
+// payload, which must be an object (what follows it is ignored).
+func parseCommand(payload []byte) (command, error) {
+	var cmd command
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&cmd); err != nil {
+		return command{}, fmt.Errorf("command is not a JSON object: %w", err)
+	}
+	return cmd, nil
+}
+
 // subscribe adds a subscription and sends the reply and any backlog. quiet
 // subscriptions (the personal channel) send no reply.
 func (a *PushApp) subscribe(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
@@ -74,6 +88,20 @@ func (a *PushApp) subscribe(s *Session, ch string, since *hub.Position, id json.
 		a.replyError(s, id, errForbidden, "not allowed to subscribe", ch)
 		return
 	}
+	if max := a.o.MaxSubscriptions; !own && max > 0 && s.subscriptions() >= max && a.find(s, ch) < 0 {
+		a.subLimited.Add(1)
+		a.replyError(s, id, errLimit, "too many subscriptions on this connection (limit "+strconv.Itoa(max)+")", ch)
+		return
+	}
+	if a.o.Interest != nil {
+		// What Interest spends on a channel (a broker's watch) is bounded
+		// by the hub's channel cap: admit the channel first.
+		if err := a.o.Hub.Reserve(ch); err != nil {
+			a.channelLimited.Add(1)
+			a.replyError(s, id, errLimit, "too many channels on this server", ch)
+			return
+		}
+	}
 	if !a.acquire(s, ch, since, id, quiet) {
 		return // join runs once the broker has the channel current
 	}
@@ -83,20 +111,23 @@ func (a *PushApp) subscribe(s *Session, ch string, since *hub.Position, id json.
 // join is subscribe once Interest has acquired ch. It runs on s's loop.
 func (a *PushApp) join(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
 	l := s.conn.pc.Loop()
-	for _, have := range s.channels {
-		if have == ch {
-			// Resubscribing (e.g. to recover with since): start over.
-			a.o.Hub.Unsubscribe(l, ch, s)
-			a.removeChannel(s, ch)
-			a.release(ch)
-			break
-		}
+	if a.removeChannel(s, ch) {
+		// Resubscribing (e.g. to recover with since): start over.
+		a.o.Hub.Unsubscribe(l, ch, s)
+		a.dropPager(s, ch)
+		a.release(ch)
 	}
 	// The name may point into the upgrade request's buffer; keep a copy
 	// of its own so the request can be freed.
 	ch = strings.Clone(ch)
-	pos, backlog, recovered := a.o.Hub.Subscribe(l, ch, s, since)
-	s.channels = append(s.channels, ch)
+	pos, backlog, recovered, err := a.o.Hub.Subscribe(l, ch, s, since)
+	if err != nil {
+		a.release(ch)
+		a.channelLimited.Add(1)
+		a.replyError(s, id, errLimit, "too many channels on this server", ch)
+		return
+	}
+	a.addChannel(s, ch)
 	if !quiet && !s.raw {
 		r := map[string]any{"op": "subscribed", "channel": ch, "offset": pos.Offset, "epoch": pos.Epoch}
 		if since != nil {
@@ -104,28 +135,21 @@ func (a *PushApp) join(s *Session, ch string, since *hub.Position, id json.RawMe
 		}
 		a.reply(s, id, r)
 	}
-	for _, m := range backlog {
-		s.Deliver(m)
+	if len(backlog) > 0 && s.conn.Open() {
+		a.sendBacklog(s, ch, backlog)
 	}
 }
 
+// unsubscribe ends s's subscription to ch and reports whether there was
+// one. s's loop only.
 func (a *PushApp) unsubscribe(s *Session, ch string) bool {
 	if !a.removeChannel(s, ch) {
 		return false
 	}
 	a.o.Hub.Unsubscribe(s.conn.pc.Loop(), ch, s)
+	a.dropPager(s, ch)
 	a.release(ch)
 	return true
-}
-
-func (a *PushApp) removeChannel(s *Session, ch string) bool {
-	for i, have := range s.channels {
-		if have == ch {
-			s.channels = append(s.channels[:i], s.channels[i+1:]...)
-			return true
-		}
-	}
-	return false
 }
 
 func (a *PushApp) publish(s *Session, cmd *command) {
@@ -147,14 +171,22 @@ func (a *PushApp) publish(s *Session, cmd *command) {
 	}
 	m, err := a.o.Hub.Publish(cmd.Channel, cmd.Data)
 	if err != nil {
-		code := errInternal
-		if errors.Is(err, hub.ErrTooLarge) || errors.Is(err, hub.ErrInvalidChannel) {
-			code = errBadRequest
-		}
-		a.replyError(s, cmd.ID, code, err.Error(), cmd.Channel)
+		a.replyError(s, cmd.ID, publishErrorCode(err, errInternal), err.Error(), cmd.Channel)
 		return
 	}
 	a.reply(s, cmd.ID, map[string]any{"op": "published", "channel": cmd.Channel, "offset": m.Offset})
+}
+
+// publishErrorCode is the protocol error code of a refused publish;
+// other is the code of errors that are not the client's.
+func publishErrorCode(err error, other string) string {
+	switch {
+	case errors.Is(err, hub.ErrTooLarge) || errors.Is(err, hub.ErrInvalidChannel):
+		return errBadRequest
+	case errors.Is(err, hub.ErrChannelLimit):
+		return errLimit
+	}
+	return other
 }
 
 // appMessage hands an application message to the library-mode handlers on
@@ -184,6 +216,8 @@ func (a *PushApp) reply(s *Session, id json.RawMessage, r map[string]any) {
 	if err != nil {
 		return
 	}
+	// Replies are client-caused output: past the budget the connection
+	// is closed with 1008 (not the slow-consumer policy).
 	s.conn.WriteMessage(codec.OpText, b)
 }
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/herald-push/herald/hub"
@@ -86,11 +85,7 @@ func (a *PushApp) publishVia(s *Session, cmd *command) {
 				return
 			}
 			if err != nil {
-				code := errUnavailable
-				if errors.Is(err, hub.ErrTooLarge) || errors.Is(err, hub.ErrInvalidChannel) {
-					code = errBadRequest
-				}
-				a.replyError(s, id, code, err.Error(), ch)
+				a.replyError(s, id, publishErrorCode(err, errUnavailable), err.Error(), ch)
 				return
 			}
 			a.reply(s, id, map[string]any{"op": "published", "channel": ch, "offset": pos.Offset})

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"net"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -60,7 +58,6 @@ type PushOptions struct {
 	Hub      *hub.Hub
 	Verifier *auth.Verifier
 	Origins  *auth.OriginPolicy
-	IPLimit  *auth.IPLimiter
 	Slow     SlowPolicy
 	// Path is the WebSocket endpoint (default "/ws").
 	Path     string
@@ -75,6 +72,16 @@ type PushOptions struct {
 	// Hub.Publish: a multi-node broker sequences them for every node. It
 	// may block; the app calls it on Workers, in per-connection order.
 	Publish func(channel string, data []byte) (hub.Position, error)
+	// MaxSubscriptions caps one connection's subscriptions, not counting
+	// its personal user: channel; past it a subscribe is answered with
+	// the error code "limit". 0 means DefaultMaxSubscriptions (128), a
+	// negative value sets no cap.
+	MaxSubscriptions int
+	// CommandRate is how many commands per second one connection may
+	// send, with bursts of twice as many; past it the connection is
+	// closed with 1008 "too many commands". 0 means DefaultCommandRate
+	// (50), a negative value sets no limit.
+	CommandRate float64
 }
 
 // PushApp is herald's client protocol (docs/protocol.md) on top of the
@@ -86,20 +93,33 @@ type PushApp struct {
 	srv   *Server
 	loops []pushLoop // indexed by loop index; touched only by that loop
 
+	// interval is the command bucket's nanoseconds per command and
+	// tolerance how far ahead of now its arrival time may run (burst−1
+	// intervals); interval 0: no rate limit.
+	interval, tolerance int64
+
 	dropped        atomic.Uint64
 	slowClosed     atomic.Uint64
 	kicked         atomic.Uint64
 	commands       atomic.Uint64
 	commandErrors  atomic.Uint64
 	handlerRefused atomic.Uint64
+	subLimited     atomic.Uint64
+	channelLimited atomic.Uint64
+	rateClosed     atomic.Uint64
+	paged          atomic.Uint64
 }
 
 // pushLoop is per-loop state of the push app.
 type pushLoop struct {
 	users map[string][]*Session
-	// ips holds the address each session counts against the per-IP
-	// limit; used only when that limit is on.
-	ips map[*Session]netip.Addr
+	// index maps each channel of a session with many subscriptions to its
+	// position in Session.channels, so subscribe and unsubscribe stay
+	// O(1) (see indexFrom).
+	index map[*Session]map[string]int32
+	// pagers holds the recovery backlogs waiting for room in a session's
+	// output budget (flagPaging).
+	pagers map[*Session][]*pager
 }
 
 // NewPushApp builds the push app; attach it with New(cfg, app, log) and
@@ -111,7 +131,18 @@ func NewPushApp(o PushOptions) *PushApp {
 	if o.Slow == "" {
 		o.Slow = SlowClose
 	}
-	return &PushApp{o: o}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.CommandRate == 0 {
+		o.CommandRate = DefaultCommandRate
+	}
+	a := &PushApp{o: o}
+	if o.CommandRate > 0 {
+		a.interval = max(1, int64(float64(time.Second)/o.CommandRate))
+		a.tolerance = a.interval * max(1, int64(2*o.CommandRate)-1)
+	}
+	return a
 }
 
 // Bind ties the app to the server that runs it (it needs the server's loop
@@ -126,16 +157,20 @@ func (a *PushApp) Bind(s *Server) {
 // for that loop only unless stated.
 //
 // It is kept small (64 bytes) because every connection has one: the app is
-// reached through the connection, and the address held against the per-IP
-// limit lives in the loop's table, only when that limit is on.
+// reached through the connection, and what few sessions need (an index of
+// many channels, a paged backlog) lives in the loop's tables.
 type Session struct {
 	conn     *Conn
 	claims   *auth.Claims
-	channels []string
-	raw      bool
+	channels []string // in no particular order
 	// pending holds what the upgrade request asked for until OnOpen acts
 	// on it; nil afterwards, so an idle session keeps none of it.
 	pending *pendingSubs
+	// tat is the command bucket's theoretical arrival time (see
+	// allowCommand).
+	tat   int64
+	raw   bool
+	flags uint8
 }
 
 // pendingSubs are the subscriptions requested in the upgrade URL.
@@ -152,7 +187,8 @@ func (s *Session) Subject() string { return s.claims.Subject }
 
 // Send writes data to this client as an application message
 // `{"op":"msg","data":...}`. Safe from any goroutine: the write happens on
-// the connection's loop.
+// the connection's loop, within the connection's output budget: past it
+// the slow-consumer policy applies, as for published messages.
 func (s *Session) Send(data []byte) {
 	frame := appendMsgFrame(nil, data)
 	c := s.conn
@@ -162,8 +198,8 @@ func (s *Session) Send(data []byte) {
 		}
 	}
 	_ = c.pc.Loop().Run(func() {
-		if c.Open() {
-			c.pc.Write(frame)
+		if c.Open() && c.srv.app.(*PushApp).admit(c, len(frame)) {
+			c.WritePrepared(frame)
 		}
 	})
 }
@@ -175,6 +211,17 @@ type PushStats struct {
 	Kicked        uint64 `json:"kicked"`
 	Commands      uint64 `json:"commands"`
 	CommandErrors uint64 `json:"command_errors"`
+	// SubscriptionLimited counts subscribes refused by MaxSubscriptions.
+	SubscriptionLimited uint64 `json:"subscription_limited"`
+	// ChannelLimited counts subscribes refused because the hub holds its
+	// most channels (hub.ErrChannelLimit).
+	ChannelLimited uint64 `json:"channel_limited"`
+	// CommandRateClosed counts connections closed for passing
+	// CommandRate.
+	CommandRateClosed uint64 `json:"command_rate_closed"`
+	// PagedBacklogs counts recovery backlogs that did not fit the output
+	// budget and were sent in pages.
+	PagedBacklogs uint64 `json:"paged_backlogs"`
 }
 
 // Stats returns the push app's counters.
@@ -182,6 +229,8 @@ func (a *PushApp) Stats() PushStats {
 	return PushStats{
 		Dropped: a.dropped.Load(), SlowClosed: a.slowClosed.Load(),
 		Kicked: a.kicked.Load(), Commands: a.commands.Load(), CommandErrors: a.commandErrors.Load(),
+		SubscriptionLimited: a.subLimited.Load(), ChannelLimited: a.channelLimited.Load(),
+		CommandRateClosed: a.rateClosed.Load(), PagedBacklogs: a.paged.Load(),
 	}
 }
 
@@ -211,18 +260,6 @@ func (a *PushApp) Accept(c *Conn, req *codec.Request) (string, error) {
 		return "", &codec.HandshakeError{Status: 401, Reason: err.Error()}
 	}
 	sess := &Session{conn: c, claims: claims, raw: q.first("format") == "raw"}
-	if a.o.IPLimit != nil {
-		if ap, ok := remoteIP(c.RemoteAddr()); ok {
-			if !a.o.IPLimit.Acquire(ap) {
-				return "", &codec.HandshakeError{Status: 429, Reason: "too many connections from this address"}
-			}
-			pl := &a.loops[c.li]
-			if pl.ips == nil {
-				pl.ips = map[*Session]netip.Addr{}
-			}
-			pl.ips[sess] = ap
-		}
-	}
 	var ps pendingSubs
 	ps.channels = q.all("channel")
 	for _, s := range q.all("since") {
@@ -249,15 +286,6 @@ func (a *PushApp) Accept(c *Conn, req *codec.Request) (string, error) {
 	}
 	c.App = sess
 	return "", nil
-}
-
-// remoteIP extracts the peer's IP.
-func remoteIP(a net.Addr) (netip.Addr, bool) {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, ok := netip.AddrFromSlice(ta.IP)
-		return ip.Unmap(), ok
-	}
-	return netip.Addr{}, false
 }
 
 // OnOpen subscribes the personal channel and the channels of the URL.
@@ -288,7 +316,7 @@ func (a *PushApp) OnOpen(c *Conn) {
 	}
 }
 
-// OnClose unsubscribes everything and releases the IP slot.
+// OnClose unsubscribes everything.
 func (a *PushApp) OnClose(c *Conn) {
 	sess, _ := c.App.(*Session)
 	if sess == nil {
@@ -300,6 +328,12 @@ func (a *PushApp) OnClose(c *Conn) {
 		a.release(ch)
 	}
 	sess.channels = nil
+	pl := &a.loops[c.li]
+	delete(pl.index, sess)
+	if sess.flags&flagPaging != 0 {
+		delete(pl.pagers, sess)
+		sess.flags &^= flagPaging
+	}
 	if sub := sess.claims.Subject; sub != "" {
 		pl := &a.loops[c.li]
 		list := pl.users[sub]
@@ -316,18 +350,18 @@ func (a *PushApp) OnClose(c *Conn) {
 			pl.users[sub] = list
 		}
 	}
-	if a.o.IPLimit != nil {
-		pl := &a.loops[c.li]
-		if ip, ok := pl.ips[sess]; ok {
-			delete(pl.ips, sess)
-			a.o.IPLimit.Release(ip)
-		}
-	}
 }
 
-// OnMessage runs a client command.
+// OnMessage runs a client command; a connection past CommandRate is
+// closed with 1008 instead.
 func (a *PushApp) OnMessage(c *Conn, op codec.OpCode, payload []byte) {
-	a.command(c.App.(*Session), payload)
+	s := c.App.(*Session)
+	if !a.allowCommand(s) {
+		a.rateClosed.Add(1)
+		c.Close(codec.ClosePolicyViolation, "too many commands")
+		return
+	}
+	a.command(s, payload)
 }
 
 // Deliver writes a published message to the session, applying the
@@ -338,23 +372,9 @@ func (s *Session) Deliver(m *hub.Message) {
 		return
 	}
 	frame := s.frameOf(m)
-	a := c.srv.app.(*PushApp)
-	if c.pc.Buffered()+len(frame) > a.srv.cfg.WriteBufferLimit {
-		switch a.o.Slow {
-		case SlowDrop:
-			a.dropped.Add(1)
-			return
-		case SlowClosePolicy:
-			a.slowClosed.Add(1)
-			a.srv.closeConn(c.pc, codec.ClosePolicyViolation, "slow consumer")
-			return
-		default:
-			a.slowClosed.Add(1)
-			a.srv.closeConn(c.pc, codec.CloseTryAgainLater, "slow consumer")
-			return
-		}
+	if c.srv.app.(*PushApp).admit(c, len(frame)) {
+		c.WritePrepared(frame)
 	}
-	c.WritePrepared(frame)
 }
 
 // frameOf picks the frame of m this session receives: the envelope or the
