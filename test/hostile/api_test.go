@@ -218,7 +218,7 @@ func TestDemoOffByDefault(t *testing.T) {
 		tok := token(t, auth.TokenSpec{Subject: "mallory", ExpiresAt: time.Now().Add(time.Hour), Subscribe: []string{"news"}})
 		c := n.mustDial("token=" + tok)
 		c.send(incr)
-		if m, err := c.next(10 * time.Second); err != nil || m.Op != "error" || m.Code != "not_supported" {
+		if m, err := c.next(5 * time.Second); err != nil || m.Op != "error" || m.Code != "not_supported" {
 			t.Errorf("msg without --demo: got %+v (%v), want an error not_supported", m, err)
 		}
 		if o := n.offset("demo:counter"); o != 0 {

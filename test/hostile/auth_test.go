@@ -130,8 +130,8 @@ func TestHistoryWipe(t *testing.T) {
 	}
 	victim.Close()
 
-	// The anonymous attacker: the largest pubs it can send, 280 MiB in
-	// all, until the server closes it.
+	// The anonymous attacker: the largest pubs it can send (in 512 KiB
+	// fragments), 280 MiB in all, until the server closes it.
 	a := rawDial(t, n.WS, "/ws", dialOpts{}, "")
 	replies := make(chan struct{})
 	go func() {
@@ -147,7 +147,7 @@ func TestHistoryWipe(t *testing.T) {
 	for range 70 {
 		cmd := fmt.Sprintf(`{"op":"pub","channel":"demo:flood","data":%q}`, data)
 		a.NC.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if _, err := a.NC.Write(wstest.Encode(text(cmd))); err != nil {
+		if _, err := a.NC.Write(fragments(cmd, 512<<10)); err != nil {
 			break
 		}
 		select {
@@ -168,7 +168,7 @@ func TestHistoryWipe(t *testing.T) {
 	again := n.mustDial(fmt.Sprintf("channel=orders&since=orders:0:%s", sub.Epoch))
 	m := again.expectOp("subscribed")
 	if m.Recovered == nil || !*m.Recovered {
-		t.Fatalf("victim came back recovered:%v after another channel's publishes: history wiped", m.Recovered)
+		t.Fatalf("victim came back %+v after another channel's publishes: history wiped (want recovered:true)", m)
 	}
 	if d, err := again.next(10 * time.Second); err != nil || d.Offset != 1 {
 		t.Fatalf("recovered message: %+v %v", d, err)
@@ -189,4 +189,18 @@ func TestHistoryWipe(t *testing.T) {
 		}
 	}
 	n.expectMetric(`herald_history_evictions_total{reason="channel_bytes"}`, 1)
+}
+
+// fragments encodes s as one text message in fragments of n bytes.
+func fragments(s string, n int) []byte {
+	var out []byte
+	for i := 0; i < len(s); i += n {
+		op := byte(wstest.OpCont)
+		if i == 0 {
+			op = wstest.OpText
+		}
+		end := min(i+n, len(s))
+		out = append(out, wstest.Encode(wstest.Frame{Fin: end == len(s), Op: op, Payload: []byte(s[i:end])})...)
+	}
+	return out
 }

@@ -176,6 +176,16 @@ func (n *node) peakRSS() int64 {
 	return st.PeakRSS
 }
 
+// rss is the server's resident memory now (VmRSS), in bytes.
+func (n *node) rss() int64 {
+	n.t.Helper()
+	st, err := procstat.Read(n.pid())
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return st.RSS
+}
+
 // openFiles counts the server's open file descriptors.
 func (n *node) openFiles() int {
 	n.t.Helper()
@@ -627,4 +637,6 @@ func closeFrame(c *wstest.Conn, d time.Duration) (code int, reason string, seen 
 }
 
 // text is a masked final text frame.
-func text(s string) wstest.Frame { return wstest.Frame{Fin: true, Op: wstest.OpText, Payload: []byte(s)} }
+func text(s string) wstest.Frame {
+	return wstest.Frame{Fin: true, Op: wstest.OpText, Payload: []byte(s)}
+}
