@@ -175,15 +175,54 @@ func TestOversizedPublish(t *testing.T) {
 
 // TestTimersInOneTick: the loop's scratch arena was reset at the top of
 // every timer callback while one tick ran every due timer before the
-// writes were flushed, so close frames of connections whose timers fired
+// writes were flushed, so the frames of connections whose timers fired
 // together overwrote each other (30 of 40 got a 1001 close with a ping's
-// header). 40 silent connections on one loop must each see well-formed
-// pings and one well-formed close frame: 1001 for the ping timeout, 4001
-// for tokens expiring in the same second.
+// header). Two groups of 20 silent connections on one loop are phased so
+// that one group's close (1001 ping timeout, or 4001 token expiry) falls
+// in the same tick as the other group's ping: every frame must be
+// well-formed.
 func TestTimersInOneTick(t *testing.T) {
 	t.Parallel()
-	const conns = 40
-	check := func(t *testing.T, cs []*wstest.Conn, want int) {
+	const group = 20
+	// frameOK checks one frame from the server: a ping, or the close with
+	// code want. It reports whether the frame was the close.
+	frameOK := func(t *testing.T, i int, f wstest.Frame, want int) bool {
+		switch f.Op {
+		case wstest.OpPing:
+			if !f.Fin || f.RSV != 0 || len(f.Payload) > 125 {
+				t.Errorf("conn %d: malformed ping: fin %v rsv %d % x", i, f.Fin, f.RSV, f.Payload)
+			}
+			return false
+		case wstest.OpClose:
+			if !f.Fin || f.RSV != 0 || len(f.Payload) < 2 || len(f.Payload) > 125 {
+				t.Errorf("conn %d: malformed close frame % x", i, f.Payload)
+				return true
+			}
+			code := int(binary.BigEndian.Uint16(f.Payload))
+			if code != want || !utf8.Valid(f.Payload[2:]) {
+				t.Errorf("conn %d: close %d %q, want %d", i, code, f.Payload[2:], want)
+			}
+			return true
+		}
+		t.Errorf("conn %d: unexpected frame op %#x (% x)", i, f.Op, f.Payload[:min(len(f.Payload), 16)])
+		return true
+	}
+	// firstPing waits for each connection's first frame: a well-formed ping.
+	firstPing := func(t *testing.T, cs []*wstest.Conn) {
+		for i, c := range cs {
+			f, err := c.Read(15 * time.Second)
+			if err != nil {
+				t.Fatalf("conn %d: %v before the first ping", i, err)
+			}
+			if f.Op != wstest.OpPing {
+				frameOK(t, i, f, 0)
+				t.Fatalf("conn %d: first frame op %#x, want a ping", i, f.Op)
+			}
+			frameOK(t, i, f, 0)
+		}
+	}
+	// untilClose reads each connection until its close frame.
+	untilClose := func(t *testing.T, cs []*wstest.Conn, want int) {
 		var wg sync.WaitGroup
 		for i, c := range cs {
 			wg.Add(1)
@@ -195,24 +234,7 @@ func TestTimersInOneTick(t *testing.T) {
 						t.Errorf("conn %d: %v before a close frame", i, err)
 						return
 					}
-					switch f.Op {
-					case wstest.OpPing:
-						if !f.Fin || f.RSV != 0 || len(f.Payload) > 125 {
-							t.Errorf("conn %d: malformed ping %+v", i, f)
-							return
-						}
-					case wstest.OpClose:
-						if !f.Fin || f.RSV != 0 || len(f.Payload) < 2 || len(f.Payload) > 125 {
-							t.Errorf("conn %d: malformed close frame % x", i, f.Payload)
-							return
-						}
-						code := int(binary.BigEndian.Uint16(f.Payload))
-						if code != want || !utf8.Valid(f.Payload[2:]) {
-							t.Errorf("conn %d: close %d %q, want %d", i, code, f.Payload[2:], want)
-						}
-						return
-					default:
-						t.Errorf("conn %d: unexpected frame op %#x (% x)", i, f.Op, f.Payload[:min(len(f.Payload), 16)])
+					if frameOK(t, i, f, want) {
 						return
 					}
 				}
@@ -220,24 +242,45 @@ func TestTimersInOneTick(t *testing.T) {
 		}
 		wg.Wait()
 	}
+	dialGroup := func(n *node, path string) []*wstest.Conn {
+		var cs []*wstest.Conn
+		for range group {
+			cs = append(cs, rawDial(t, n.WS, path, dialOpts{}, ""))
+		}
+		return cs
+	}
 	t.Run("ping-timeout", func(t *testing.T) {
 		t.Parallel()
 		n := start(t, "--allow-anonymous", "--loops=1", "--ping-interval=1s", "--pong-timeout=1s")
-		var cs []*wstest.Conn
-		for range conns {
-			cs = append(cs, rawDial(t, n.WS, "/ws", dialOpts{}, ""))
-		}
-		check(t, cs, 1001)
+		// Group a is pinged at +1 s and closed at +2 s; group b, dialed
+		// when a's pings arrive, is pinged in the tick a is closed.
+		a := dialGroup(n, "/ws")
+		firstPing(t, a)
+		b := dialGroup(n, "/ws")
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); untilClose(t, a, 1001) }()
+		firstPing(t, b)
+		wg.Wait()
+		untilClose(t, b, 1001)
 	})
 	t.Run("token-expiry", func(t *testing.T) {
 		t.Parallel()
-		n := start(t, "--loops=1", "--jwt-leeway=0s")
+		n := start(t, "--allow-anonymous", "--loops=1", "--jwt-leeway=0s", "--ping-interval=1s", "--pong-timeout=10s")
 		exp := time.Now().Add(3 * time.Second).Truncate(time.Second)
 		tok := token(t, auth.TokenSpec{Subject: "t", ExpiresAt: exp})
-		var cs []*wstest.Conn
-		for range conns {
-			cs = append(cs, rawDial(t, n.WS, "/ws?token="+tok, dialOpts{}, ""))
-		}
-		check(t, cs, 4001)
+		// Group a's tokens expire together at exp; group b (anonymous)
+		// is dialed one ping interval before, so its pings fall in the
+		// tick group a is closed 4001. This wait aligns the groups; no
+		// assertion depends on it.
+		a := dialGroup(n, "/ws?token="+tok)
+		firstPing(t, a)
+		time.Sleep(time.Until(exp.Add(-time.Second)))
+		b := dialGroup(n, "/ws")
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); untilClose(t, a, 4001) }()
+		firstPing(t, b)
+		wg.Wait()
 	})
 }
