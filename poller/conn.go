@@ -160,6 +160,10 @@ type connExt struct {
 	// lingerUntil (unix nanoseconds); see Close.
 	closing     bool
 	lingerUntil int64
+	// draining is set once a lingering connection's outbound bytes are
+	// all with the kernel and its write side is shut: what the peer still
+	// sends is read and dropped until its EOF or lingerUntil (epoll).
+	draining bool
 	// waiting is set while the connection is on its loop's list of those
 	// to tell when their outbound bytes have drained (gnet backend, with
 	// a WritableHandler).

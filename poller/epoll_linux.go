@@ -213,8 +213,11 @@ func (e *epollLoop) handle(ev *unix.EpollEvent) {
 		}
 	}
 	if c.lingering() {
-		if ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		switch {
+		case ev.Events&(unix.EPOLLHUP|unix.EPOLLERR) != 0:
 			e.closeConn(c, nil) // the peer is gone: nothing left to drain
+		case c.x.draining && ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP) != 0:
+			e.discard(c)
 		}
 		return
 	}
@@ -368,12 +371,80 @@ func (e *epollLoop) shut(c *Conn) {
 		if n, _ := unix.Write(int(c.fd), (*x.out)[x.head:]); n > 0 {
 			x.head += n
 		}
-		if x.head < len(*x.out) && e.l.linger(c) {
-			e.watchOut(c, true) // EPOLLOUT only, now that c is closing
+		if x.head < len(*x.out) {
+			if e.l.linger(c) {
+				// Input left unconsumed is never read now: give it back.
+				e.l.k.countIn(x, 0)
+				e.put(&x.in)
+				e.watchOut(c, true) // EPOLLOUT only, now that c is closing
+				return
+			}
+			e.finish(c)
 			return
 		}
 	}
-	e.finish(c)
+	e.release(c)
+}
+
+// release ends a closed connection once the kernel has taken every byte
+// queued for it. Closing a socket that still has unread input makes the
+// kernel answer with a reset, and a reset destroys what the peer has not
+// read yet — the close frame it should see among it. So unless the socket
+// is quiet both ways (no input waiting, nothing unacknowledged), release
+// shuts the write side (the kernel sends the rest, then FIN), keeps
+// reading and dropping what the peer still sends, and closes on the
+// peer's EOF or at the linger deadline (Loop.checkLinger).
+func (e *epollLoop) release(c *Conn) {
+	if x := c.x; x != nil {
+		e.l.k.countIn(x, 0) // unconsumed input is never read now
+		e.put(&x.in)
+	}
+	fd := int(c.fd)
+	quiet := false
+	for range 4 {
+		n, err := unix.Read(fd, e.rbuf)
+		if err == unix.EAGAIN {
+			quiet = true
+			break
+		}
+		if err != nil || n <= 0 {
+			e.closeConn(c, nil) // EOF or error: the peer is done
+			return
+		}
+	}
+	if quiet {
+		if q, err := unix.IoctlGetInt(fd, unix.SIOCOUTQ); err == nil && q == 0 {
+			e.closeConn(c, nil)
+			return
+		}
+	}
+	x := e.ext(c)
+	if !x.closing && !e.l.linger(c) {
+		e.closeConn(c, nil)
+		return
+	}
+	x.draining = true
+	if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
+		e.closeConn(c, nil)
+		return
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.fd, Pad: int32(uint32(c.id))}
+	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
+		e.closeConn(c, nil)
+	}
+}
+
+// discard reads and drops what a draining connection's peer sent (one
+// read per wakeup, like every other connection) and closes it at the
+// peer's EOF.
+func (e *epollLoop) discard(c *Conn) {
+	n, err := unix.Read(int(c.fd), e.rbuf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if err != nil || n <= 0 {
+		e.closeConn(c, nil)
+	}
 }
 
 // finish closes c for good. Inbound bytes still unread make the kernel
@@ -431,6 +502,9 @@ func (e *epollLoop) read(c *Conn) {
 	l.leave()
 	if c.fd < 0 {
 		return // closed by the flush; closeConn returned the buffers
+	}
+	if c.lingering() {
+		return // closed by the flush: what is left is never read (shut dropped it)
 	}
 	rest := in[min(max(n, 0), len(in)):]
 	if own {

@@ -132,7 +132,7 @@ func (e *epollLoop) drainOut(c *Conn) {
 		return
 	}
 	if x.closing {
-		e.finish(c)
+		e.release(c)
 		return
 	}
 	e.put(&x.out)
@@ -197,10 +197,11 @@ func (e *epollLoop) ext(c *Conn) *connExt {
 	return c.x
 }
 
-// recycle takes c's connExt back once it holds no buffer.
+// recycle takes c's connExt back once it holds no buffer and no state.
 func (e *epollLoop) recycle(c *Conn) {
 	x := c.x
-	if x == nil || x.in != nil || x.out != nil {
+	// A lingering (or draining) connection keeps its state in x.
+	if x == nil || x.in != nil || x.out != nil || x.closing || x.waiting {
 		return
 	}
 	c.x = nil

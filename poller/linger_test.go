@@ -10,8 +10,8 @@ import (
 
 // TestCloseLingers: a connection closed with far more queued than the
 // kernel takes at once keeps draining, unread, until the slow peer has it
-// all, the last bytes written before Close included; OnClose runs once,
-// after that.
+// all, the last bytes written before Close included, then sees EOF;
+// OnClose runs once, after the peer closed too.
 func TestCloseLingers(t *testing.T) {
 	t.Parallel()
 	for _, backend := range []string{BackendEpoll, BackendGnet} {
@@ -46,6 +46,10 @@ func TestCloseLingers(t *testing.T) {
 			if len(got) != len(body)+len(last) || !bytes.HasSuffix(got, last) {
 				t.Fatalf("peer got %d bytes ending %q, want %d ending %q", len(got), got[max(len(got)-10, 0):], len(body)+len(last), last)
 			}
+			// The server shut its write side and now waits for the peer's
+			// EOF (epoll) before it closes, so no reset can destroy what
+			// the peer has not read.
+			nc.Close()
 			waitFor(t, "OnClose", func() bool { return closes.Load() == 1 })
 		})
 	}
@@ -147,4 +151,45 @@ func TestInboundBuffered(t *testing.T) {
 			waitFor(t, "nothing held after the close", func() bool { return s.InboundBuffered() == 0 })
 		})
 	}
+}
+
+// TestCloseWaitsForPeer: a connection closed from OnData while the peer
+// still sends gets everything queued, then EOF, and no reset: the server
+// shuts its write side, drops what keeps arriving and closes when the peer
+// does, or at once when the socket is quiet both ways (loop ticks run
+// meanwhile). OnClose runs once.
+func TestCloseWaitsForPeer(t *testing.T) {
+	t.Parallel()
+	var closes atomic.Int32
+	s := startServer(t, Config{Backend: BackendEpoll, Loops: 1, TickInterval: 5 * time.Millisecond, CloseLinger: time.Minute},
+		&funcs{
+			data: func(c *Conn, in []byte) int {
+				if !c.Closed() {
+					c.Write([]byte("bye"))
+					c.Close()
+				}
+				return len(in)
+			},
+			close: func(*Conn, error) { closes.Add(1) },
+		})
+	nc := dial(t, s)
+	if _, err := nc.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	// More input after the close: unread, it would make close(2) reset.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 64 {
+			if _, err := nc.Write(make([]byte, 4096)); err != nil {
+				return
+			}
+		}
+	}()
+	if got := expectEOF(t, nc); string(got) != "bye" {
+		t.Fatalf("peer got %q before EOF, want %q", got, "bye")
+	}
+	<-done
+	nc.Close()
+	waitFor(t, "OnClose", func() bool { return closes.Load() == 1 })
 }

@@ -124,7 +124,11 @@ func (l *Loop) checkLinger(now time.Time) {
 	for _, c := range l.lingering {
 		switch {
 		case c.fd < 0:
-		case l.drv.outbound(c) == 0 || now.UnixNano() >= c.x.lingerUntil:
+		case now.UnixNano() >= c.x.lingerUntil:
+			l.drv.finish(c)
+		case c.x.draining:
+			keep = append(keep, c) // waiting for the peer's EOF
+		case l.drv.outbound(c) == 0:
 			l.drv.finish(c)
 		default:
 			keep = append(keep, c)

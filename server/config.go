@@ -84,7 +84,8 @@ type Config struct {
 	// (deliveries, history backlog, pongs, replies). Output the client
 	// caused past it closes the connection with 1008 "output budget
 	// exceeded"; deliveries past it follow the slow-consumer policy. A
-	// close frame is always let through. 0 means 1 MiB.
+	// close frame is always let through. 0 means 1 MiB; in echo mode it is
+	// at least one largest message's frame (MaxMessageSize + 14 bytes).
 	WriteBufferLimit int `json:"write_buffer_limit"`
 	// CloseLinger is how long a closed connection may keep sending what
 	// was queued before its close (the close frame last) to a peer that
@@ -194,6 +195,11 @@ func (c Config) withDefaults(echo bool) Config {
 	setDefault(&c.MaxHandshakes, DefaultMaxHandshakes)
 	setDefault(&c.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
 	setDefault(&c.WriteBufferLimit, DefaultWriteBufferLimit)
+	if echo {
+		// An echo server's output is its input: one largest message must
+		// fit the budget, or the echo would close what it accepted.
+		c.WriteBufferLimit = max(c.WriteBufferLimit, int(c.MaxMessageSize)+maxFrameHeader)
+	}
 	setDefault(&c.CloseLinger, Duration(DefaultCloseLinger))
 	setDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	if c.PingInterval > 0 {
@@ -201,6 +207,11 @@ func (c Config) withDefaults(echo bool) Config {
 	}
 	return c
 }
+
+// maxFrameHeader is the longest WebSocket frame header a server sends
+// (2 + 8 bytes of length; server frames are unmasked) plus room for a
+// mask, should a client role ever share the budget.
+const maxFrameHeader = 14
 
 // setDefault sets *v to def when it is zero.
 func setDefault[T comparable](v *T, def T) {

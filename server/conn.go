@@ -51,6 +51,9 @@ const (
 	// flagPartial: a message is incomplete since the time recorded in the
 	// loop's partial table.
 	flagPartial
+	// flagDecoding: OnData is decoding; a message handed to the App may
+	// point into the reassembly buffer, which must outlive the call.
+	flagDecoding
 )
 
 // connection states
@@ -200,6 +203,9 @@ func (s *Server) closeConn(pc *poller.Conn, code uint16, reason string) {
 		buf := c.Scratch(codec.FrameHeaderLen(125, false) + 125)
 		pc.Write(codec.AppendClose(buf, code, reason))
 		c.state = stateClosing
+		if c.flags&flagDecoding == 0 {
+			s.dropReassembly(c) // else OnData drops it once decoding ends
+		}
 	}
 	pc.Close()
 }
@@ -332,16 +338,48 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 		s.armTimer(c)
 	}
 	held := c.dec.Buffered()
+	c.flags |= flagDecoding
 	n := s.decode(c, in)
+	c.flags &^= flagDecoding
 	consumed, in = consumed+n, in[n:]
-	// Every change to the reassembly buffer happens here, so OnClose
-	// takes back exactly what was counted.
-	s.inbound.Add(int64(c.dec.Buffered() - held))
 	if c.state != stateOpen {
+		s.dropReassembly(c)
 		return consumed + len(in)
 	}
+	s.countReassembly(c)
 	s.boundInput(c, len(in), c.dec.Buffered() > held)
 	return consumed
+}
+
+// countReassembly brings Server.inbound up to date with what c's decoder
+// holds for an unfinished message.
+func (s *Server) countReassembly(c *Conn) {
+	ls := &s.loops[c.li]
+	now := int64(c.dec.Buffered())
+	was := ls.reassembly[c]
+	if now == was {
+		return
+	}
+	s.inbound.Add(now - was)
+	if now == 0 {
+		delete(ls.reassembly, c)
+		return
+	}
+	if ls.reassembly == nil {
+		ls.reassembly = map[*Conn]int64{}
+	}
+	ls.reassembly[c] = now
+}
+
+// dropReassembly frees c's unfinished message, if any, and uncounts it:
+// once a connection is closing, nothing it sent will be read again.
+func (s *Server) dropReassembly(c *Conn) {
+	ls := &s.loops[c.li]
+	if was, ok := ls.reassembly[c]; ok {
+		s.inbound.Add(-was)
+		delete(ls.reassembly, c)
+	}
+	c.dec.Reset()
 }
 
 // decode runs the frame decoder over in while the connection is open and
@@ -592,8 +630,7 @@ func (h *handler) OnClose(pc *poller.Conn, err error) {
 	}
 	s.releaseAll(c)
 	s.endPartial(c)
-	s.inbound.Add(-int64(c.dec.Buffered()))
-	c.dec.Reset()
+	s.dropReassembly(c)
 	c.state = stateClosing
 	if m := s.loops[c.li].tlsPeers; m != nil {
 		delete(m, c)

@@ -88,6 +88,10 @@ type loopState struct {
 	// partial holds when each incomplete message began, unix nanoseconds
 	// (flagPartial).
 	partial map[*Conn]int64
+	// reassembly holds, for each connection whose decoder holds fragments
+	// of an unfinished message, how many bytes of them Server.inbound
+	// counts.
+	reassembly map[*Conn]int64
 }
 
 // loopCounters are one loop's message counters. Only the loop writes

@@ -196,6 +196,10 @@ func (p *Proc) Stop(t testing.TB) {
 	}()
 	select {
 	case <-p.done:
+		// It exited before the test ended: show why when the test failed.
+		if t.Failed() {
+			t.Logf("%s exited early (%v); its output ends:\n%s", p.Cmd.Path, p.waitErr, tail(p.Log.String(), 8<<10))
+		}
 		return
 	default:
 	}
@@ -206,6 +210,9 @@ func (p *Proc) Stop(t testing.TB) {
 		t.Logf("process %d needed SIGKILL", p.Cmd.Process.Pid)
 	}
 }
+
+// tail is the last n bytes of s.
+func tail(s string, n int) string { return s[max(len(s)-n, 0):] }
 
 // RSS returns the process's resident set size in bytes (Linux).
 func (p *Proc) RSS() (int64, error) {
