@@ -2,11 +2,8 @@
 GO        ?= go
 BIN       := bin
 PKGS      := ./...
-# Packages whose tests exercise goroutines and event loops; they also run under -race.
-RACE_PKGS := $(foreach d,pool poller hub server broker loadgen tlsbridge demo,$(if $(wildcard $(d)),./$(d)/...))
-# End-to-end tests run once more against a herald binary built with -race
-# (the server is another process: its races show only in its own build).
-RACE_E2E  := TestPublishReachesEverySubscriber|TestUserChannel|TestRecovery|TestConcurrentPublishNoLossNoDup|TestDrain|TestTokens|TestPingTimeout|TestFanOutAcrossNodes|TestNodeDeath|TestPushCompressOnce|TestCompressionFailures
+# staticcheck runs from the module proxy at this version (nothing to install).
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 30s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
@@ -28,16 +25,20 @@ run: build
 test-deps:
 	bash scripts/test-deps.sh
 
-## test: every test, the way CI runs them.
+## test: every test, the way CI runs them: every package under the race
+## detector in shuffled order; the end-to-end suites once more against a
+## herald binary built with -race (the server is another process: its races
+## show only in its own build); the gnet backend (the default off Linux)
+## through the poller, conformance and end-to-end suites.
 test: test-deps lint cross build
-	$(GO) test -count=1 -timeout 20m $(PKGS)
-	$(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
-	HERALD_TEST_RACE=1 $(GO) test -count=1 -timeout 20m -run '$(RACE_E2E)' ./test/e2e/ ./test/cluster/ ./test/compression/
-	# The gnet backend (the default off Linux) passes the same poller and conformance suites.
+	$(GO) test -count=1 -race -shuffle=on -timeout 20m $(PKGS)
+	HERALD_TEST_RACE=1 $(GO) test -count=1 -timeout 20m ./test/e2e/ ./test/cluster/ ./test/compression/
 	HERALD_POLLER_BACKEND=gnet $(GO) test -count=1 -timeout 20m ./poller/ ./test/conformance/ ./test/e2e/
 
 lint: vet fmt-check
 	cd bench && $(GO) vet ./...
+	$(GO) run $(STATICCHECK) $(PKGS)
+	cd bench && $(GO) run $(STATICCHECK) ./...
 
 vet:
 	$(GO) vet $(PKGS)

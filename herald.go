@@ -21,7 +21,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -190,7 +189,6 @@ type Node struct {
 	apiAddr  net.Addr
 	apiStats api.Stats
 	apiReady chan struct{}
-	runOnce  sync.Once
 }
 
 // New assembles a node; Run starts it.

@@ -61,23 +61,3 @@ func (r *ring[T]) pop() T {
 
 // reset empties the queue and releases its storage.
 func (r *ring[T]) reset() { *r = ring[T]{} }
-
-// filter keeps, in order, the elements for which keep returns true and
-// returns how many were removed.
-func (r *ring[T]) filter(keep func(T) bool) int {
-	var zero T
-	kept := 0
-	for i := 0; i < r.n; i++ {
-		v := r.at(i)
-		if keep(v) {
-			r.buf[(r.head+kept)%len(r.buf)] = v
-			kept++
-		}
-	}
-	for i := kept; i < r.n; i++ {
-		r.buf[(r.head+i)%len(r.buf)] = zero
-	}
-	removed := r.n - kept
-	r.n = kept
-	return removed
-}

@@ -86,9 +86,9 @@ func TestClientEcho(t *testing.T) {
 			conns := make([]*Conn, n)
 			for i := range conns {
 				if tc.enroll {
-					nc, err := net.Dial("tcp", s.Addr().String())
-					if err != nil {
-						t.Fatal(err)
+					nc, derr := net.Dial("tcp", s.Addr().String())
+					if derr != nil {
+						t.Fatal(derr)
 					}
 					conns[i], err = cl.Enroll(nc)
 				} else {

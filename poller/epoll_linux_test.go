@@ -200,8 +200,11 @@ func TestEpollOutboundGrowth(t *testing.T) {
 	if buffered < writes*chunk/2 {
 		t.Fatalf("only %d bytes buffered: the kernel took too much for the test to mean anything", buffered)
 	}
-	if grows > 16 {
-		t.Errorf("outbound buffer grew %d times for %d writes, want at most 16 (geometric)", grows, writes)
+	// Growing to the exact size re-copies on every write (about one grow
+	// per write); doubling needs about log2(1 MiB / 512 B) = 11, a few
+	// more when the kernel happens to drain the buffer between writes.
+	if grows > 64 {
+		t.Errorf("outbound buffer grew %d times for %d writes, want O(log n) (geometric)", grows, writes)
 	}
 	got := readN(t, nc, writes*chunk)
 	for i := range writes {

@@ -16,7 +16,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -66,7 +65,6 @@ type Server struct {
 	inbound atomic.Int64
 	// refusalLog and errorLog rate-limit the logs a client can trigger.
 	refusalLog, errorLog logLimit
-	nextID               atomic.Uint64
 	stats                Stats
 
 	shutdownOnce sync.Once
@@ -543,5 +541,3 @@ func (s *Server) logRefusal(c *Conn, status int, reason string) {
 	s.log.Info("upgrade refused", "conn", c.ID(), "remote", c.RemoteAddr(), "status", status, "reason", reason, "suppressed", left)
 }
 
-// errNotRunning is returned by operations on a stopped server.
-var errNotRunning = errors.New("server is not running")

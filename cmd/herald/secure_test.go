@@ -132,8 +132,8 @@ func TestPrintConfigHidesSecrets(t *testing.T) {
 
 // serve runs `herald serve ARGS` with a context that is already cancelled:
 // a configuration herald accepts starts and stops at once, one it refuses
-// returns its error. It returns the error and the log.
-func serve(t *testing.T, args ...string) (error, string) {
+// returns its error. It returns the log and the error.
+func serve(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	cmd := newServeCmd()
 	var log bytes.Buffer
@@ -144,7 +144,7 @@ func serve(t *testing.T, args ...string) (error, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := cmd.ExecuteContext(ctx)
-	return err, log.String()
+	return log.String(), err
 }
 
 // TestRefuseToStart: a non-loopback API needs a key or --api-insecure, and
@@ -167,7 +167,7 @@ func TestRefuseToStart(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err, log := serve(t, tc.args...)
+			log, err := serve(t, tc.args...)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("refused: %v\n%s", err, log)
@@ -177,7 +177,7 @@ func TestRefuseToStart(t *testing.T) {
 		})
 	}
 	t.Run("insecure warns", func(t *testing.T) {
-		_, log := serve(t, "--api-listen", "0.0.0.0:0", "--api-insecure")
+		log, _ := serve(t, "--api-listen", "0.0.0.0:0", "--api-insecure")
 		if !strings.Contains(log, "without a key") {
 			t.Fatalf("no warning for an open API listener:\n%s", log)
 		}
@@ -189,7 +189,7 @@ func TestRefuseToStart(t *testing.T) {
 // environment, no warning.
 func TestSecretFlagWarning(t *testing.T) {
 	const jwt = "flag-secret-0123456789abcdef012345"
-	err, log := serve(t, "--api-listen", "127.0.0.1:0", "--api-key", "flag-key", "--jwt-secret", jwt)
+	log, err := serve(t, "--api-listen", "127.0.0.1:0", "--api-key", "flag-key", "--jwt-secret", jwt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestSecretFlagWarning(t *testing.T) {
 		t.Errorf("the log shows a secret:\n%s", log)
 	}
 	t.Setenv("HERALD_JWT_SECRET", jwt)
-	_, log = serve(t, "--api-listen", "127.0.0.1:0", "--api-key-file", writeTemp(t, "k", "k3y"))
+	log, _ = serve(t, "--api-listen", "127.0.0.1:0", "--api-key-file", writeTemp(t, "k", "k3y"))
 	if strings.Contains(log, "command-line flag") {
 		t.Errorf("warning without a secret flag:\n%s", log)
 	}

@@ -92,7 +92,6 @@ type Proc struct {
 	// Extra holds more addresses the caller asked for (API listener...).
 	Extra map[string]string
 
-	waitOnce sync.Once
 	waitErr  error
 	done     chan struct{}
 }

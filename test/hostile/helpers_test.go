@@ -438,28 +438,6 @@ func (c *client) send(v any) {
 	}
 }
 
-// closeCode reads until the connection ends and returns the close code
-// (1006 when it ended without a close frame).
-func (c *client) closeCode(d time.Duration) (int, string) {
-	deadline := time.Now().Add(d)
-	for {
-		c.SetReadDeadline(deadline)
-		_, _, err := c.ReadMessage()
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) {
-			return ce.Code, ce.Text
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return 0, "not closed"
-		}
-		return 1006, err.Error()
-	}
-}
-
 // watcher is a well-behaved subscriber counting the messages of one
 // channel in a goroutine.
 type watcher struct {
