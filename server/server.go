@@ -540,4 +540,3 @@ func (s *Server) logRefusal(c *Conn, status int, reason string) {
 	}
 	s.log.Info("upgrade refused", "conn", c.ID(), "remote", c.RemoteAddr(), "status", status, "reason", reason, "suppressed", left)
 }
-

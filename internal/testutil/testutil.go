@@ -92,8 +92,8 @@ type Proc struct {
 	// Extra holds more addresses the caller asked for (API listener...).
 	Extra map[string]string
 
-	waitErr  error
-	done     chan struct{}
+	waitErr error
+	done    chan struct{}
 }
 
 // SyncBuffer is a bytes.Buffer safe for one writer and many readers.
