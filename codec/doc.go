@@ -18,8 +18,10 @@
 //
 // Decoding, encoding and masking allocate nothing per frame in steady
 // state; the tests assert it with testing.AllocsPerRun. permessage-deflate
-// is negotiated by the caller from Request.Extensions (gobwas/ws/wsflate);
-// this package reports and sets RSV1 but does not inflate or deflate.
+// (RFC 7692, always without context takeover) is negotiated with
+// NegotiateDeflate from Request.Extensions; Deflate compresses frames and
+// inflates messages with a cap on the inflated size (DeflateConfig.MaxInflated),
+// borrowing pooled flate state for one message at a time.
 //
 // Functions are safe for concurrent use; a Decoder belongs to one
 // connection's goroutine.

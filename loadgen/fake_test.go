@@ -50,12 +50,18 @@ type fakeConn struct {
 	ws *websocket.Conn
 }
 
-// write sends p, and cuts off a client that has not taken it within a
-// short deadline (a slow consumer).
+// fakeWriteTimeout is how long one write may wait for a client before the
+// fake server cuts it off as a slow consumer. A client that stopped
+// reading always reaches it; one that reads must not, however busy the
+// machine: it is far longer than any stall of a reading client.
+const fakeWriteTimeout = 2 * time.Second
+
+// write sends p, and cuts off a client that has not taken it within
+// fakeWriteTimeout (a slow consumer).
 func (c *fakeConn) write(p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	_ = c.ws.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
 	if err := c.ws.WriteMessage(websocket.TextMessage, p); err != nil {
 		_ = c.ws.Close()
 	}
@@ -122,12 +128,19 @@ func (s *fakeServer) broadcast(body []byte) {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	// One writer per connection, so that the slow consumers' waits for
+	// fakeWriteTimeout overlap instead of adding up; the publisher still
+	// waits for every write (back-pressure, as from a real server).
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		c.write(body)
-		if s.policy.dup == seq+1 {
+		wg.Go(func() {
 			c.write(body)
-		}
+			if s.policy.dup == seq+1 {
+				c.write(body)
+			}
+		})
 	}
+	wg.Wait()
 }
 
 func (s *fakeServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") + "/ws" }

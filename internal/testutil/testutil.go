@@ -7,6 +7,7 @@ package testutil
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -72,15 +73,41 @@ var (
 	binaries = map[string]string{}
 )
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a loopback port that was free a moment ago. It picks
+// one outside the kernel's ephemeral range (ip_local_port_range) when the
+// range leaves room, so that the many client sockets a test opens cannot
+// take it as their source port before the server binds it; otherwise it
+// asks the kernel for any free port.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	if lo, _ := ephemeralRange(); lo > 12000 {
+		for range 64 {
+			port := 10000 + rand.IntN(lo-11000)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				l.Close()
+				return port
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("free port: %v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ephemeralRange reads the kernel's range of source ports (Linux); 0, 0
+// where it is unknown.
+func ephemeralRange() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return 0, 0
+	}
+	return lo, hi
 }
 
 // Proc is a running herald process.
