@@ -2,6 +2,10 @@
 GO        ?= go
 BIN       := bin
 PKGS      := ./...
+# TESTMOD is the test module (its own go.mod, so the root one holds only
+# what the server links): the suites against the binary, the interop and
+# browser tests, the NATS broker's tests on an embedded NATS server.
+TESTMOD   := test
 # staticcheck runs from the module proxy at this version (nothing to install).
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 30s
@@ -25,23 +29,28 @@ run: build
 test-deps:
 	bash scripts/test-deps.sh
 
-## test: every test, the way CI runs them: every package under the race
-## detector in shuffled order; the end-to-end suites once more against a
-## herald binary built with -race (the server is another process: its races
-## show only in its own build); the gnet backend (the default off Linux)
-## through the poller, conformance and end-to-end suites.
+## test: every test, the way CI runs them: every package of both modules
+## (root, then test/) under the race detector in shuffled order; the
+## end-to-end suites once more against a herald binary built with -race
+## (the server is another process: its races show only in its own build);
+## the gnet backend (the default off Linux) through the poller, conformance
+## and end-to-end suites.
 test: test-deps lint cross build
 	$(GO) test -count=1 -race -shuffle=on -timeout 20m $(PKGS)
-	HERALD_TEST_RACE=1 $(GO) test -count=1 -timeout 20m ./test/e2e/ ./test/cluster/ ./test/compression/
-	HERALD_POLLER_BACKEND=gnet $(GO) test -count=1 -timeout 20m ./poller/ ./test/conformance/ ./test/e2e/
+	cd $(TESTMOD) && $(GO) test -count=1 -race -shuffle=on -timeout 20m ./...
+	cd $(TESTMOD) && HERALD_TEST_RACE=1 $(GO) test -count=1 -timeout 20m ./e2e/ ./cluster/ ./compression/
+	HERALD_POLLER_BACKEND=gnet $(GO) test -count=1 -timeout 20m ./poller/
+	cd $(TESTMOD) && HERALD_POLLER_BACKEND=gnet $(GO) test -count=1 -timeout 20m ./conformance/ ./e2e/
 
 lint: vet fmt-check
 	cd bench && $(GO) vet ./...
 	$(GO) run $(STATICCHECK) $(PKGS)
+	cd $(TESTMOD) && $(GO) run $(STATICCHECK) ./...
 	cd bench && $(GO) run $(STATICCHECK) ./...
 
 vet:
 	$(GO) vet $(PKGS)
+	cd $(TESTMOD) && $(GO) vet ./...
 
 fmt-check:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/herald-push/herald"
+	"github.com/herald-push/herald/internal/wstest"
 )
 
 func TestCounterApply(t *testing.T) {
@@ -130,32 +129,49 @@ type frame struct {
 
 // dial connects a client subscribed to the counter and waits for the
 // subscription.
-func dial(t *testing.T, n *herald.Node) *websocket.Conn {
+func dial(t *testing.T, n *herald.Node) *wstest.Conn {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+n.Addr().String()+"/ws?channel="+CounterChannel, nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := wstest.Dial(t, n.Addr().String(), wstest.Options{Path: "/ws?channel=" + CounterChannel})
 	if f := read(t, c); f.Op != "subscribed" {
 		t.Fatalf("first frame %+v, want subscribed", f)
 	}
 	return c
 }
 
-func read(t *testing.T, c *websocket.Conn) frame {
+// read returns the next text message, answering pings on the way.
+func read(t *testing.T, c *wstest.Conn) frame {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var f frame
-	if err := c.ReadJSON(&f); err != nil {
-		t.Fatalf("read: %v", err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m, err := c.Read(time.Until(deadline))
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		switch {
+		case m.Op == wstest.OpPing:
+			c.Send(wstest.Frame{Fin: true, Op: wstest.OpPong, Payload: m.Payload})
+			continue
+		case m.Op != wstest.OpText || !m.Fin:
+			t.Fatalf("read: frame op %d fin %v, want a whole text message", m.Op, m.Fin)
+		}
+		var f frame
+		if err := json.Unmarshal(m.Payload, &f); err != nil {
+			t.Fatalf("read: %v in %q", err, m.Payload)
+		}
+		return f
 	}
-	return f
 }
 
-func send(t *testing.T, c *websocket.Conn, action string) {
+// msg is the frame carrying action to the counter.
+func msg(action string) []byte {
+	b, _ := json.Marshal(map[string]any{"op": "msg", "data": map[string]string{"action": action}})
+	return wstest.Encode(wstest.Frame{Fin: true, Op: wstest.OpText, Payload: b})
+}
+
+func send(t *testing.T, c *wstest.Conn, action string) {
 	t.Helper()
-	if err := c.WriteJSON(map[string]any{"op": "msg", "data": map[string]string{"action": action}}); err != nil {
+	c.NC.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.NC.Write(msg(action)); err != nil {
 		t.Fatalf("send %s: %v", action, err)
 	}
 }
@@ -166,7 +182,7 @@ func TestCounterOverWebSocket(t *testing.T) {
 
 	steps := []struct {
 		name string
-		from *websocket.Conn
+		from *wstest.Conn
 		act  string
 		// wantPub is the value both clients get published; wantReply the
 		// value or error only the sender gets.
@@ -183,7 +199,7 @@ func TestCounterOverWebSocket(t *testing.T) {
 	for _, s := range steps {
 		send(t, s.from, s.act)
 		if s.wantPub != "" {
-			for i, c := range []*websocket.Conn{a, b} {
+			for i, c := range []*wstest.Conn{a, b} {
 				f := read(t, c)
 				if f.Channel != CounterChannel || string(f.Data) != s.wantPub {
 					t.Fatalf("%s: client %d got %+v (%s), want %s on %s", s.name, i, f, f.Data, s.wantPub, CounterChannel)
@@ -212,7 +228,7 @@ func TestCounterConcurrentClients(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range clicks {
-				if err := c.WriteJSON(map[string]any{"op": "msg", "data": map[string]string{"action": "incr"}}); err != nil {
+				if _, err := c.NC.Write(msg("incr")); err != nil {
 					t.Errorf("send: %v", err)
 					return
 				}

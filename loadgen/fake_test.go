@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 // TestMain lets the test binary serve as a loadgen worker process, so the
@@ -47,7 +49,7 @@ type fakeServer struct {
 
 type fakeConn struct {
 	mu sync.Mutex // serialises writes
-	ws *websocket.Conn
+	nc net.Conn
 }
 
 // fakeWriteTimeout is how long one write may wait for a client before the
@@ -61,37 +63,59 @@ const fakeWriteTimeout = 2 * time.Second
 func (c *fakeConn) write(p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
-	if err := c.ws.WriteMessage(websocket.TextMessage, p); err != nil {
-		_ = c.ws.Close()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
+	if err := wsutil.WriteServerMessage(c.nc, ws.OpText, p); err != nil {
+		_ = c.nc.Close()
 	}
+}
+
+// Write sends the answers to control frames (pong, close), between whole
+// messages.
+func (c *fakeConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(fakeWriteTimeout))
+	return c.nc.Write(p)
 }
 
 func newFakeServer(t *testing.T, policy fakePolicy) *fakeServer {
 	t.Helper()
 	s := &fakeServer{policy: policy, conns: map[*fakeConn]struct{}{}}
-	up := websocket.Upgrader{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 		// Registering under the lock taken for the upgrade means that a
 		// publish that begins after the client has its 101 reaches it.
 		s.mu.Lock()
-		ws, err := up.Upgrade(w, r, nil)
+		nc, rw, _, err := ws.UpgradeHTTP(r, w)
 		if err != nil {
 			s.mu.Unlock()
 			return
 		}
-		c := &fakeConn{ws: ws}
+		c := &fakeConn{nc: nc}
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
-			_ = ws.Close()
+			_ = nc.Close()
 		}()
+		// Reads go through rw.Reader, which may hold what the client sent
+		// right after its handshake.
+		control := wsutil.ControlFrameHandler(c, ws.StateServerSide)
+		rd := &wsutil.Reader{Source: rw.Reader, State: ws.StateServerSide, OnIntermediate: control}
 		for {
-			_, p, err := ws.ReadMessage()
+			h, err := rd.NextFrame()
+			if err != nil {
+				return
+			}
+			if h.OpCode.IsControl() {
+				if err := control(h, rd); err != nil {
+					return
+				}
+				continue
+			}
+			p, err := io.ReadAll(rd)
 			if err != nil {
 				return
 			}

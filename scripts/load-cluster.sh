@@ -26,7 +26,8 @@ MIN_AVAIL_MB=${MIN_AVAIL_MB:-1500} # stop adding load below this much MemAvailab
 NODES=${NODES:-$(( (CONNS + PER_NODE - 1) / PER_NODE ))}
 OUT=${OUT:-$(mktemp -d -t herald-load-cluster.XXXXXX)}
 BIN=${BIN:-bin}
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$BIN"
+BIN=$(cd "$BIN" && pwd)
 OUT=$(cd "$OUT" && pwd)
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" | tee -a "$OUT/run.log" >&2; }
@@ -34,7 +35,7 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" | tee -a "$OUT/run.log" >&2; }
 # Binaries (the same ones `make build` makes) and the NATS helper.
 go build -o "$BIN/herald" ./cmd/herald
 go build -o "$BIN/loadgen" ./cmd/loadgen
-go build -o "$BIN/natsd" ./scripts/natsd
+(cd test && go build -o "$BIN/natsd" ./cmd/natsd) # the test module: nats-server stays out of the root one
 
 # Kernel settings that matter for many loopback sockets (root only); the
 # previous values are put back when the run ends.

@@ -14,13 +14,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	clientjs "github.com/herald-push/herald/client/js"
-	"github.com/herald-push/herald/internal/testutil"
+	"github.com/herald-push/herald/test/internal/chromium"
 )
 
-// newBrowser starts headless Chromium (see testutil.Browser).
+// newBrowser starts headless Chromium (see chromium.Start).
 func newBrowser(t *testing.T, timeout time.Duration, addrs ...string) context.Context {
 	t.Helper()
-	return testutil.Browser(t, timeout, addrs...)
+	return chromium.Start(t, timeout, addrs...)
 }
 
 // newTab opens another tab in the browser of ctx.

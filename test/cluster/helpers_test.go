@@ -18,7 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"github.com/herald-push/herald/internal/natstest"
+	"github.com/herald-push/herald/test/internal/natstest"
 	"github.com/herald-push/herald/internal/testutil"
 )
 

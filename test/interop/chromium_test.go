@@ -10,13 +10,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/herald-push/herald/internal/testutil"
+	"github.com/herald-push/herald/test/internal/chromium"
 )
 
-// newBrowser starts headless Chromium (see testutil.Browser).
+// newBrowser starts headless Chromium (see chromium.Start).
 func newBrowser(t *testing.T, addrs ...string) context.Context {
 	t.Helper()
-	return testutil.Browser(t, 60*time.Second, addrs...)
+	return chromium.Start(t, 60*time.Second, addrs...)
 }
 
 // echoPage exercises the browser's native WebSocket: text and binary of

@@ -25,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/herald-push/herald/internal/testutil"
+	"github.com/herald-push/herald/test/internal/chromium"
 )
 
 // server is a herald process with a TLS listener.
@@ -235,7 +236,7 @@ ws.onerror = () => { out.textContent = 'error'; };
 	}
 	go pageSrv.Serve(ln)
 	t.Cleanup(func() { pageSrv.Close() })
-	ctx := testutil.Browser(t, 60*time.Second, srv.tlsAddr, ln.Addr().String())
+	ctx := chromium.Start(t, 60*time.Second, srv.tlsAddr, ln.Addr().String())
 	if err := chromedpNavigate(ctx, "http://"+ln.Addr().String()+"/"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
 // Command natsd runs a NATS server with JetStream from the nats-server Go
 // module, for scripts/load-cluster.sh on machines without a nats-server
-// binary. It is a development tool: production deployments run the
-// official nats-server.
+// binary. It is a development tool in the test module (so nats-server
+// stays out of the root module): production deployments run the official
+// nats-server.
 //
-//	go run ./scripts/natsd -port 4222 -store /var/tmp/herald-nats
+//	cd test && go run ./cmd/natsd -port 4222 -store /var/tmp/herald-nats
 package main
 
 import (

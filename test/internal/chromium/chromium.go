@@ -1,4 +1,7 @@
-package testutil
+// Package chromium starts headless Chromium for the browser suites,
+// through chromedp. Only the test module imports it, which keeps chromedp
+// out of the root module.
+package chromium
 
 import (
 	"context"
@@ -11,24 +14,24 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// ChromiumPath is where Debian's chromium package (installed by `make
+// Path is where Debian's chromium package (installed by `make
 // test-deps`) puts the browser.
-const ChromiumPath = "/usr/bin/chromium"
+const Path = "/usr/bin/chromium"
 
-// Browser starts headless Chromium and returns a context for its first tab;
+// Start starts headless Chromium and returns a context for its first tab;
 // the test fails with the fix when Chromium is missing. The browser session
 // is bounded by timeout and ends with the test. addrs are the host:port
 // pairs the pages will use: Chromium refuses some ports as unsafe (6000,
 // 6665, ...) unless told otherwise, and random test ports may be among
 // them. Certificate errors are ignored so pages can use the tests'
 // self-signed certificates.
-func Browser(t testing.TB, timeout time.Duration, addrs ...string) context.Context {
+func Start(t testing.TB, timeout time.Duration, addrs ...string) context.Context {
 	t.Helper()
-	if _, err := os.Stat(ChromiumPath); err != nil {
+	if _, err := os.Stat(Path); err != nil {
 		t.Fatal("chromium is not installed: run `make test-deps` (apt-get install chromium)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(ChromiumPath), chromedp.NoSandbox, chromedp.Headless,
+		chromedp.ExecPath(Path), chromedp.NoSandbox, chromedp.Headless,
 		// The machine may have no route out: keep Chromium from trying.
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),

@@ -1,6 +1,6 @@
 // Package natstest runs an embedded NATS server with JetStream for tests,
-// from the nats-server Go module, so no daemon is needed. Only test code
-// imports it, which keeps nats-server out of the herald binary.
+// from the nats-server Go module, so no daemon is needed. It lives in the
+// test module, which keeps nats-server out of the root module.
 package natstest
 
 import (
