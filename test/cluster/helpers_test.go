@@ -18,8 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
-	"github.com/herald-push/herald/test/internal/natstest"
 	"github.com/herald-push/herald/internal/testutil"
+	"github.com/herald-push/herald/test/internal/natstest"
 )
 
 // startNATS runs an embedded NATS server (see natstest.Start).
