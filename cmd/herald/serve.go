@@ -165,9 +165,14 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer, secretFlags
 	if _, set := os.LookupEnv("GOGC"); !set && o.GCPercent > 0 {
 		debug.SetGCPercent(o.GCPercent)
 	}
-	node, err := herald.New(o.Config, append(nodeOptions(o.Config), herald.WithLogger(log))...)
+	cfg, demo := withHooks(o.Config)
+	cfg.Logger = log
+	node, err := herald.New(cfg)
 	if err != nil {
 		return err
+	}
+	if demo != nil {
+		demo.Attach(node)
 	}
 	if ctx == nil {
 		ctx = context.Background()
