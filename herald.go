@@ -42,6 +42,7 @@ import (
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/broker"
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/poller"
 	"github.com/herald-push/herald/pool"
 	"github.com/herald-push/herald/server"
 )
@@ -155,6 +156,14 @@ type Config struct {
 	// BrokerOptional starts the node even when NATS is unreachable, not
 	// ready and refusing publishes until it connects; otherwise New fails.
 	BrokerOptional bool `json:"broker_optional"`
+	// PollerBackend picks the event loops' implementation:
+	// poller.BackendEpoll (Linux only, the default there) or
+	// poller.BackendGnet (every OS, the default elsewhere); empty means the
+	// platform's default. Nothing in the library reads the environment for
+	// it: `herald serve` takes it from --poller-backend or
+	// HERALD_POLLER_BACKEND.
+	PollerBackend string `json:"poller_backend"`
+
 	// BrokerReplicas is the replication factor of the JetStream stream
 	// the first node creates (a NATS cluster of 3 wants 3); 0 means 1.
 	BrokerReplicas int `json:"broker_replicas"`
@@ -218,6 +227,9 @@ type Node struct {
 // configuration that could not work or would be unsafe (see Config).
 func New(cfg Config) (*Node, error) {
 	if err := checkAPI(cfg); err != nil {
+		return nil, err
+	}
+	if err := checkBackend(cfg.PollerBackend); err != nil {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, handler: cfg.Handler, apiReady: make(chan struct{})}
@@ -312,6 +324,15 @@ func (n *Node) openBroker() error {
 	}
 	n.broker = b
 	return nil
+}
+
+// checkBackend refuses a poller backend that does not exist.
+func checkBackend(name string) error {
+	switch name {
+	case "", poller.BackendEpoll, poller.BackendGnet:
+		return nil
+	}
+	return fmt.Errorf("poller_backend %q: want %s or %s (empty: the platform's default)", name, poller.BackendEpoll, poller.BackendGnet)
 }
 
 // checkSizes refuses a publish size that could not be delivered: the

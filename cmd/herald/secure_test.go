@@ -149,7 +149,7 @@ func serve(t *testing.T, args ...string) (string, error) {
 }
 
 // TestRefuseToStart: a non-loopback API needs a key or --api-insecure, and
-// pprof there always needs a key.
+// pprof there always needs a key; an unknown poller backend is refused.
 func TestRefuseToStart(t *testing.T) {
 	key := writeTemp(t, "key", "k3y\n")
 	cases := []struct {
@@ -165,6 +165,8 @@ func TestRefuseToStart(t *testing.T) {
 		{"insecure pprof", []string{"--api-listen", "0.0.0.0:0", "--api-insecure", "--pprof"}, "pprof"},
 		{"with a key", []string{"--api-listen", "0.0.0.0:0", "--api-key-file", key, "--pprof"}, ""},
 		{"no API listener", []string{"--api-listen", ""}, ""},
+		{"gnet backend", []string{"--api-listen", "", "--poller-backend", "gnet"}, ""},
+		{"unknown backend", []string{"--api-listen", "", "--poller-backend", "select"}, "poller_backend"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
