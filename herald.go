@@ -149,13 +149,6 @@ type Config struct {
 	// pool.DefaultWorkers).
 	Workers int `json:"workers"`
 
-	// Broker carries publishes between nodes: "memory" (or empty) for a
-	// single node, nats://HOST:PORT (comma-separated for a NATS cluster)
-	// for many nodes sharing a NATS server with JetStream.
-	Broker string `json:"broker"`
-	// BrokerOptional starts the node even when NATS is unreachable, not
-	// ready and refusing publishes until it connects; otherwise New fails.
-	BrokerOptional bool `json:"broker_optional"`
 	// PollerBackend picks the event loops' implementation:
 	// poller.BackendEpoll (Linux only, the default there) or
 	// poller.BackendGnet (every OS, the default elsewhere); empty means the
@@ -164,6 +157,13 @@ type Config struct {
 	// HERALD_POLLER_BACKEND.
 	PollerBackend string `json:"poller_backend"`
 
+	// Broker carries publishes between nodes: "memory" (or empty) for a
+	// single node, nats://HOST:PORT (comma-separated for a NATS cluster)
+	// for many nodes sharing a NATS server with JetStream.
+	Broker string `json:"broker"`
+	// BrokerOptional starts the node even when NATS is unreachable, not
+	// ready and refusing publishes until it connects; otherwise New fails.
+	BrokerOptional bool `json:"broker_optional"`
 	// BrokerReplicas is the replication factor of the JetStream stream
 	// the first node creates (a NATS cluster of 3 wants 3); 0 means 1.
 	BrokerReplicas int `json:"broker_replicas"`
