@@ -4,9 +4,20 @@
 // handlers for application messages that run on a worker pool in
 // per-connection order. `herald serve` is this package behind flags.
 //
-//	node, err := herald.New(herald.DefaultConfig(), herald.WithHandler(myHandler))
+// A node is built from one [Config]: the settings (also the JSON config
+// file of `herald serve`) and, in fields the JSON leaves out, the hooks
+// (message handler, logger, extra pages). Start from [DefaultConfig]:
+//
+//	cfg := herald.DefaultConfig()
+//	cfg.Handler = myHandler
+//	node, err := herald.New(cfg)
 //	go node.Run(ctx)
+//	<-node.Ready()
 //	node.Publish("news", []byte(`{"headline":"..."}`))
+//
+// A zero field means its package's default, except where its comment says
+// otherwise (the listeners, the anonymous patterns, booleans and the JWT
+// leeway).
 //
 // A Node's methods are safe for concurrent use.
 package herald
@@ -31,17 +42,35 @@ import (
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/broker"
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/poller"
 	"github.com/herald-push/herald/pool"
 	"github.com/herald-push/herald/server"
 )
 
 // Config is a node's whole configuration; it is also the JSON config file
-// of `herald serve`.
+// of `herald serve`, which leaves out the hooks (the fields tagged
+// `json:"-"`). A zero field means the default of the package it configures
+// (the constants named in its comment), except where its comment says
+// otherwise; DefaultConfig sets those.
 type Config struct {
 	server.Config
 
-	// APIListen is the HTTP API listener (empty: none), on loopback by
-	// default. New refuses a non-loopback address without APIKey unless
+	// Handler receives clients' application messages
+	// (`{"op":"msg","data":...}`) on the worker pool, in order per
+	// connection. Nil: such messages are answered with a not_supported
+	// error.
+	Handler Handler `json:"-"`
+	// Logger receives the node's logs; nil means slog.Default().
+	Logger *slog.Logger `json:"-"`
+	// DemoPage serves / on the API listener while Demo is set (the demo
+	// package provides one); nil: no page.
+	DemoPage http.Handler `json:"-"`
+	// ClientScript serves /herald.js, the browser client, on the API
+	// listener (client/js provides it); nil: not served.
+	ClientScript http.Handler `json:"-"`
+
+	// APIListen is the HTTP API listener. Empty means none (not the
+	// default, DefaultAPIListen, which DefaultConfig sets); New refuses a non-loopback address without APIKey unless
 	// APIInsecure is set.
 	APIListen string `json:"api_listen"`
 	// APIKey, when set, is required on /api/ and /debug/pprof/ requests.
@@ -49,10 +78,11 @@ type Config struct {
 	// APIInsecure allows a non-loopback APIListen without APIKey: anyone
 	// who reaches it may then publish and disconnect users.
 	APIInsecure bool `json:"api_insecure"`
-	// APIMaxConns caps the API listener's open connections (0: 1024);
-	// further clients wait in the kernel's accept queue.
+	// APIMaxConns caps the API listener's open connections (0:
+	// api.DefaultMaxConns); further clients wait in the kernel's accept
+	// queue.
 	APIMaxConns int `json:"api_max_conns"`
-	// MaxBodyBytes caps API request bodies.
+	// MaxBodyBytes caps API request bodies (0: api.DefaultMaxBodyBytes).
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// Pprof mounts /debug/pprof/ on the API listener, behind APIKey
 	// (/debug/pprof/cmdline is never served). New refuses it on a
@@ -67,7 +97,8 @@ type Config struct {
 	// subscribe to AnonymousSubscribe and publish to AnonymousPublish.
 	AllowAnonymous bool `json:"allow_anonymous"`
 	// AnonymousSubscribe lists the channel patterns anonymous clients may
-	// subscribe to; an empty list means none.
+	// subscribe to; an empty or nil list means none (DefaultConfig says
+	// "*").
 	AnonymousSubscribe []string `json:"anonymous_subscribe"`
 	// AnonymousPublish lists the channel patterns anonymous clients may
 	// publish to. Unset (nil): "demo:*" when Demo is on, none otherwise;
@@ -78,37 +109,53 @@ type Config struct {
 	JWTSecret     string   `json:"jwt_secret"`
 	JWTPublicKeys []string `json:"jwt_public_keys"`
 	JWTIssuer     string   `json:"jwt_issuer"`
-	// JWTLeeway is the clock skew allowed on exp/nbf/iat (0: none).
+	// JWTLeeway is the clock skew allowed on exp/nbf/iat. 0 means none,
+	// not auth.DefaultLeeway, which DefaultConfig sets.
 	JWTLeeway   server.Duration `json:"jwt_leeway"`
 	JWTAudience string          `json:"jwt_audience"`
 	// AllowedOrigins lists the browser origins allowed to connect (besides
 	// same-host pages and clients that send no Origin).
 	AllowedOrigins []string `json:"allowed_origins"`
 
-	// HistorySize and HistoryTTL bound each channel's history.
+	// HistorySize and HistoryTTL bound each channel's history (0:
+	// hub.DefaultHistorySize and hub.DefaultHistoryTTL; negative: no
+	// history, no age limit).
 	HistorySize int             `json:"history_size"`
 	HistoryTTL  server.Duration `json:"history_ttl"`
 	// MaxPublishSize is the largest payload the API and clients' pub may
-	// publish (0: 256 KiB). Its envelope frame must fit
+	// publish (0: hub.DefaultMaxPayload). Its envelope frame must fit
 	// write_buffer_limit, or New refuses the configuration.
 	MaxPublishSize int `json:"max_publish_size"`
 	// MaxSubscriptions caps one connection's subscriptions, its personal
-	// user: channel aside (0: 128; negative: no cap).
+	// user: channel aside (0: server.DefaultMaxSubscriptions; negative: no
+	// cap).
 	MaxSubscriptions int `json:"max_subscriptions"`
-	// MaxChannels caps the channels of this node (0: one million;
-	// negative: no cap).
+	// MaxChannels caps the channels of this node (0:
+	// hub.DefaultMaxChannels; negative: no cap).
 	MaxChannels int `json:"max_channels"`
 	// CommandRate is how many commands per second a connection may send,
-	// bursts of twice that (0: 50; negative: no limit).
+	// bursts of twice that (0: server.DefaultCommandRate; negative: no
+	// limit).
 	CommandRate float64 `json:"command_rate"`
-	// HistoryChannelBytes caps one channel's history (0: 4 MiB; negative:
-	// no cap), so one channel cannot evict the others'.
+	// HistoryChannelBytes caps one channel's history (0:
+	// hub.DefaultHistoryChannelBytes; negative: no cap), so one channel
+	// cannot evict the others'.
 	HistoryChannelBytes int64 `json:"history_channel_bytes"`
 
-	// SlowPolicy is close (1013), close-policy (1008) or drop.
+	// SlowPolicy is close (1013), close-policy (1008) or drop; empty
+	// means close.
 	SlowPolicy string `json:"slow_policy"`
-	// Workers bounds the goroutines running message handlers.
+	// Workers bounds the goroutines running message handlers (0:
+	// pool.DefaultWorkers).
 	Workers int `json:"workers"`
+
+	// PollerBackend picks the event loops' implementation:
+	// poller.BackendEpoll (Linux only, the default there) or
+	// poller.BackendGnet (every OS, the default elsewhere); empty means the
+	// platform's default. Nothing in the library reads the environment for
+	// it: `herald serve` takes it from --poller-backend or
+	// HERALD_POLLER_BACKEND.
+	PollerBackend string `json:"poller_backend"`
 
 	// Broker carries publishes between nodes: "memory" (or empty) for a
 	// single node, nats://HOST:PORT (comma-separated for a NATS cluster)
@@ -118,7 +165,7 @@ type Config struct {
 	// ready and refusing publishes until it connects; otherwise New fails.
 	BrokerOptional bool `json:"broker_optional"`
 	// BrokerReplicas is the replication factor of the JetStream stream
-	// the first node creates (a NATS cluster of 3 wants 3).
+	// the first node creates (a NATS cluster of 3 wants 3); 0 means 1.
 	BrokerReplicas int `json:"broker_replicas"`
 }
 
@@ -129,17 +176,20 @@ const DefaultAPIListen = "127.0.0.1:8081"
 // unless Config.AnonymousPublish says otherwise.
 const demoPublish = "demo:*"
 
-// DefaultConfig returns the settings `herald serve` starts from.
+// DefaultConfig returns the settings `herald serve` starts from: each
+// package's defaults, the API listener on DefaultAPIListen, anonymous
+// clients (when allowed) subscribing to any channel, and the JWT leeway of
+// auth.DefaultLeeway. It sets no hooks.
 func DefaultConfig() Config {
 	return Config{
 		Config:              server.DefaultConfig(),
 		APIListen:           DefaultAPIListen,
 		APIMaxConns:         api.DefaultMaxConns,
-		MaxBodyBytes:        1 << 20,
+		MaxBodyBytes:        api.DefaultMaxBodyBytes,
 		AnonymousSubscribe:  []string{"*"},
 		JWTLeeway:           server.Duration(auth.DefaultLeeway),
-		HistorySize:         100,
-		HistoryTTL:          server.Duration(5 * time.Minute),
+		HistorySize:         hub.DefaultHistorySize,
+		HistoryTTL:          server.Duration(hub.DefaultHistoryTTL),
 		MaxPublishSize:      hub.DefaultMaxPayload,
 		MaxSubscriptions:    server.DefaultMaxSubscriptions,
 		MaxChannels:         hub.DefaultMaxChannels,
@@ -151,25 +201,9 @@ func DefaultConfig() Config {
 }
 
 // Handler receives application messages (`{"op":"msg","data":...}`) from
-// clients. It runs on the worker pool: it may block, and calls for one
-// connection never overlap and arrive in order.
+// clients (Config.Handler). It runs on the worker pool: it may block, and
+// calls for one connection never overlap and arrive in order.
 type Handler func(s *server.Session, data []byte)
-
-// Option customises New.
-type Option func(*Node)
-
-// WithHandler installs the application-message handler.
-func WithHandler(h Handler) Option { return func(n *Node) { n.handler = h } }
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(n *Node) { n.log = l } }
-
-// WithDemoPage sets the handler serving the demo page at / (used with
-// Config.Demo).
-func WithDemoPage(h http.Handler) Option { return func(n *Node) { n.demo = h } }
-
-// WithClientScript sets the handler serving /herald.js.
-func WithClientScript(h http.Handler) Option { return func(n *Node) { n.client = h } }
 
 // Node is one running herald node.
 type Node struct {
@@ -183,22 +217,24 @@ type Node struct {
 	reg     *prometheus.Registry
 	fanout  prometheus.Histogram
 	handler Handler
-	demo    http.Handler
-	client  http.Handler
 
 	apiAddr  net.Addr
 	apiStats api.Stats
 	apiReady chan struct{}
 }
 
-// New assembles a node; Run starts it.
-func New(cfg Config, opts ...Option) (*Node, error) {
+// New assembles a node from cfg; Run starts it. It refuses a
+// configuration that could not work or would be unsafe (see Config).
+func New(cfg Config) (*Node, error) {
 	if err := checkAPI(cfg); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: slog.Default(), apiReady: make(chan struct{})}
-	for _, o := range opts {
-		o(n)
+	if err := checkBackend(cfg.PollerBackend); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, handler: cfg.Handler, apiReady: make(chan struct{})}
+	if n.log == nil {
+		n.log = slog.Default()
 	}
 	slow, ok := server.ParseSlowPolicy(cfg.SlowPolicy)
 	if !ok {
@@ -290,6 +326,15 @@ func (n *Node) openBroker() error {
 	return nil
 }
 
+// checkBackend refuses a poller backend that does not exist.
+func checkBackend(name string) error {
+	switch name {
+	case "", poller.BackendEpoll, poller.BackendGnet:
+		return nil
+	}
+	return fmt.Errorf("poller_backend %q: want %s or %s (empty: the platform's default)", name, poller.BackendEpoll, poller.BackendGnet)
+}
+
 // checkSizes refuses a publish size that could not be delivered: the
 // envelope frame of the largest payload must fit one connection's output
 // budget.
@@ -298,8 +343,12 @@ func checkSizes(cfg Config) error {
 	if size <= 0 {
 		size = hub.DefaultMaxPayload
 	}
-	if frame := hub.MaxEnvelopeFrame(size); frame > cfg.WriteBufferLimit {
-		return fmt.Errorf("max_publish_size %d cannot be delivered within write_buffer_limit %d: its envelope frame takes up to %d bytes; raise write_buffer_limit or lower max_publish_size", size, cfg.WriteBufferLimit, frame)
+	limit := cfg.WriteBufferLimit
+	if limit <= 0 {
+		limit = server.DefaultWriteBufferLimit
+	}
+	if frame := hub.MaxEnvelopeFrame(size); frame > limit {
+		return fmt.Errorf("max_publish_size %d cannot be delivered within write_buffer_limit %d: its envelope frame takes up to %d bytes; raise write_buffer_limit or lower max_publish_size", size, limit, frame)
 	}
 	return nil
 }
@@ -434,7 +483,7 @@ func (n *Node) APIHandler() http.Handler {
 		Stats:        &n.apiStats,
 		Metrics:      promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}),
 		Demo:         n.demoHandler(),
-		Client:       n.client,
+		Client:       n.cfg.ClientScript,
 	})
 }
 
@@ -442,7 +491,7 @@ func (n *Node) demoHandler() http.Handler {
 	if !n.cfg.Demo {
 		return nil
 	}
-	return n.demo
+	return n.cfg.DemoPage
 }
 
 // apiBackend adapts Node to api.Backend.

@@ -3,12 +3,16 @@ package herald
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herald-push/herald/server"
 )
 
 func TestIsLoopback(t *testing.T) {
@@ -147,5 +151,37 @@ func TestAPIConnectionCap(t *testing.T) {
 	stalled[0].Close()
 	if err := <-answered; err != nil {
 		t.Fatalf("after a slot freed: %v", err)
+	}
+}
+
+// TestZeroConfig: a Config with only its listener and a way to
+// authenticate set is valid; each zero field takes its package's default.
+func TestZeroConfig(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, Config{Config: server.Config{Listen: "127.0.0.1:0", Loops: 1}, AllowAnonymous: true})
+	if n.APIAddr() != nil {
+		t.Fatalf("API listener %v without APIListen", n.APIAddr())
+	}
+	if _, err := n.Publish("news", []byte(`"hi"`)); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+}
+
+// TestHooksNotInJSON: the hooks stay out of the JSON config file.
+func TestHooksNotInJSON(t *testing.T) {
+	t.Parallel()
+	cfg := DefaultConfig()
+	cfg.Handler = func(*server.Session, []byte) {}
+	cfg.Logger = slog.Default()
+	cfg.DemoPage = http.NotFoundHandler()
+	cfg.ClientScript = http.NotFoundHandler()
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hook := range []string{"Handler", "Logger", "DemoPage", "ClientScript", "handler", "logger"} {
+		if strings.Contains(string(b), `"`+hook+`"`) {
+			t.Errorf("the JSON config holds %s: %s", hook, b)
+		}
 	}
 }

@@ -43,6 +43,9 @@ const (
 // connections (see golang.org/x/net/netutil.LimitListener).
 const DefaultMaxConns = 1024
 
+// DefaultMaxBodyBytes is the default of Options.MaxBodyBytes.
+const DefaultMaxBodyBytes = 1 << 20
+
 // RetryAfter is the Retry-After value, in seconds, sent with every 503
 // and 429 answer.
 const RetryAfter = "1"
@@ -113,7 +116,8 @@ type Options struct {
 	// APIKey, when set, is required on /api/ and /debug/pprof/ as
 	// "Authorization: Bearer KEY" or "X-API-Key: KEY".
 	APIKey string
-	// MaxBodyBytes caps request bodies (default 1 MiB; 413 beyond).
+	// MaxBodyBytes caps request bodies (413 beyond); 0 means
+	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// EnablePprof mounts /debug/pprof/, behind APIKey, without cmdline.
 	EnablePprof bool
@@ -131,7 +135,7 @@ type Options struct {
 // NewHandler builds the API's router, behind the cross-site check.
 func NewHandler(b Backend, o Options) http.Handler {
 	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 1 << 20
+		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if o.Stats == nil {
 		o.Stats = new(Stats)

@@ -9,11 +9,15 @@
 // it publishes {"value":N} to [CounterChannel] after every change and
 // answers "get" to the asking client alone with [server.Session.Send].
 //
-// Start with [Options], with cfg.Demo set (the page is served only then,
-// and only then may anonymous clients publish to demo:* by default):
+// [Configure] puts the demo's hooks in a config, with cfg.Demo set (the
+// page is served only then, and only then may anonymous clients publish to
+// demo:* by default); the node built from it is then attached:
 //
 //	cfg.Demo = true
-//	node, err := herald.New(cfg, demo.Options(cfg)...)
+//	d := demo.Configure(&cfg)
+//	node, err := herald.New(cfg)
+//	...
+//	d.Attach(node)
 package demo
 
 import (
@@ -41,22 +45,27 @@ var pageHTML string
 
 var pageTmpl = template.Must(template.New("page").Parse(pageHTML))
 
-// Options returns what a node needs to serve the demo: the counter's
-// message handler, the page at / (shown when cfg.Demo is set) and the
-// browser client at /herald.js. Each call makes a new counter, starting at
-// zero, bound to the node built with these options.
-func Options(cfg herald.Config) []herald.Option {
-	c := newCounter()
-	return []herald.Option{
-		// herald.Option is a func(*herald.Node) applied by herald.New: this
-		// one keeps the node, for publishing and for the page's WebSocket
-		// address once it listens.
-		func(n *herald.Node) { c.node.Store(n) },
-		herald.WithHandler(c.handle),
-		herald.WithDemoPage(pageHandler(cfg, &c.node)),
-		herald.WithClientScript(clientjs.Handler()),
-	}
+// Demo is one shared counter, starting at zero, and the page showing it.
+type Demo struct{ c *counter }
+
+// Configure sets in cfg what a node needs to serve the demo, replacing
+// what those fields held: the counter's message handler (Handler), the
+// page at / (DemoPage, shown when cfg.Demo is set) and the browser client
+// at /herald.js (ClientScript). Each call makes a new counter; Attach binds
+// it to the node built from cfg.
+func Configure(cfg *herald.Config) *Demo {
+	d := &Demo{c: newCounter()}
+	cfg.Handler = d.c.handle
+	cfg.DemoPage = pageHandler(*cfg, &d.c.node)
+	cfg.ClientScript = clientjs.Handler()
+	return d
 }
+
+// Attach binds the demo to n, the node built from the config Configure
+// filled: the counter publishes through it and the page shows its
+// WebSocket port. Call it before n.Run; until then the counter answers
+// changes with an error.
+func (d *Demo) Attach(n *herald.Node) { d.c.node.Store(n) }
 
 // pageData fills page.html.
 type pageData struct {

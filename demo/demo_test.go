@@ -94,10 +94,12 @@ func startNode(t *testing.T) *herald.Node {
 	cfg.Demo = true
 	cfg.Loops = 2
 	cfg.DrainTimeout = 0
-	n, err := herald.New(cfg, Options(cfg)...)
+	d := Configure(&cfg)
+	n, err := herald.New(cfg)
 	if err != nil {
 		t.Fatalf("herald.New: %v", err)
 	}
+	d.Attach(n)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- n.Run(ctx) }()

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
-	"os"
 	"runtime"
 	"time"
 )
@@ -25,10 +24,10 @@ const (
 	minTickInterval = time.Millisecond
 )
 
-// BackendEnv names the environment variable that picks the backend when
-// Config.Backend is empty: "epoll" or "gnet". It lets an operator (or a
-// benchmark) switch a built binary between backends without new flags.
-const BackendEnv = "HERALD_POLLER_BACKEND"
+// defaultBackend is the backend an empty Config.Backend means: the
+// platform's. It is a variable so that this package's tests can run on the
+// other backend; nothing else changes it.
+var defaultBackend = platformBackend
 
 // Config configures a Server or a Client. The zero value is valid: the
 // platform's default backend, one loop per CPU, one listener, 100 ms timer resolution, 64 KiB read buffer per
@@ -38,8 +37,9 @@ type Config struct {
 	// Backend picks the event-loop implementation: BackendEpoll (Linux
 	// only; the default there), which keeps nothing per idle connection
 	// beyond its Conn, or BackendGnet (every OS; the default elsewhere).
-	// Empty means the value of the BackendEnv environment variable, else
-	// the default. An unknown or unavailable backend makes Serve and
+	// Empty means the platform's default; the package reads no
+	// environment (commands built on it choose, e.g. herald's
+	// --poller-backend). An unknown or unavailable backend makes Serve and
 	// NewClient fail.
 	Backend string
 	// Loops is the number of event loops; 0 means runtime.NumCPU(). It is
@@ -113,9 +113,6 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.CloseLinger == 0 {
 		cfg.CloseLinger = DefaultCloseLinger
-	}
-	if cfg.Backend == "" {
-		cfg.Backend = os.Getenv(BackendEnv)
 	}
 	if cfg.Backend == "" {
 		cfg.Backend = defaultBackend

@@ -3,10 +3,9 @@
 // them and keeps one timer per connection, all on a few goroutines (one per
 // loop) instead of one or two per connection.
 //
-// Two backends run the loops (Config.Backend, or the HERALD_POLLER_BACKEND
-// environment variable): "epoll", written on Linux's system calls and the
-// default there, and "gnet", on gnet/v2 (kqueue on the BSDs and macOS, and
-// selectable on Linux). This is the only package that imports gnet; no
+// Two backends run the loops (Config.Backend): "epoll", written on Linux's
+// system calls and the default there, and "gnet", on gnet/v2 (kqueue on the
+// BSDs and macOS, and selectable on Linux). This is the only package that imports gnet; no
 // backend type appears in its API, and both keep the same contract.
 //
 // Start with Server (or Client), a Handler and Conn:

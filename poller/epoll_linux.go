@@ -28,9 +28,8 @@ import (
 // connection has outbound bytes the kernel refused, and disarmed once they
 // are sent, so a writable idle socket never wakes the loop.
 
-// defaultBackend is the backend used when neither Config.Backend nor the
-// environment names one.
-const defaultBackend = BackendEpoll
+// platformBackend is the backend an empty Config.Backend means.
+const platformBackend = BackendEpoll
 
 const (
 	// epollBatch is the most events one epoll_wait returns.

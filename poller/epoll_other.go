@@ -4,9 +4,9 @@ package poller
 
 import "errors"
 
-// defaultBackend is the backend used when neither Config.Backend nor the
-// environment names one: gnet, which runs on kqueue here.
-const defaultBackend = BackendGnet
+// platformBackend is the backend an empty Config.Backend means: gnet,
+// which runs on kqueue here.
+const platformBackend = BackendGnet
 
 // errNoEpoll is returned for Config.Backend "epoll" off Linux.
 var errNoEpoll = errors.New("poller: the epoll backend needs Linux")

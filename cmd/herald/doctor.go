@@ -9,8 +9,6 @@ import (
 	"github.com/herald-push/herald/doctor"
 )
 
-func init() { extraCommands = append(extraCommands, newDoctorCmd) }
-
 // newDoctorCmd returns `herald doctor`: it reads this machine's limits and
 // says how many connections a herald process could hold, what caps it first,
 // and how to raise each limit.

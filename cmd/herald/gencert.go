@@ -17,8 +17,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommands = append(extraCommands, newGencertCmd) }
-
 // gencertOptions are the flags of `herald gencert`.
 type gencertOptions struct {
 	hosts    []string

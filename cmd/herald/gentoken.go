@@ -11,8 +11,6 @@ import (
 	"github.com/herald-push/herald/auth"
 )
 
-func init() { extraCommands = append(extraCommands, newGentokenCmd) }
-
 // secretEnv names the environment variable holding the HMAC secret, the
 // same one `herald serve` reads, so that a shell with it set can mint tokens
 // the server accepts without the secret showing in the process list.

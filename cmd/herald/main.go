@@ -1,6 +1,7 @@
 // Command herald is the herald push server: `herald serve` runs a node,
-// `herald doctor` reads the machine's limits, `herald version` prints the
-// build.
+// `herald doctor` reads the machine's limits, `herald gentoken` and
+// `herald gencert` make a connection token and a development certificate,
+// `herald version` prints the build.
 package main
 
 import (
@@ -14,24 +15,30 @@ import (
 var version = "dev"
 
 func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "herald:", err)
+		os.Exit(1)
+	}
+}
+
+// newRootCmd returns the herald command with every subcommand; this is the
+// one place they are listed.
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "herald",
 		Short:         "herald is a WebSocket push tier: hold millions of connections, fan messages out in milliseconds",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newVersionCmd())
-	for _, extra := range extraCommands {
-		root.AddCommand(extra())
-	}
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "herald:", err)
-		os.Exit(1)
-	}
+	root.AddCommand(
+		newServeCmd(),
+		newDoctorCmd(),
+		newGentokenCmd(),
+		newGencertCmd(),
+		newVersionCmd(),
+	)
+	return root
 }
-
-// extraCommands are subcommands registered by other files of this package.
-var extraCommands []func() *cobra.Command
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{

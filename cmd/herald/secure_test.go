@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,7 +149,7 @@ func serve(t *testing.T, args ...string) (string, error) {
 }
 
 // TestRefuseToStart: a non-loopback API needs a key or --api-insecure, and
-// pprof there always needs a key.
+// pprof there always needs a key; an unknown poller backend is refused.
 func TestRefuseToStart(t *testing.T) {
 	key := writeTemp(t, "key", "k3y\n")
 	cases := []struct {
@@ -164,6 +165,8 @@ func TestRefuseToStart(t *testing.T) {
 		{"insecure pprof", []string{"--api-listen", "0.0.0.0:0", "--api-insecure", "--pprof"}, "pprof"},
 		{"with a key", []string{"--api-listen", "0.0.0.0:0", "--api-key-file", key, "--pprof"}, ""},
 		{"no API listener", []string{"--api-listen", ""}, ""},
+		{"gnet backend", []string{"--api-listen", "", "--poller-backend", "gnet"}, ""},
+		{"unknown backend", []string{"--api-listen", "", "--poller-backend", "select"}, "poller_backend"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -208,21 +211,27 @@ func TestSecretFlagWarning(t *testing.T) {
 	}
 }
 
-// TestDemoOnlyWhenOn: the demo's options (its message handler, which
-// publishes to demo:counter for any client, and its page) are added only
-// with --demo; otherwise only the browser client script.
+// TestDemoOnlyWhenOn: the demo's hooks (its message handler, which
+// publishes to demo:counter for any client, and its page) are set only
+// with --demo; otherwise only the browser client script, and in echo mode
+// nothing.
 func TestDemoOnlyWhenOn(t *testing.T) {
 	t.Parallel()
+	hooks := func(cfg herald.Config) string {
+		cfg, d := withHooks(cfg)
+		return fmt.Sprintf("handler %v page %v script %v demo %v",
+			cfg.Handler != nil, cfg.DemoPage != nil, cfg.ClientScript != nil, d != nil)
+	}
 	cfg := herald.DefaultConfig()
-	if got := len(nodeOptions(cfg)); got != 1 {
-		t.Fatalf("demo off: %d node options, want 1 (the client script)", got)
+	if got, want := hooks(cfg), "handler false page false script true demo false"; got != want {
+		t.Errorf("demo off: %s, want %s", got, want)
 	}
 	cfg.Demo = true
-	if got := len(nodeOptions(cfg)); got <= 1 {
-		t.Fatalf("demo on: %d node options, want the demo's", got)
+	if got, want := hooks(cfg), "handler true page true script true demo true"; got != want {
+		t.Errorf("demo on: %s, want %s", got, want)
 	}
 	cfg.Echo = true
-	if got := len(nodeOptions(cfg)); got != 0 {
-		t.Fatalf("echo mode: %d node options, want none", got)
+	if got, want := hooks(cfg), "handler false page false script false demo false"; got != want {
+		t.Errorf("echo mode: %s, want %s", got, want)
 	}
 }

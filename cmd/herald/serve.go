@@ -129,6 +129,7 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.Int64Var(&h.HistoryChannelBytes, "history-channel-bytes", h.HistoryChannelBytes, "history bytes per channel")
 	fs.StringVar(&h.SlowPolicy, "slow-policy", h.SlowPolicy, "slow consumers: close (1013), close-policy (1008) or drop")
 	fs.IntVar(&h.Workers, "workers", h.Workers, "goroutines for message handlers")
+	fs.StringVar(&h.PollerBackend, "poller-backend", h.PollerBackend, "event loops: epoll (Linux only) or gnet (empty = epoll on Linux, gnet elsewhere)")
 	fs.StringVar(&h.Broker, "broker", h.Broker, "how publishes reach every node: memory (one node) or nats://HOST:PORT[,nats://...] (NATS with JetStream)")
 	fs.BoolVar(&h.BrokerOptional, "broker-optional", h.BrokerOptional, "start even when NATS is unreachable (not ready, publishes refused, until it connects)")
 	fs.IntVar(&h.BrokerReplicas, "broker-replicas", h.BrokerReplicas, "replicas of the JetStream stream, when this node creates it (3 for a 3-server NATS cluster)")
@@ -165,9 +166,14 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer, secretFlags
 	if _, set := os.LookupEnv("GOGC"); !set && o.GCPercent > 0 {
 		debug.SetGCPercent(o.GCPercent)
 	}
-	node, err := herald.New(o.Config, append(nodeOptions(o.Config), herald.WithLogger(log))...)
+	cfg, demo := withHooks(o.Config)
+	cfg.Logger = log
+	node, err := herald.New(cfg)
 	if err != nil {
 		return err
+	}
+	if demo != nil {
+		demo.Attach(node)
 	}
 	if ctx == nil {
 		ctx = context.Background()

@@ -16,6 +16,7 @@ func TestConfigLayers(t *testing.T) {
 	os.WriteFile(file, []byte(`{"listen":":9100","max_conns":10,"history_size":7,"ping_interval":"40s","allowed_origins":["https://a.example"]}`), 0o600)
 	t.Setenv("HERALD_MAX_CONNS", "20")
 	t.Setenv("HERALD_SLOW_POLICY", "drop")
+	t.Setenv("HERALD_POLLER_BACKEND", "gnet") // read by the command, not by the library
 	cases := []struct {
 		name  string
 		args  []string
@@ -29,8 +30,8 @@ func TestConfigLayers(t *testing.T) {
 				t.Fatalf("insecure defaults: pprof %v demo %v api_insecure %v anonymous_publish %#v api_max_conns %d",
 					o.Pprof, o.Demo, o.APIInsecure, o.AnonymousPublish, o.APIMaxConns)
 			}
-			if o.MaxConns != 20 || o.SlowPolicy != "drop" {
-				t.Fatalf("env not applied: max_conns %d slow_policy %q", o.MaxConns, o.SlowPolicy)
+			if o.MaxConns != 20 || o.SlowPolicy != "drop" || o.PollerBackend != "gnet" {
+				t.Fatalf("env not applied: max_conns %d slow_policy %q poller_backend %q", o.MaxConns, o.SlowPolicy, o.PollerBackend)
 			}
 		}},
 		{"file-then-env-then-flags", []string{"--config", file, "--history-size", "9"}, func(t *testing.T, o serveOptions) {
@@ -47,9 +48,9 @@ func TestConfigLayers(t *testing.T) {
 				t.Fatalf("file values: ping %v origins %v", o.PingInterval, o.AllowedOrigins)
 			}
 		}},
-		{"flag-over-env", []string{"--max-conns", "30"}, func(t *testing.T, o serveOptions) {
-			if o.MaxConns != 30 {
-				t.Fatalf("flag must override env: %d", o.MaxConns)
+		{"flag-over-env", []string{"--max-conns", "30", "--poller-backend", "epoll"}, func(t *testing.T, o serveOptions) {
+			if o.MaxConns != 30 || o.PollerBackend != "epoll" {
+				t.Fatalf("flag must override env: max_conns %d poller_backend %q", o.MaxConns, o.PollerBackend)
 			}
 		}},
 	}

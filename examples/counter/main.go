@@ -97,11 +97,10 @@ func run(listen, apiListen string) error {
 	cfg.Demo = true                   // serve the page at /
 
 	c := &counter{}
-	node, err := herald.New(cfg,
-		herald.WithHandler(c.handle),
-		herald.WithDemoPage(pageHandler(func() net.Addr { return c.node.Addr() })),
-		herald.WithClientScript(clientjs.Handler()),
-	)
+	cfg.Handler = c.handle
+	cfg.DemoPage = pageHandler(func() net.Addr { return c.node.Addr() })
+	cfg.ClientScript = clientjs.Handler()
+	node, err := herald.New(cfg)
 	if err != nil {
 		return fmt.Errorf("new node: %w", err)
 	}
