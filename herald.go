@@ -32,6 +32,7 @@ import (
 	"github.com/herald-push/herald/broker"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/pool"
+	"github.com/herald-push/herald/push"
 	"github.com/herald-push/herald/server"
 )
 
@@ -141,11 +142,11 @@ func DefaultConfig() Config {
 		HistorySize:         100,
 		HistoryTTL:          server.Duration(5 * time.Minute),
 		MaxPublishSize:      hub.DefaultMaxPayload,
-		MaxSubscriptions:    server.DefaultMaxSubscriptions,
+		MaxSubscriptions:    push.DefaultMaxSubscriptions,
 		MaxChannels:         hub.DefaultMaxChannels,
-		CommandRate:         server.DefaultCommandRate,
+		CommandRate:         push.DefaultCommandRate,
 		HistoryChannelBytes: hub.DefaultHistoryChannelBytes,
-		SlowPolicy:          string(server.SlowClose),
+		SlowPolicy:          string(push.SlowClose),
 		Workers:             pool.DefaultWorkers,
 	}
 }
@@ -153,7 +154,7 @@ func DefaultConfig() Config {
 // Handler receives application messages (`{"op":"msg","data":...}`) from
 // clients. It runs on the worker pool: it may block, and calls for one
 // connection never overlap and arrive in order.
-type Handler func(s *server.Session, data []byte)
+type Handler func(s *push.Session, data []byte)
 
 // Option customises New.
 type Option func(*Node)
@@ -176,7 +177,7 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	hub     *hub.Hub
-	push    *server.PushApp
+	push    *push.App
 	srv     *server.Server
 	workers *pool.Workers
 	broker  broker.Broker
@@ -200,7 +201,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	for _, o := range opts {
 		o(n)
 	}
-	slow, ok := server.ParseSlowPolicy(cfg.SlowPolicy)
+	slow, ok := push.ParseSlowPolicy(cfg.SlowPolicy)
 	if !ok {
 		return nil, fmt.Errorf("slow_policy %q: want close, close-policy or drop", cfg.SlowPolicy)
 	}
@@ -225,9 +226,11 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		HistoryTTL:          cfg.HistoryTTL.D(),
 		HistoryChannelBytes: cfg.HistoryChannelBytes,
 		MaxPayload:          cfg.MaxPublishSize, // the broker reads it from the hub
-		MaxFrameBytes:       cfg.WriteBufferLimit,
 		MaxChannels:         cfg.MaxChannels,
-		ObserveFanout:       n.observeFanout,
+		// The client protocol encodes each message once per publish and
+		// refuses those no subscriber's output budget could take.
+		Encoder:       push.Encoder{MaxFrame: cfg.WriteBufferLimit},
+		ObserveFanout: n.observeFanout,
 	})
 	n.workers, err = pool.NewWorkers(pool.WorkersConfig{Size: cfg.Workers})
 	if err != nil {
@@ -236,7 +239,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	if err := n.openBroker(); err != nil {
 		return nil, err
 	}
-	po := server.PushOptions{
+	po := push.Options{
 		Hub:      n.hub,
 		Verifier: verifier,
 		Origins:  origins,
@@ -255,17 +258,16 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 			return n.broker.Publish(context.Background(), channel, data)
 		}
 	}
-	n.push = server.NewPushApp(po)
+	n.push = push.New(po)
 	var app server.App = n.push
 	if cfg.Echo {
 		app = nil
 	}
-	n.srv, err = server.New(cfg.Config, app, n.log)
+	n.srv, err = server.New(cfg.Config, app, n.log) // attaches the app
 	if err != nil {
 		_ = n.broker.Close()
 		return nil, err
 	}
-	n.push.Bind(n.srv)
 	n.reg = prometheus.NewRegistry()
 	if err := registerMetrics(n.reg, n); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -298,7 +300,7 @@ func checkSizes(cfg Config) error {
 	if size <= 0 {
 		size = hub.DefaultMaxPayload
 	}
-	if frame := hub.MaxEnvelopeFrame(size); frame > cfg.WriteBufferLimit {
+	if frame := push.MaxEnvelopeFrame(size); frame > cfg.WriteBufferLimit {
 		return fmt.Errorf("max_publish_size %d cannot be delivered within write_buffer_limit %d: its envelope frame takes up to %d bytes; raise write_buffer_limit or lower max_publish_size", size, cfg.WriteBufferLimit, frame)
 	}
 	return nil
@@ -306,7 +308,7 @@ func checkSizes(cfg Config) error {
 
 type handlerFunc Handler
 
-func (h handlerFunc) OnMessage(s *server.Session, data []byte) { h(s, data) }
+func (h handlerFunc) OnMessage(s *push.Session, data []byte) { h(s, data) }
 
 func newVerifier(cfg Config) (*auth.Verifier, error) {
 	ac := auth.Config{
