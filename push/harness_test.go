@@ -261,3 +261,17 @@ func (n *pushNode) publish(t *testing.T, ch, data string) *hub.Message {
 func sinceParam(ch string, p hub.Position) string {
 	return url.QueryEscape(fmt.Sprintf("%s:%d:%s", ch, p.Offset, p.Epoch))
 }
+
+// waitFor polls cond until it holds, failing the test after testTimeout:
+// for state the protocol exposes no event for (a connection's close
+// reaching the server).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
