@@ -66,6 +66,9 @@ fuzz:
 	$(GO) test ./codec -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzChannelPattern$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./auth -run '^$$' -fuzz '^FuzzOrigin$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./codec -run '^$$' -fuzz '^FuzzInflate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./codec -run '^$$' -fuzz '^FuzzNegotiateDeflate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./push -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME)
 
 ## bench: micro-benchmarks, then herald against its peers (writes bench/RESULTS.md; QUICK=1 for a short run).
 bench: bench-micro bench-compare

@@ -14,7 +14,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/server"
+	"github.com/herald-push/herald/push"
 )
 
 // Example runs a node in the program: one Config with the settings and the
@@ -30,7 +30,7 @@ func Example() {
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	// The handler receives clients' {"op":"msg"} messages on the worker
 	// pool, in order per connection, and may answer the sender.
-	cfg.Handler = func(s *server.Session, data []byte) {
+	cfg.Handler = func(s *push.Session, data []byte) {
 		s.Send(bytes.ToUpper(data))
 	}
 

@@ -44,6 +44,7 @@ import (
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/poller"
 	"github.com/herald-push/herald/pool"
+	"github.com/herald-push/herald/push"
 	"github.com/herald-push/herald/server"
 )
 
@@ -127,14 +128,14 @@ type Config struct {
 	// write_buffer_limit, or New refuses the configuration.
 	MaxPublishSize int `json:"max_publish_size"`
 	// MaxSubscriptions caps one connection's subscriptions, its personal
-	// user: channel aside (0: server.DefaultMaxSubscriptions; negative: no
+	// user: channel aside (0: push.DefaultMaxSubscriptions; negative: no
 	// cap).
 	MaxSubscriptions int `json:"max_subscriptions"`
 	// MaxChannels caps the channels of this node (0:
 	// hub.DefaultMaxChannels; negative: no cap).
 	MaxChannels int `json:"max_channels"`
 	// CommandRate is how many commands per second a connection may send,
-	// bursts of twice that (0: server.DefaultCommandRate; negative: no
+	// bursts of twice that (0: push.DefaultCommandRate; negative: no
 	// limit).
 	CommandRate float64 `json:"command_rate"`
 	// HistoryChannelBytes caps one channel's history (0:
@@ -148,14 +149,6 @@ type Config struct {
 	// Workers bounds the goroutines running message handlers (0:
 	// pool.DefaultWorkers).
 	Workers int `json:"workers"`
-
-	// PollerBackend picks the event loops' implementation:
-	// poller.BackendEpoll (Linux only, the default there) or
-	// poller.BackendGnet (every OS, the default elsewhere); empty means the
-	// platform's default. Nothing in the library reads the environment for
-	// it: `herald serve` takes it from --poller-backend or
-	// HERALD_POLLER_BACKEND.
-	PollerBackend string `json:"poller_backend"`
 
 	// Broker carries publishes between nodes: "memory" (or empty) for a
 	// single node, nats://HOST:PORT (comma-separated for a NATS cluster)
@@ -191,11 +184,11 @@ func DefaultConfig() Config {
 		HistorySize:         hub.DefaultHistorySize,
 		HistoryTTL:          server.Duration(hub.DefaultHistoryTTL),
 		MaxPublishSize:      hub.DefaultMaxPayload,
-		MaxSubscriptions:    server.DefaultMaxSubscriptions,
+		MaxSubscriptions:    push.DefaultMaxSubscriptions,
 		MaxChannels:         hub.DefaultMaxChannels,
-		CommandRate:         server.DefaultCommandRate,
+		CommandRate:         push.DefaultCommandRate,
 		HistoryChannelBytes: hub.DefaultHistoryChannelBytes,
-		SlowPolicy:          string(server.SlowClose),
+		SlowPolicy:          string(push.SlowClose),
 		Workers:             pool.DefaultWorkers,
 	}
 }
@@ -203,14 +196,14 @@ func DefaultConfig() Config {
 // Handler receives application messages (`{"op":"msg","data":...}`) from
 // clients (Config.Handler). It runs on the worker pool: it may block, and
 // calls for one connection never overlap and arrive in order.
-type Handler func(s *server.Session, data []byte)
+type Handler func(s *push.Session, data []byte)
 
 // Node is one running herald node.
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	hub     *hub.Hub
-	push    *server.PushApp
+	push    *push.App
 	srv     *server.Server
 	workers *pool.Workers
 	broker  broker.Broker
@@ -236,7 +229,7 @@ func New(cfg Config) (*Node, error) {
 	if n.log == nil {
 		n.log = slog.Default()
 	}
-	slow, ok := server.ParseSlowPolicy(cfg.SlowPolicy)
+	slow, ok := push.ParseSlowPolicy(cfg.SlowPolicy)
 	if !ok {
 		return nil, fmt.Errorf("slow_policy %q: want close, close-policy or drop", cfg.SlowPolicy)
 	}
@@ -261,9 +254,11 @@ func New(cfg Config) (*Node, error) {
 		HistoryTTL:          cfg.HistoryTTL.D(),
 		HistoryChannelBytes: cfg.HistoryChannelBytes,
 		MaxPayload:          cfg.MaxPublishSize, // the broker reads it from the hub
-		MaxFrameBytes:       cfg.WriteBufferLimit,
 		MaxChannels:         cfg.MaxChannels,
-		ObserveFanout:       n.observeFanout,
+		// The client protocol encodes each message once per publish and
+		// refuses those no subscriber's output budget could take.
+		Encoder:       push.Encoder{MaxFrame: cfg.WriteBufferLimit},
+		ObserveFanout: n.observeFanout,
 	})
 	n.workers, err = pool.NewWorkers(pool.WorkersConfig{Size: cfg.Workers})
 	if err != nil {
@@ -272,7 +267,7 @@ func New(cfg Config) (*Node, error) {
 	if err := n.openBroker(); err != nil {
 		return nil, err
 	}
-	po := server.PushOptions{
+	po := push.Options{
 		Hub:      n.hub,
 		Verifier: verifier,
 		Origins:  origins,
@@ -291,17 +286,16 @@ func New(cfg Config) (*Node, error) {
 			return n.broker.Publish(context.Background(), channel, data)
 		}
 	}
-	n.push = server.NewPushApp(po)
+	n.push = push.New(po)
 	var app server.App = n.push
 	if cfg.Echo {
 		app = nil
 	}
-	n.srv, err = server.New(cfg.Config, app, n.log)
+	n.srv, err = server.New(cfg.Config, app, n.log) // attaches the app
 	if err != nil {
 		_ = n.broker.Close()
 		return nil, err
 	}
-	n.push.Bind(n.srv)
 	n.reg = prometheus.NewRegistry()
 	if err := registerMetrics(n.reg, n); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -347,7 +341,7 @@ func checkSizes(cfg Config) error {
 	if limit <= 0 {
 		limit = server.DefaultWriteBufferLimit
 	}
-	if frame := hub.MaxEnvelopeFrame(size); frame > limit {
+	if frame := push.MaxEnvelopeFrame(size); frame > limit {
 		return fmt.Errorf("max_publish_size %d cannot be delivered within write_buffer_limit %d: its envelope frame takes up to %d bytes; raise write_buffer_limit or lower max_publish_size", size, limit, frame)
 	}
 	return nil
@@ -355,7 +349,7 @@ func checkSizes(cfg Config) error {
 
 type handlerFunc Handler
 
-func (h handlerFunc) OnMessage(s *server.Session, data []byte) { h(s, data) }
+func (h handlerFunc) OnMessage(s *push.Session, data []byte) { h(s, data) }
 
 func newVerifier(cfg Config) (*auth.Verifier, error) {
 	ac := auth.Config{

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-push/herald/push"
 	"github.com/herald-push/herald/server"
 )
 
@@ -171,7 +172,7 @@ func TestZeroConfig(t *testing.T) {
 func TestHooksNotInJSON(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
-	cfg.Handler = func(*server.Session, []byte) {}
+	cfg.Handler = func(*push.Session, []byte) {}
 	cfg.Logger = slog.Default()
 	cfg.DemoPage = http.NotFoundHandler()
 	cfg.ClientScript = http.NotFoundHandler()

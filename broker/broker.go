@@ -23,7 +23,7 @@ type Broker interface {
 	// on error it reached nobody. Errors wrap hub.ErrInvalidChannel or
 	// hub.ErrTooLarge (the caller's fault) or ErrUnavailable.
 	Publish(ctx context.Context, channel string, data []byte) (hub.Position, error)
-	// Acquire and Release implement server.Interest: the push app counts
+	// Acquire and Release implement push.Interest: the push app counts
 	// a node's subscribers per channel with them, and Acquire holds a
 	// subscription back until the node's copy of the channel is current.
 	Acquire(channel string, since *hub.Position, ready func()) bool

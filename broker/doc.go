@@ -2,7 +2,7 @@
 // sequences each publish (gives it the channel's offset and epoch) and
 // makes it reach the hub of every node that has subscribers of the
 // channel; it also tells the push app when a node's copy of a channel is
-// current enough for a subscription to begin (server.Interest).
+// current enough for a subscription to begin (push.Interest).
 //
 // Where to start: NewMemory for one node (the default: the hub sequences
 // its own messages and nothing else runs), New for a deployment given a

@@ -67,7 +67,7 @@ func (w *watch) satisfies(since *hub.Position) bool {
 	return since == nil || since.Epoch != w.applied.pos.Epoch || since.Offset <= w.applied.pos.Offset
 }
 
-// Acquire counts a local subscriber of channel (server.Interest). The
+// Acquire counts a local subscriber of channel (push.Interest). The
 // first one starts watching the channel; the subscription proceeds once
 // the node has applied every message stored before it asked, and every
 // message since.Offset names.

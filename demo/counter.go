@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/herald-push/herald"
-	"github.com/herald-push/herald/server"
+	"github.com/herald-push/herald/push"
 )
 
 // counter is the shared counter. Its handler runs on worker goroutines,
@@ -29,7 +29,7 @@ type request struct {
 }
 
 // handle is the node's herald.Handler: it runs on the worker pool.
-func (c *counter) handle(s *server.Session, data []byte) {
+func (c *counter) handle(s *push.Session, data []byte) {
 	var req request
 	if err := json.Unmarshal(data, &req); err != nil {
 		s.Send(errorReply(fmt.Errorf("demo: message is not {\"action\":...}: %w", err)))

@@ -7,7 +7,7 @@
 // application messages: {"action":"incr"}, {"action":"decr"} or
 // {"action":"get"}. The counter's handler runs on the node's worker pool;
 // it publishes {"value":N} to [CounterChannel] after every change and
-// answers "get" to the asking client alone with [server.Session.Send].
+// answers "get" to the asking client alone with [push.Session.Send].
 //
 // [Configure] puts the demo's hooks in a config, with cfg.Demo set (the
 // page is served only then, and only then may anonymous clients publish to

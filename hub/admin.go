@@ -75,8 +75,8 @@ type Stats struct {
 	// ChannelLimited counts publishes and subscriptions refused because
 	// the hub held Config.MaxChannels (cumulative).
 	ChannelLimited uint64 `json:"channel_limited"`
-	// TooLarge counts publishes refused by Config.MaxPayload or
-	// Config.MaxFrameBytes (cumulative).
+	// TooLarge counts publishes refused by Config.MaxPayload or by the
+	// Encoder with ErrTooLarge (cumulative).
 	TooLarge uint64 `json:"too_large"`
 	// EvictedChannelBytes counts messages a channel's own publishes
 	// trimmed from its history by Config.HistoryChannelBytes (cumulative).

@@ -1,8 +1,10 @@
 // Package hub routes published messages to subscribers: it owns channels,
 // their offsets and epochs, a bounded history per channel for recovery, and
-// the fan-out to event loops.
+// the fan-out to event loops. It knows nothing of the wire format: an
+// Encoder (Config.Encoder; the client protocol's push.Encoder) builds each
+// message's frames, and the hub carries them opaquely in Message.Frames.
 //
-// Where to start: New a Hub; the server calls Subscribe and Unsubscribe
+// Where to start: New a Hub; the protocol calls Subscribe and Unsubscribe
 // from its connections' event loops with a Subscriber per connection, and
 // the HTTP API and clients allowed to publish call Publish. The broker of a
 // multi-node deployment calls PublishAt with positions it assigned. Sweep,
@@ -10,11 +12,13 @@
 //
 // # The way of a message
 //
-// Publish gives the message the channel's next offset, stores it in the
-// channel's history and encodes its two frames once (Message.Envelope and
-// Message.Raw). It then appends the message to the mailbox of each event
-// loop that has subscribers of the channel (once per loop, not per
-// subscriber) and wakes the loop only when its mailbox was empty, so a burst
+// Publish checks the message (its name, Config.MaxPayload and the
+// Encoder's Check, outside any lock), gives it the channel's next offset,
+// has the Encoder build its frames once (Message.Frames) and stores it in
+// the channel's history, whose byte caps charge the bytes the Encoder
+// reports (the payload without one) plus a fixed overhead. It then appends
+// the message to the mailbox of each event loop that has subscribers of
+// the channel (once per loop, not per subscriber) and wakes the loop only when its mailbox was empty, so a burst
 // costs one wakeup. The loop swaps its mailbox out and, for each message,
 // walks its own subscribers of the channel calling Deliver with the shared
 // message: no allocation and no handoff between goroutines per subscriber.
@@ -34,8 +38,9 @@
 //
 // # Concurrency
 //
-// Publish, PublishAt, Channels, Info, Stats and Sweep are safe for
-// concurrent use. Subscribe and Unsubscribe run on the goroutine of the
+// A Message is immutable once Publish returns it and may be kept as long
+// as anyone likes (history holds it until evicted). Publish, PublishAt,
+// Channels, Info, Stats and Sweep are safe for concurrent use. Subscribe and Unsubscribe run on the goroutine of the
 // loop they name, which owns that loop's subscriptions; Deliver runs there
 // too. Locks, always taken in this order (a lock is never held while
 // taking one listed before it):
@@ -46,5 +51,6 @@
 //     queue), never both
 //
 // Hub.loopsMu only serialises adding a loop and is taken alone. Loop.Run
-// and Deliver are never called with a lock held.
+// and Deliver are never called with a lock held; Encoder.Check runs with
+// none, Encoder.Encode with channel.mu alone.
 package hub

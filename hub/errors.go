@@ -8,8 +8,8 @@ var (
 	// ErrInvalidChannel reports a channel name that ValidChannel refuses.
 	ErrInvalidChannel = errors.New("hub: invalid channel name")
 	// ErrTooLarge reports a payload over Config.MaxPayload, or one whose
-	// encoded frame would be larger than Config.MaxFrameBytes (no
-	// subscriber could be sent it).
+	// frames the Encoder refused as larger than a subscriber's output
+	// budget (no subscriber could be sent it).
 	ErrTooLarge = errors.New("hub: payload too large")
 	// ErrChannelLimit reports a publish or subscription to a new channel
 	// while the hub holds Config.MaxChannels: the caller may retry later

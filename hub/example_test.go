@@ -12,8 +12,8 @@ type syncLoop struct{}
 func (syncLoop) Index() int          { return 0 }
 func (syncLoop) Run(fn func()) error { fn(); return nil }
 
-// printer stands in for a connection: it would write m.Envelope() to its
-// socket.
+// printer stands in for a connection: it would write the frames of
+// m.Frames to its socket.
 type printer struct{ name string }
 
 func (p *printer) Deliver(m *hub.Message) {

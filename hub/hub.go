@@ -31,7 +31,8 @@ type Config struct {
 	// DefaultHistoryTTL (5 minutes), a negative value sets no age limit.
 	HistoryTTL time.Duration
 	// MaxHistoryBytes caps the memory held by the history of all channels
-	// together, counting both encoded frames of each message plus a fixed
+	// together, counting what each message holds (the bytes of the frames
+	// the Encoder built, or the payload without one) plus a fixed
 	// overhead: 0 means DefaultMaxHistoryBytes (256 MiB), a negative value
 	// sets no cap (then only HistorySize, HistoryChannelBytes and
 	// HistoryTTL bound it). Past the cap the channel holding the most
@@ -47,11 +48,11 @@ type Config struct {
 	// MaxPayload is the largest payload Publish accepts: 0 or less means
 	// DefaultMaxPayload (256 KiB).
 	MaxPayload int
-	// MaxFrameBytes, when positive, is the largest encoded frame (the
-	// envelope or the raw frame) a message may have: a subscriber's output
-	// budget, so that every accepted message can be delivered. Publish
-	// refuses larger ones with ErrTooLarge. 0 or less: no such check.
-	MaxFrameBytes int
+	// Encoder, when set, builds each message's wire frames once per
+	// publish (Message.Frames) and may refuse payloads it cannot deliver
+	// (see Encoder); the push protocol supplies one. Nil: messages carry
+	// no frames.
+	Encoder Encoder
 	// MaxChannels caps the channels the hub knows at once: past it,
 	// publishing to or subscribing to a channel the hub does not know
 	// fails with ErrChannelLimit. 0 means DefaultMaxChannels (one
@@ -111,7 +112,7 @@ type Hub struct {
 
 	subscriptions  atomic.Int64
 	channelLimited atomic.Uint64 // publishes and subscriptions refused by MaxChannels
-	tooLarge       atomic.Uint64 // publishes refused by MaxPayload or MaxFrameBytes
+	tooLarge       atomic.Uint64 // publishes refused by MaxPayload or the Encoder (ErrTooLarge)
 	evictedChannel atomic.Uint64 // messages trimmed by HistoryChannelBytes
 	evictedNode    atomic.Uint64 // messages evicted by MaxHistoryBytes
 	published      atomic.Uint64
@@ -131,13 +132,14 @@ func New(cfg Config) *Hub {
 }
 
 // Publish gives data the next offset of channel, stores it in the
-// channel's history, encodes its frames once and hands the message to each
+// channel's history, has the Encoder encode its frames once and hands the message to each
 // event loop that has subscribers of the channel, once per loop. It copies
 // data, never blocks on subscribers, and is safe for concurrent use. It
 // fails, with an error wrapping ErrInvalidChannel, ErrTooLarge or
 // ErrChannelLimit, when the channel name is invalid, data is larger than
-// Config.MaxPayload or its frame larger than Config.MaxFrameBytes, or the
-// channel is new and the hub already holds Config.MaxChannels.
+// Config.MaxPayload, the Encoder refuses it (its frames would not fit a
+// subscriber's output budget), or the channel is new and the hub already
+// holds Config.MaxChannels.
 func (h *Hub) Publish(channel string, data []byte) (*Message, error) {
 	return h.publish(channel, data, nil)
 }
@@ -169,7 +171,7 @@ func (h *Hub) PublishAt(channel string, offset uint64, epoch string, data []byte
 // under the lock too, so each mailbox receives a channel's messages in
 // order, but the wakeups happen after it is released.
 func (h *Hub) publish(name string, data []byte, at *Position) (*Message, error) {
-	inline, err := h.check(name, data)
+	note, err := h.check(name, data)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +198,7 @@ func (h *Hub) publish(name string, data []byte, at *Position) (*Message, error) 
 		c.offset++
 		c.seq++
 		now := h.cfg.Now()
-		m = newMessage(c, name, c.offset, c.epoch, data, inline, now)
+		m = newMessage(c, name, c.offset, c.epoch, data, h.cfg.Encoder, note, now)
 		m.seq = c.seq
 		h.freed(c.expire(now, h.cfg.HistoryTTL))
 		if h.cfg.HistorySize > 0 {

@@ -1,10 +1,10 @@
 package hub
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -33,50 +33,90 @@ func TestChannelLimit(t *testing.T) {
 	}
 }
 
-func TestFrameLimit(t *testing.T) {
+// sizeEncoder is an Encoder that attaches a fixed-size frame and refuses
+// payloads over max bytes, recording its calls.
+type sizeEncoder struct {
+	max, frame int
+	mu         sync.Mutex
+	checks     int
+	encodes    int
+}
+
+type fakeFrames struct{ b []byte }
+
+func (e *sizeEncoder) Check(_ string, data []byte) (uint32, error) {
+	e.mu.Lock()
+	e.checks++
+	e.mu.Unlock()
+	if len(data) > e.max {
+		return 0, fmt.Errorf("frame of %d bytes: %w", len(data), ErrTooLarge)
+	}
+	return uint32(len(data)), nil
+}
+
+func (e *sizeEncoder) Encode(m *Message, note uint32) int {
+	e.mu.Lock()
+	e.encodes++
+	e.mu.Unlock()
+	if int(note) != len(m.Data) {
+		panic("note lost between Check and Encode")
+	}
+	f := make([]byte, e.frame+len(m.Data))
+	copy(f[e.frame:], m.Data)
+	m.Data = f[e.frame:] // the payload lives in the frame
+	m.Frames = &fakeFrames{b: f}
+	return len(f)
+}
+
+// TestEncoderHook: the Encoder runs once per publish, its refusals reach
+// Publish and Check as ErrTooLarge (counted), its frames are shared by
+// every subscriber and history charges the bytes it reports.
+func TestEncoderHook(t *testing.T) {
 	t.Parallel()
-	const limit = 1000
-	h := New(Config{MaxFrameBytes: limit})
-	// The largest valid JSON payload MaxEnvelopeFrame admits is accepted.
-	room := 0
-	for MaxEnvelopeFrame(room+1) <= limit {
-		room++
+	enc := &sizeEncoder{max: 100, frame: 1000}
+	h := New(Config{Encoder: enc})
+	l := &inlineLoop{}
+	a, b := &recorder{}, &recorder{}
+	h.Subscribe(l, "c", a, nil)
+	h.Subscribe(l, "c", b, nil)
+	data := []byte("payload")
+	m := mustPublish(t, h, "c", string(data))
+	if enc.encodes != 1 || len(a.msgs) != 1 || len(b.msgs) != 1 || a.msgs[0].Frames != b.msgs[0].Frames {
+		t.Fatalf("encodes %d, deliveries %d/%d: want one encoding shared", enc.encodes, len(a.msgs), len(b.msgs))
 	}
-	ok := `"` + strings.Repeat("x", room-2) + `"`
-	name := strings.Repeat("n", MaxChannelLen)
-	m, err := h.Publish(name, []byte(ok))
-	if err != nil {
-		t.Fatalf("payload of %d bytes within MaxEnvelopeFrame: %v", room, err)
+	if f := m.Frames.(*fakeFrames); &f.b[1000] != &m.Data[0] || string(m.Data) != "payload" {
+		t.Fatalf("Data %q does not alias the encoder's copy", m.Data)
 	}
-	if len(m.Envelope()) > limit || len(m.Raw()) > limit {
-		t.Fatalf("frames of %d and %d bytes over the limit %d", len(m.Envelope()), len(m.Raw()), limit)
+	if s := h.Stats(); s.HistoryBytes != int64(1000+len(data)+messageOverhead) {
+		t.Fatalf("history charged %d bytes, want the frame's %d + overhead", s.HistoryBytes, 1000+len(data))
 	}
-	// Control characters escape to six bytes each: 200 of them do not fit.
-	if _, err := h.Publish("a", make([]byte, 200)); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("escaped payload: %v, want ErrTooLarge", err)
+	if _, err := h.Publish("c", make([]byte, 101)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("publish refused by the encoder: %v, want ErrTooLarge", err)
 	}
-	if err := h.Check("a", make([]byte, 200)); !errors.Is(err, ErrTooLarge) {
+	if err := h.Check("c", make([]byte, 101)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Check: %v, want ErrTooLarge", err)
 	}
-	if err := h.Check("a", make([]byte, 100)); err != nil {
-		t.Fatalf("Check of 100 escaped bytes: %v", err)
-	}
-	if s := h.Stats(); s.TooLarge != 2 {
-		t.Fatalf("TooLarge = %d, want 2", s.TooLarge)
+	if s := h.Stats(); s.TooLarge != 2 || s.Published != 1 || enc.encodes != 1 {
+		t.Fatalf("stats %+v, %d encodes: want 2 refusals, 1 message encoded once", s, enc.encodes)
 	}
 }
 
-// TestFrameLenExact checks the bound against real encodings.
-func TestFrameLenExact(t *testing.T) {
+// TestNoEncoder: without an Encoder a message carries no frames, a copy
+// of the payload, and history charges the payload.
+func TestNoEncoder(t *testing.T) {
 	t.Parallel()
-	for _, data := range []string{"", "x", `{"a":1}`, "a\"b\\c\n\x01\xff\u00e9", strings.Repeat("\x00", 300)} {
-		h := New(Config{})
-		m := mustPublish(t, h, `q"\`, data)
-		got := frameLen(`q"\`, []byte(data), json.Valid([]byte(data)))
-		want := max(len(m.Envelope()), len(m.Raw()))
-		if got < want || got > want+maxOffsetDigits {
-			t.Errorf("%q: frameLen %d, frames %d", data, got, want)
-		}
+	h := New(Config{})
+	data := []byte("payload")
+	m, err := h.Publish("c", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[0] = 'X'
+	if m.Frames != nil || string(m.Data) != "payload" {
+		t.Fatalf("frames %v, data %q: want none and a copy", m.Frames, m.Data)
+	}
+	if s := h.Stats(); s.HistoryBytes != int64(len(data)+messageOverhead) {
+		t.Fatalf("history charged %d bytes", s.HistoryBytes)
 	}
 }
 

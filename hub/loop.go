@@ -19,8 +19,9 @@ type Loop interface {
 // must be comparable (pointers, typically): the hub finds a subscription by
 // its (channel, Subscriber) pair.
 type Subscriber interface {
-	// Deliver hands m to the subscriber, which writes m.Envelope() or
-	// m.Raw() to its socket, or applies its backpressure policy. It runs
+	// Deliver hands m to the subscriber, which writes the frames its
+	// protocol's Encoder attached (m.Frames) to its socket, or applies its
+	// backpressure policy. It runs
 	// on the subscriber's loop goroutine and must not block; it may
 	// Subscribe and Unsubscribe (itself or others on the same loop). m is
 	// shared: Deliver must not modify it and may keep it as long as it

@@ -42,7 +42,7 @@ func TestSlowConsumerSeesClose(t *testing.T) {
 	payload := bytes.Repeat([]byte("x"), 4<<20)
 	frame := append([]byte{0x82, 127, 0, 0, 0, 0, 0, 0x40, 0, 0}, payload...)
 	onLoop(t, c, func() {
-		c.WritePrepared(frame)
+		c.writePrepared(frame)
 		c.Close(1013, "slow consumer")
 	})
 	if f := readFrame(t, wc); f.Op != wstest.OpBinary || len(f.Payload) != len(payload) {

@@ -108,6 +108,14 @@ type Config struct {
 	// interval.
 	TCPKeepAlive Duration `json:"tcp_keepalive"`
 
+	// PollerBackend picks the event loops' implementation:
+	// poller.BackendEpoll (Linux only, the default there) or
+	// poller.BackendGnet (every OS, the default elsewhere); empty means the
+	// platform's default. Nothing in the library reads the environment for
+	// it: `herald serve` takes it from --poller-backend or
+	// HERALD_POLLER_BACKEND.
+	PollerBackend string `json:"poller_backend"`
+
 	// Compression accepts permessage-deflate (RFC 7692) from clients that
 	// offer it, always without context takeover on either side, so a
 	// connection keeps no compression state while idle and one compressed

@@ -13,6 +13,10 @@ import (
 // connection's own event loop and must not block: hand blocking work to a
 // worker pool and come back with Loop.Run.
 type App interface {
+	// Attach runs once, in New, before the server serves: the app learns
+	// the server it runs on (its loops, through Loops and NumLoops, and
+	// its Config). It runs on New's goroutine.
+	Attach(s *Server)
 	// Accept sees the parsed upgrade request before the 101 is sent. It
 	// returns the subprotocol to select ("" for none), or a
 	// *codec.HandshakeError to refuse the upgrade with that HTTP status.
@@ -112,14 +116,11 @@ func (c *Conn) tlsPeer() *tlsPeer {
 	return c.srv.loops[c.li].tlsPeers[c]
 }
 
-// Scratch returns a zero-length slice with capacity n for bytes to be
+// scratch returns a zero-length slice with capacity n for bytes to be
 // queued on this or any connection of the same loop during the current
 // callback: it stays valid until the callback's writes have been flushed
 // (see poller.Loop.Scratch). Loop goroutine only.
-func (c *Conn) Scratch(n int) []byte { return c.pc.Loop().Scratch(n) }
-
-// Compressed reports whether permessage-deflate was negotiated.
-func (c *Conn) Compressed() bool { return c.z.Enabled() }
+func (c *Conn) scratch(n int) []byte { return c.pc.Loop().Scratch(n) }
 
 // Open reports whether the connection can still be written to.
 func (c *Conn) Open() bool { return c.state == stateOpen && !c.pc.Closed() }
@@ -148,7 +149,7 @@ func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) bool {
 		c.srv.budgetExceeded(c)
 		return false
 	}
-	buf := c.Scratch(codec.FrameHeaderLen(len(payload), false) + len(payload))
+	buf := c.scratch(codec.FrameHeaderLen(len(payload), false) + len(payload))
 	if c.z.Enabled() {
 		buf = c.srv.deflate.AppendFrame(buf, op, payload, c.z.ServerWindowBits)
 	} else {
@@ -158,8 +159,7 @@ func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) bool {
 		c.srv.budgetExceeded(c)
 		return false
 	}
-	c.pc.Write(buf)
-	c.srv.loops[c.li].counted.messagesOut.Add(1)
+	c.writePrepared(buf)
 	return true
 }
 
@@ -170,17 +170,11 @@ func (s *Server) budgetExceeded(c *Conn) {
 	s.closeConn(c.pc, codec.ClosePolicyViolation, "output budget exceeded")
 }
 
-// WritePrepared queues an already encoded frame, shared between many
-// connections: it must stay unchanged until every loop has flushed it
-// (frames from the hub are immutable once encoded). It reports false when
-// the connection is not open.
-func (c *Conn) WritePrepared(frame []byte) bool {
-	if c.state != stateOpen {
-		return false
-	}
+// writePrepared queues an encoded frame as one message sent, whatever the
+// budget; the bytes must stay unchanged until the loop has flushed them.
+func (c *Conn) writePrepared(frame []byte) {
 	c.pc.Write(frame)
 	c.srv.loops[c.li].counted.messagesOut.Add(1)
-	return true
 }
 
 // ExpireAt makes the server close the connection with CloseTokenExpired
@@ -200,7 +194,7 @@ func (c *Conn) Close(code uint16, reason string) {
 func (s *Server) closeConn(pc *poller.Conn, code uint16, reason string) {
 	c, _ := pc.Context().(*Conn)
 	if c != nil && c.state == stateOpen {
-		buf := c.Scratch(codec.FrameHeaderLen(125, false) + 125)
+		buf := c.scratch(codec.FrameHeaderLen(125, false) + 125)
 		pc.Write(codec.AppendClose(buf, code, reason))
 		c.state = stateClosing
 		if c.flags&flagDecoding == 0 {
@@ -485,7 +479,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 			dec = &s.decCfgDeflate
 		}
 	}
-	resp := codec.AppendAccept(c.Scratch(256+len(protocol)+len(ext)), req, protocol, ext)
+	resp := codec.AppendAccept(c.scratch(256+len(protocol)+len(ext)), req, protocol, ext)
 	c.pc.Write(resp)
 	c.state = stateOpen
 	s.releaseHandshake(c)
@@ -499,7 +493,7 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 // writeControl queues an uncompressed control frame (ping, pong, close)
 // built in the loop's scratch memory.
 func (s *Server) writeControl(c *Conn, op codec.OpCode, payload []byte) {
-	buf := c.Scratch(codec.FrameHeaderLen(len(payload), false) + len(payload))
+	buf := c.scratch(codec.FrameHeaderLen(len(payload), false) + len(payload))
 	c.pc.Write(codec.AppendFrame(buf, op, true, payload))
 }
 
@@ -640,6 +634,9 @@ func (h *handler) OnClose(pc *poller.Conn, err error) {
 // EchoApp is the RFC 6455 echo server: every text or binary message comes
 // back with the same opcode, on any path.
 type EchoApp struct{}
+
+// Attach does nothing.
+func (EchoApp) Attach(*Server) {}
 
 // Accept takes every well-formed upgrade.
 func (EchoApp) Accept(*Conn, *codec.Request) (string, error) { return "", nil }

@@ -1,14 +1,22 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"log/slog"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/herald-push/herald/internal/wstest"
 )
+
+// The harness: a Server on the real poller, on loopback, with an App that
+// hands each opened connection to the test (recorder), driven by wstest
+// clients (an independent RFC 6455 client) or raw sockets. Tests wait for
+// frames and counters, never for time.
 
 // testTimeout bounds every wait in this package's tests.
 const testTimeout = 10 * time.Second
@@ -104,5 +112,42 @@ func expectClose(t *testing.T, wc *wstest.Conn, code uint16, reason string) {
 			t.Fatalf("close %d %q, want %d %q", got, f.Payload[2:], code, reason)
 		}
 		return
+	}
+}
+
+// dialRaw opens a TCP connection to s that sends nothing yet.
+func dialRaw(t *testing.T, s *Server) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", s.Addr().String(), testTimeout)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(testTimeout))
+	return nc
+}
+
+// expectRefusal reads an HTTP answer from nc and checks its status and
+// Retry-After.
+func expectRefusal(t *testing.T, nc net.Conn, status int) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatalf("read the refusal: %v", err)
+	}
+	if resp.StatusCode != status || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("got %d with Retry-After %q, want %d with 1", resp.StatusCode, resp.Header.Get("Retry-After"), status)
+	}
+}
+
+// waitCounter waits until f reports want.
+func waitCounter(t *testing.T, what string, want int64, f func() int64) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for f() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %d, want %d", what, f(), want)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

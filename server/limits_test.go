@@ -1,53 +1,14 @@
 package server
 
 import (
-	"bufio"
 	"bytes"
 	"compress/flate"
 	"net"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/herald-push/herald/internal/wstest"
 )
-
-// dialRaw opens a TCP connection to s that sends nothing yet.
-func dialRaw(t *testing.T, s *Server) net.Conn {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", s.Addr().String(), testTimeout)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { _ = nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(testTimeout))
-	return nc
-}
-
-// expectRefusal reads an HTTP answer from nc and checks its status and
-// Retry-After.
-func expectRefusal(t *testing.T, nc net.Conn, status int) {
-	t.Helper()
-	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	if err != nil {
-		t.Fatalf("read the refusal: %v", err)
-	}
-	if resp.StatusCode != status || resp.Header.Get("Retry-After") != "1" {
-		t.Fatalf("got %d with Retry-After %q, want %d with 1", resp.StatusCode, resp.Header.Get("Retry-After"), status)
-	}
-}
-
-// waitCounter waits until f reports want.
-func waitCounter(t *testing.T, what string, want int64, f func() int64) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for f() != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %d, want %d", what, f(), want)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func TestHandshakeCapsAtAccept(t *testing.T) {
 	t.Parallel()

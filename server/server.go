@@ -1,17 +1,33 @@
-// Package server assembles herald: it owns the WebSocket connection state
-// machine (handshake, frames, close, liveness) that runs on the poller's
-// event loops, and the graceful drain.
+// Package server is herald's WebSocket transport: the connection state
+// machine (handshake → open → closing) that runs on the poller's event
+// loops, frames, liveness (pings, pongs, credential expiry), the caps
+// counted at accept, the inbound bounds, each connection's output budget,
+// the lingering close, the graceful drain and the wss:// side. What an
+// upgraded connection does is an App's business: EchoApp (RFC 6455 echo,
+// what conformance suites test) lives here, herald's client protocol in
+// package push. The server calls into its App only through the App
+// interface (and the optional WritableApp); the App reaches the transport
+// only through Conn's and Server's exported methods.
 //
 // Concurrency: every connection is owned by one event loop and its state is
-// touched only from that loop's goroutine (poller callbacks and funcs run
-// with Loop.Run). Server-wide counters are atomics. Plain connections own
-// no goroutine; connections on the TLS listener (Config.TLSListen) have two
-// in tlsbridge, which terminates TLS and hands the plaintext to a loop.
+// touched only from that loop's goroutine (poller callbacks, App methods,
+// and funcs run with Loop.Run); Conn's methods are for that goroutine
+// only. Server's methods are safe from any goroutine; its counters are
+// atomics. Plain connections own no goroutine; connections on the TLS
+// listener (Config.TLSListen) have two in tlsbridge, which terminates TLS
+// and hands the plaintext to a loop.
+//
+// Writes: Conn.WriteMessage encodes a frame of its own (replies, echoes);
+// Conn.WriteFrame writes a Frame shared by many connections (a published
+// message), choosing its plain or permessage-deflate variant by what the
+// connection negotiated. Bytes written during a callback are flushed when
+// it returns; frames built here live in the loop's scratch memory until
+// then.
 //
 // permessage-deflate (Config.Compression) is negotiated at the upgrade,
 // always without context takeover: inflating borrows pooled state for one
-// message, and published messages are compressed once per publish
-// (hub.Message.EnvelopeDeflate) for every subscriber with a full window.
+// message, and a shared Frame is compressed once for every connection with
+// a full window.
 package server
 
 import (
@@ -216,6 +232,7 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		s.tls = t
 	}
 	s.poller = poller.NewServer(poller.Config{
+		Backend:          cfg.PollerBackend,
 		Loops:            loops,
 		ReusePort:        true,
 		TCPNoDelay:       true,
@@ -225,8 +242,19 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		CloseLinger:      lingerOf(cfg.CloseLinger),
 		Logger:           log,
 	}, (*handler)(s))
+	app.Attach(s)
 	return s, nil
 }
+
+// Loops returns the event loops that run connections: the plain loops,
+// then the TLS listener's. Each one's Index is unique and below NumLoops,
+// so it indexes per-loop state; a loop is in the list once it runs (after
+// Ready). Safe from any goroutine.
+func (s *Server) Loops() []*poller.Loop { return s.allLoops() }
+
+// NumLoops is the number of event loops, plain and TLS: an upper bound for
+// Loop.Index, to size per-loop state. Safe from any goroutine.
+func (s *Server) NumLoops() int { return len(s.loops) }
 
 // lingerOf is the poller's CloseLinger for the server's (negative: off).
 func lingerOf(d Duration) time.Duration {

@@ -44,6 +44,7 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 	}
 	t := &tlsSide{srv: s, offset: plainLoops}
 	t.client, err = poller.NewClient(poller.Config{
+		Backend:     s.cfg.PollerBackend,
 		Loops:       plainLoops,
 		FirstIndex:  plainLoops, // their state follows the plain loops' in Server.loops
 		CloseLinger: lingerOf(s.cfg.CloseLinger),

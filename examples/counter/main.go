@@ -29,7 +29,7 @@ import (
 
 	"github.com/herald-push/herald"
 	clientjs "github.com/herald-push/herald/client/js"
-	"github.com/herald-push/herald/server"
+	"github.com/herald-push/herald/push"
 )
 
 // channel carries the counter's value to every page.
@@ -56,7 +56,7 @@ type counter struct {
 
 // handle is the herald.Handler: it runs on the worker pool, in order per
 // connection.
-func (c *counter) handle(s *server.Session, data []byte) {
+func (c *counter) handle(s *push.Session, data []byte) {
 	var req struct {
 		Action string `json:"action"`
 	}

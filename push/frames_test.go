@@ -1,13 +1,16 @@
-package hub
+package push
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/gobwas/ws"
+
+	"github.com/herald-push/herald/hub"
 )
 
 // readFrame decodes the one complete frame in b with gobwas/ws, an
@@ -28,6 +31,20 @@ func readFrame(t *testing.T, b []byte) ws.Frame {
 		t.Fatalf("%d bytes after the frame", len(rest))
 	}
 	return f
+}
+
+// encoded publishes data to channel on a hub with the App's Encoder and
+// returns the message, whose Frames it built.
+func encoded(t *testing.T, channel string, data []byte) *hub.Message {
+	t.Helper()
+	m, err := hub.New(hub.Config{Encoder: Encoder{}}).Publish(channel, data)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if _, ok := m.Frames.(*Frames); !ok {
+		t.Fatalf("message frames %T, want *Frames", m.Frames)
+	}
+	return m
 }
 
 func TestEnvelope(t *testing.T) {
@@ -55,9 +72,8 @@ func TestEnvelope(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := New(Config{})
-			m := mustPublish(t, h, tc.channel, tc.payload)
-			f := readFrame(t, m.Envelope())
+			m := encoded(t, tc.channel, []byte(tc.payload))
+			f := readFrame(t, framesOf(m).Envelope.Bytes())
 			if f.Header.OpCode != ws.OpText {
 				t.Fatalf("opcode %v, want text", f.Header.OpCode)
 			}
@@ -114,16 +130,12 @@ func TestRawFrame(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := New(Config{})
 			in := bytes.Clone(tc.payload)
-			m, err := h.Publish("c", in)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := encoded(t, "c", in)
 			for i := range in {
-				in[i] = '!' // the hub must have copied the payload
+				in[i] = '!' // the payload must have been copied
 			}
-			f := readFrame(t, m.Raw())
+			f := readFrame(t, framesOf(m).Raw.Bytes())
 			if f.Header.OpCode != tc.op {
 				t.Fatalf("opcode %v, want %v", f.Header.OpCode, tc.op)
 			}
@@ -134,30 +146,85 @@ func TestRawFrame(t *testing.T) {
 	}
 }
 
-func TestValidChannel(t *testing.T) {
+// TestFrameLimit: Encoder.MaxFrame refuses, with hub.ErrTooLarge, the
+// payloads whose larger frame would not fit, and admits the largest valid
+// JSON payload MaxEnvelopeFrame allows on the longest channel name.
+func TestFrameLimit(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		in   string
-		want bool
-	}{
-		{"simple", "news", true},
-		{"personal", "user:alice", true},
-		{"punctuation", "chat.room-1", true},
-		{"all printable", "!~#$%&'()*+,-./0123456789:;<=>?@[]^_`{|}", true},
-		{"longest", strings.Repeat("a", 255), true},
-		{"empty", "", false},
-		{"too long", strings.Repeat("a", 256), false},
-		{"space", "a b", false},
-		{"tab", "a\tb", false},
-		{"newline", "a\n", false},
-		{"del", "a\x7f", false},
-		{"non-ascii", "café", false},
-		{"nul", "a\x00", false},
+	const limit = 1000
+	h := hub.New(hub.Config{Encoder: Encoder{MaxFrame: limit}})
+	room := 0
+	for MaxEnvelopeFrame(room+1) <= limit {
+		room++
 	}
-	for _, tc := range tests {
-		if got := ValidChannel(tc.in); got != tc.want {
-			t.Errorf("%s: ValidChannel(%q) = %v, want %v", tc.name, tc.in, got, tc.want)
+	ok := `"` + strings.Repeat("x", room-2) + `"`
+	name := strings.Repeat("n", hub.MaxChannelLen)
+	m, err := h.Publish(name, []byte(ok))
+	if err != nil {
+		t.Fatalf("payload of %d bytes within MaxEnvelopeFrame: %v", room, err)
+	}
+	if f := framesOf(m); f.Envelope.Len() > limit || f.Raw.Len() > limit {
+		t.Fatalf("frames of %d and %d bytes over the limit %d", f.Envelope.Len(), f.Raw.Len(), limit)
+	}
+	// Control characters escape to six bytes each: 200 of them do not fit.
+	if _, err := h.Publish("a", make([]byte, 200)); !errors.Is(err, hub.ErrTooLarge) {
+		t.Fatalf("escaped payload: %v, want ErrTooLarge", err)
+	}
+	if err := h.Check("a", make([]byte, 200)); !errors.Is(err, hub.ErrTooLarge) {
+		t.Fatalf("Check: %v, want ErrTooLarge", err)
+	}
+	if err := h.Check("a", make([]byte, 100)); err != nil {
+		t.Fatalf("Check of 100 escaped bytes: %v", err)
+	}
+	if s := h.Stats(); s.TooLarge != 2 {
+		t.Fatalf("TooLarge = %d, want 2", s.TooLarge)
+	}
+}
+
+// TestFrameLenExact checks the bound against real encodings.
+func TestFrameLenExact(t *testing.T) {
+	t.Parallel()
+	for _, data := range []string{"", "x", `{"a":1}`, "a\"b\\c\n\x01\xff\u00e9", strings.Repeat("\x00", 300)} {
+		m := encoded(t, `q"\`, []byte(data))
+		got := frameLen(`q"\`, []byte(data), json.Valid([]byte(data)))
+		want := max(framesOf(m).Envelope.Len(), framesOf(m).Raw.Len())
+		if got < want || got > want+maxOffsetDigits {
+			t.Errorf("%q: frameLen %d, frames %d", data, got, want)
+		}
+	}
+}
+
+// TestEncodeAllocs: the Encoder builds a message's frames in two
+// allocations (the frames' bytes and their holder), so a publish costs a
+// fixed few whatever the number of subscribers.
+func TestEncodeAllocs(t *testing.T) {
+	data := []byte(`{"price":42}`)
+	note, err := Encoder{}.Check("c", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		m := hub.Message{Channel: "c", Offset: 7, Data: data}
+		Encoder{}.Encode(&m, note)
+	})
+	if allocs > 2 {
+		t.Fatalf("%v allocs per encode, want at most 2", allocs)
+	}
+}
+
+// TestMsgFrame: Session.Send's frame is {"op":"msg","data":...} with JSON
+// data inlined and anything else as a JSON string.
+func TestMsgFrame(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		`{"a":1}`: `{"op":"msg","data":{"a":1}}`,
+		`42`:      `{"op":"msg","data":42}`,
+		"text":    `{"op":"msg","data":"text"}`,
+		"a\"b":    `{"op":"msg","data":"a\"b"}`,
+	} {
+		f := readFrame(t, appendMsgFrame(nil, []byte(in)))
+		if f.Header.OpCode != ws.OpText || string(f.Payload) != want {
+			t.Errorf("%q: op %v %s, want text %s", in, f.Header.OpCode, f.Payload, want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package push
 
 import (
 	"bytes"
@@ -36,7 +36,7 @@ const (
 
 // command parses and runs one client command. Commands are rare next to
 // deliveries, so encoding/json's allocations are acceptable here.
-func (a *PushApp) command(s *Session, payload []byte) {
+func (a *App) command(s *Session, payload []byte) {
 	a.commands.Add(1)
 	cmd, err := parseCommand(payload)
 	if err != nil {
@@ -78,7 +78,7 @@ func parseCommand(payload []byte) (command, error) {
 
 // subscribe adds a subscription and sends the reply and any backlog. quiet
 // subscriptions (the personal channel) send no reply.
-func (a *PushApp) subscribe(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
+func (a *App) subscribe(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
 	if !hub.ValidChannel(ch) {
 		a.replyError(s, id, errBadRequest, "invalid channel name", ch)
 		return
@@ -109,8 +109,8 @@ func (a *PushApp) subscribe(s *Session, ch string, since *hub.Position, id json.
 }
 
 // join is subscribe once Interest has acquired ch. It runs on s's loop.
-func (a *PushApp) join(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
-	l := s.conn.pc.Loop()
+func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
+	l := s.conn.Loop()
 	if a.removeChannel(s, ch) {
 		// Resubscribing (e.g. to recover with since): start over.
 		a.o.Hub.Unsubscribe(l, ch, s)
@@ -142,17 +142,17 @@ func (a *PushApp) join(s *Session, ch string, since *hub.Position, id json.RawMe
 
 // unsubscribe ends s's subscription to ch and reports whether there was
 // one. s's loop only.
-func (a *PushApp) unsubscribe(s *Session, ch string) bool {
+func (a *App) unsubscribe(s *Session, ch string) bool {
 	if !a.removeChannel(s, ch) {
 		return false
 	}
-	a.o.Hub.Unsubscribe(s.conn.pc.Loop(), ch, s)
+	a.o.Hub.Unsubscribe(s.conn.Loop(), ch, s)
 	a.dropPager(s, ch)
 	a.release(ch)
 	return true
 }
 
-func (a *PushApp) publish(s *Session, cmd *command) {
+func (a *App) publish(s *Session, cmd *command) {
 	if !hub.ValidChannel(cmd.Channel) {
 		a.replyError(s, cmd.ID, errBadRequest, "invalid channel name", cmd.Channel)
 		return
@@ -191,7 +191,7 @@ func publishErrorCode(err error, other string) string {
 
 // appMessage hands an application message to the library-mode handlers on
 // the worker pool, in per-connection order.
-func (a *PushApp) appMessage(s *Session, cmd *command) {
+func (a *App) appMessage(s *Session, cmd *command) {
 	if a.o.Handlers == nil || a.o.Workers == nil {
 		a.replyError(s, cmd.ID, errUnsupported, "this server has no message handlers", "")
 		return
@@ -205,7 +205,7 @@ func (a *PushApp) appMessage(s *Session, cmd *command) {
 }
 
 // reply writes a JSON reply, echoing the command's id.
-func (a *PushApp) reply(s *Session, id json.RawMessage, r map[string]any) {
+func (a *App) reply(s *Session, id json.RawMessage, r map[string]any) {
 	if s.raw && r["op"] != "error" {
 		return
 	}
@@ -221,26 +221,11 @@ func (a *PushApp) reply(s *Session, id json.RawMessage, r map[string]any) {
 	s.conn.WriteMessage(codec.OpText, b)
 }
 
-func (a *PushApp) replyError(s *Session, id json.RawMessage, code, msg, ch string) {
+func (a *App) replyError(s *Session, id json.RawMessage, code, msg, ch string) {
 	a.commandErrors.Add(1)
 	r := map[string]any{"op": "error", "code": code, "message": msg}
 	if ch != "" {
 		r["channel"] = ch
 	}
 	a.reply(s, id, r)
-}
-
-// appendMsgFrame encodes {"op":"msg","data":DATA} as a text frame; data
-// that is not JSON is sent as a JSON string.
-func appendMsgFrame(dst []byte, data []byte) []byte {
-	body := make([]byte, 0, len(data)+24)
-	body = append(body, `{"op":"msg","data":`...)
-	if json.Valid(data) {
-		body = append(body, data...)
-	} else {
-		q, _ := json.Marshal(string(data))
-		body = append(body, q...)
-	}
-	body = append(body, '}')
-	return codec.AppendFrame(dst, codec.OpText, true, body)
 }

@@ -1,8 +1,6 @@
-package server
+package push
 
 import (
-	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -10,6 +8,7 @@ import (
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/codec"
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/server"
 )
 
 // SlowPolicy is what happens to a subscriber whose unsent bytes would pass
@@ -40,7 +39,7 @@ func ParseSlowPolicy(s string) (SlowPolicy, bool) {
 }
 
 // Handlers are the library-mode callbacks for application messages
-// (`{"op":"msg"}`); the push app hands them to the worker pool in
+// (`{"op":"msg"}`); the app hands them to the worker pool in
 // per-connection order. Nil handlers answer such messages with an error.
 type Handlers interface {
 	// OnMessage receives an application message from a client. It runs on
@@ -53,16 +52,27 @@ type Submitter interface {
 	Submit(key uint64, task func()) error
 }
 
-// PushOptions configure the push app.
-type PushOptions struct {
-	Hub      *hub.Hub
+// Options configure the App. Hub and Verifier are required; every other
+// zero field means its default.
+type Options struct {
+	// Hub routes the messages; build it with Encoder as its
+	// hub.Config.Encoder, so each message's frames are built once per
+	// publish (without, every delivery encodes a frame of its own).
+	Hub *hub.Hub
+	// Verifier authenticates the upgrade requests' tokens.
 	Verifier *auth.Verifier
-	Origins  *auth.OriginPolicy
-	Slow     SlowPolicy
+	// Origins, when set, refuses browsers from other origins (403).
+	Origins *auth.OriginPolicy
+	// Slow is the slow-consumer policy (default SlowClose).
+	Slow SlowPolicy
 	// Path is the WebSocket endpoint (default "/ws").
-	Path     string
+	Path string
+	// Handlers receive application messages; nil answers them with the
+	// error code "not_supported".
 	Handlers Handlers
-	Workers  Submitter
+	// Workers runs Handlers and Publish off the loops, in per-connection
+	// order.
+	Workers Submitter
 	// Interest, when set, is told which channels have subscribers on this
 	// node and may hold a subscription back until the node's copy of the
 	// channel is current: a multi-node broker (broker.NATS) uses it. Nil:
@@ -84,14 +94,17 @@ type PushOptions struct {
 	CommandRate float64
 }
 
-// PushApp is herald's client protocol (docs/protocol.md) on top of the
-// connection state machine: authentication at upgrade, subscriptions,
+// App is herald's client protocol (docs/protocol.md), a server.App on top
+// of the WebSocket transport: authentication at upgrade, subscriptions,
 // publishing, recovery and delivery with backpressure. Its per-loop user
-// index lets the API disconnect a user's every connection.
-type PushApp struct {
-	o     PushOptions
-	srv   *Server
-	loops []pushLoop // indexed by loop index; touched only by that loop
+// index lets the API disconnect a user's every connection. Build it with
+// New and hand it to server.New, which attaches it; Stats and
+// DisconnectUser are safe from any goroutine, the server.App methods run
+// on the connections' loops.
+type App struct {
+	o     Options
+	srv   *server.Server
+	loops []appLoop // indexed by Loop.Index; touched only by that loop
 
 	// interval is the command bucket's nanoseconds per command and
 	// tolerance how far ahead of now its arrival time may run (burst−1
@@ -110,8 +123,9 @@ type PushApp struct {
 	paged          atomic.Uint64
 }
 
-// pushLoop is per-loop state of the push app.
-type pushLoop struct {
+// appLoop is the App's state for one event loop, touched only by that
+// loop's goroutine.
+type appLoop struct {
 	users map[string][]*Session
 	// index maps each channel of a session with many subscriptions to its
 	// position in Session.channels, so subscribe and unsubscribe stay
@@ -120,11 +134,14 @@ type pushLoop struct {
 	// pagers holds the recovery backlogs waiting for room in a session's
 	// output budget (flagPaging).
 	pagers map[*Session][]*pager
+	// pending holds what an upgrade request asked for, from Accept until
+	// OnOpen acts on it, so an idle session keeps none of it.
+	pending map[*Session]*pendingSubs
 }
 
-// NewPushApp builds the push app; attach it with New(cfg, app, log) and
-// then call Bind with the server.
-func NewPushApp(o PushOptions) *PushApp {
+// New builds the App; server.New(cfg, app, log) attaches it to the
+// server that runs it.
+func New(o Options) *App {
 	if o.Path == "" {
 		o.Path = "/ws"
 	}
@@ -137,7 +154,7 @@ func NewPushApp(o PushOptions) *PushApp {
 	if o.CommandRate == 0 {
 		o.CommandRate = DefaultCommandRate
 	}
-	a := &PushApp{o: o}
+	a := &App{o: o}
 	if o.CommandRate > 0 {
 		a.interval = max(1, int64(float64(time.Second)/o.CommandRate))
 		a.tolerance = a.interval * max(1, int64(2*o.CommandRate)-1)
@@ -145,27 +162,25 @@ func NewPushApp(o PushOptions) *PushApp {
 	return a
 }
 
-// Bind ties the app to the server that runs it (it needs the server's loop
-// count and write-buffer limit).
-func (a *PushApp) Bind(s *Server) {
+// Attach ties the app to the server that runs it (server.App): it sizes
+// the per-loop tables. server.New calls it once, before serving.
+func (a *App) Attach(s *server.Server) {
 	a.srv = s
-	a.loops = make([]pushLoop, len(s.loops))
+	a.loops = make([]appLoop, s.NumLoops())
 }
 
 // Session is one client's push state: who it is, what it subscribed to. It
 // is owned by the connection's loop; methods other than ID and Subject are
 // for that loop only unless stated.
 //
-// It is kept small (64 bytes) because every connection has one: the app is
-// reached through the connection, and what few sessions need (an index of
-// many channels, a paged backlog) lives in the loop's tables.
+// It is kept small (64 bytes) because every connection has one: what few
+// sessions need (the subscriptions of the upgrade URL until OnOpen, an
+// index of many channels, a paged backlog) lives in the loop's tables.
 type Session struct {
-	conn     *Conn
+	app      *App
+	conn     *server.Conn
 	claims   *auth.Claims
 	channels []string // in no particular order
-	// pending holds what the upgrade request asked for until OnOpen acts
-	// on it; nil afterwards, so an idle session keeps none of it.
-	pending *pendingSubs
 	// tat is the command bucket's theoretical arrival time (see
 	// allowCommand).
 	tat   int64
@@ -190,22 +205,12 @@ func (s *Session) Subject() string { return s.claims.Subject }
 // the connection's loop, within the connection's output budget: past it
 // the slow-consumer policy applies, as for published messages.
 func (s *Session) Send(data []byte) {
-	frame := appendMsgFrame(nil, data)
-	c := s.conn
-	if c.z.Enabled() {
-		if zf, ok := c.srv.deflate.AppendCompressedOf(nil, frame, c.z.ServerWindowBits); ok {
-			frame = zf
-		}
-	}
-	_ = c.pc.Loop().Run(func() {
-		if c.Open() && c.srv.app.(*PushApp).admit(c, len(frame)) {
-			c.WritePrepared(frame)
-		}
-	})
+	f := server.NewFrame(appendMsgFrame(nil, data))
+	_ = s.conn.Loop().Run(func() { s.write(f) })
 }
 
-// PushStats are the push app's counters.
-type PushStats struct {
+// Stats are the App's counters, a snapshot.
+type Stats struct {
 	Dropped       uint64 `json:"dropped"`
 	SlowClosed    uint64 `json:"slow_closed"`
 	Kicked        uint64 `json:"kicked"`
@@ -224,9 +229,9 @@ type PushStats struct {
 	PagedBacklogs uint64 `json:"paged_backlogs"`
 }
 
-// Stats returns the push app's counters.
-func (a *PushApp) Stats() PushStats {
-	return PushStats{
+// Stats returns the App's counters. Safe from any goroutine.
+func (a *App) Stats() Stats {
+	return Stats{
 		Dropped: a.dropped.Load(), SlowClosed: a.slowClosed.Load(),
 		Kicked: a.kicked.Load(), Commands: a.commands.Load(), CommandErrors: a.commandErrors.Load(),
 		SubscriptionLimited: a.subLimited.Load(), ChannelLimited: a.channelLimited.Load(),
@@ -235,7 +240,7 @@ func (a *PushApp) Stats() PushStats {
 }
 
 // Accept authenticates the upgrade request.
-func (a *PushApp) Accept(c *Conn, req *codec.Request) (string, error) {
+func (a *App) Accept(c *server.Conn, req *codec.Request) (string, error) {
 	if req.Path != a.o.Path {
 		return "", &codec.HandshakeError{Status: 404, Reason: "no WebSocket endpoint at " + req.Path + " (use " + a.o.Path + ")"}
 	}
@@ -259,53 +264,35 @@ func (a *PushApp) Accept(c *Conn, req *codec.Request) (string, error) {
 	if err != nil {
 		return "", &codec.HandshakeError{Status: 401, Reason: err.Error()}
 	}
-	sess := &Session{conn: c, claims: claims, raw: q.first("format") == "raw"}
-	var ps pendingSubs
-	ps.channels = q.all("channel")
-	for _, s := range q.all("since") {
-		// channel:offset:epoch; the channel may itself contain ':'.
-		i := strings.LastIndexByte(s, ':')
-		if i <= 0 {
-			continue
+	sess := &Session{app: a, conn: c, claims: claims, raw: q.first("format") == "raw"}
+	if ps := q.pending(); ps != nil {
+		pl := &a.loops[c.Loop().Index()]
+		if pl.pending == nil {
+			pl.pending = map[*Session]*pendingSubs{}
 		}
-		j := strings.LastIndexByte(s[:i], ':')
-		if j <= 0 {
-			continue
-		}
-		off, perr := strconv.ParseUint(s[j+1:i], 10, 64)
-		if perr != nil {
-			continue
-		}
-		if ps.since == nil {
-			ps.since = map[string]hub.Position{}
-		}
-		ps.since[s[:j]] = hub.Position{Offset: off, Epoch: s[i+1:]}
-	}
-	if len(ps.channels) > 0 {
-		sess.pending = &ps
+		pl.pending[sess] = ps
 	}
 	c.App = sess
 	return "", nil
 }
 
 // OnOpen subscribes the personal channel and the channels of the URL.
-func (a *PushApp) OnOpen(c *Conn) {
+func (a *App) OnOpen(c *server.Conn) {
 	sess := c.App.(*Session)
 	now := time.Now()
 	if ttl, ok := sess.claims.TTL(now); ok {
 		c.ExpireAt(now.Add(ttl))
 	}
-	li := c.li
+	pl := &a.loops[c.Loop().Index()]
 	if sub := sess.claims.Subject; sub != "" {
-		pl := &a.loops[li]
 		if pl.users == nil {
 			pl.users = map[string][]*Session{}
 		}
 		pl.users[sub] = append(pl.users[sub], sess)
 		a.subscribe(sess, "user:"+sub, nil, nil, true)
 	}
-	if ps := sess.pending; ps != nil {
-		sess.pending = nil
+	if ps := pl.pending[sess]; ps != nil {
+		delete(pl.pending, sess)
 		for _, ch := range ps.channels {
 			var since *hub.Position
 			if p, ok := ps.since[ch]; ok {
@@ -317,25 +304,25 @@ func (a *PushApp) OnOpen(c *Conn) {
 }
 
 // OnClose unsubscribes everything.
-func (a *PushApp) OnClose(c *Conn) {
+func (a *App) OnClose(c *server.Conn) {
 	sess, _ := c.App.(*Session)
 	if sess == nil {
 		return
 	}
-	l := c.pc.Loop()
+	l := c.Loop()
 	for _, ch := range sess.channels {
 		a.o.Hub.Unsubscribe(l, ch, sess)
 		a.release(ch)
 	}
 	sess.channels = nil
-	pl := &a.loops[c.li]
+	pl := &a.loops[l.Index()]
 	delete(pl.index, sess)
+	delete(pl.pending, sess)
 	if sess.flags&flagPaging != 0 {
 		delete(pl.pagers, sess)
 		sess.flags &^= flagPaging
 	}
 	if sub := sess.claims.Subject; sub != "" {
-		pl := &a.loops[c.li]
 		list := pl.users[sub]
 		for i, s := range list {
 			if s == sess {
@@ -354,7 +341,7 @@ func (a *PushApp) OnClose(c *Conn) {
 
 // OnMessage runs a client command; a connection past CommandRate is
 // closed with 1008 instead.
-func (a *PushApp) OnMessage(c *Conn, op codec.OpCode, payload []byte) {
+func (a *App) OnMessage(c *server.Conn, op codec.OpCode, payload []byte) {
 	s := c.App.(*Session)
 	if !a.allowCommand(s) {
 		a.rateClosed.Add(1)
@@ -365,58 +352,45 @@ func (a *PushApp) OnMessage(c *Conn, op codec.OpCode, payload []byte) {
 }
 
 // Deliver writes a published message to the session, applying the
-// slow-consumer policy. It runs on the session's loop.
+// slow-consumer policy (hub.Subscriber). It runs on the session's loop.
 func (s *Session) Deliver(m *hub.Message) {
-	c := s.conn
-	if !c.Open() {
-		return
+	if s.conn.Open() {
+		s.write(s.frameOf(m))
 	}
-	frame := s.frameOf(m)
-	if c.srv.app.(*PushApp).admit(c, len(frame)) {
-		c.WritePrepared(frame)
+}
+
+// write queues f within the output budget; past it the slow-consumer
+// policy applies. Every frame the App queues besides command replies goes
+// through it. s's loop only.
+func (s *Session) write(f *server.Frame) {
+	c := s.conn
+	if c.Open() && !c.WriteFrame(f) {
+		s.app.overflow(c)
 	}
 }
 
 // frameOf picks the frame of m this session receives: the envelope or the
-// bare payload, compressed when the session negotiated permessage-deflate.
-// Sessions with a full window share the message's compressed frame (built
-// once per publish); those that asked for a smaller window get a
-// compression of their own, in the loop's scratch arena.
-func (s *Session) frameOf(m *hub.Message) []byte {
-	c := s.conn
-	if !c.z.Enabled() {
-		if s.raw {
-			return m.Raw()
-		}
-		return m.Envelope()
-	}
-	z := c.srv.deflate
-	if c.z.ServerWindowBits == 15 {
-		if s.raw {
-			return m.RawDeflate(z)
-		}
-		return m.EnvelopeDeflate(z)
-	}
-	plain := m.Envelope()
+// bare payload (the transport picks its compression).
+func (s *Session) frameOf(m *hub.Message) *server.Frame {
+	f := framesOf(m)
 	if s.raw {
-		plain = m.Raw()
+		return &f.Raw
 	}
-	buf := c.Scratch(len(plain))
-	if f, ok := z.AppendCompressedOf(buf, plain, c.z.ServerWindowBits); ok {
-		return f
-	}
-	return plain
+	return &f.Envelope
 }
 
 // DisconnectUser closes every connection of user on this node with 4003
 // and returns how many there were. Safe from any goroutine.
-func (a *PushApp) DisconnectUser(user string, reason string) int {
+func (a *App) DisconnectUser(user string, reason string) int {
 	if reason == "" {
 		reason = "disconnected by the server"
 	}
+	if a.srv == nil {
+		return 0 // not attached (echo mode): no push connections
+	}
 	var total atomic.Int64
 	done := make(chan struct{}, 64)
-	loops := a.srv.allLoops()
+	loops := a.srv.Loops()
 	for _, l := range loops {
 		err := l.Run(func() {
 			defer func() { done <- struct{}{} }()
@@ -426,7 +400,7 @@ func (a *PushApp) DisconnectUser(user string, reason string) int {
 				if s.conn.Open() {
 					total.Add(1)
 					a.kicked.Add(1)
-					a.srv.closeConn(s.conn.pc, CloseKicked, reason)
+					s.conn.Close(CloseKicked, reason)
 				}
 			}
 		})
@@ -443,47 +417,3 @@ func (a *PushApp) DisconnectUser(user string, reason string) int {
 // CloseKicked is the close code for a connection the backend disconnected:
 // the client should not reconnect automatically.
 const CloseKicked = 4003
-
-// query is a parsed URL query that keeps order and repeats.
-type query [][2]string
-
-// parseQuery parses a raw query; bad escapes keep the raw text.
-func parseQuery(raw string) query {
-	var q query
-	for raw != "" {
-		var kv string
-		kv, raw, _ = strings.Cut(raw, "&")
-		if kv == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(kv, "=")
-		q = append(q, [2]string{unescape(k), unescape(v)})
-	}
-	return q
-}
-
-func unescape(s string) string {
-	if v, err := url.QueryUnescape(s); err == nil {
-		return v
-	}
-	return s
-}
-
-func (q query) first(k string) string {
-	for _, kv := range q {
-		if kv[0] == k {
-			return kv[1]
-		}
-	}
-	return ""
-}
-
-func (q query) all(k string) []string {
-	var out []string
-	for _, kv := range q {
-		if kv[0] == k {
-			out = append(out, kv[1])
-		}
-	}
-	return out
-}

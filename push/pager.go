@@ -1,7 +1,8 @@
-package server
+package push
 
 import (
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/server"
 )
 
 // A recovery backlog may be larger than a connection's output budget (a
@@ -25,13 +26,14 @@ type pager struct {
 // s, as far as its output budget takes them, and pages the rest. It
 // reports false when s was not subscribed in the hub because the backlog
 // waits. s's loop only.
-func (a *PushApp) sendBacklog(s *Session, ch string, backlog []*hub.Message) (live bool) {
+func (a *App) sendBacklog(s *Session, ch string, backlog []*hub.Message) (live bool) {
 	c := s.conn
 	for i, m := range backlog {
-		frame := s.frameOf(m)
-		if len(frame) <= c.Room() {
-			c.WritePrepared(frame)
+		if c.WriteFrame(s.frameOf(m)) {
 			continue
+		}
+		if !c.Open() {
+			return true
 		}
 		if c.Buffered() == 0 {
 			// Even an empty budget cannot take it: the message can never
@@ -43,7 +45,7 @@ func (a *PushApp) sendBacklog(s *Session, ch string, backlog []*hub.Message) (li
 		if i > 0 {
 			cursor.Offset = backlog[i-1].Offset
 		}
-		a.o.Hub.Unsubscribe(c.pc.Loop(), ch, s)
+		a.o.Hub.Unsubscribe(c.Loop(), ch, s)
 		a.pageLater(s, ch, cursor)
 		return false
 	}
@@ -54,8 +56,8 @@ func (a *PushApp) sendBacklog(s *Session, ch string, backlog []*hub.Message) (li
 // sent: right after this entry point's writes are flushed if the kernel
 // takes them all, else once the output has drained (OnWritable). s's loop
 // only.
-func (a *PushApp) pageLater(s *Session, ch string, cursor hub.Position) {
-	pl := &a.loops[s.conn.li]
+func (a *App) pageLater(s *Session, ch string, cursor hub.Position) {
+	pl := &a.loops[s.conn.Loop().Index()]
 	if pl.pagers == nil {
 		pl.pagers = map[*Session][]*pager{}
 	}
@@ -63,7 +65,7 @@ func (a *PushApp) pageLater(s *Session, ch string, cursor hub.Position) {
 	s.flags |= flagPaging
 	a.paged.Add(1)
 	c := s.conn
-	_ = c.pc.Loop().Run(func() {
+	_ = c.Loop().Run(func() {
 		if !c.Open() {
 			return
 		}
@@ -77,12 +79,12 @@ func (a *PushApp) pageLater(s *Session, ch string, cursor hub.Position) {
 
 // OnWritable continues the paged recovery backlogs of c's session once its
 // output has drained. It runs on c's loop.
-func (a *PushApp) OnWritable(c *Conn) {
+func (a *App) OnWritable(c *server.Conn) {
 	s, _ := c.App.(*Session)
 	if s == nil || s.flags&flagPaging == 0 || !c.Open() {
 		return
 	}
-	pl := &a.loops[c.li]
+	pl := &a.loops[c.Loop().Index()]
 	ps := pl.pagers[s]
 	delete(pl.pagers, s)
 	s.flags &^= flagPaging
@@ -92,12 +94,12 @@ func (a *PushApp) OnWritable(c *Conn) {
 }
 
 // page sends the next messages of p's backlog. s's loop only.
-func (a *PushApp) page(s *Session, p *pager) {
+func (a *App) page(s *Session, p *pager) {
 	c := s.conn
 	if !c.Open() {
 		return
 	}
-	pos, backlog, recovered, err := a.o.Hub.Subscribe(c.pc.Loop(), p.channel, s, &p.cursor)
+	pos, backlog, recovered, err := a.o.Hub.Subscribe(c.Loop(), p.channel, s, &p.cursor)
 	if err != nil {
 		// The channel was forgotten and the node is full: give up the
 		// subscription as a subscribe would have been refused.
@@ -119,11 +121,11 @@ func (a *PushApp) page(s *Session, p *pager) {
 
 // dropPager forgets a paged backlog of ch, when s unsubscribes or
 // resubscribes. s's loop only.
-func (a *PushApp) dropPager(s *Session, ch string) {
+func (a *App) dropPager(s *Session, ch string) {
 	if s.flags&flagPaging == 0 {
 		return
 	}
-	pl := &a.loops[s.conn.li]
+	pl := &a.loops[s.conn.Loop().Index()]
 	ps := pl.pagers[s]
 	for i, p := range ps {
 		if p.channel == ch {

@@ -1,122 +1,19 @@
-package server
+package push
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/internal/wstest"
+	"github.com/herald-push/herald/server"
 )
-
-// pushNode is a push app on a real loopback server, for tests that drive
-// the protocol end to end.
-type pushNode struct {
-	hub  *hub.Hub
-	app  *PushApp
-	srv  *Server
-	addr string
-}
-
-// startPush starts a one-loop push server with anonymous access to every
-// channel; edit adjusts the options and the server config first.
-func startPush(t *testing.T, hc hub.Config, edit func(*PushOptions, *Config)) *pushNode {
-	t.Helper()
-	v, err := auth.NewVerifier(auth.Config{AllowAnonymous: true, AnonymousSubscribe: []string{"*"}, AnonymousPublish: []string{"*"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := hub.New(hc)
-	o := PushOptions{Hub: h, Verifier: v}
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Loops = 1
-	cfg.Compression = false
-	cfg.PingInterval = 0
-	if edit != nil {
-		edit(&o, &cfg)
-	}
-	app := NewPushApp(o)
-	srv, err := New(cfg, app, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.Bind(srv)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	<-srv.Ready()
-	if srv.Addr() == nil {
-		t.Fatalf("server did not start: %v", <-done)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	})
-	return &pushNode{hub: h, app: app, srv: srv, addr: srv.Addr().String()}
-}
-
-// dial connects a client to path (e.g. "/ws?channel=a").
-func (n *pushNode) dial(t *testing.T, path string) *wstest.Conn {
-	t.Helper()
-	return wstest.Dial(t, n.addr, wstest.Options{Path: path})
-}
-
-// send writes one text command.
-func send(c *wstest.Conn, cmd string) {
-	c.Send(wstest.Frame{Fin: true, Op: wstest.OpText, Payload: []byte(cmd)})
-}
-
-// next reads the next text frame as JSON; close frames fail the test
-// unless want says so.
-func next(t *testing.T, c *wstest.Conn) map[string]any {
-	t.Helper()
-	f, err := c.Read(10 * time.Second)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if f.Op == wstest.OpClose {
-		t.Fatalf("closed: %d %q", closeCode(f), f.Payload[min(2, len(f.Payload)):])
-	}
-	var m map[string]any
-	if err := json.Unmarshal(f.Payload, &m); err != nil {
-		t.Fatalf("frame %q: %v", f.Payload, err)
-	}
-	return m
-}
-
-// closeCode is the status code of a close frame.
-func closeCode(f wstest.Frame) int {
-	if len(f.Payload) < 2 {
-		return 0
-	}
-	return int(f.Payload[0])<<8 | int(f.Payload[1])
-}
-
-// expectClose reads until a close frame and returns its code and reason.
-func readClose(t *testing.T, c *wstest.Conn) (int, string) {
-	t.Helper()
-	for {
-		f, err := c.Read(10 * time.Second)
-		if err != nil {
-			t.Fatalf("read: %v (no close frame)", err)
-		}
-		if f.Op == wstest.OpClose {
-			return closeCode(f), string(f.Payload[min(2, len(f.Payload)):])
-		}
-	}
-}
 
 func TestSubscriptionLimit(t *testing.T) {
 	t.Parallel()
-	n := startPush(t, hub.Config{}, func(o *PushOptions, _ *Config) { o.MaxSubscriptions = 3; o.CommandRate = -1 })
+	n := startPush(t, hub.Config{}, func(o *Options, _ *server.Config) { o.MaxSubscriptions = 3; o.CommandRate = -1 })
 	c := n.dial(t, "/ws?channel=a")
 	for _, ch := range []string{"b", "c"} {
 		send(c, `{"op":"sub","channel":"`+ch+`"}`)
@@ -152,7 +49,7 @@ func TestSubscriptionLimit(t *testing.T) {
 func TestManySubscriptionsO1(t *testing.T) {
 	t.Parallel()
 	const subs = 20000
-	n := startPush(t, hub.Config{}, func(o *PushOptions, _ *Config) { o.MaxSubscriptions = -1; o.CommandRate = -1 })
+	n := startPush(t, hub.Config{}, func(o *Options, _ *server.Config) { o.MaxSubscriptions = -1; o.CommandRate = -1 })
 	c := n.dial(t, "/ws")
 	for i := range subs {
 		send(c, `{"op":"sub","channel":"c`+fmt.Sprint(i)+`"}`)
@@ -190,7 +87,7 @@ func TestChannelLimitSubscribe(t *testing.T) {
 
 func TestCommandRate(t *testing.T) {
 	t.Parallel()
-	n := startPush(t, hub.Config{}, func(o *PushOptions, _ *Config) { o.CommandRate = 5 })
+	n := startPush(t, hub.Config{}, func(o *Options, _ *server.Config) { o.CommandRate = 5 })
 	c := n.dial(t, "/ws")
 	// A burst of 2×5 passes at once; far more cannot.
 	var all []wstest.Frame
@@ -230,8 +127,8 @@ func TestBacklogPaged(t *testing.T) {
 		live    = 5 // a burst that fits the budget: a bigger one is a slow consumer
 		limit   = 32 << 10
 	)
-	n := startPush(t, hub.Config{HistorySize: 1000, HistoryTTL: -1, MaxFrameBytes: limit},
-		func(_ *PushOptions, cfg *Config) { cfg.WriteBufferLimit = limit })
+	n := startPush(t, hub.Config{HistorySize: 1000, HistoryTTL: -1, Encoder: Encoder{MaxFrame: limit}},
+		func(_ *Options, cfg *server.Config) { cfg.WriteBufferLimit = limit })
 	payload := `"` + strings.Repeat("x", 2000) + `"`
 	var epoch string
 	for range backlog {
@@ -270,30 +167,18 @@ func TestBacklogPaged(t *testing.T) {
 	}
 }
 
-// goSubmitter runs each task on a goroutine of its own.
-type goSubmitter struct{}
-
-func (goSubmitter) Submit(_ uint64, task func()) error { go task(); return nil }
-
-// sendHandler answers every application message with a Send of size bytes.
-type sendHandler struct{ size int }
-
-func (h sendHandler) OnMessage(s *Session, _ []byte) {
-	s.Send([]byte(`"` + strings.Repeat("y", h.size) + `"`))
-}
-
 // TestSendBudget: Session.Send goes through the output budget and the
 // slow-consumer policy.
 func TestSendBudget(t *testing.T) {
 	t.Parallel()
-	n := startPush(t, hub.Config{}, func(o *PushOptions, cfg *Config) {
+	n := startPush(t, hub.Config{}, func(o *Options, cfg *server.Config) {
 		cfg.WriteBufferLimit = 4 << 10
 		o.Handlers = sendHandler{size: 8 << 10}
 		o.Workers = goSubmitter{}
 	})
 	c := n.dial(t, "/ws")
 	send(c, `{"op":"msg","data":1}`)
-	if code, reason := readClose(t, c); code != 1013 || reason != "slow consumer" {
+	if code, reason, _ := readClose(t, c); code != 1013 || reason != "slow consumer" {
 		t.Fatalf("close %d %q, want 1013 slow consumer", code, reason)
 	}
 	if st := n.app.Stats(); st.SlowClosed != 1 {

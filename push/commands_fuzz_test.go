@@ -1,4 +1,4 @@
-package server
+package push
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package server
+package push
 
 import (
 	"encoding/json"
@@ -8,7 +8,7 @@ import (
 )
 
 // Interest learns which channels have subscribers on this node, for a
-// broker that carries only those between nodes (PushOptions.Interest). The
+// broker that carries only those between nodes (Options.Interest). The
 // push app calls Acquire before each subscription and Release once for
 // each Acquire, when that subscription ends; both run on event-loop
 // goroutines and must not block.
@@ -33,7 +33,7 @@ const errUnavailable = "unavailable"
 // proceed now. When it may not, join runs later on s's loop, or the
 // acquisition is released if the connection closed meanwhile. It runs on
 // s's loop.
-func (a *PushApp) acquire(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) bool {
+func (a *App) acquire(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) bool {
 	in := a.o.Interest
 	if in == nil {
 		return true
@@ -46,7 +46,7 @@ func (a *PushApp) acquire(s *Session, ch string, since *hub.Position, id json.Ra
 		since = &p
 	}
 	id = append(json.RawMessage(nil), id...)
-	l := s.conn.pc.Loop()
+	l := s.conn.Loop()
 	ready := func() {
 		err := l.Run(func() {
 			if !s.conn.Open() {
@@ -64,23 +64,23 @@ func (a *PushApp) acquire(s *Session, ch string, since *hub.Position, id json.Ra
 
 // release tells Interest that a subscription to ch ended. It runs on the
 // subscriber's loop.
-func (a *PushApp) release(ch string) {
+func (a *App) release(ch string) {
 	if in := a.o.Interest; in != nil {
 		in.Release(ch)
 	}
 }
 
-// publishVia publishes a client's message through PushOptions.Publish,
+// publishVia publishes a client's message through Options.Publish,
 // which may block: on the worker pool in the connection's order, with the
 // reply written back on the connection's loop.
-func (a *PushApp) publishVia(s *Session, cmd *command) {
+func (a *App) publishVia(s *Session, cmd *command) {
 	ch := strings.Clone(cmd.Channel)
 	data := append([]byte(nil), cmd.Data...)
 	id := append(json.RawMessage(nil), cmd.ID...)
 	publish := a.o.Publish
 	task := func() {
 		pos, err := publish(ch, data)
-		_ = s.conn.pc.Loop().Run(func() {
+		_ = s.conn.Loop().Run(func() {
 			if !s.conn.Open() {
 				return
 			}

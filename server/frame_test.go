@@ -1,4 +1,4 @@
-package hub
+package server
 
 import (
 	"bytes"
@@ -35,6 +35,19 @@ func inflateFrame(t *testing.T, b []byte) (bool, ws.OpCode, []byte) {
 	return true, f.Header.OpCode, out
 }
 
+// textFrame and binaryFrame are Frames of payload, as the protocol above
+// would build them.
+func textFrame(payload string) *Frame {
+	return NewFrame(codec.AppendFrame(nil, codec.OpText, true, []byte(payload)))
+}
+
+func binaryFrame(payload string) *Frame {
+	return NewFrame(codec.AppendFrame(nil, codec.OpBinary, true, []byte(payload)))
+}
+
+// TestDeflatedFrames: a Frame's shared variant is the plain frame
+// compressed (RSV1, the same opcode and message once inflated), or the
+// plain frame where compression does not pay.
 func TestDeflatedFrames(t *testing.T) {
 	t.Parallel()
 	z, err := codec.NewDeflate(codec.DeflateConfig{})
@@ -54,22 +67,20 @@ func TestDeflatedFrames(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := New(Config{})
-			m := mustPublish(t, h, "news", tc.payload)
 			for _, v := range []struct {
 				name         string
 				plain, zhere []byte
 			}{
-				{"envelope", m.Envelope(), m.EnvelopeDeflate(z)},
-				{"raw", m.Raw(), m.RawDeflate(z)},
+				{"text", textFrame(tc.payload).Bytes(), textFrame(tc.payload).deflatedWith(z)},
+				{"binary", binaryFrame(tc.payload).Bytes(), binaryFrame(tc.payload).deflatedWith(z)},
 			} {
 				_, plainOp, want := inflateFrame(t, v.plain)
 				rsv1, op, got := inflateFrame(t, v.zhere)
 				if rsv1 != tc.compressed {
 					t.Errorf("%s: RSV1 = %v, want %v", v.name, rsv1, tc.compressed)
 				}
-				if !rsv1 && &v.zhere[0] != &v.plain[0] {
-					t.Errorf("%s: uncompressed variant is a copy, want the plain frame itself", v.name)
+				if !rsv1 && !bytes.Equal(v.zhere, v.plain) {
+					t.Errorf("%s: uncompressed variant differs from the plain frame", v.name)
 				}
 				if op != plainOp || !bytes.Equal(got, want) {
 					t.Errorf("%s: inflates to op %v %d bytes, want op %v %d bytes", v.name, op, len(got), plainOp, len(want))
@@ -85,8 +96,7 @@ func TestDeflatedFrames(t *testing.T) {
 func TestDeflateOncePerPublish(t *testing.T) {
 	t.Parallel()
 	z, _ := codec.NewDeflate(codec.DeflateConfig{})
-	h := New(Config{})
-	m := mustPublish(t, h, "news", strings.Repeat(`{"price":101.5,"symbol":"ACME"}`, 50))
+	f := textFrame(strings.Repeat(`{"price":101.5,"symbol":"ACME"}`, 50))
 	const loops = 16
 	frames := make([][]byte, loops)
 	var wg sync.WaitGroup
@@ -97,7 +107,7 @@ func TestDeflateOncePerPublish(t *testing.T) {
 			defer wg.Done()
 			<-start
 			for range 100 {
-				frames[i] = m.EnvelopeDeflate(z)
+				frames[i] = f.deflatedWith(z)
 			}
 		}()
 	}
@@ -115,30 +125,29 @@ func TestDeflateOncePerPublish(t *testing.T) {
 
 // BenchmarkDeflateFanout compares, per delivered message, the compression
 // work of a fan-out to 1000 compressing subscribers: compress once per
-// publish (EnvelopeDeflate, what herald does) against compressing for each
+// publish (Frame's shared variant, what herald does) against compressing for each
 // subscriber (what a server with per-connection compression contexts
 // does). ns/op is per delivery.
 func BenchmarkDeflateFanout(b *testing.B) {
 	const subscribers = 1000
 	z, _ := codec.NewDeflate(codec.DeflateConfig{})
-	h := New(Config{})
-	payload := []byte(`{"symbol":"ACME","bid":101.25,"ask":101.27,"ts":1732650000,"news":"` + strings.Repeat("quarterly results beat estimates; ", 20) + `"}`)
+	payload := (`{"symbol":"ACME","bid":101.25,"ask":101.27,"ts":1732650000,"news":"` + strings.Repeat("quarterly results beat estimates; ", 20) + `"}`)
 	b.Run("once-per-publish", func(b *testing.B) {
 		b.ReportAllocs()
-		var m *Message
+		var f *Frame
 		for i := 0; b.Loop(); i++ {
 			if i%subscribers == 0 {
-				m, _ = h.Publish("bench", payload)
+				f = textFrame(payload)
 			}
-			_ = m.EnvelopeDeflate(z)
+			_ = f.deflatedWith(z)
 		}
 	})
 	b.Run("per-connection", func(b *testing.B) {
 		b.ReportAllocs()
-		m, _ := h.Publish("bench", payload)
-		dst := make([]byte, 0, 2*len(m.Envelope()))
+		plain := textFrame(payload).Bytes()
+		dst := make([]byte, 0, 2*len(plain))
 		for b.Loop() {
-			dst, _ = z.AppendCompressedOf(dst[:0], m.Envelope(), 15)
+			dst, _ = z.AppendCompressedOf(dst[:0], plain, 15)
 		}
 	})
 }

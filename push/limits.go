@@ -1,16 +1,17 @@
-package server
+package push
 
 import (
 	"time"
 
 	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/server"
 )
 
-// Defaults of PushOptions' zero limits.
+// Defaults of Options' zero limits.
 const (
-	// DefaultMaxSubscriptions is the default of PushOptions.MaxSubscriptions.
+	// DefaultMaxSubscriptions is the default of Options.MaxSubscriptions.
 	DefaultMaxSubscriptions = 128
-	// DefaultCommandRate is the default of PushOptions.CommandRate.
+	// DefaultCommandRate is the default of Options.CommandRate.
 	DefaultCommandRate = 50
 )
 
@@ -20,19 +21,19 @@ const (
 	// which MaxSubscriptions does not count.
 	flagPersonal uint8 = 1 << iota
 	// flagPaging: a recovery backlog of the session waits for room in its
-	// output budget (pushLoop.pagers).
+	// output budget (appLoop.pagers).
 	flagPaging
 )
 
 // indexFrom is the number of subscriptions from which a session's channels
-// are indexed (pushLoop.index): below it a scan of the slice is as fast,
+// are indexed (appLoop.index): below it a scan of the slice is as fast,
 // and most sessions hold a channel or two.
 const indexFrom = 8
 
 // find returns the position of ch in s.channels, or -1. O(1) for sessions
 // with many channels. s's loop only.
-func (a *PushApp) find(s *Session, ch string) int {
-	if idx := a.loops[s.conn.li].index[s]; idx != nil {
+func (a *App) find(s *Session, ch string) int {
+	if idx := a.loops[s.conn.Loop().Index()].index[s]; idx != nil {
 		if i, ok := idx[ch]; ok {
 			return int(i)
 		}
@@ -48,12 +49,12 @@ func (a *PushApp) find(s *Session, ch string) int {
 
 // addChannel records a subscription of s to ch (not already there). s's
 // loop only.
-func (a *PushApp) addChannel(s *Session, ch string) {
+func (a *App) addChannel(s *Session, ch string) {
 	s.channels = append(s.channels, ch)
 	if ch == s.personal() {
 		s.flags |= flagPersonal
 	}
-	pl := &a.loops[s.conn.li]
+	pl := &a.loops[s.conn.Loop().Index()]
 	switch idx := pl.index[s]; {
 	case idx != nil:
 		idx[ch] = int32(len(s.channels) - 1)
@@ -72,12 +73,12 @@ func (a *PushApp) addChannel(s *Session, ch string) {
 // removeChannel forgets s's subscription to ch and reports whether there
 // was one: the last channel moves into its place, so order is not kept.
 // s's loop only.
-func (a *PushApp) removeChannel(s *Session, ch string) bool {
+func (a *App) removeChannel(s *Session, ch string) bool {
 	i := a.find(s, ch)
 	if i < 0 {
 		return false
 	}
-	idx := a.loops[s.conn.li].index[s]
+	idx := a.loops[s.conn.Loop().Index()].index[s]
 	last := len(s.channels) - 1
 	if i != last {
 		s.channels[i] = s.channels[last]
@@ -90,7 +91,7 @@ func (a *PushApp) removeChannel(s *Session, ch string) bool {
 	if idx != nil {
 		delete(idx, ch)
 		if len(s.channels) < indexFrom/2 {
-			delete(a.loops[s.conn.li].index, s)
+			delete(a.loops[s.conn.Loop().Index()].index, s)
 		}
 	}
 	if ch == s.personal() {
@@ -128,7 +129,7 @@ func monotonic() int64 { return int64(time.Since(clockStart)) }
 // the theoretical arrival time of the next command; a command that finds
 // tat more than burst−1 intervals ahead of now is over the rate. Eight
 // bytes per session, nothing to refill while idle. s's loop only.
-func (a *PushApp) allowCommand(s *Session) bool {
+func (a *App) allowCommand(s *Session) bool {
 	if a.interval <= 0 {
 		return true
 	}
@@ -141,21 +142,9 @@ func (a *PushApp) allowCommand(s *Session) bool {
 	return true
 }
 
-// admit applies the output budget to a frame of n bytes for c: it reports
-// true when the frame fits, else it applies the slow-consumer policy
-// (count and drop, or close) and reports false. Every frame the push app
-// queues besides command replies goes through it. c's loop only.
-func (a *PushApp) admit(c *Conn, n int) bool {
-	if n <= c.Room() {
-		return true
-	}
-	a.overflow(c)
-	return false
-}
-
 // overflow applies the slow-consumer policy to c, whose output budget
 // cannot take what is due. c's loop only.
-func (a *PushApp) overflow(c *Conn) {
+func (a *App) overflow(c *server.Conn) {
 	switch a.o.Slow {
 	case SlowDrop:
 		a.dropped.Add(1)
