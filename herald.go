@@ -530,33 +530,7 @@ func (b apiBackend) Channels(users bool) any {
 	return slices.DeleteFunc(all, func(c hub.ChannelInfo) bool { return strings.HasPrefix(c.Name, "user:") })
 }
 
-func (b apiBackend) Stats() any {
-	s := b.n.srv.Stats()
-	st := map[string]any{
-		"connections":        b.n.srv.Conns(),
-		"handshakes_ok":      s.HandshakesOK.Load(),
-		"handshakes_failed":  s.HandshakesFailed.Load(),
-		"handshake_timeouts": s.HandshakeTimeouts.Load(),
-		"messages_in":        b.n.srv.MessagesIn(),
-		"messages_out":       b.n.srv.MessagesOut(),
-		"bytes_in":           b.n.srv.BytesIn(),
-		"protocol_errors":    s.ProtocolErrors.Load(),
-		"ping_timeouts":      s.PingTimeouts.Load(),
-		"push":               b.n.push.Stats(),
-		"hub":                b.n.hub.Stats(),
-		"worker_queue":       b.n.workers.QueueDepth(),
-		"deflate":            b.n.srv.DeflateStats(),
-		"tls":                b.n.srv.TLSStats(),
-		"api_refused": map[string]uint64{
-			"cross_site":   b.n.apiStats.CrossSite.Load(),
-			"unauthorized": b.n.apiStats.Unauthorized.Load(),
-		},
-	}
-	if nb, ok := b.n.broker.(*broker.NATS); ok {
-		st["broker"] = nb.Stats()
-	}
-	return st
-}
+func (b apiBackend) Stats() any { return b.n.Stats() }
 
 // AnonymousPublishPatterns returns AnonymousPublish with its default
 // applied: unset means "demo:*" while the demo runs and none otherwise; an

@@ -9,86 +9,18 @@ import (
 	"github.com/herald-push/herald/server"
 )
 
-// registerMetrics exposes the node's counters on reg. Counters are read
-// from the atomics the hot paths already keep (CounterFunc/GaugeFunc), so
-// metrics cost nothing per message; the fan-out histogram is observed once
-// per loop batch.
+// registerMetrics exposes the node on reg: the Go and process collectors,
+// the fan-out histogram (observed once per loop batch), and every counter
+// and gauge of the node's Stats through one collector that takes a
+// snapshot per scrape (nodeMetrics). Nothing is counted twice: the hot
+// paths keep their atomics, and a scrape reads them once.
 func registerMetrics(reg *prometheus.Registry, n *Node) error {
-	s := n.srv.Stats()
-	counter := func(name, help string, labels prometheus.Labels, f func() uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "herald", Name: name, Help: help, ConstLabels: labels},
-			func() float64 { return float64(f()) })
-	}
-	gauge := func(name, help string, f func() float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "herald", Name: name, Help: help}, f)
-	}
-	outcome := func(o string) prometheus.Labels { return prometheus.Labels{"outcome": o} }
-	reason := func(r string) prometheus.Labels { return prometheus.Labels{"reason": r} }
-	limit := func(l string) prometheus.Labels { return prometheus.Labels{"limit": l} }
-	cs := []prometheus.Collector{
+	for _, c := range []prometheus.Collector{
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		gauge("connections", "Open WebSocket connections.", func() float64 { return float64(n.srv.Conns()) }),
-		counter("handshakes_total", "WebSocket upgrades by outcome.", outcome("ok"), s.HandshakesOK.Load),
-		counter("handshakes_total", "WebSocket upgrades by outcome.", outcome("refused"), s.HandshakesFailed.Load),
-		counter("handshakes_total", "WebSocket upgrades by outcome.", outcome("timeout"), s.HandshakeTimeouts.Load),
-		counter("messages_in_total", "Messages received from clients.", nil, n.srv.MessagesIn),
-		counter("messages_out_total", "Messages queued to clients.", nil, n.srv.MessagesOut),
-		counter("bytes_in_total", "Bytes received from clients after the handshake.", nil, n.srv.BytesIn),
-		counter("disconnects_total", "Connections closed by the server, by reason.", reason("protocol_error"), s.ProtocolErrors.Load),
-		counter("disconnects_total", "Connections closed by the server, by reason.", reason("ping_timeout"), s.PingTimeouts.Load),
-		counter("disconnects_total", "Connections closed by the server, by reason.", reason("slow_consumer"), func() uint64 { return n.push.Stats().SlowClosed }),
-		counter("disconnects_total", "Connections closed by the server, by reason.", reason("token_expired"), s.TokenExpired.Load),
-		counter("disconnects_total", "Connections closed by the server, by reason.", reason("api_disconnect"), func() uint64 { return n.push.Stats().Kicked }),
-		counter("api_refused_total", "API requests refused, by reason.", reason("cross_site"), n.apiStats.CrossSite.Load),
-		counter("api_refused_total", "API requests refused, by reason.", reason("unauthorized"), n.apiStats.Unauthorized.Load),
-		counter("disconnects_total", "Connections closed by the server, by reason.", reason("output_budget"), s.OutputBudget.Load),
-		counter("disconnects_total", "Connections closed by the server, by reason.", reason("inbound_memory"), s.InboundMemory.Load),
-		counter("disconnects_total", "Connections closed by the server, by reason.", reason("message_timeout"), s.MessageTimeouts.Load),
-		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("handshakes"), s.RefusedHandshakes.Load),
-		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("handshakes_per_ip"), s.RefusedHandshakesPerIP.Load),
-		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("conns_per_ip"), s.RefusedConnsPerIP.Load),
-		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("max_conns"), s.RefusedMaxConns.Load),
-		counter("first_byte_timeouts_total", "Connections closed for sending nothing within first_byte_timeout.", nil, s.FirstByteTimeouts.Load),
-		gauge("inbound_buffered_bytes", "Bytes held for incomplete client input (partial frames, unfinished messages).", func() float64 { return float64(n.srv.InboundBuffered()) }),
-		gauge("handshakes_in_progress", "Connections accepted and not yet upgraded (plain and TLS).", func() float64 { return float64(n.srv.HandshakesInProgress()) }),
-		counter("disconnects_total", "Connections closed by the server, by reason.", reason("command_rate"), func() uint64 { return n.push.Stats().CommandRateClosed }),
-		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("subscriptions"), func() uint64 { return n.push.Stats().SubscriptionLimited }),
-		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("channels"), func() uint64 { return n.hub.Stats().ChannelLimited }),
-		counter("limit_refusals_total", "Connections or requests refused by a limit.", limit("publish_size"), func() uint64 { return n.hub.Stats().TooLarge }),
-		counter("history_evictions_total", "Messages evicted from history by a byte cap, by cap.", reason("channel_bytes"), func() uint64 { return n.hub.Stats().EvictedChannelBytes }),
-		counter("history_evictions_total", "Messages evicted from history by a byte cap, by cap.", reason("node_bytes"), func() uint64 { return n.hub.Stats().EvictedNodeBytes }),
-		counter("recovery_pages_total", "Recovery backlogs larger than the output budget, sent in pages.", nil, func() uint64 { return n.push.Stats().PagedBacklogs }),
-		counter("dropped_messages_total", "Messages dropped for slow subscribers (drop policy).", nil, func() uint64 { return n.push.Stats().Dropped }),
-		counter("commands_total", "Client protocol commands received.", nil, func() uint64 { return n.push.Stats().Commands }),
-		counter("command_errors_total", "Client protocol commands answered with an error.", nil, func() uint64 { return n.push.Stats().CommandErrors }),
-		counter("published_total", "Messages published on this node.", nil, func() uint64 { return n.hub.Stats().Published }),
-		counter("deliveries_total", "Messages handed to subscribers.", nil, func() uint64 { return n.hub.Stats().Deliveries }),
-		gauge("channels", "Channels with subscribers or history.", func() float64 { return float64(n.hub.Stats().Channels) }),
-		gauge("subscriptions", "Subscriptions on this node.", func() float64 { return float64(n.hub.Stats().Subscriptions) }),
-		gauge("history_messages", "Messages held in channel history.", func() float64 { return float64(n.hub.Stats().HistoryMessages) }),
-		gauge("history_bytes", "Bytes held in channel history.", func() float64 { return float64(n.hub.Stats().HistoryBytes) }),
-		gauge("worker_queue_depth", "Tasks waiting for the worker pool.", func() float64 { return float64(n.workers.QueueDepth()) }),
 		n.fanout,
-		counter("deflate_negotiated_total", "Connections that negotiated permessage-deflate.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.Negotiated }) }),
-		counter("deflate_compressed_total", "Payloads compressed (once per publish, shared by subscribers).", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.Compressed }) }),
-		counter("deflate_bytes_in_total", "Bytes given to the compressor.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.BytesIn }) }),
-		counter("deflate_bytes_out_total", "Compressed bytes produced.", nil, func() uint64 { return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.BytesOut }) }),
-		counter("inflate_errors_total", "Client messages that were not valid deflate data or inflated past the limit.", nil, func() uint64 {
-			return deflateStat(n, func(c *server.CompressionStats) uint64 { return c.InflateErrors })
-		}),
-		gauge("tls_connections", "Open connections bridged from the TLS listener.", func() float64 { return float64(tlsStat(n, func(t *server.TLSStats) int64 { return t.Active })) }),
-		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("ok"), func() uint64 {
-			return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.Handshakes) }))
-		}),
-		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("error"), func() uint64 {
-			return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.HandshakeErrors) }))
-		}),
-		counter("tls_handshakes_total", "TLS handshakes by outcome.", outcome("timeout"), func() uint64 {
-			return uint64(tlsStat(n, func(t *server.TLSStats) int64 { return int64(t.HandshakeTimeouts) }))
-		}),
-	}
-	for _, c := range cs {
+		newNodeCollector(n.Stats),
+	} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}
@@ -96,18 +28,163 @@ func registerMetrics(reg *prometheus.Registry, n *Node) error {
 	return nil
 }
 
-// deflateStat reads one compression counter (0 when compression is off).
-func deflateStat(n *Node, f func(*server.CompressionStats) uint64) uint64 {
-	if st := n.srv.DeflateStats(); st != nil {
-		return f(st)
+// metric is one time series computed from a Stats snapshot. Series of one
+// name share its help text and differ by the value of one label (label,
+// value); label is empty for a series of its own.
+type metric struct {
+	name, help   string
+	kind         prometheus.ValueType
+	label, value string
+	of           func(*Stats) float64
+}
+
+const (
+	counter = prometheus.CounterValue
+	gauge   = prometheus.GaugeValue
+)
+
+// The help texts of the families with several series.
+const (
+	helpHandshakes  = "WebSocket upgrades by outcome."
+	helpDisconnects = "Connections closed by the server, by reason."
+	helpRefusals    = "Connections or requests refused by a limit."
+	helpEvictions   = "Messages evicted from history by a byte cap, by cap."
+	helpAPIRefused  = "API requests refused, by reason."
+	helpTLS         = "TLS handshakes by outcome."
+)
+
+// u and i turn a snapshot field into a sample value.
+func u(v uint64) float64 { return float64(v) }
+func i(v int64) float64  { return float64(v) }
+
+// nodeMetrics maps Stats to Prometheus: the one place where a snapshot
+// field becomes a series (namespace herald).
+var nodeMetrics = []metric{
+	{"connections", "Open WebSocket connections.", gauge, "", "", func(s *Stats) float64 { return i(s.Server.Connections) }},
+	{"handshakes_in_progress", "Connections accepted and not yet upgraded (plain and TLS).", gauge, "", "", func(s *Stats) float64 { return i(s.Server.HandshakesInProgress) }},
+	{"inbound_buffered_bytes", "Bytes held for incomplete client input (partial frames, unfinished messages).", gauge, "", "", func(s *Stats) float64 { return i(s.Server.InboundBuffered) }},
+	{"handshakes_total", helpHandshakes, counter, "outcome", "ok", func(s *Stats) float64 { return u(s.Server.HandshakesOK) }},
+	{"handshakes_total", helpHandshakes, counter, "outcome", "refused", func(s *Stats) float64 { return u(s.Server.HandshakesFailed) }},
+	{"handshakes_total", helpHandshakes, counter, "outcome", "timeout", func(s *Stats) float64 { return u(s.Server.HandshakeTimeouts) }},
+	{"first_byte_timeouts_total", "Connections closed for sending nothing within first_byte_timeout.", counter, "", "", func(s *Stats) float64 { return u(s.Server.FirstByteTimeouts) }},
+	{"messages_in_total", "Messages received from clients.", counter, "", "", func(s *Stats) float64 { return u(s.Server.MessagesIn) }},
+	{"messages_out_total", "Messages queued to clients.", counter, "", "", func(s *Stats) float64 { return u(s.Server.MessagesOut) }},
+	{"bytes_in_total", "Bytes received from clients after the handshake.", counter, "", "", func(s *Stats) float64 { return u(s.Server.BytesIn) }},
+
+	{"disconnects_total", helpDisconnects, counter, "reason", "protocol_error", func(s *Stats) float64 { return u(s.Server.ProtocolErrors) }},
+	{"disconnects_total", helpDisconnects, counter, "reason", "ping_timeout", func(s *Stats) float64 { return u(s.Server.PingTimeouts) }},
+	{"disconnects_total", helpDisconnects, counter, "reason", "token_expired", func(s *Stats) float64 { return u(s.Server.TokenExpired) }},
+	{"disconnects_total", helpDisconnects, counter, "reason", "output_budget", func(s *Stats) float64 { return u(s.Server.OutputBudget) }},
+	{"disconnects_total", helpDisconnects, counter, "reason", "inbound_memory", func(s *Stats) float64 { return u(s.Server.InboundMemory) }},
+	{"disconnects_total", helpDisconnects, counter, "reason", "message_timeout", func(s *Stats) float64 { return u(s.Server.MessageTimeouts) }},
+	{"disconnects_total", helpDisconnects, counter, "reason", "slow_consumer", func(s *Stats) float64 { return u(s.Push.SlowClosed) }},
+	{"disconnects_total", helpDisconnects, counter, "reason", "api_disconnect", func(s *Stats) float64 { return u(s.Push.Kicked) }},
+	{"disconnects_total", helpDisconnects, counter, "reason", "command_rate", func(s *Stats) float64 { return u(s.Push.CommandRateClosed) }},
+
+	{"limit_refusals_total", helpRefusals, counter, "limit", "handshakes", func(s *Stats) float64 { return u(s.Server.RefusedHandshakes) }},
+	{"limit_refusals_total", helpRefusals, counter, "limit", "handshakes_per_ip", func(s *Stats) float64 { return u(s.Server.RefusedHandshakesPerIP) }},
+	{"limit_refusals_total", helpRefusals, counter, "limit", "conns_per_ip", func(s *Stats) float64 { return u(s.Server.RefusedConnsPerIP) }},
+	{"limit_refusals_total", helpRefusals, counter, "limit", "max_conns", func(s *Stats) float64 { return u(s.Server.RefusedMaxConns) }},
+	{"limit_refusals_total", helpRefusals, counter, "limit", "subscriptions", func(s *Stats) float64 { return u(s.Push.SubscriptionLimited) }},
+	{"limit_refusals_total", helpRefusals, counter, "limit", "channels", func(s *Stats) float64 { return u(s.Hub.ChannelLimited) }},
+	{"limit_refusals_total", helpRefusals, counter, "limit", "publish_size", func(s *Stats) float64 { return u(s.Hub.TooLarge) }},
+
+	{"api_refused_total", helpAPIRefused, counter, "reason", "cross_site", func(s *Stats) float64 { return u(s.API.CrossSite) }},
+	{"api_refused_total", helpAPIRefused, counter, "reason", "unauthorized", func(s *Stats) float64 { return u(s.API.Unauthorized) }},
+
+	{"recovery_pages_total", "Recovery backlogs larger than the output budget, sent in pages.", counter, "", "", func(s *Stats) float64 { return u(s.Push.PagedBacklogs) }},
+	{"dropped_messages_total", "Messages dropped for slow subscribers (drop policy).", counter, "", "", func(s *Stats) float64 { return u(s.Push.Dropped) }},
+	{"commands_total", "Client protocol commands received.", counter, "", "", func(s *Stats) float64 { return u(s.Push.Commands) }},
+	{"command_errors_total", "Client protocol commands answered with an error.", counter, "", "", func(s *Stats) float64 { return u(s.Push.CommandErrors) }},
+
+	{"published_total", "Messages published on this node.", counter, "", "", func(s *Stats) float64 { return u(s.Hub.Published) }},
+	{"deliveries_total", "Messages handed to subscribers.", counter, "", "", func(s *Stats) float64 { return u(s.Hub.Deliveries) }},
+	{"channels", "Channels with subscribers or history.", gauge, "", "", func(s *Stats) float64 { return float64(s.Hub.Channels) }},
+	{"subscriptions", "Subscriptions on this node.", gauge, "", "", func(s *Stats) float64 { return i(s.Hub.Subscriptions) }},
+	{"history_messages", "Messages held in channel history.", gauge, "", "", func(s *Stats) float64 { return i(s.Hub.HistoryMessages) }},
+	{"history_bytes", "Bytes held in channel history.", gauge, "", "", func(s *Stats) float64 { return i(s.Hub.HistoryBytes) }},
+	{"history_evictions_total", helpEvictions, counter, "reason", "channel_bytes", func(s *Stats) float64 { return u(s.Hub.EvictedChannelBytes) }},
+	{"history_evictions_total", helpEvictions, counter, "reason", "node_bytes", func(s *Stats) float64 { return u(s.Hub.EvictedNodeBytes) }},
+	{"worker_queue_depth", "Tasks waiting for the worker pool.", gauge, "", "", func(s *Stats) float64 { return float64(s.WorkerQueue) }},
+
+	// Compression and TLS read 0 when they are off.
+	{"deflate_negotiated_total", "Connections that negotiated permessage-deflate.", counter, "", "", func(s *Stats) float64 { return deflate(s, func(c *compression) uint64 { return c.Negotiated }) }},
+	{"deflate_compressed_total", "Payloads compressed (once per publish, shared by subscribers).", counter, "", "", func(s *Stats) float64 { return deflate(s, func(c *compression) uint64 { return c.Compressed }) }},
+	{"deflate_bytes_in_total", "Bytes given to the compressor.", counter, "", "", func(s *Stats) float64 { return deflate(s, func(c *compression) uint64 { return c.BytesIn }) }},
+	{"deflate_bytes_out_total", "Compressed bytes produced.", counter, "", "", func(s *Stats) float64 { return deflate(s, func(c *compression) uint64 { return c.BytesOut }) }},
+	{"inflate_errors_total", "Client messages that were not valid deflate data or inflated past the limit.", counter, "", "", func(s *Stats) float64 { return deflate(s, func(c *compression) uint64 { return c.InflateErrors }) }},
+	{"tls_connections", "Open connections bridged from the TLS listener.", gauge, "", "", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return i(t.Active) }) }},
+	{"tls_handshakes_total", helpTLS, counter, "outcome", "ok", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.Handshakes) }) }},
+	{"tls_handshakes_total", helpTLS, counter, "outcome", "error", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.HandshakeErrors) }) }},
+	{"tls_handshakes_total", helpTLS, counter, "outcome", "timeout", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.HandshakeTimeouts) }) }},
+}
+
+// nodeCollector is a prometheus.Collector over nodeMetrics: each scrape
+// takes one snapshot and reports every series from it.
+type nodeCollector struct {
+	snapshot func() Stats
+	descs    []*prometheus.Desc // one per nodeMetrics entry, shared by a family
+}
+
+func newNodeCollector(snapshot func() Stats) *nodeCollector {
+	c := &nodeCollector{snapshot: snapshot}
+	families := map[string]*prometheus.Desc{}
+	for _, m := range nodeMetrics {
+		d, ok := families[m.name]
+		if !ok {
+			var labels []string
+			if m.label != "" {
+				labels = []string{m.label}
+			}
+			d = prometheus.NewDesc(prometheus.BuildFQName("herald", "", m.name), m.help, labels, nil)
+			families[m.name] = d
+		}
+		c.descs = append(c.descs, d)
+	}
+	return c
+}
+
+// Describe sends every family's description once.
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	seen := map[*prometheus.Desc]bool{}
+	for _, d := range c.descs {
+		if !seen[d] {
+			seen[d] = true
+			ch <- d
+		}
+	}
+}
+
+// Collect reports every series from one snapshot.
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.snapshot()
+	for k, m := range nodeMetrics {
+		var labels []string
+		if m.label != "" {
+			labels = []string{m.value}
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs[k], m.kind, m.of(&st), labels...)
+	}
+}
+
+// compression and tlsStats are the transport's optional snapshots.
+type (
+	compression = server.CompressionStats
+	tlsStats    = server.TLSStats
+)
+
+// deflate reads one compression counter (0 when compression is off).
+func deflate(s *Stats, f func(*compression) uint64) float64 {
+	if c := s.Server.Compression; c != nil {
+		return float64(f(c))
 	}
 	return 0
 }
 
-// tlsStat reads one TLS counter (0 without a TLS listener).
-func tlsStat(n *Node, f func(*server.TLSStats) int64) int64 {
-	if st := n.srv.TLSStats(); st != nil {
-		return f(st)
+// tlsOf reads one TLS counter (0 without a TLS listener).
+func tlsOf(s *Stats, f func(*tlsStats) float64) float64 {
+	if t := s.Server.TLS; t != nil {
+		return f(t)
 	}
 	return 0
 }

@@ -74,6 +74,17 @@ type Stats struct {
 	Unauthorized atomic.Uint64
 }
 
+// Refusals is a snapshot of Stats.
+type Refusals struct {
+	CrossSite    uint64 `json:"cross_site"`
+	Unauthorized uint64 `json:"unauthorized"`
+}
+
+// Snapshot reads the counters. Safe from any goroutine.
+func (s *Stats) Snapshot() Refusals {
+	return Refusals{CrossSite: s.CrossSite.Load(), Unauthorized: s.Unauthorized.Load()}
+}
+
 // Published is the result of one publish.
 type Published struct {
 	Channel string `json:"channel"`

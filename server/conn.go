@@ -401,7 +401,7 @@ func (s *Server) decode(c *Conn, in []byte) int {
 // MaxInboundBuffered closes the connection with 1013; a message that
 // stays incomplete starts the MessageTimeout clock.
 func (s *Server) boundInput(c *Conn, rest int, grew bool) {
-	if max := s.cfg.MaxInboundBuffered; max > 0 && (rest > 0 || grew) && s.InboundBuffered()+int64(rest) > max {
+	if max := s.cfg.MaxInboundBuffered; max > 0 && (rest > 0 || grew) && s.inboundBuffered()+int64(rest) > max {
 		s.stats.InboundMemory.Add(1)
 		s.closeConn(c.pc, codec.CloseTryAgainLater, "server busy")
 		return

@@ -19,8 +19,8 @@ func TestHandshakeCapsAtAccept(t *testing.T) {
 		status   int
 		refusals func(*Stats) uint64
 	}{
-		{name: "per-ip", perIP: 2, total: 100, status: 429, refusals: func(st *Stats) uint64 { return st.RefusedHandshakesPerIP.Load() }},
-		{name: "total", perIP: -1, total: 2, status: 503, refusals: func(st *Stats) uint64 { return st.RefusedHandshakes.Load() }},
+		{name: "per-ip", perIP: 2, total: 100, status: 429, refusals: func(st *Stats) uint64 { return st.RefusedHandshakesPerIP }},
+		{name: "total", perIP: -1, total: 2, status: 503, refusals: func(st *Stats) uint64 { return st.RefusedHandshakes }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -29,16 +29,17 @@ func TestHandshakeCapsAtAccept(t *testing.T) {
 			cfg.MaxHandshakesPerIP, cfg.MaxHandshakes = tc.perIP, tc.total
 			s := startServer(t, cfg, newRecorder())
 			idle := []net.Conn{dialRaw(t, s), dialRaw(t, s)}
-			waitCounter(t, "handshakes in progress", 2, s.HandshakesInProgress)
+			waitCounter(t, "handshakes in progress", 2, func() int64 { return s.Stats().HandshakesInProgress })
 			expectRefusal(t, dialRaw(t, s), tc.status)
-			if n := tc.refusals(s.Stats()); n != 1 {
+			st := s.Stats()
+			if n := tc.refusals(&st); n != 1 {
 				t.Errorf("refusals counted: %d, want 1", n)
 			}
 			// A slot comes back when an idle socket goes away.
 			_ = idle[0].Close()
-			waitCounter(t, "handshakes in progress", 1, s.HandshakesInProgress)
+			waitCounter(t, "handshakes in progress", 1, func() int64 { return s.Stats().HandshakesInProgress })
 			wstest.Dial(t, s.Addr().String(), wstest.Options{})
-			waitCounter(t, "handshakes in progress after an upgrade", 1, s.HandshakesInProgress)
+			waitCounter(t, "handshakes in progress after an upgrade", 1, func() int64 { return s.Stats().HandshakesInProgress })
 		})
 	}
 }
@@ -50,7 +51,7 @@ func TestConnsPerIPAtAccept(t *testing.T) {
 	s := startServer(t, cfg, newRecorder())
 	first := wstest.Dial(t, s.Addr().String(), wstest.Options{})
 	expectRefusal(t, dialRaw(t, s), 429)
-	if n := s.Stats().RefusedConnsPerIP.Load(); n != 1 {
+	if n := s.Stats().RefusedConnsPerIP; n != 1 {
 		t.Errorf("RefusedConnsPerIP = %d, want 1", n)
 	}
 	_ = first.NC.Close()
@@ -67,10 +68,10 @@ func TestFirstByteTimeout(t *testing.T) {
 	if n, err := nc.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("read %d bytes, %v; want the connection closed", n, err)
 	}
-	if n := s.Stats().FirstByteTimeouts.Load(); n != 1 {
+	if n := s.Stats().FirstByteTimeouts; n != 1 {
 		t.Errorf("FirstByteTimeouts = %d, want 1", n)
 	}
-	waitCounter(t, "handshakes in progress", 0, s.HandshakesInProgress)
+	waitCounter(t, "handshakes in progress", 0, func() int64 { return s.Stats().HandshakesInProgress })
 }
 
 func TestMessageTimeout(t *testing.T) {
@@ -81,7 +82,7 @@ func TestMessageTimeout(t *testing.T) {
 	wc := wstest.Dial(t, s.Addr().String(), wstest.Options{})
 	wc.Send(wstest.Frame{Op: wstest.OpText, Payload: []byte("the start of a message that never ends")})
 	expectClose(t, wc, 1008, "message timeout")
-	if n := s.Stats().MessageTimeouts.Load(); n != 1 {
+	if n := s.Stats().MessageTimeouts; n != 1 {
 		t.Errorf("MessageTimeouts = %d, want 1", n)
 	}
 }
@@ -99,10 +100,10 @@ func TestInboundBufferedCap(t *testing.T) {
 		wc.Send(wstest.Frame{Op: wstest.OpCont, Payload: frag})
 	}
 	expectClose(t, wc, 1013, "server busy")
-	if n := s.Stats().InboundMemory.Load(); n != 1 {
+	if n := s.Stats().InboundMemory; n != 1 {
 		t.Errorf("InboundMemory = %d, want 1", n)
 	}
-	waitCounter(t, "inbound bytes", 0, s.InboundBuffered)
+	waitCounter(t, "inbound bytes", 0, func() int64 { return s.Stats().InboundBuffered })
 }
 
 // TestInflateCap: a small compressed message that inflates past

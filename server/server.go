@@ -81,7 +81,7 @@ type Server struct {
 	inbound atomic.Int64
 	// refusalLog and errorLog rate-limit the logs a client can trigger.
 	refusalLog, errorLog logLimit
-	stats                Stats
+	stats                counters
 
 	shutdownOnce sync.Once
 	serveErr     chan error
@@ -116,22 +116,6 @@ type loopCounters struct {
 	_                                [40]byte
 }
 
-// MessagesIn is the number of text and binary messages received.
-func (s *Server) MessagesIn() uint64 {
-	return s.sum(func(c *loopCounters) uint64 { return c.messagesIn.Load() })
-}
-
-// MessagesOut is the number of messages queued to clients (deliveries and
-// replies).
-func (s *Server) MessagesOut() uint64 {
-	return s.sum(func(c *loopCounters) uint64 { return c.messagesOut.Load() })
-}
-
-// BytesIn is the number of bytes received after the handshakes.
-func (s *Server) BytesIn() uint64 {
-	return s.sum(func(c *loopCounters) uint64 { return c.bytesIn.Load() })
-}
-
 func (s *Server) sum(f func(*loopCounters) uint64) uint64 {
 	var n uint64
 	for i := range s.loops {
@@ -140,8 +124,9 @@ func (s *Server) sum(f func(*loopCounters) uint64) uint64 {
 	return n
 }
 
-// Stats are server-wide counters, safe to read from any goroutine.
-type Stats struct {
+// counters are the server-wide counters; atomics, so that Stats can read
+// them from any goroutine.
+type counters struct {
 	// HandshakesOK counts upgrades (over TLS too); HandshakesDeflate those
 	// that negotiated permessage-deflate.
 	HandshakesOK      atomic.Uint64
@@ -291,9 +276,6 @@ func (s *Server) Addr() net.Addr { return s.poller.Addr() }
 // Conns is the number of open connections.
 func (s *Server) Conns() int64 { return s.conns.Load() }
 
-// Stats returns the live counters.
-func (s *Server) Stats() *Stats { return &s.stats }
-
 // Draining reports whether a graceful shutdown has begun.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
@@ -392,11 +374,11 @@ func (s *Server) drainLoop(ctx context.Context, l *poller.Loop, window time.Dura
 	}
 }
 
-// InboundBuffered is the node's memory held for incomplete client input:
+// inboundBuffered is the node's memory held for incomplete client input:
 // partial frames waiting in the loops' input buffers and fragments of
 // unfinished messages (Config.MaxInboundBuffered bounds it). Safe from any
 // goroutine.
-func (s *Server) InboundBuffered() int64 {
+func (s *Server) inboundBuffered() int64 {
 	n := s.poller.InboundBuffered() + s.inbound.Load()
 	if s.tls != nil {
 		n += s.tls.client.InboundBuffered()
@@ -404,10 +386,10 @@ func (s *Server) InboundBuffered() int64 {
 	return n
 }
 
-// HandshakesInProgress is the number of connections accepted and not yet
+// handshakesInProgress is the number of connections accepted and not yet
 // upgraded, plain and TLS (Config.MaxHandshakes bounds it). Safe from any
 // goroutine.
-func (s *Server) HandshakesInProgress() int64 { return s.adm.handshakes.Load() }
+func (s *Server) handshakesInProgress() int64 { return s.adm.handshakes.Load() }
 
 // admission counts what connections hold from their accept: a handshake
 // slot until the upgrade, per-address slots.

@@ -215,9 +215,9 @@ type TLSStats struct {
 	Refused           uint64 `json:"refused"`
 }
 
-// TLSStats returns a snapshot of the TLS listener's counters, nil without
+// tlsStats returns a snapshot of the TLS listener's counters, nil without
 // one. Safe from any goroutine.
-func (s *Server) TLSStats() *TLSStats {
+func (s *Server) tlsStats() *TLSStats {
 	if s.tls == nil {
 		return nil
 	}
@@ -243,9 +243,9 @@ type CompressionStats struct {
 	InflateErrors uint64 `json:"inflate_errors"`
 }
 
-// DeflateStats returns a snapshot of the compression counters, nil when
-// compression is off. Safe from any goroutine.
-func (s *Server) DeflateStats() *CompressionStats {
+// compressionStats returns a snapshot of the compression counters, nil
+// when compression is off. Safe from any goroutine.
+func (s *Server) compressionStats() *CompressionStats {
 	if s.deflate == nil {
 		return nil
 	}

@@ -69,7 +69,7 @@ func TestTLSHandshakeCapsAtAccept(t *testing.T) {
 		t.Cleanup(func() { _ = nc.Close() })
 		idle = append(idle, nc)
 	}
-	waitCounter(t, "handshakes in progress", 2, s.HandshakesInProgress)
+	waitCounter(t, "handshakes in progress", 2, func() int64 { return s.Stats().HandshakesInProgress })
 	extra, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -79,17 +79,17 @@ func TestTLSHandshakeCapsAtAccept(t *testing.T) {
 	if n, err := extra.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("read %d, %v: want the third socket closed at accept", n, err)
 	}
-	if n := s.Stats().RefusedHandshakesPerIP.Load(); n != 1 {
+	if n := s.Stats().RefusedHandshakesPerIP; n != 1 {
 		t.Errorf("RefusedHandshakesPerIP = %d, want 1", n)
 	}
 	for _, nc := range idle {
 		_ = nc.Close()
 	}
-	waitCounter(t, "handshakes in progress", 0, s.HandshakesInProgress)
+	waitCounter(t, "handshakes in progress", 0, func() int64 { return s.Stats().HandshakesInProgress })
 	wc := wstest.Dial(t, addr, wstest.Options{TLS: &tls.Config{RootCAs: pool}})
 	wc.Send(wstest.Frame{Fin: true, Op: wstest.OpText, Payload: []byte("hi")})
 	if f := readFrame(t, wc); string(f.Payload) != "hi" {
 		t.Fatalf("echo over TLS: %q", f.Payload)
 	}
-	waitCounter(t, "handshakes in progress after the upgrade", 0, s.HandshakesInProgress)
+	waitCounter(t, "handshakes in progress after the upgrade", 0, func() int64 { return s.Stats().HandshakesInProgress })
 }

@@ -148,7 +148,7 @@ func TestWriteFrame(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() { // after the parallel subtests
-		if n := s.MessagesOut(); n != uint64(2*len(cases)) {
+		if n := s.Stats().MessagesOut; n != uint64(2*len(cases)) {
 			t.Errorf("MessagesOut = %d, want %d: the frames and the echoes, not the refused frames", n, 2*len(cases))
 		}
 	})

@@ -258,16 +258,19 @@ ws.onerror = () => { out.textContent = 'error'; };
 	if !strings.HasPrefix(got, want) {
 		t.Fatalf("page says %q, want %q...", got, want)
 	}
-	var stats struct {
-		Deflate struct{ Negotiated, Compressed uint64 } `json:"deflate"`
-		TLS     struct{ Handshakes uint64 }             `json:"tls"`
+	var node struct {
+		Server struct {
+			Deflate struct{ Negotiated, Compressed uint64 } `json:"compression"`
+			TLS     struct{ Handshakes uint64 }             `json:"tls"`
+		} `json:"server"`
 	}
 	r, err := http.Get("http://" + api + "/api/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Body.Close()
-	json.NewDecoder(r.Body).Decode(&stats)
+	json.NewDecoder(r.Body).Decode(&node)
+	stats := node.Server
 	if stats.Deflate.Negotiated < 1 || stats.Deflate.Compressed < 1 || stats.TLS.Handshakes < 1 {
 		t.Fatalf("stats %+v: want a TLS handshake, a negotiation and a compressed broadcast", stats)
 	}

@@ -1,0 +1,48 @@
+package herald
+
+import (
+	"github.com/herald-push/herald/api"
+	"github.com/herald-push/herald/broker"
+	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/push"
+	"github.com/herald-push/herald/server"
+)
+
+// Stats is one snapshot of a node: each package's own snapshot, side by
+// side. It is what GET /api/stats returns and what /metrics is computed
+// from (metrics.go maps it to Prometheus, once), so the two never
+// disagree. A plain value: keep it, compare two of them, encode it.
+type Stats struct {
+	// Server is the WebSocket transport: connections, handshakes, limits
+	// at accept, inbound memory, the closes it decided, compression, TLS.
+	Server server.Stats `json:"server"`
+	// Push is the client protocol: commands, slow consumers, kicks,
+	// subscription and command-rate limits, paged recoveries.
+	Push push.Stats `json:"push"`
+	// Hub is routing and history: channels, subscriptions, publishes,
+	// deliveries, history size and evictions.
+	Hub hub.Stats `json:"hub"`
+	// Broker is set with the NATS broker only.
+	Broker *broker.Stats `json:"broker,omitempty"`
+	// API counts the API requests refused.
+	API api.Refusals `json:"api_refused"`
+	// WorkerQueue is the number of tasks waiting for the worker pool.
+	WorkerQueue int `json:"worker_queue"`
+}
+
+// Stats takes a snapshot of the node's counters and gauges. Safe from any
+// goroutine.
+func (n *Node) Stats() Stats {
+	st := Stats{
+		Server:      n.srv.Stats(),
+		Push:        n.push.Stats(),
+		Hub:         n.hub.Stats(),
+		API:         n.apiStats.Snapshot(),
+		WorkerQueue: n.workers.QueueDepth(),
+	}
+	if nb, ok := n.broker.(*broker.NATS); ok {
+		bs := nb.Stats()
+		st.Broker = &bs
+	}
+	return st
+}
