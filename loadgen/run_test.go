@@ -146,6 +146,11 @@ func TestSlowConsumers(t *testing.T) {
 	cfg := srv.baseConfig(ScenarioSlow)
 	// 100 messages of 64 KiB: more than the socket buffers hold.
 	cfg.SlowShare, cfg.Rate, cfg.PayloadSize, cfg.Duration = 0.25, 200, 64<<10, 500*time.Millisecond
+	// The drain ends as soon as every steady connection has every message;
+	// the long bound only leaves room for a busy machine (the slow
+	// consumers hold each broadcast up to fakeWriteTimeout before they are
+	// cut).
+	cfg.Drain, cfg.Deadline = 20*time.Second, time.Minute
 	res := run(t, cfg)
 	if res.SlowConns != 5 || res.SlowCut != 5 {
 		t.Errorf("slow %d, cut %d; want 5, 5", res.SlowConns, res.SlowCut)
