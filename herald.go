@@ -29,8 +29,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -478,6 +476,9 @@ func (n *Node) APIHandler() http.Handler {
 		Metrics:      promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}),
 		Demo:         n.demoHandler(),
 		Client:       n.cfg.ClientScript,
+		// Without a key, an API on loopback trusts whoever reaches it: only
+		// loopback names in Host, so DNS rebinding cannot bring a web page in.
+		LoopbackHostsOnly: n.cfg.APIKey == "" && IsLoopback(n.cfg.APIListen),
 	})
 }
 
@@ -520,14 +521,18 @@ func (b apiBackend) DisconnectUser(user, reason string) (int, error) {
 	return b.n.push.DisconnectUser(user, reason), nil
 }
 
-// Channels lists the hub's channels, leaving out the personal user:
-// channels (who is online) unless users is true.
-func (b apiBackend) Channels(users bool) any {
-	all := b.n.hub.Channels()
-	if users {
-		return all
+// Channels lists one page of the hub's channels, leaving out the personal
+// user: channels (who is online) unless q.Users.
+func (b apiBackend) Channels(q api.ChannelQuery) (any, string) {
+	o := hub.ListOptions{Prefix: q.Prefix, After: q.After, Limit: q.Limit}
+	if !q.Users {
+		o.Skip = func(name string) bool { return strings.HasPrefix(name, "user:") }
 	}
-	return slices.DeleteFunc(all, func(c hub.ChannelInfo) bool { return strings.HasPrefix(c.Name, "user:") })
+	page, more := b.n.hub.List(o)
+	if more && len(page) > 0 {
+		return page, page[len(page)-1].Name
+	}
+	return page, ""
 }
 
 func (b apiBackend) Stats() any { return b.n.Stats() }
@@ -573,12 +578,5 @@ func checkAPI(cfg Config) error {
 // (":8081") means every interface, hence false.
 func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	return err == nil && api.IsLoopbackHost(host)
 }

@@ -91,6 +91,7 @@ var nodeMetrics = []metric{
 
 	{"api_refused_total", helpAPIRefused, counter, "reason", "cross_site", func(s *Stats) float64 { return u(s.API.CrossSite) }},
 	{"api_refused_total", helpAPIRefused, counter, "reason", "unauthorized", func(s *Stats) float64 { return u(s.API.Unauthorized) }},
+	{"api_refused_total", helpAPIRefused, counter, "reason", "foreign_host", func(s *Stats) float64 { return u(s.API.ForeignHost) }},
 
 	{"recovery_pages_total", "Recovery backlogs larger than the output budget, sent in pages.", counter, "", "", func(s *Stats) float64 { return u(s.Push.PagedBacklogs) }},
 	{"dropped_messages_total", "Messages dropped for slow subscribers (drop policy).", counter, "", "", func(s *Stats) float64 { return u(s.Push.Dropped) }},

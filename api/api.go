@@ -21,8 +21,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -72,17 +74,21 @@ type Stats struct {
 	// Unauthorized counts requests refused for a missing or wrong API key
 	// (401 unauthorized).
 	Unauthorized atomic.Uint64
+	// ForeignHost counts requests refused because their Host was not a
+	// loopback name on an API without a key (403 host_not_allowed).
+	ForeignHost atomic.Uint64
 }
 
 // Refusals is a snapshot of Stats.
 type Refusals struct {
 	CrossSite    uint64 `json:"cross_site"`
 	Unauthorized uint64 `json:"unauthorized"`
+	ForeignHost  uint64 `json:"foreign_host"`
 }
 
 // Snapshot reads the counters. Safe from any goroutine.
 func (s *Stats) Snapshot() Refusals {
-	return Refusals{CrossSite: s.CrossSite.Load(), Unauthorized: s.Unauthorized.Load()}
+	return Refusals{CrossSite: s.CrossSite.Load(), Unauthorized: s.Unauthorized.Load(), ForeignHost: s.ForeignHost.Load()}
 }
 
 // Published is the result of one publish.
@@ -104,12 +110,33 @@ type Backend interface {
 	Publish(channel string, data []byte) (Published, error)
 	// DisconnectUser closes every connection of user and says how many.
 	DisconnectUser(user, reason string) (int, error)
-	// Channels lists the node's channels (JSON-encodable), the personal
-	// user: channels only when users is true.
-	Channels(users bool) any
+	// Channels lists one page of the node's channels, sorted by name:
+	// the channels (JSON-encodable) and the cursor of the next page ("" if
+	// this is the last).
+	Channels(q ChannelQuery) (channels any, next string)
 	// Stats returns the node's counters (JSON-encodable).
 	Stats() any
 }
+
+// ChannelQuery selects a page of GET /api/channels.
+type ChannelQuery struct {
+	// Prefix keeps the channels whose names start with it.
+	Prefix string
+	// After is the cursor: the channels whose names sort after it.
+	After string
+	// Limit is the page size, 1 to MaxChannelPage.
+	Limit int
+	// Users includes the personal user: channels (who is online).
+	Users bool
+}
+
+// DefaultChannelPage and MaxChannelPage bound a page of GET
+// /api/channels (?limit=): a listing costs memory and CPU for one page,
+// never for every channel of the node.
+const (
+	DefaultChannelPage = 1000
+	MaxChannelPage     = 10000
+)
 
 // Errors a Backend wraps to choose the HTTP status.
 var (
@@ -141,6 +168,11 @@ type Options struct {
 	Demo http.Handler
 	// Client serves /herald.js when set (also without the demo page).
 	Client http.Handler
+	// LoopbackHostsOnly serves only requests whose Host is localhost or a
+	// loopback address (403 host_not_allowed otherwise): set it for an
+	// API on loopback without a key, which DNS rebinding would otherwise
+	// open to any web page.
+	LoopbackHostsOnly bool
 }
 
 // NewHandler builds the API's router, behind the cross-site check.
@@ -166,9 +198,7 @@ func NewHandler(b Backend, o Options) http.Handler {
 	mux.Handle("POST /api/publish", h.auth(h.publish))
 	mux.Handle("POST /api/broadcast", h.auth(h.broadcast))
 	mux.Handle("POST /api/disconnect", h.auth(h.disconnect))
-	mux.Handle("GET /api/channels", h.auth(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"channels": b.Channels(wantsUsers(r))})
-	}))
+	mux.Handle("GET /api/channels", h.auth(h.channels))
 	mux.Handle("GET /api/stats", h.auth(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, b.Stats())
 	}))
@@ -191,6 +221,9 @@ func NewHandler(b Backend, o Options) http.Handler {
 	}
 	if o.Demo != nil {
 		mux.Handle("GET /{$}", o.Demo)
+	}
+	if o.LoopbackHostsOnly {
+		return h.onlyLoopbackHosts(h.crossOrigin(mux))
 	}
 	return h.crossOrigin(mux)
 }
@@ -238,13 +271,61 @@ func (h *handlers) crossOrigin(next http.Handler) http.Handler {
 	return cop.Handler(next)
 }
 
-// wantsUsers reports whether ?users=1 (or true) asks for user: channels.
-func wantsUsers(r *http.Request) bool {
-	switch r.URL.Query().Get("users") {
+// channels answers GET /api/channels?prefix=&after=&limit=&users=1 with
+// one page: {"channels":[...],"next":"cursor"} ("next" absent on the last
+// page).
+func (h *handlers) channels(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cq := ChannelQuery{Prefix: q.Get("prefix"), After: q.Get("after"), Limit: DefaultChannelPage}
+	switch q.Get("users") {
 	case "1", "true":
+		cq.Users = true
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxChannelPage {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: want 1 to %d, got %q", MaxChannelPage, s))
+			return
+		}
+		cq.Limit = n
+	}
+	list, next := h.b.Channels(cq)
+	out := map[string]any{"channels": list}
+	if next != "" {
+		out["next"] = next
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// IsLoopbackHost reports whether host (a Host header, or the host of a
+// listen address, with or without a port) names this machine: localhost,
+// a name under .localhost, or a loopback address.
+func IsLoopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
 		return true
 	}
-	return false
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// onlyLoopbackHosts refuses requests whose Host is not a loopback name.
+// An API on loopback without a key trusts whoever reaches it, and a web
+// page can reach it by pointing a name of its own at 127.0.0.1 (DNS
+// rebinding): such a page's requests carry that name in Host, so they are
+// refused (403 host_not_allowed) and counted.
+func (h *handlers) onlyLoopbackHosts(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !IsLoopbackHost(r.Host) {
+			h.o.Stats.ForeignHost.Add(1)
+			writeError(w, http.StatusForbidden, "host_not_allowed", "this API listens on loopback without a key and serves only localhost and loopback addresses in Host; set an API key to serve other names")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // endpoints maps each API path to its method, for 405 answers.

@@ -34,11 +34,20 @@ func (b *fakeBackend) Publish(channel string, data []byte) (Published, error) {
 
 func (b *fakeBackend) DisconnectUser(string, string) (int, error) { return 1, nil }
 
-func (b *fakeBackend) Channels(users bool) any {
-	if users {
-		return []string{"news", "user:alice"}
+// Channels pages over a fixed list the way the node does: sorted, after
+// the cursor, with the prefix, user: channels only when asked.
+func (b *fakeBackend) Channels(q ChannelQuery) (any, string) {
+	var page []string
+	for _, name := range []string{"news", "news:eu", "news:us", "user:alice"} {
+		if (!q.Users && strings.HasPrefix(name, "user:")) || !strings.HasPrefix(name, q.Prefix) || name <= q.After {
+			continue
+		}
+		if len(page) == q.Limit {
+			return page, page[len(page)-1]
+		}
+		page = append(page, name)
 	}
-	return []string{"news"}
+	return page, ""
 }
 
 func (b *fakeBackend) Stats() any { return map[string]int{"connections": 0} }
@@ -240,14 +249,66 @@ func TestChannelsHideUsers(t *testing.T) {
 	t.Parallel()
 	h := NewHandler(&fakeBackend{ready: true}, Options{})
 	for target, want := range map[string]string{
-		"/api/channels":         `{"channels":["news"]}`,
-		"/api/channels?users=0": `{"channels":["news"]}`,
-		"/api/channels?users=1": `{"channels":["news","user:alice"]}`,
+		"/api/channels":         `{"channels":["news","news:eu","news:us"]}`,
+		"/api/channels?users=0": `{"channels":["news","news:eu","news:us"]}`,
+		"/api/channels?users=1": `{"channels":["news","news:eu","news:us","user:alice"]}`,
 	} {
 		w := call(h, "GET", target, "", nil)
 		if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusOK || got != want {
 			t.Errorf("%s: %d %s, want %s", target, w.Code, got, want)
 		}
+	}
+}
+
+// TestChannelsPaged: ?limit= pages the listing, "next" is the cursor for
+// ?after=, ?prefix= filters, and a limit out of range is a 400.
+func TestChannelsPaged(t *testing.T) {
+	t.Parallel()
+	h := NewHandler(&fakeBackend{ready: true}, Options{})
+	for target, want := range map[string]string{
+		"/api/channels?limit=2":                   `{"channels":["news","news:eu"],"next":"news:eu"}`,
+		"/api/channels?limit=2&after=news:eu":     `{"channels":["news:us"]}`,
+		"/api/channels?prefix=news:&limit=1":      `{"channels":["news:eu"],"next":"news:eu"}`,
+		"/api/channels?prefix=user:&users=1":      `{"channels":["user:alice"]}`,
+		"/api/channels?limit=10000&prefix=nobody": `{"channels":null}`,
+	} {
+		w := call(h, "GET", target, "", nil)
+		if got := strings.TrimSpace(w.Body.String()); w.Code != http.StatusOK || got != want {
+			t.Errorf("%s: %d %s, want %s", target, w.Code, got, want)
+		}
+	}
+	for _, bad := range []string{"0", "-1", "10001", "many"} {
+		if w := call(h, "GET", "/api/channels?limit="+bad, "", nil); w.Code != http.StatusBadRequest {
+			t.Errorf("limit=%s: %d, want 400", bad, w.Code)
+		}
+	}
+}
+
+// TestLoopbackHostsOnly: an API on loopback without a key answers only
+// requests whose Host names this machine, so a page that points its own
+// name at 127.0.0.1 (DNS rebinding) is refused and counted.
+func TestLoopbackHostsOnly(t *testing.T) {
+	t.Parallel()
+	var st Stats
+	b := &fakeBackend{ready: true}
+	h := NewHandler(b, Options{LoopbackHostsOnly: true, Stats: &st})
+	for host, want := range map[string]int{
+		"localhost:8081": 200, "127.0.0.1:8081": 200, "127.1.2.3": 200, "[::1]:8081": 200, "app.localhost:8081": 200,
+		"evil.example:8081": 403, "evil.example": 403, "192.0.2.1:8081": 403, "127.0.0.1.evil.example": 403,
+	} {
+		r := httptest.NewRequest("POST", "/api/publish?channel=news", strings.NewReader("x"))
+		r.Host = host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != want {
+			t.Errorf("Host %s: %d %s, want %d", host, w.Code, w.Body, want)
+		}
+	}
+	if n := st.ForeignHost.Load(); n != 4 {
+		t.Errorf("foreign hosts counted: %d, want 4", n)
+	}
+	if len(b.published) != 5 {
+		t.Errorf("published %v, want the 5 loopback requests only", b.published)
 	}
 }
 

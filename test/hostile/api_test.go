@@ -103,6 +103,27 @@ func TestAPIOpenByDefault(t *testing.T) {
 			t.Fatalf("herald did not refuse a non-loopback API without a key (it tried to listen):\n%s", out)
 		}
 	})
+	t.Run("dns-rebinding", func(t *testing.T) {
+		// A page whose own name now points at 127.0.0.1 sends same-origin
+		// requests: only Host gives it away. Without a key, the loopback
+		// API answers loopback names only.
+		n := start(t, "--allow-anonymous", "--anonymous-subscribe", "*")
+		rebound := map[string]string{"Host": "evil.example:8081", "Origin": "http://evil.example:8081", "Sec-Fetch-Site": "same-origin", "Content-Type": "text/plain"}
+		for _, c := range []struct{ method, path, body string }{
+			{"POST", "/api/publish?channel=news", "rebound"},
+			{"POST", "/api/disconnect", `{"user":"alice"}`},
+			{"GET", "/api/channels?users=1", ""},
+		} {
+			if st, _, b := n.call(c.method, c.path, c.body, rebound); st != 403 || !strings.Contains(b, "host_not_allowed") {
+				t.Errorf("%s %s with Host evil.example: %d %s, want 403 host_not_allowed", c.method, c.path, st, b)
+			}
+		}
+		n.expectMetric(`herald_api_refused_total{reason="foreign_host"}`, 3)
+		if o := n.offset("news"); o != 0 {
+			t.Errorf("news at offset %d after rebound publishes, want 0", o)
+		}
+		n.mustPublish("news", "from the backend") // Host 127.0.0.1 still works
+	})
 	t.Run("cross-site-post", func(t *testing.T) {
 		n := start(t, "--allow-anonymous", "--anonymous-subscribe", "*")
 		w := n.watch("news", "")

@@ -296,6 +296,10 @@ func (n *node) call(method, path, body string, hdr map[string]string) (int, http
 		n.t.Fatal(err)
 	}
 	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v // net/http sends req.Host, not a Host header
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
