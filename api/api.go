@@ -8,7 +8,8 @@
 //
 // The handler refuses state-changing requests from other sites' pages
 // (403 cross_site, see [http.CrossOriginProtection]), requires the API key
-// on /api/ and /debug/pprof/ when one is set, never serves
+// on /api/ and /debug/pprof/ when one is set (the Pusher HTTP API at
+// /apps/ checks its own signatures instead), never serves
 // /debug/pprof/cmdline (it would show secrets given as flags), and answers
 // every 503 and 429 with Retry-After. [NewServer] bounds the time and
 // memory one client may hold.
@@ -168,6 +169,10 @@ type Options struct {
 	Demo http.Handler
 	// Client serves /herald.js when set (also without the demo page).
 	Client http.Handler
+	// Pusher serves the Pusher HTTP API at /apps/ when set (see package
+	// pusherapi). It is outside APIKey: Pusher's requests carry their own
+	// signature. The cross-site and loopback-Host checks stay in front.
+	Pusher http.Handler
 	// LoopbackHostsOnly serves only requests whose Host is localhost or a
 	// loopback address (403 host_not_allowed otherwise): set it for an
 	// API on loopback without a key, which DNS rebinding would otherwise
@@ -221,6 +226,9 @@ func NewHandler(b Backend, o Options) http.Handler {
 	}
 	if o.Demo != nil {
 		mux.Handle("GET /{$}", o.Demo)
+	}
+	if o.Pusher != nil {
+		mux.Handle("/apps/", o.Pusher)
 	}
 	if o.LoopbackHostsOnly {
 		return h.onlyLoopbackHosts(h.crossOrigin(mux))

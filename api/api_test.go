@@ -334,3 +334,59 @@ func TestProfilePastWriteTimeout(t *testing.T) {
 		t.Fatalf("profile: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestPusherMount: Options.Pusher serves /apps/ outside the API key (its
+// requests carry their own signature), behind the cross-site and
+// loopback-Host checks like everything else.
+func TestPusherMount(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var reached []string
+	pusherAPI := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached = append(reached, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	})
+	b := &fakeBackend{ready: true}
+	h := NewHandler(b, Options{APIKey: "k3y", Pusher: pusherAPI})
+	cases := []struct {
+		name, method, target string
+		header               map[string]string
+		want                 int
+	}{
+		{"trigger without herald's key", "POST", "/apps/1/events?auth_key=k", nil, http.StatusOK},
+		{"query without herald's key", "GET", "/apps/1/channels/presence-a/users", nil, http.StatusOK},
+		{"herald's API still needs the key", "POST", "/api/publish?channel=news", nil, http.StatusUnauthorized},
+		{"cross-site trigger", "POST", "/apps/1/events", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+	}
+	for _, tc := range cases {
+		if w := call(h, tc.method, tc.target, "{}", tc.header); w.Code != tc.want {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, w.Code, tc.want, w.Body)
+		}
+	}
+	mu.Lock()
+	got := append([]string(nil), reached...)
+	mu.Unlock()
+	if want := []string{"POST /apps/1/events", "GET /apps/1/channels/presence-a/users"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the Pusher handler saw %v, want %v", got, want)
+	}
+
+	loop := NewHandler(b, Options{LoopbackHostsOnly: true, Pusher: pusherAPI})
+	r := httptest.NewRequest("POST", "/apps/1/events", strings.NewReader("{}"))
+	r.Host = "evil.example:8081"
+	w := httptest.NewRecorder()
+	loop.ServeHTTP(w, r)
+	if w.Code != http.StatusForbidden || errorCode(t, w) != "host_not_allowed" {
+		t.Errorf("foreign Host on a loopback API: %d %s, want 403 host_not_allowed", w.Code, w.Body)
+	}
+
+	if w := call(NewHandler(b, Options{}), "POST", "/apps/1/events", "{}", nil); w.Code != http.StatusNotFound {
+		t.Errorf("without Options.Pusher: /apps/ answered %d, want 404", w.Code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reached) != 2 {
+		t.Errorf("refused requests reached the Pusher handler: %v", reached)
+	}
+}
