@@ -25,7 +25,7 @@ build:
 run: build
 	$(BIN)/herald serve --allow-anonymous --demo
 
-## test-deps: installs what the interop tests need (Node's ws, Chromium).
+## test-deps: installs what the interop tests need (Node's ws, Pusher's Node server library, Chromium).
 test-deps:
 	bash scripts/test-deps.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the interop tests need and is idempotent:
 #   - Node's `ws` package (npm) into test/interop/node
+#   - Pusher's Node server library (npm `pusher`) into test/pusherapi/node
 #   - Debian's chromium (apt) for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,10 @@ fi
 if [ ! -d test/interop/node/node_modules/ws ]; then
 	echo "test-deps: installing Node's ws package"
 	(cd test/interop/node && npm install --no-audit --no-fund --silent)
+fi
+if [ ! -d test/pusherapi/node/node_modules/pusher ]; then
+	echo "test-deps: installing Pusher's Node server library"
+	(cd test/pusherapi/node && npm install --no-audit --no-fund --silent)
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
