@@ -475,6 +475,9 @@ func TestQueries(t *testing.T) {
 
 		{"terminate", "POST", "/apps/3/users/alice/terminate_connections", nil, "{}", 200, `{}`},
 		{"terminate without a body", "POST", "/apps/3/users/alice/terminate_connections", nil, "", 200, `{}`},
+		{"terminate a user id of 201", "POST", "/apps/3/users/" + strings.Repeat("u", MaxNameLength+1) + "/terminate_connections", nil, "{}", 400, "Invalid user id"},
+		{"channel of 201", "GET", "/apps/3/channels/" + strings.Repeat("c", MaxNameLength+1), nil, "", 400, "Invalid channel name"},
+		{"users of a channel of 201", "GET", "/apps/3/channels/presence-" + strings.Repeat("c", MaxNameLength) + "/users", nil, "", 400, "Invalid channel name"},
 
 		{"events by GET", "GET", "/apps/3/events", nil, "", 405, ""},
 		{"unknown endpoint", "GET", "/apps/3/nothing", nil, "", 404, ""},
@@ -545,5 +548,22 @@ func TestRealClock(t *testing.T) {
 	}
 	if w := do(h, "GET", "/apps/3/channels?"+signedQuery("GET", "/apps/3/channels", "", nil, docTime, secret), ""); w.Code != 401 {
 		t.Errorf("signed in 2012: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestEscapedPathSigned: a client that signs the path as it sends it,
+// escaped, is accepted as well as one that signs it decoded.
+func TestEscapedPathSigned(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	h := newHandler(f, Options{})
+	for _, signedPath := range []string{"/apps/3/users/a b/terminate_connections", "/apps/3/users/a%20b/terminate_connections"} {
+		q := signedQuery("POST", signedPath, "{}", nil, docTime, secret)
+		if w := do(h, "POST", "/apps/3/users/a%20b/terminate_connections?"+q, "{}"); w.Code != 200 {
+			t.Errorf("signed over %q: %d %s", signedPath, w.Code, w.Body)
+		}
+	}
+	if !reflect.DeepEqual(f.terminated, []string{"a b", "a b"}) {
+		t.Errorf("terminated %q", f.terminated)
 	}
 }
