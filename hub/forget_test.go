@@ -147,7 +147,6 @@ func TestSweepBatches(t *testing.T) {
 	}
 }
 
-
 // BenchmarkSweepBatch is the registry lock's hold for one batch of Sweep
 // over channels with history that does not expire: what a publish to an
 // existing channel may wait for during a sweep.
