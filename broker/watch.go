@@ -167,16 +167,20 @@ func (b *NATS) Release(channel string) {
 func (b *NATS) dropLocked(w *watch) {
 	delete(b.watches, w.channel)
 	w.stop()
+	b.h.Unreserve(w.channel)
 	for _, wt := range w.waiters {
 		go wt.fire()
 	}
 	w.waiters = nil
 }
 
-// newWatch registers a watch of channel and starts it. Lock should be
-// held.
+// newWatch registers a watch of channel and starts it. It holds the
+// channel in the hub (ReserveTrusted) until dropLocked, so that the
+// position the watch applies outlives the channel's last local subscriber
+// while the watch lingers. Lock should be held.
 func (b *NATS) newWatch(channel string) *watch {
 	channel = strings.Clone(channel)
+	_ = b.h.ReserveTrusted(channel) // fails only for an invalid name, which nobody subscribes to
 	w := &watch{channel: channel, subject: subjectFor(b.cfg.SubjectPrefix, channel)}
 	w.ctx, w.cancel = context.WithCancel(b.ctx)
 	b.watches[channel] = w

@@ -28,8 +28,9 @@ func (c *channel) info() ChannelInfo {
 	}
 }
 
-// Channels lists the channels the hub knows (those with subscribers or
-// history, until Sweep forgets the others), sorted by name. Safe for
+// Channels lists the channels the hub knows (those with subscribers,
+// history or a reservation, and until Sweep those whose history expired),
+// sorted by name. Safe for
 // concurrent use; each entry is a consistent snapshot of its channel.
 func (h *Hub) Channels() []ChannelInfo {
 	h.mu.RLock()
@@ -72,8 +73,12 @@ type Stats struct {
 	HistoryMessages int64         `json:"history_messages"`
 	HistoryBytes    int64         `json:"history_bytes"`
 	LastFanout      time.Duration `json:"last_fanout_ns"` // time one loop last took to walk a batch of messages
-	// ChannelLimited counts publishes and subscriptions refused because
-	// the hub held Config.MaxChannels (cumulative).
+	// ClientChannels is how many of Channels clients created: those
+	// Config.MaxChannels caps.
+	ClientChannels int `json:"client_channels"`
+	// ChannelLimited counts the channels clients tried to create (by
+	// Subscribe, PublishClient or Reserve) refused because they had
+	// created Config.MaxChannels already (cumulative).
 	ChannelLimited uint64 `json:"channel_limited"`
 	// TooLarge counts publishes refused by Config.MaxPayload or by the
 	// Encoder with ErrTooLarge (cumulative).
@@ -90,10 +95,11 @@ type Stats struct {
 // read atomically, the whole is not a single instant.
 func (h *Hub) Stats() Stats {
 	h.mu.RLock()
-	n := len(h.chans)
+	n, clients := len(h.chans), h.clients
 	h.mu.RUnlock()
 	return Stats{
 		Channels:        n,
+		ClientChannels:  clients,
 		Subscriptions:   h.subscriptions.Load(),
 		Published:       h.published.Load(),
 		Deliveries:      h.deliveries.Load(),
@@ -109,41 +115,50 @@ func (h *Hub) Stats() Stats {
 	}
 }
 
+// sweepBatch is how many channels Sweep looks at per hold of the
+// registry lock: with a million channels it lets go thousands of times,
+// so a publish or subscribe waits for one batch at most, never for the
+// whole sweep.
+const sweepBatch = 256
+
 // Sweep drops history older than Config.HistoryTTL and forgets the
-// channels left with no subscribers and no history: a channel published to
-// again later starts a new epoch at offset 1. The hub runs no janitor of
-// its own; the server calls Sweep periodically (every few seconds is
+// channels left with no subscribers, no history and no reservation: a
+// channel published to again later starts a new epoch at offset 1.
+// (Unsubscribe and Unreserve forget a channel at once when they leave it
+// so; Sweep finds those whose history expired.) The hub runs no janitor
+// of its own; the server calls Sweep periodically (every few seconds is
 // plenty: publishes and subscribes expire their own channel's history as
-// they go). Safe for concurrent use. It returns how many channels it
-// forgot.
+// they go). It walks the channels in batches of sweepBatch, letting go of
+// the registry lock between them, so a channel created or forgotten
+// meanwhile may be missed or looked at twice until the next Sweep. Safe
+// for concurrent use. It returns how many channels it forgot.
 func (h *Hub) Sweep() int {
 	now := h.cfg.Now()
-	var idle []*channel
-	h.mu.RLock()
-	for _, c := range h.chans {
-		c.mu.Lock()
-		h.freed(c.expire(now, h.cfg.HistoryTTL))
-		h.rebudget(c)
-		if c.subs == 0 && c.hist.Len() == 0 {
-			idle = append(idle, c)
-		}
-		c.mu.Unlock()
-	}
-	h.mu.RUnlock()
-
 	forgot := 0
-	if len(idle) > 0 {
+	h.mu.Lock()
+	i := len(h.all)
+	h.mu.Unlock()
+	for i > 0 {
 		h.mu.Lock()
-		for _, c := range idle {
+		// Walk from the end: removing swaps the last channel into the
+		// hole, which is one already looked at, so nobody is skipped.
+		i = min(i, len(h.all))
+		for stop := max(i-sweepBatch, 0); i > stop; {
+			i--
+			c := h.all[i]
 			c.mu.Lock()
-			if !c.gone && c.subs == 0 && c.hist.Len() == 0 {
-				c.forget()
-				delete(h.chans, c.name)
+			h.freed(c.expire(now, h.cfg.HistoryTTL))
+			h.rebudget(c)
+			if c.idle() {
+				h.remove(c)
 				forgot++
 			}
 			c.mu.Unlock()
 		}
 		h.mu.Unlock()
+		if f := h.sweepPaused; f != nil && i > 0 {
+			f()
+		}
 	}
 	return forgot
 }

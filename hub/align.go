@@ -25,7 +25,7 @@ func (h *Hub) Align(channel string, pos Position) error {
 		return fmt.Errorf("hub: align %q at %d/%q: %w", channel, pos.Offset, pos.Epoch, ErrBadPosition)
 	}
 	for {
-		c, err := h.channel(channel)
+		c, err := h.channel(channel, false)
 		if err != nil {
 			return fmt.Errorf("hub: align %q: %w", channel, err)
 		}

@@ -78,6 +78,18 @@ type channel struct {
 	// their sum.
 	loopSubs []int32
 	subs     int
+	// holds counts the reservations on the channel (Reserve,
+	// ReserveTrusted) not yet given back: a held channel is never
+	// forgotten.
+	holds int
+
+	// The registry's fields, guarded by Hub.mu, not by mu.
+
+	// client is set when a client created the channel (Subscribe,
+	// PublishClient, Reserve): it counts against Config.MaxChannels.
+	client bool
+	// idx is the channel's place in Hub.all.
+	idx int
 }
 
 // newChannel returns a channel with a fresh epoch and no history.
@@ -211,6 +223,12 @@ func (c *channel) addSub(idx int) {
 func (c *channel) removeSub(idx int) {
 	c.loopSubs[idx]--
 	c.subs--
+}
+
+// idle reports whether the hub may forget c: no subscribers, no history,
+// no reservation. Lock should be held.
+func (c *channel) idle() bool {
+	return c.subs == 0 && c.hist.Len() == 0 && c.holds == 0
 }
 
 // forget marks the channel gone. Lock should be held; the caller removes

@@ -29,9 +29,23 @@
 //
 // Offsets count a channel's messages from 1, with no gaps. The epoch, a
 // random string minted when a channel is created, names one unbroken
-// history: when the hub forgets a channel (no subscribers, no history) and
-// later re-creates it, the new channel has a new epoch, so a client holding
-// an old position learns its history is gone. A client that reconnects
+// history: when the hub forgets a channel (no subscribers, no history, no
+// reservation) and later re-creates it, the new channel has a new epoch, so
+// a client holding an old position learns its history is gone. The hub
+// forgets such a channel as soon as its last subscriber leaves (or its last
+// reservation is given back), not at the next Sweep, so clients that come
+// and go leave nothing behind; a later subscriber with since on it gets
+// recovered=false, exactly as after a Sweep.
+//
+// # The channel cap
+//
+// Config.MaxChannels counts only the channels clients create (Subscribe,
+// PublishClient, Reserve). The backend's (Publish, PublishAt, Align,
+// SubscribeTrusted for a user's personal channel, ReserveTrusted for a
+// broker's watch) are never counted nor refused: they are bounded where
+// they come from. Sweep walks the channels in batches, letting go of the
+// registry lock between them, so publishes are not held up by a sweep over
+// a million channels. A client that reconnects
 // passes its last Position to Subscribe and gets exactly the messages it
 // missed, or recovered=false when history no longer holds them all (too
 // old, evicted by the byte budget, or another epoch).

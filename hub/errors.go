@@ -11,9 +11,9 @@ var (
 	// frames the Encoder refused as larger than a subscriber's output
 	// budget (no subscriber could be sent it).
 	ErrTooLarge = errors.New("hub: payload too large")
-	// ErrChannelLimit reports a publish or subscription to a new channel
-	// while the hub holds Config.MaxChannels: the caller may retry later
-	// (HTTP 503).
+	// ErrChannelLimit reports a client's subscription or publish to a new
+	// channel while clients have created Config.MaxChannels channels: the
+	// client may retry later.
 	ErrChannelLimit = errors.New("hub: too many channels")
 	// ErrStale reports a PublishAt whose offset the channel already has in
 	// that epoch: a duplicate from the broker, dropped.

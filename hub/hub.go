@@ -53,10 +53,13 @@ type Config struct {
 	// (see Encoder); the push protocol supplies one. Nil: messages carry
 	// no frames.
 	Encoder Encoder
-	// MaxChannels caps the channels the hub knows at once: past it,
-	// publishing to or subscribing to a channel the hub does not know
-	// fails with ErrChannelLimit. 0 means DefaultMaxChannels (one
-	// million), a negative value sets no cap.
+	// MaxChannels caps the channels that clients create (Subscribe,
+	// PublishClient and Reserve to a channel the hub does not know): past
+	// it, those fail with ErrChannelLimit. Channels the backend creates
+	// (Publish, PublishAt, Align, SubscribeTrusted, ReserveTrusted: the
+	// API, the broker, a user's personal channel) are not counted and
+	// never refused: they are bounded where they come from. 0 means
+	// DefaultMaxChannels (one million), a negative value sets no cap.
 	MaxChannels int
 	// Now tells the time, for message timestamps and history ages; nil
 	// means time.Now. Tests set it to move time by hand.
@@ -101,8 +104,17 @@ func (cfg Config) withDefaults() Config {
 type Hub struct {
 	cfg Config
 
-	mu    sync.RWMutex // guards chans
+	mu    sync.RWMutex // guards chans, all, clients and the channels' registry fields
 	chans map[string]*channel
+	// all lists the channels of chans (channel.idx is each one's place),
+	// so that Sweep can walk them in batches, letting go of mu between.
+	all []*channel
+	// clients counts the channels of chans that clients created
+	// (channel.client), which Config.MaxChannels caps.
+	clients int
+	// sweepPaused, when set (tests), runs between two batches of Sweep,
+	// with no lock held.
+	sweepPaused func()
 
 	loopsMu sync.Mutex                   // serialises growth of loops
 	loops   atomic.Pointer[[]*loopState] // indexed by Loop.Index; copied on growth
@@ -111,7 +123,7 @@ type Hub struct {
 	evicting atomic.Bool
 
 	subscriptions  atomic.Int64
-	channelLimited atomic.Uint64 // publishes and subscriptions refused by MaxChannels
+	channelLimited atomic.Uint64 // client channel creations refused by MaxChannels
 	tooLarge       atomic.Uint64 // publishes refused by MaxPayload or the Encoder (ErrTooLarge)
 	evictedChannel atomic.Uint64 // messages trimmed by HistoryChannelBytes
 	evictedNode    atomic.Uint64 // messages evicted by MaxHistoryBytes
@@ -124,7 +136,8 @@ type Hub struct {
 }
 
 // New returns a Hub configured by cfg. A Hub needs no goroutine of its
-// own; call Sweep now and then to expire history and forget idle channels.
+// own; call Sweep now and then to expire history and forget the channels
+// whose history expired.
 func New(cfg Config) *Hub {
 	h := &Hub{cfg: cfg.withDefaults(), chans: make(map[string]*channel)}
 	h.loops.Store(new([]*loopState))
@@ -135,13 +148,22 @@ func New(cfg Config) *Hub {
 // channel's history, has the Encoder encode its frames once and hands the message to each
 // event loop that has subscribers of the channel, once per loop. It copies
 // data, never blocks on subscribers, and is safe for concurrent use. It
-// fails, with an error wrapping ErrInvalidChannel, ErrTooLarge or
-// ErrChannelLimit, when the channel name is invalid, data is larger than
-// Config.MaxPayload, the Encoder refuses it (its frames would not fit a
-// subscriber's output budget), or the channel is new and the hub already
-// holds Config.MaxChannels.
+// fails, with an error wrapping ErrInvalidChannel or ErrTooLarge, when the
+// channel name is invalid, data is larger than Config.MaxPayload or the
+// Encoder refuses it (its frames would not fit a subscriber's output
+// budget). Publish is the backend's: a new channel it creates is not
+// counted against Config.MaxChannels, and it is never refused for the
+// cap; a client's publish goes through PublishClient.
 func (h *Hub) Publish(channel string, data []byte) (*Message, error) {
-	return h.publish(channel, data, nil)
+	return h.publish(channel, data, nil, false)
+}
+
+// PublishClient is Publish for a client's message: a channel it creates
+// counts against Config.MaxChannels, and past the cap it fails with an
+// error wrapping ErrChannelLimit (counted in Stats.ChannelLimited) when
+// the channel is new.
+func (h *Hub) PublishClient(channel string, data []byte) (*Message, error) {
+	return h.publish(channel, data, nil, true)
 }
 
 // PublishAt is Publish for a message sequenced elsewhere: the broker of a
@@ -162,15 +184,16 @@ func (h *Hub) PublishAt(channel string, offset uint64, epoch string, data []byte
 	if offset == 0 || epoch == "" {
 		return nil, fmt.Errorf("hub: publish to %q at %d/%q: %w", channel, offset, epoch, ErrBadPosition)
 	}
-	return h.publish(channel, data, &Position{Offset: offset, Epoch: epoch})
+	return h.publish(channel, data, &Position{Offset: offset, Epoch: epoch}, false)
 }
 
 // publish implements Publish (at == nil: the next offset in the channel's
-// own epoch) and PublishAt. It splits into sequencing and storing, under the
+// own epoch), PublishClient (client: the channel counts against the cap)
+// and PublishAt. It splits into sequencing and storing, under the
 // channel's lock, and local delivery: posting to loops' mailboxes happens
 // under the lock too, so each mailbox receives a channel's messages in
 // order, but the wakeups happen after it is released.
-func (h *Hub) publish(name string, data []byte, at *Position) (*Message, error) {
+func (h *Hub) publish(name string, data []byte, at *Position, client bool) (*Message, error) {
 	note, err := h.check(name, data)
 	if err != nil {
 		return nil, err
@@ -180,7 +203,7 @@ func (h *Hub) publish(name string, data []byte, at *Position) (*Message, error) 
 	wake := wakeBuf[:0]
 	var m *Message
 	for {
-		c, err := h.channel(name)
+		c, err := h.channel(name, client)
 		if err != nil {
 			return nil, fmt.Errorf("hub: publish to %q: %w", name, err)
 		}
@@ -289,13 +312,27 @@ func (h *Hub) rebudget(c *channel) {
 // Subscribe must be called on l's goroutine. channel should be valid
 // (ValidChannel); an invalid one is subscribed to but never published to.
 // Subscribing a pair that is already subscribed changes nothing and returns
-// the position with no backlog and recovered=false. It fails, subscribing
-// nothing, with an error wrapping ErrChannelLimit when the channel is new
-// and the hub already holds Config.MaxChannels.
+// the position with no backlog and recovered=false. Subscribe is a
+// client's: it fails, subscribing nothing, with an error wrapping
+// ErrChannelLimit when the channel is new and clients already created
+// Config.MaxChannels channels (counted in Stats.ChannelLimited).
 func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position) (pos Position, backlog []*Message, recovered bool, err error) {
+	return h.subscribe(l, channel, sub, since, true)
+}
+
+// SubscribeTrusted is Subscribe for a subscription the backend vouches
+// for, such as a user's personal channel named by a signed token: a
+// channel it creates is not counted against Config.MaxChannels, and it is
+// never refused for the cap.
+func (h *Hub) SubscribeTrusted(l Loop, channel string, sub Subscriber, since *Position) (pos Position, backlog []*Message, recovered bool, err error) {
+	return h.subscribe(l, channel, sub, since, false)
+}
+
+// subscribe implements Subscribe (client) and SubscribeTrusted.
+func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position, client bool) (pos Position, backlog []*Message, recovered bool, err error) {
 	ls := h.loopState(l)
 	for {
-		c, err := h.channel(channel)
+		c, err := h.channel(channel, client)
 		if err != nil {
 			return Position{}, nil, false, fmt.Errorf("hub: subscribe to %q: %w", channel, err)
 		}
@@ -327,7 +364,10 @@ func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position)
 // Unsubscribe ends sub's subscription to channel on loop l: once it
 // returns, sub gets no more of the channel's messages. It must be called on
 // l's goroutine (from Deliver too); a pair that is not subscribed is a
-// no-op.
+// no-op. When sub was the channel's last subscriber and the channel holds
+// no history and no reservation, the hub forgets it at once (as Sweep
+// would later): a channel subscribed to again afterwards starts a new
+// epoch, so a subscriber with since gets recovered=false.
 func (h *Hub) Unsubscribe(l Loop, channel string, sub Subscriber) {
 	loops := *h.loops.Load()
 	idx := l.Index()
@@ -342,15 +382,48 @@ func (h *Hub) Unsubscribe(l Loop, channel string, sub Subscriber) {
 	}
 	c.mu.Lock()
 	c.removeSub(idx)
+	idle := c.idle()
 	c.mu.Unlock()
 	h.subscriptions.Add(-1)
+	if idle {
+		h.forgetIdle(c)
+	}
 }
 
-// channel returns the channel called name, creating it when missing, or
-// ErrChannelLimit when it is missing and the hub holds Config.MaxChannels
-// already (counted). The result may be gone by the time the caller locks
-// it; callers check.
-func (h *Hub) channel(name string) (*channel, error) {
+// forgetIdle forgets c if it is still known and idle (channel.idle).
+func (h *Hub) forgetIdle(c *channel) {
+	h.mu.Lock()
+	c.mu.Lock()
+	if !c.gone && c.idle() {
+		h.remove(c)
+	}
+	c.mu.Unlock()
+	h.mu.Unlock()
+}
+
+// remove forgets c: it marks it gone and takes it out of the registry.
+// h.mu and c's lock should be held, and c known.
+func (h *Hub) remove(c *channel) {
+	c.forget()
+	delete(h.chans, c.name)
+	last := len(h.all) - 1
+	if i := c.idx; i != last {
+		h.all[i] = h.all[last]
+		h.all[i].idx = i
+	}
+	h.all[last] = nil
+	h.all = h.all[:last]
+	if c.client {
+		h.clients--
+	}
+}
+
+// channel returns the channel called name, creating it when missing. A
+// channel a client creates (client) counts against Config.MaxChannels: it
+// fails with ErrChannelLimit (counted) when the channel is missing and
+// clients created Config.MaxChannels already. The result may be gone by
+// the time the caller locks it; callers check.
+func (h *Hub) channel(name string, client bool) (*channel, error) {
 	h.mu.RLock()
 	c := h.chans[name]
 	h.mu.RUnlock()
@@ -360,12 +433,17 @@ func (h *Hub) channel(name string) (*channel, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c = h.chans[name]; c == nil {
-		if h.cfg.MaxChannels > 0 && len(h.chans) >= h.cfg.MaxChannels {
+		if client && h.cfg.MaxChannels > 0 && h.clients >= h.cfg.MaxChannels {
 			h.channelLimited.Add(1)
-			return nil, fmt.Errorf("%d channels: %w", len(h.chans), ErrChannelLimit)
+			return nil, fmt.Errorf("%d client channels: %w", h.clients, ErrChannelLimit)
 		}
 		c = newChannel(name)
+		c.client, c.idx = client, len(h.all)
 		h.chans[name] = c
+		h.all = append(h.all, c)
+		if client {
+			h.clients++
+		}
 	}
 	return c, nil
 }

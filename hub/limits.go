@@ -44,18 +44,66 @@ func (h *Hub) check(name string, data []byte) (note uint32, err error) {
 	return note, nil
 }
 
-// Reserve makes sure the hub knows channel, creating it when it is new, and
-// fails with an error wrapping ErrChannelLimit when it is new and the hub
-// holds Config.MaxChannels already. A caller that must spend something on a
-// channel before subscribing (a broker's watch) reserves it first; an
-// unused reserved channel is forgotten by Sweep like any other. Safe for
-// concurrent use.
+// Reserve makes sure the hub knows channel, creating it when it is new,
+// and holds it there until Unreserve: a held channel is not forgotten,
+// even with no subscriber and no history. It is a client's: it fails,
+// holding nothing, with an error wrapping ErrChannelLimit when the channel
+// is new and clients already created Config.MaxChannels channels. A caller
+// that must spend something on a channel before subscribing (a broker's
+// watch) reserves it first, and calls Unreserve once the subscription is
+// made or abandoned. Safe for concurrent use.
 func (h *Hub) Reserve(channel string) error {
+	return h.reserve(channel, true)
+}
+
+// ReserveTrusted is Reserve for the backend (a broker's watch, a user's
+// personal channel): a channel it creates is not counted against
+// Config.MaxChannels, and it is never refused for the cap.
+func (h *Hub) ReserveTrusted(channel string) error {
+	return h.reserve(channel, false)
+}
+
+// reserve implements Reserve (client) and ReserveTrusted.
+func (h *Hub) reserve(channel string, client bool) error {
 	if !ValidChannel(channel) {
 		return fmt.Errorf("hub: reserve %.300q: %w", channel, ErrInvalidChannel)
 	}
-	if _, err := h.channel(channel); err != nil {
-		return fmt.Errorf("hub: reserve %q: %w", channel, err)
+	for {
+		c, err := h.channel(channel, client)
+		if err != nil {
+			return fmt.Errorf("hub: reserve %q: %w", channel, err)
+		}
+		c.mu.Lock()
+		if c.gone {
+			c.mu.Unlock()
+			continue
+		}
+		c.holds++
+		c.mu.Unlock()
+		return nil
 	}
-	return nil
+}
+
+// Unreserve gives back one Reserve or ReserveTrusted of channel. The last
+// one leaves the channel to be forgotten, at once when it has no
+// subscriber and no history. Unreserving a channel that holds no
+// reservation is a no-op. Safe for concurrent use.
+func (h *Hub) Unreserve(channel string) {
+	h.mu.RLock()
+	c := h.chans[channel]
+	h.mu.RUnlock()
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.gone || c.holds == 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.holds--
+	idle := c.idle()
+	c.mu.Unlock()
+	if idle {
+		h.forgetIdle(c)
+	}
 }

@@ -8,28 +8,74 @@ import (
 	"testing"
 )
 
+// TestChannelLimit: the cap counts only the channels clients create
+// (Subscribe, PublishClient, Reserve); the backend's (Publish, PublishAt,
+// Align, SubscribeTrusted, ReserveTrusted) are neither counted nor
+// refused, and refusals are counted in Stats.ChannelLimited.
 func TestChannelLimit(t *testing.T) {
 	t.Parallel()
 	h := New(Config{MaxChannels: 2})
 	l := &inlineLoop{}
-	mustPublish(t, h, "a", "1")
+	if _, err := h.PublishClient("a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, _, err := h.Subscribe(l, "b", &recorder{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Publish("c", []byte("1")); !errors.Is(err, ErrChannelLimit) {
-		t.Fatalf("publish to a third channel: %v, want ErrChannelLimit", err)
+	if _, err := h.PublishClient("c", []byte("1")); !errors.Is(err, ErrChannelLimit) {
+		t.Fatalf("client publish to a third channel: %v, want ErrChannelLimit", err)
 	}
 	if _, _, _, err := h.Subscribe(l, "d", &recorder{}, nil); !errors.Is(err, ErrChannelLimit) {
 		t.Fatalf("subscribe to a third channel: %v, want ErrChannelLimit", err)
 	}
-	// Known channels still work.
+	if err := h.Reserve("e"); !errors.Is(err, ErrChannelLimit) {
+		t.Fatalf("reserve a third channel: %v, want ErrChannelLimit", err)
+	}
+	// Known channels still work, the backend's too.
 	mustPublish(t, h, "b", "2")
 	if _, _, _, err := h.Subscribe(l, "a", &recorder{}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The backend is never refused, and its channels are not counted.
+	mustPublish(t, h, "api-news", "1")
+	if _, err := h.PublishAt("broker-news", 1, "e1", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Align("aligned", Position{Epoch: "e1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ReserveTrusted("watched"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := h.SubscribeTrusted(l, "user:alice", &recorder{}, nil); err != nil {
+		t.Fatalf("personal channel past the cap: %v", err)
+	}
+	// A client subscribing to a backend channel creates nothing.
+	if _, _, _, err := h.Subscribe(l, "api-news", &recorder{}, nil); err != nil {
+		t.Fatal(err)
+	}
 	s := h.Stats()
-	if s.ChannelLimited != 2 || s.Channels != 2 || s.Subscriptions != 2 {
-		t.Fatalf("stats %+v: want 2 refusals, 2 channels, 2 subscriptions", s)
+	if s.ChannelLimited != 3 || s.Channels != 7 || s.ClientChannels != 2 || s.Subscriptions != 4 {
+		t.Fatalf("stats %+v: want 3 refusals, 7 channels (2 by clients), 4 subscriptions", s)
+	}
+}
+
+// TestChannelLimitFreed: a client channel forgotten (its last subscriber
+// left) gives its place back at once, with no Sweep.
+func TestChannelLimitFreed(t *testing.T) {
+	t.Parallel()
+	h := New(Config{MaxChannels: 1})
+	l := &inlineLoop{}
+	for i := range 1000 {
+		r := &recorder{}
+		ch := fmt.Sprintf("flood-%d", i)
+		if _, _, _, err := h.Subscribe(l, ch, r, nil); err != nil {
+			t.Fatalf("subscribe %d: %v", i, err)
+		}
+		h.Unsubscribe(l, ch, r)
+	}
+	if s := h.Stats(); s.Channels != 0 || s.ClientChannels != 0 || s.ChannelLimited != 0 {
+		t.Fatalf("after a subscribe-and-leave flood: %+v, want no channel and no refusal", s)
 	}
 }
 

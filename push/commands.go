@@ -83,7 +83,7 @@ func (a *App) subscribe(s *Session, ch string, since *hub.Position, id json.RawM
 		a.replyError(s, id, errBadRequest, "invalid channel name", ch)
 		return
 	}
-	own := ch == "user:"+s.claims.Subject && s.claims.Subject != ""
+	own := s.owns(ch)
 	if !own && !s.claims.CanSubscribe(ch) {
 		a.replyError(s, id, errForbidden, "not allowed to subscribe", ch)
 		return
@@ -95,17 +95,34 @@ func (a *App) subscribe(s *Session, ch string, since *hub.Position, id json.RawM
 	}
 	if a.o.Interest != nil {
 		// What Interest spends on a channel (a broker's watch) is bounded
-		// by the hub's channel cap: admit the channel first.
-		if err := a.o.Hub.Reserve(ch); err != nil {
+		// by the hub's channel cap: admit the channel first, and hold it
+		// in the hub until the subscription is made or abandoned. A
+		// user's personal channel is the backend's, never refused.
+		reserve := a.o.Hub.Reserve
+		if own {
+			reserve = a.o.Hub.ReserveTrusted
+		}
+		if err := reserve(ch); err != nil {
 			a.channelLimited.Add(1)
 			a.replyError(s, id, errLimit, "too many channels on this server", ch)
 			return
 		}
-	}
-	if !a.acquire(s, ch, since, id, quiet) {
-		return // join runs once the broker has the channel current
+		if !a.acquire(s, ch, since, id, quiet) {
+			return // join runs once the broker has the channel current
+		}
+		a.join(s, ch, since, id, quiet)
+		a.o.Hub.Unreserve(ch)
+		return
 	}
 	a.join(s, ch, since, id, quiet)
+}
+
+// owns reports whether ch is s's personal channel, user:<subject>, which
+// the backend vouches for: it is subscribed to past the connection's and
+// the node's caps.
+func (s *Session) owns(ch string) bool {
+	return s.claims.Subject != "" && len(ch) == len("user:")+len(s.claims.Subject) &&
+		strings.HasPrefix(ch, "user:") && ch[len("user:"):] == s.claims.Subject
 }
 
 // join is subscribe once Interest has acquired ch. It runs on s's loop.
@@ -120,7 +137,11 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 	// The name may point into the upgrade request's buffer; keep a copy
 	// of its own so the request can be freed.
 	ch = strings.Clone(ch)
-	pos, backlog, recovered, err := a.o.Hub.Subscribe(l, ch, s, since)
+	subscribe := a.o.Hub.Subscribe // a client's channel counts against the cap
+	if s.owns(ch) {
+		subscribe = a.o.Hub.SubscribeTrusted
+	}
+	pos, backlog, recovered, err := subscribe(l, ch, s, since)
 	if err != nil {
 		a.release(ch)
 		a.channelLimited.Add(1)
@@ -169,7 +190,7 @@ func (a *App) publish(s *Session, cmd *command) {
 		a.publishVia(s, cmd)
 		return
 	}
-	m, err := a.o.Hub.Publish(cmd.Channel, cmd.Data)
+	m, err := a.o.Hub.PublishClient(cmd.Channel, cmd.Data)
 	if err != nil {
 		a.replyError(s, cmd.ID, publishErrorCode(err, errInternal), err.Error(), cmd.Channel)
 		return

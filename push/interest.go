@@ -31,8 +31,9 @@ const errUnavailable = "unavailable"
 
 // acquire asks Interest for ch and reports whether the subscription may
 // proceed now. When it may not, join runs later on s's loop, or the
-// acquisition is released if the connection closed meanwhile. It runs on
-// s's loop.
+// acquisition is released if the connection closed meanwhile; either way
+// the hub's reservation of ch (taken by subscribe) is given back then. It
+// runs on s's loop.
 func (a *App) acquire(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) bool {
 	in := a.o.Interest
 	if in == nil {
@@ -47,8 +48,10 @@ func (a *App) acquire(s *Session, ch string, since *hub.Position, id json.RawMes
 	}
 	id = append(json.RawMessage(nil), id...)
 	l := s.conn.Loop()
+	h := a.o.Hub
 	ready := func() {
 		err := l.Run(func() {
+			defer h.Unreserve(ch)
 			if !s.conn.Open() {
 				in.Release(ch)
 				return
@@ -57,6 +60,7 @@ func (a *App) acquire(s *Session, ch string, since *hub.Position, id json.RawMes
 		})
 		if err != nil { // the loop is stopping: nobody will subscribe
 			in.Release(ch)
+			h.Unreserve(ch)
 		}
 	}
 	return in.Acquire(ch, since, ready)

@@ -185,3 +185,59 @@ func TestSendBudget(t *testing.T) {
 		t.Fatalf("SlowClosed = %d", st.SlowClosed)
 	}
 }
+
+// TestChannelLimitClientsOnly: the node's channel cap counts the channels
+// clients create; once clients have taken every one, a token user's
+// personal channel and the backend's publishes to new channels still go
+// through, and channels whose last subscriber left give their place back
+// at once (a connect-and-close flood leaves nothing behind).
+func TestChannelLimitClientsOnly(t *testing.T) {
+	t.Parallel()
+	n := startPush(t, hub.Config{MaxChannels: 2}, nil)
+	// A connect-and-close flood of new channels leaves none behind.
+	for i := range 20 {
+		c := n.dial(t, fmt.Sprintf("/ws?channel=f%da&channel=f%db", i, i))
+		expect(t, c, `{"op":"subscribed","channel":"f`+fmt.Sprint(i)+`a","offset":0}`)
+		expect(t, c, `{"op":"subscribed","channel":"f`+fmt.Sprint(i)+`b","offset":0}`)
+		_ = c.NC.Close()
+	}
+	waitFor(t, "the flood's channels to be forgotten", func() bool {
+		return n.hub.Stats().Channels == 0
+	})
+
+	// Clients take the whole cap.
+	hog := n.dial(t, "/ws?channel=a&channel=b&channel=c")
+	var codes []string
+	for range 3 {
+		m := next(t, hog)
+		codes = append(codes, fmt.Sprint(m["op"], ":", m["channel"], ":", m["code"]))
+	}
+	if got := strings.Join(codes, " "); got != "subscribed:a:<nil> subscribed:b:<nil> error:c:limit" {
+		t.Fatalf("replies %v", got)
+	}
+	send(hog, `{"op":"pub","channel":"d","data":1,"id":1}`)
+	if m := next(t, hog); m["op"] != "error" || m["code"] != "limit" || m["channel"] != "d" {
+		t.Fatalf("client publish to a new channel past the cap: %v, want error limit", m)
+	}
+	send(hog, `{"op":"pub","channel":"a","data":1,"id":2}`)
+	expect(t, hog, `{"op":"published","channel":"a","offset":1,"id":2}`)
+	expect(t, hog, `{"channel":"a","offset":1,"data":1}`)
+
+	// A token user's personal channel is not refused, nor is the
+	// backend's publish to it or to any new channel.
+	alice := n.dial(t, "/ws?token="+token(t, "alice", nil, nil))
+	send(alice, `{"op":"ping"}`)
+	expect(t, alice, `{"op":"pong"}`)
+	n.publish(t, "user:alice", `"hi"`)
+	expect(t, alice, `{"channel":"user:alice","offset":1,"data":"hi"}`)
+	n.publish(t, "user:bob", `"later"`)
+	n.publish(t, "api-new", `"x"`)
+
+	st := n.hub.Stats()
+	if st.ClientChannels != 2 || st.ChannelLimited != 2 {
+		t.Fatalf("hub stats %+v: want 2 client channels and 2 refusals", st)
+	}
+	if ast := n.app.Stats(); ast.ChannelLimited != 1 {
+		t.Fatalf("app ChannelLimited = %d, want 1 (the subscribe)", ast.ChannelLimited)
+	}
+}
