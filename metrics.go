@@ -101,6 +101,7 @@ var nodeMetrics = []metric{
 	{"published_total", "Messages published on this node.", counter, "", "", func(s *Stats) float64 { return u(s.Hub.Published) }},
 	{"deliveries_total", "Messages handed to subscribers.", counter, "", "", func(s *Stats) float64 { return u(s.Hub.Deliveries) }},
 	{"channels", "Channels with subscribers or history.", gauge, "", "", func(s *Stats) float64 { return float64(s.Hub.Channels) }},
+	{"client_channels", "Channels that clients created (the ones max_channels caps).", gauge, "", "", func(s *Stats) float64 { return float64(s.Hub.ClientChannels) }},
 	{"subscriptions", "Subscriptions on this node.", gauge, "", "", func(s *Stats) float64 { return i(s.Hub.Subscriptions) }},
 	{"history_messages", "Messages held in channel history.", gauge, "", "", func(s *Stats) float64 { return i(s.Hub.HistoryMessages) }},
 	{"history_bytes", "Bytes held in channel history.", gauge, "", "", func(s *Stats) float64 { return i(s.Hub.HistoryBytes) }},
