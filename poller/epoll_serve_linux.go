@@ -141,7 +141,9 @@ const (
 // on that and any other failure for want of resources (ENOBUFS, ENOMEM)
 // the loop stops polling its listeners for a backoff (pause), as
 // level-triggered readiness would otherwise bring it straight back to
-// fail again, and logs at most one line a second.
+// fail again, and logs at most one line a second. The backoff doubles
+// from minAcceptPause to maxAcceptPause while connections are left
+// waiting; when shed has answered them all it stays at minAcceptPause.
 func (e *epollLoop) accept(lfd int) {
 	k := e.l.k
 	for range acceptBatch {
@@ -154,7 +156,13 @@ func (e *epollLoop) accept(lfd int) {
 				continue
 			case unix.EMFILE, unix.ENFILE:
 				k.acceptErrors.Add(1)
-				shed := e.shed(lfd)
+				shed, drained := e.shed(lfd)
+				if drained {
+					// Every waiting connection was answered: nothing is
+					// left to spin on, so the shortest pause will do, and
+					// the next clients wait no longer than that.
+					e.backoff = 0
+				}
 				e.pause()
 				e.logAccept(err, shed)
 			default:
@@ -193,18 +201,18 @@ func (e *epollLoop) accept(lfd int) {
 // shed refuses connections waiting on lfd while the process is out of
 // descriptors: it closes the reserve descriptor, accepts one connection in
 // its place, sends it Config.Overload, closes it and reopens the reserve;
-// at most acceptBatch of them. It returns how many it refused.
-func (e *epollLoop) shed(lfd int) int {
+// at most acceptBatch of them. It returns how many it refused, and
+// whether it emptied the queue.
+func (e *epollLoop) shed(lfd int) (n int, drained bool) {
 	k := e.l.k
-	n := 0
 	for range acceptBatch {
 		if e.reserve < 0 {
 			if k.noReserve {
-				return n
+				return n, false
 			}
 			// Lost earlier to another thread's open: try again now.
 			if e.reserve = openReserve(); e.reserve < 0 {
-				return n
+				return n, false
 			}
 		}
 		_ = unix.Close(e.reserve)
@@ -217,10 +225,11 @@ func (e *epollLoop) shed(lfd int) int {
 		}
 		e.reserve = openReserve()
 		if err != nil && err != unix.EINTR && err != unix.ECONNABORTED {
-			return n // EAGAIN: the queue is empty; else another thread took the slot
+			// EAGAIN: the queue is empty; else another thread took the slot.
+			return n, err == unix.EAGAIN
 		}
 	}
-	return n
+	return n, false
 }
 
 // refuse sends msg to fd, a connection just accepted, and closes it. What
