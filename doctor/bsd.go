@@ -29,7 +29,7 @@ func (c *checker) maxFilesPerProc(goos string) {
 		Knob:               knob,
 		Scope:              ScopeHeld,
 		Value:              num(n),
-		ConnectionsAllowed: subSat(n, c.o.ReservedFiles),
+		ConnectionsAllowed: c.conns(n, true),
 		Note:               "No process may open more files than this, whatever its RLIMIT_NOFILE says.",
 		Fix:                sysctlFixes(goos, knob, dec(max(n, want)), false),
 	})
@@ -47,13 +47,13 @@ func (c *checker) maxFiles(goos string) {
 	if err != nil {
 		used, _ = c.uint("kern.num_files") // macOS
 	}
-	want := roundPow2(c.target + used + c.o.ReservedFiles)
+	want := roundPow2(c.files(c.target) + used + c.o.ReservedFiles)
 	c.add(Limit{
 		Name:               "open files on the whole system",
 		Knob:               knob,
 		Scope:              ScopeHeld,
 		Value:              fmt.Sprintf("%s (%s in use)", num(n), num(used)),
-		ConnectionsAllowed: subSat(n, used),
+		ConnectionsAllowed: c.conns(subSat(n, used), false),
 		Note:               "Shared by every process on the machine; raise it above kern.maxfilesperproc.",
 		Fix:                sysctlFixes(goos, knob, dec(max(n, want)), goos == "freebsd"),
 	})
@@ -69,13 +69,13 @@ func (c *checker) maxSockets() {
 		return
 	}
 	used, _ := c.uint("kern.ipc.numopensockets")
-	want := roundPow2(c.target + used)
+	want := roundPow2(c.files(c.target) + used)
 	c.add(Limit{
 		Name:               "sockets on the whole system",
 		Knob:               knob,
 		Scope:              ScopeHeld,
 		Value:              fmt.Sprintf("%s (%s in use)", num(n), num(used)),
-		ConnectionsAllowed: subSat(n, used),
+		ConnectionsAllowed: c.conns(subSat(n, used), false),
 		Note:               "Sized at boot from memory; it can only be raised.",
 		Fix:                sysctlFixes("freebsd", knob, dec(max(n, want)), true),
 	})

@@ -72,7 +72,18 @@ type Options struct {
 	// ReservedFiles is the number of descriptors needed besides
 	// connections; 0 means DefaultReservedFiles.
 	ReservedFiles uint64
+	// FilesPerConn is the number of descriptors one connection holds; 0
+	// means 1, a plain ws:// connection. A wss:// connection through
+	// herald's TLS listener holds TLSFilesPerConn (its TCP socket and the
+	// two ends of the socket pair that bridges it to the event loops), so
+	// with a TLS listener configured pass that: the open-file limits then
+	// allow a third as many connections.
+	FilesPerConn uint64
 }
+
+// TLSFilesPerConn is the descriptors a wss:// connection holds: its TCP
+// socket and both ends of its socket pair (see [Options.FilesPerConn]).
+const TLSFilesPerConn = 3
 
 func (o Options) withDefaults() Options {
 	if o.UserBytesPerConn == 0 {
@@ -83,6 +94,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReservedFiles == 0 {
 		o.ReservedFiles = DefaultReservedFiles
+	}
+	if o.FilesPerConn == 0 {
+		o.FilesPerConn = 1
 	}
 	return o
 }
@@ -179,6 +193,9 @@ type Report struct {
 	// Capacity is how many connections this process can hold: the
 	// smallest ConnectionsAllowed among the limits of ScopeHeld.
 	Capacity uint64 `json:"capacity"`
+	// FilesPerConn is the descriptors each connection was counted for
+	// (Options.FilesPerConn: 1, or TLSFilesPerConn for wss://).
+	FilesPerConn uint64 `json:"files_per_conn"`
 	// MaxConns is the configured connection cap (0: none).
 	MaxConns uint64 `json:"max_conns,omitempty"`
 	// Target is the number of connections the fixes aim at: MaxConns, or
@@ -213,7 +230,7 @@ func Check(src Source, opts Options) Report {
 	if c.target == 0 {
 		c.target = DefaultTarget
 	}
-	c.r = Report{OS: src.OS(), MaxConns: o.MaxConns, Target: c.target}
+	c.r = Report{OS: src.OS(), MaxConns: o.MaxConns, Target: c.target, FilesPerConn: o.FilesPerConn}
 	c.nofile()
 	switch src.OS() {
 	case "linux":
@@ -290,7 +307,35 @@ func (c *checker) sysctlOr(name string) string {
 // nofileTarget is the open-file limit the target needs, rounded up to a
 // power of two as these limits usually are.
 func (c *checker) nofileTarget() uint64 {
-	return roundPow2(c.target + c.o.ReservedFiles)
+	return roundPow2(c.files(c.target) + c.o.ReservedFiles)
+}
+
+// files is the descriptors n connections hold.
+func (c *checker) files(n uint64) uint64 {
+	if n > math.MaxUint64/c.o.FilesPerConn {
+		return math.MaxUint64
+	}
+	return n * c.o.FilesPerConn
+}
+
+// conns is the connections a budget of n descriptors holds, after the
+// reserved ones when reserve is set.
+func (c *checker) conns(n uint64, reserve bool) uint64 {
+	if reserve {
+		n = subSat(n, c.o.ReservedFiles)
+	}
+	if n == Unlimited {
+		return Unlimited
+	}
+	return n / c.o.FilesPerConn
+}
+
+// filesNote says how many descriptors a connection counts for.
+func (c *checker) filesNote() string {
+	if c.o.FilesPerConn == 1 {
+		return "Each connection is one open file"
+	}
+	return fmt.Sprintf("Each connection is %d open files (a wss:// connection: its TCP socket and the socket pair that bridges it to the event loops)", c.o.FilesPerConn)
 }
 
 // nofile reads RLIMIT_NOFILE, the same on every OS.
@@ -300,7 +345,7 @@ func (c *checker) nofile() {
 		c.skip("RLIMIT_NOFILE", err)
 		return
 	}
-	note := fmt.Sprintf("Each connection is one open file; %d more are kept for listeners, pollers and logs.", c.o.ReservedFiles)
+	note := fmt.Sprintf("%s; %d more are kept for listeners, pollers and logs.", c.filesNote(), c.o.ReservedFiles)
 	if soft < hard {
 		note += " herald raises the soft limit to the hard limit at start, so only the hard limit counts."
 	}
@@ -313,7 +358,7 @@ func (c *checker) nofile() {
 		Knob:               "RLIMIT_NOFILE",
 		Scope:              ScopeHeld,
 		Value:              fmt.Sprintf("soft %s, hard %s", num(soft), num(hard)),
-		ConnectionsAllowed: subSat(hard, c.o.ReservedFiles),
+		ConnectionsAllowed: c.conns(hard, true),
 		Note:               note,
 		Fix:                nofileFixes(c.src.OS(), want),
 	})

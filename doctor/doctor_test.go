@@ -513,3 +513,33 @@ func TestHelpers(t *testing.T) {
 		t.Errorf("mergeFixes = %+v", merged)
 	}
 }
+
+// TestFilesPerConn: with wss:// connections (3 descriptors each) the
+// open-file limits allow a third as many, the fixes aim three times as
+// high, and the report says what it counted.
+func TestFilesPerConn(t *testing.T) {
+	plain := Check(linuxBox(), Options{MaxConns: 10_000})
+	wss := Check(linuxBox(), Options{MaxConns: 10_000, FilesPerConn: TLSFilesPerConn})
+	if plain.Capacity != 20000-DefaultReservedFiles || plain.FilesPerConn != 1 {
+		t.Fatalf("plain: capacity %d, %d files per connection", plain.Capacity, plain.FilesPerConn)
+	}
+	if want := uint64(20000-DefaultReservedFiles) / 3; wss.Capacity != want || wss.FilesPerConn != 3 {
+		t.Fatalf("wss: capacity %d, %d files per connection, want %d, 3", wss.Capacity, wss.FilesPerConn, want)
+	}
+	if len(wss.Warnings) != 1 {
+		t.Fatalf("wss: warnings %q, want max_conns above capacity", wss.Warnings)
+	}
+	for _, knob := range []string{"fs.nr_open", "fs.file-max"} {
+		p, w := limitByKnob(t, plain, knob), limitByKnob(t, wss, knob)
+		if w.ConnectionsAllowed >= p.ConnectionsAllowed {
+			t.Errorf("%s: %d connections with wss, %d plain", knob, w.ConnectionsAllowed, p.ConnectionsAllowed)
+		}
+	}
+	if l := limitByKnob(t, wss, "RLIMIT_NOFILE"); !strings.Contains(l.Note, "3 open files") || !strings.Contains(fixText(l), "32768") {
+		t.Errorf("RLIMIT_NOFILE note %q, fixes %q: want 3 files a connection, aim at 32768", l.Note, fixText(l))
+	}
+	var b strings.Builder
+	if err := wss.WriteText(&b); err != nil || !strings.Contains(b.String(), "(wss://, 3 open files each)") {
+		t.Errorf("text: %v\n%s", err, b.String())
+	}
+}

@@ -34,7 +34,7 @@ func (c *checker) nrOpen() {
 		Knob:               "fs.nr_open",
 		Scope:              ScopeHeld,
 		Value:              num(n),
-		ConnectionsAllowed: subSat(n, c.o.ReservedFiles),
+		ConnectionsAllowed: c.conns(n, true),
 		Note:               note,
 		Fix:                sysctlFixes("linux", "fs.nr_open", dec(max(n, want)), false),
 	})
@@ -51,13 +51,13 @@ func (c *checker) fileMax() {
 	if f, err := c.fields("fs.file-nr", 3); err == nil {
 		used = f[0]
 	}
-	want := roundPow2(c.target + used + c.o.ReservedFiles)
+	want := roundPow2(c.files(c.target) + used + c.o.ReservedFiles)
 	c.add(Limit{
 		Name:               "open files on the whole system",
 		Knob:               "fs.file-max",
 		Scope:              ScopeHeld,
 		Value:              fmt.Sprintf("%s (%s in use)", num(n), num(used)),
-		ConnectionsAllowed: subSat(n, used),
+		ConnectionsAllowed: c.conns(subSat(n, used), false),
 		Note:               "Shared by every process on the machine.",
 		Fix:                sysctlFixes("linux", "fs.file-max", dec(max(n, want)), false),
 	})

@@ -32,7 +32,11 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(b, "herald doctor on %s\n\n", kernel)
 	if f, ok := r.First(); ok {
-		fmt.Fprintf(b, "This process can hold about %s connections.\n", group(r.Capacity))
+		fmt.Fprintf(b, "This process can hold about %s connections", group(r.Capacity))
+		if r.FilesPerConn > 1 {
+			fmt.Fprintf(b, " (wss://, %d open files each)", r.FilesPerConn)
+		}
+		fmt.Fprintln(b, ".")
 		fmt.Fprintf(b, "First limit: %s (%s = %s).\n", f.Name, f.Knob, f.Value)
 		if len(f.Fix) > 0 {
 			fmt.Fprintf(b, "Raise it (to %s connections) with:\n", group(r.Target))

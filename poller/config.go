@@ -80,6 +80,15 @@ type Config struct {
 	// DefaultCloseLinger, a negative value closes at once and drops what
 	// the kernel did not take.
 	CloseLinger time.Duration
+	// Overload, when set, is what a connection the epoll backend cannot
+	// serve for want of file descriptors (EMFILE, ENFILE at accept) is
+	// sent before it is closed: an HTTP 503 with Retry-After, say. The
+	// backend keeps one descriptor in reserve per listening loop, so that
+	// it can accept such a connection and answer it rather than leave it
+	// waiting in the backlog; nil closes it without a word. The poller
+	// knows no protocol: these bytes go out as they are, once, without
+	// waiting for the peer to send anything.
+	Overload []byte
 	// Logger receives the poller's messages and, with the gnet backend,
 	// gnet's own (its informational ones at debug level); nil means
 	// slog.Default(). gnet keeps one process-wide logger, so with several

@@ -25,6 +25,16 @@ type core struct {
 	// (StopAccepting).
 	refusing atomic.Bool
 
+	// acceptErrors counts accept(2) failures other than a drained queue or
+	// a connection gone before it was taken (EMFILE, ENFILE, ENOBUFS,
+	// ENOMEM...); shed counts the connections accepted on the reserve
+	// descriptor and closed, with Config.Overload, for want of
+	// descriptors. acceptCalls counts accept(2) calls (tests: no spin).
+	acceptErrors, shed, acceptCalls atomic.Uint64
+	// noReserve keeps the epoll backend from holding a reserve descriptor
+	// (tests: the listener's pause alone).
+	noReserve bool
+
 	// loops is the copy-on-write list of the loops, in Index order.
 	loops atomic.Pointer[[]*Loop]
 }

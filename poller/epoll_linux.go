@@ -90,6 +90,21 @@ type epollLoop struct {
 	// signals counts the eventfd writes (tests).
 	signals atomic.Int64
 	quit    bool
+
+	// reserve is a descriptor (/dev/null) held open by a listening loop
+	// so that, out of descriptors, it can close it, accept a waiting
+	// connection, refuse it and reopen it (-1: none).
+	reserve int
+	// paused says the listeners are out of the epoll set until resumeAt,
+	// after an accept failure; backoff is the pause, doubling while the
+	// failures last and reset by an accept that works.
+	paused   bool
+	resumeAt time.Time
+	backoff  time.Duration
+	// logAt is when an accept failure may next be logged; unlogged counts
+	// the failures left out since the last line.
+	logAt    time.Time
+	unlogged int
 }
 
 // newEpollLoop creates the epoll instance and eventfd of loop idx of k.
@@ -111,13 +126,14 @@ func newEpollLoop(k *core, idx int, bufs *pool.Bytes) (*epollLoop, error) {
 	}
 	l := newLoop(k, idx)
 	e := &epollLoop{
-		l:      l,
-		epfd:   epfd,
-		evfd:   evfd,
-		bufs:   bufs,
-		done:   make(chan struct{}),
-		rbuf:   make([]byte, k.cfg.ReadBufferCap),
-		events: make([]unix.EpollEvent, epollBatch),
+		l:       l,
+		epfd:    epfd,
+		evfd:    evfd,
+		bufs:    bufs,
+		done:    make(chan struct{}),
+		reserve: -1,
+		rbuf:    make([]byte, k.cfg.ReadBufferCap),
+		events:  make([]unix.EpollEvent, epollBatch),
 	}
 	l.drv = e
 	return e, nil
@@ -150,6 +166,10 @@ func (e *epollLoop) closeFds() {
 		_ = unix.Close(fd)
 	}
 	e.lns = nil
+	if e.reserve >= 0 {
+		_ = unix.Close(e.reserve)
+		e.reserve = -1
+	}
 	_ = unix.Close(e.evfd)
 	_ = unix.Close(e.epfd)
 }
@@ -164,7 +184,11 @@ func (e *epollLoop) run() {
 	interval := e.l.k.interval
 	nextTick := time.Now().Add(interval)
 	for !e.quit {
-		wait := time.Until(nextTick)
+		due := nextTick
+		if e.paused && e.resumeAt.Before(due) {
+			due = e.resumeAt
+		}
+		wait := time.Until(due)
 		msec := max(int((wait+time.Millisecond-1)/time.Millisecond), 0)
 		n, err := unix.EpollWait(e.epfd, e.events, msec)
 		if err != nil && err != unix.EINTR {
@@ -175,7 +199,11 @@ func (e *epollLoop) run() {
 		for i := range n {
 			e.handle(&e.events[i])
 		}
-		if now := time.Now(); !now.Before(nextTick) {
+		now := time.Now()
+		if e.paused && !now.Before(e.resumeAt) && !e.quit {
+			e.resume()
+		}
+		if !now.Before(nextTick) {
 			e.l.tick(now)
 			nextTick = now.Add(interval)
 		}

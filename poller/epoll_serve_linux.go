@@ -108,27 +108,71 @@ func (e *epollLoop) addListener(fd int) error {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	e.lns = append(e.lns, fd)
+	if e.reserve < 0 && !e.l.k.noReserve {
+		e.reserve = openReserve()
+	}
 	return nil
 }
 
+// openReserve opens the descriptor a listening loop keeps in reserve
+// (-1 if it cannot).
+func openReserve() int {
+	fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}
+
+// Backoff of a listener paused by accept failures.
+const (
+	minAcceptPause = 50 * time.Millisecond
+	maxAcceptPause = time.Second
+	// acceptLogEvery is the least time between two logged accept failures
+	// of one loop; those in between are counted in the next line.
+	acceptLogEvery = time.Second
+)
+
 // accept takes the connections waiting on lfd and opens each on a loop:
 // this one when each loop has its own listener, else the loops in turn.
+//
+// Out of descriptors (EMFILE, ENFILE), the waiting connections are taken
+// on the reserve descriptor, sent Config.Overload and closed (see shed);
+// on that and any other failure for want of resources (ENOBUFS, ENOMEM)
+// the loop stops polling its listeners for a backoff (pause), as
+// level-triggered readiness would otherwise bring it straight back to
+// fail again, and logs at most one line a second. The backoff doubles
+// from minAcceptPause to maxAcceptPause while connections are left
+// waiting; when shed has answered them all it stays at minAcceptPause.
 func (e *epollLoop) accept(lfd int) {
 	k := e.l.k
 	for range acceptBatch {
+		k.acceptCalls.Add(1)
 		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
 			switch err {
 			case unix.EAGAIN:
 			case unix.EINTR, unix.ECONNABORTED:
 				continue
+			case unix.EMFILE, unix.ENFILE:
+				k.acceptErrors.Add(1)
+				shed, drained := e.shed(lfd)
+				if drained {
+					// Every waiting connection was answered: nothing is
+					// left to spin on, so the shortest pause will do, and
+					// the next clients wait no longer than that.
+					e.backoff = 0
+				}
+				e.pause()
+				e.logAccept(err, shed)
 			default:
-				// EMFILE, ENFILE, ENOBUFS: the connection waits in the
-				// backlog; level-triggered readiness brings us back.
-				k.log.Warn("poller: accept", "err", os.NewSyscallError("accept4", err))
+				k.acceptErrors.Add(1)
+				e.pause()
+				e.logAccept(err, 0)
 			}
 			return
 		}
+		e.backoff = 0
 		if k.refusing.Load() {
 			_ = unix.Close(fd)
 			continue
@@ -152,6 +196,95 @@ func (e *epollLoop) accept(lfd int) {
 			_ = unix.Close(fd)
 		}
 	}
+}
+
+// shed refuses connections waiting on lfd while the process is out of
+// descriptors: it closes the reserve descriptor, accepts one connection in
+// its place, sends it Config.Overload, closes it and reopens the reserve;
+// at most acceptBatch of them. It returns how many it refused, and
+// whether it emptied the queue.
+func (e *epollLoop) shed(lfd int) (n int, drained bool) {
+	k := e.l.k
+	for range acceptBatch {
+		if e.reserve < 0 {
+			if k.noReserve {
+				return n, false
+			}
+			// Lost earlier to another thread's open: try again now.
+			if e.reserve = openReserve(); e.reserve < 0 {
+				return n, false
+			}
+		}
+		_ = unix.Close(e.reserve)
+		k.acceptCalls.Add(1)
+		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err == nil {
+			refuse(fd, k.cfg.Overload, e.rbuf)
+			k.shed.Add(1)
+			n++
+		}
+		e.reserve = openReserve()
+		if err != nil && err != unix.EINTR && err != unix.ECONNABORTED {
+			// EAGAIN: the queue is empty; else another thread took the slot.
+			return n, err == unix.EAGAIN
+		}
+	}
+	return n, false
+}
+
+// refuse sends msg to fd, a connection just accepted, and closes it. What
+// the peer has sent already is read first (one buffer's worth), as closing
+// a socket with unread input makes the kernel reset the connection, which
+// could destroy msg before the peer reads it.
+func refuse(fd int, msg, scratch []byte) {
+	_, _ = unix.Read(fd, scratch)
+	if len(msg) > 0 {
+		_, _ = unix.Write(fd, msg) // a fresh socket's buffer takes it all
+	}
+	_ = unix.Shutdown(fd, unix.SHUT_WR)
+	_ = unix.Close(fd)
+}
+
+// pause takes the loop's listeners out of its epoll set for the next
+// backoff; run calls resume when it is over.
+func (e *epollLoop) pause() {
+	e.backoff = min(max(2*e.backoff, minAcceptPause), maxAcceptPause)
+	e.resumeAt = time.Now().Add(e.backoff)
+	if e.paused {
+		return
+	}
+	e.paused = true
+	for _, fd := range e.lns {
+		_ = unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+}
+
+// resume puts the listeners back in the epoll set after a pause; the
+// connections that waited in the backlog meanwhile make them readable at
+// once.
+func (e *epollLoop) resume() {
+	e.paused = false
+	for _, fd := range e.lns {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			e.l.k.log.Error("poller: listener not resumed", "loop", e.l.idx, "err", os.NewSyscallError("epoll_ctl", err))
+		}
+	}
+}
+
+// logAccept logs an accept failure, at most once per acceptLogEvery per
+// loop, with the number of failures left out since the last line.
+func (e *epollLoop) logAccept(err error, shed int) {
+	now := time.Now()
+	if now.Before(e.logAt) {
+		e.unlogged++
+		return
+	}
+	e.logAt = now.Add(acceptLogEvery)
+	e.l.k.log.Warn("poller: accept failed; listener paused",
+		"loop", e.l.idx, "err", os.NewSyscallError("accept4", err), "refused", shed,
+		"retry_in", e.backoff, "suppressed", e.unlogged)
+	e.unlogged = 0
 }
 
 // resolveListen turns host and port into a socket address: IPv4 for an

@@ -16,6 +16,15 @@ import (
 
 // This file is the gnet backend (Config.Backend "gnet"): gnet/v2's event
 // loops, on every OS gnet supports. See poller.go for the contract.
+//
+// Out of file descriptors, gnet (v2.9.7, acceptor_unix.go) does not spin
+// but gives up: an accept error other than EAGAIN, EINTR, ECONNRESET and
+// ECONNABORTED (EMFILE, ENFILE, ENOBUFS) is logged once and returned as
+// ErrAcceptSocket, which ends the accepting loop's poll and shuts the
+// engine down, closing every connection. This backend cannot change that
+// (gnet calls accept(2) itself), so Config.Overload and the reserve
+// descriptor are the epoll backend's alone, and AcceptStats stays zero
+// here; keep descriptors well above the connection cap with gnet.
 
 // gnetConn is gnet's connection handle, as kept in connExt.
 type gnetConn = gnet.Conn

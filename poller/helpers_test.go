@@ -62,7 +62,13 @@ func lineEcho(c *Conn, in []byte) int {
 // the test ends.
 func startServer(t *testing.T, cfg Config, h Handler) *Server {
 	t.Helper()
-	s := NewServer(cfg, h)
+	return serveStarted(t, NewServer(cfg, h))
+}
+
+// serveStarted serves s on a free loopback port and stops it when the
+// test ends.
+func serveStarted(t *testing.T, s *Server) *Server {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve("127.0.0.1:0") }()
 	select {

@@ -148,3 +148,21 @@ func (s *Server) Conns() int { return int(s.k.conns.Load()) }
 // its Handler left them unconsumed (partial messages), over every
 // connection. Safe for concurrent use.
 func (s *Server) InboundBuffered() int64 { return s.k.inbound.Load() }
+
+// AcceptStats counts a Server's accept failures; see Server.AcceptStats.
+type AcceptStats struct {
+	// Errors counts accept(2) calls that failed for want of resources
+	// (EMFILE, ENFILE, ENOBUFS, ENOMEM): each one pauses the listener for
+	// a backoff (50 ms, doubling up to 1 s while the failures last).
+	Errors uint64
+	// Shed counts the connections accepted on the reserve descriptor and
+	// closed at once, after Config.Overload, because the process was out
+	// of file descriptors.
+	Shed uint64
+}
+
+// AcceptStats returns the accept failure counters (epoll backend; gnet
+// reports none). Safe for concurrent use.
+func (s *Server) AcceptStats() AcceptStats {
+	return AcceptStats{Errors: s.k.acceptErrors.Load(), Shed: s.k.shed.Load()}
+}

@@ -225,11 +225,18 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		SocketSendBuffer: cfg.SocketSendBuffer,
 		TCPKeepAlive:     cfg.TCPKeepAlive.D(),
 		CloseLinger:      lingerOf(cfg.CloseLinger),
+		Overload:         overloadResponse,
 		Logger:           log,
 	}, (*handler)(s))
 	app.Attach(s)
 	return s, nil
 }
+
+// overloadResponse is what a client gets when the process is out of file
+// descriptors: the poller sends it to a connection it cannot serve (taken
+// on its reserve descriptor), the TLS bridge to a handshaken connection
+// it cannot bridge.
+var overloadResponse = codec.AppendHTTPError(nil, 503, "server is out of file descriptors")
 
 // Loops returns the event loops that run connections: the plain loops,
 // then the TLS listener's. Each one's Index is unique and below NumLoops,

@@ -26,6 +26,13 @@ type Stats struct {
 	RefusedHandshakesPerIP uint64 `json:"refused_handshakes_per_ip"`
 	RefusedConnsPerIP      uint64 `json:"refused_conns_per_ip"`
 	RefusedMaxConns        uint64 `json:"refused_max_conns"`
+	// RefusedFds counts connections refused with a 503 because the
+	// process was out of file descriptors (plain ones at accept, TLS ones
+	// when their socket pair failed); AcceptErrors the accept failures
+	// for want of descriptors or memory, on both listeners (each pauses
+	// the listener for a backoff).
+	RefusedFds   uint64 `json:"refused_fds"`
+	AcceptErrors uint64 `json:"accept_errors"`
 
 	// Connections the server closed, by cause: protocol errors (1002,
 	// 1007, 1009), no pong (1001), token expiry (4001), output past the
@@ -68,6 +75,8 @@ func (s *Server) Stats() Stats {
 		RefusedHandshakesPerIP: c.RefusedHandshakesPerIP.Load(),
 		RefusedConnsPerIP:      c.RefusedConnsPerIP.Load(),
 		RefusedMaxConns:        c.RefusedMaxConns.Load(),
+		RefusedFds:             s.refusedFds(),
+		AcceptErrors:           s.acceptErrors(),
 		ProtocolErrors:         c.ProtocolErrors.Load(),
 		PingTimeouts:           c.PingTimeouts.Load(),
 		TokenExpired:           c.TokenExpired.Load(),
@@ -80,4 +89,22 @@ func (s *Server) Stats() Stats {
 		Compression:            s.compressionStats(),
 		TLS:                    s.tlsStats(),
 	}
+}
+
+// refusedFds sums the connections refused for want of file descriptors.
+func (s *Server) refusedFds() uint64 {
+	n := s.poller.AcceptStats().Shed
+	if s.tls != nil {
+		n += s.tls.bridge.Stats().Overloaded.Load()
+	}
+	return n
+}
+
+// acceptErrors sums the accept failures of both listeners.
+func (s *Server) acceptErrors() uint64 {
+	n := s.poller.AcceptStats().Errors
+	if s.tls != nil {
+		n += s.tls.bridge.Stats().AcceptErrors.Load()
+	}
+	return n
 }

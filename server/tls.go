@@ -62,6 +62,7 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 		HandshakeTimeout: s.cfg.HandshakeTimeout.D(),
 		HelloTimeout:     s.cfg.FirstByteTimeout.D(),
 		MaxHandshakes:    s.cfg.TLSMaxHandshakes,
+		Overload:         overloadResponse,
 		Admit:            t.admit,
 		Leave:            t.leave,
 		Logger:           s.log,
@@ -213,6 +214,11 @@ type TLSStats struct {
 	HandshakeTimeouts uint64 `json:"handshake_timeouts"`
 	HelloTimeouts     uint64 `json:"hello_timeouts"`
 	Refused           uint64 `json:"refused"`
+	// AcceptErrors counts the TLS listener's accept failures for want of
+	// descriptors or memory; Overloaded the handshaken connections
+	// refused with a 503 because their socket pair could not be made.
+	AcceptErrors uint64 `json:"accept_errors"`
+	Overloaded   uint64 `json:"overloaded"`
 }
 
 // tlsStats returns a snapshot of the TLS listener's counters, nil without
@@ -226,6 +232,7 @@ func (s *Server) tlsStats() *TLSStats {
 		Active: st.Active.Load(), Handshaking: st.Handshaking.Load(), Handshakes: st.Handshakes.Load(),
 		HandshakeErrors: st.HandshakeErrors.Load(), HandshakeTimeouts: st.HandshakeTimeouts.Load(),
 		HelloTimeouts: st.HelloTimeouts.Load(), Refused: st.Refused.Load(),
+		AcceptErrors: st.AcceptErrors.Load(), Overloaded: st.Overloaded.Load(),
 	}
 }
 

@@ -36,6 +36,10 @@ func TestHelloTimeout(t *testing.T) {
 		t.Fatalf("read %d, %v: want the idle socket closed", n, err)
 	}
 	waitStat(t, "HelloTimeouts", 1, b.Stats().HelloTimeouts.Load)
+	// A timeout, not also an error.
+	if st := b.Stats(); st.HandshakeTimeouts.Load() != 1 || st.HandshakeErrors.Load() != 0 {
+		t.Fatalf("timeouts %d errors %d, want 1 and 0", st.HandshakeTimeouts.Load(), st.HandshakeErrors.Load())
+	}
 	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
 	if err != nil {
 		t.Fatalf("a real handshake: %v", err)

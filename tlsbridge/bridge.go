@@ -79,8 +79,14 @@ type Config struct {
 	// MaxHandshakes bounds the handshakes in progress at once; 0 means
 	// DefaultMaxHandshakesPerCPU per CPU.
 	MaxHandshakes int
-	// Logger receives handshake failures at debug level; nil means
-	// slog.Default().
+	// Overload, when set, is sent over TLS to a client whose handshake is
+	// done but whose connection cannot be bridged for want of file
+	// descriptors (the socket pair fails), before it is closed: an HTTP
+	// 503 with Retry-After, say. nil closes it without a word.
+	Overload []byte
+	// Logger receives handshake failures at debug level, and accept and
+	// socket-pair failures (at most one line a second each) at warning
+	// level; nil means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -110,11 +116,17 @@ type Stats struct {
 	// closed); Handshaking those in their handshake.
 	Active, Handshaking atomic.Int64
 	// Handshakes counts completed handshakes, HandshakeErrors failed ones
-	// (including timeouts), HandshakeTimeouts those that ran out of time
-	// (HelloTimeouts those that never sent their ClientHello in time).
+	// other than timeouts, HandshakeTimeouts those that ran out of time
+	// (HelloTimeouts those of them that never sent their ClientHello in
+	// time): each failed handshake counts once, as an error or a timeout.
 	Handshakes, HandshakeErrors, HandshakeTimeouts, HelloTimeouts atomic.Uint64
 	// Refused counts connections Config.Admit refused.
 	Refused atomic.Uint64
+	// AcceptErrors counts accept failures for want of descriptors or
+	// memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), each followed by a pause;
+	// Overloaded the handshaken connections refused (Config.Overload,
+	// then closed) because their socket pair could not be made.
+	AcceptErrors, Overloaded atomic.Uint64
 }
 
 // Bridge accepts TLS connections and bridges them to event loops. Create
@@ -125,6 +137,11 @@ type Bridge struct {
 	log    *slog.Logger
 	sem    chan struct{} // one token per handshake in flight
 	stats  Stats
+	// pair makes a connection's socket pair (socketPair; tests fail it).
+	pair func() (net.Conn, net.Conn, error)
+	// acceptLog and pairLog rate-limit the accept and socket-pair
+	// failure lines.
+	acceptLog, pairLog logLimit
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -179,6 +196,7 @@ func New(cfg Config, enroll Enroll) (*Bridge, error) {
 		enroll: enroll,
 		log:    cfg.Logger,
 		sem:    make(chan struct{}, cfg.MaxHandshakes),
+		pair:   socketPair,
 		conns:  map[*bridged]struct{}{},
 	}, nil
 }
@@ -214,9 +232,12 @@ func (b *Bridge) Serve(ln net.Listener) error {
 				return ErrClosed
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+			if errors.As(err, &ne) && ne.Timeout() || outOfResources(err) {
+				b.stats.AcceptErrors.Add(1)
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				b.log.Warn("tls accept", "err", err, "retry_in", backoff)
+				if ok, left := b.acceptLog.allow(); ok {
+					b.log.Warn("tls accept failed; listener paused", "err", err, "retry_in", backoff, "suppressed", left)
+				}
 				time.Sleep(backoff)
 				continue
 			}
@@ -294,10 +315,9 @@ func (b *Bridge) handle(raw net.Conn, ticket any) {
 		return
 	}
 	peer.Ticket = ticket
-	plain, mine, err := socketPair()
+	plain, mine, err := b.pair()
 	if err != nil {
-		b.log.Warn("tls bridge: socket pair", "err", err)
-		_ = tc.Close()
+		b.overloaded(tc, peer.Remote, err)
 		b.leave(ticket)
 		return
 	}
@@ -319,6 +339,21 @@ func (b *Bridge) handle(raw net.Conn, ticket any) {
 	c.run()
 }
 
+// overloaded refuses tc, handshaken but not bridged for want of a socket
+// pair: Config.Overload over TLS, then close; counted, and logged at most
+// once a second.
+func (b *Bridge) overloaded(tc *tls.Conn, remote net.Addr, err error) {
+	b.stats.Overloaded.Add(1)
+	if ok, left := b.pairLog.allow(); ok {
+		b.log.Warn("tls bridge: socket pair failed; connection refused", "remote", remote, "err", err, "suppressed", left)
+	}
+	if len(b.cfg.Overload) > 0 {
+		_ = tc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = tc.Write(b.cfg.Overload)
+	}
+	_ = tc.Close()
+}
+
 // leave hands ticket to Config.Leave, if any.
 func (b *Bridge) leave(ticket any) {
 	if b.cfg.Leave != nil && ticket != nil {
@@ -337,12 +372,15 @@ func (b *Bridge) handshake(raw net.Conn) (*tls.Conn, Peer, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		b.stats.HandshakeErrors.Add(1)
-		if ctx.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// Only the ClientHello runs under a read deadline.
 			b.stats.HandshakeTimeouts.Add(1)
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
 			b.stats.HelloTimeouts.Add(1)
+		case ctx.Err() != nil:
+			b.stats.HandshakeTimeouts.Add(1)
+		default:
+			b.stats.HandshakeErrors.Add(1)
 		}
 		b.log.Debug("tls handshake failed", "remote", raw.RemoteAddr(), "err", err)
 		var rh tls.RecordHeaderError

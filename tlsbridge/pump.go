@@ -12,9 +12,45 @@ import (
 	"time"
 )
 
-// syscallEMFILE is the accept error of a process out of file descriptors,
-// worth a pause rather than the end of the listener.
-var syscallEMFILE = syscall.EMFILE
+// resourceErrors are the accept errors of a process or kernel out of
+// file descriptors or memory, worth a pause rather than the end of the
+// listener.
+var resourceErrors = []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM}
+
+// outOfResources reports whether err is one of resourceErrors.
+func outOfResources(err error) bool {
+	for _, e := range resourceErrors {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// logLimit lets one line through per second and counts the others, so
+// that a condition clients can cause at will (descriptors run out) cannot
+// flood the log. Safe for concurrent use.
+type logLimit struct {
+	mu      sync.Mutex
+	next    time.Time
+	dropped uint64
+}
+
+// allow reports whether a line may be logged now, and how many were left
+// out since the last one.
+func (l *logLimit) allow() (bool, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Before(l.next) {
+		l.dropped++
+		return false, 0
+	}
+	l.next = now.Add(time.Second)
+	n := l.dropped
+	l.dropped = 0
+	return true, n
+}
 
 // bufSize is the size of the pooled buffers that move bytes: a TLS record's
 // largest plaintext, so one read drains one record.

@@ -15,6 +15,7 @@ import (
 func newDoctorCmd() *cobra.Command {
 	var (
 		asJSON bool
+		tls    bool
 		opts   doctor.Options
 	)
 	cmd := &cobra.Command{
@@ -25,6 +26,9 @@ func newDoctorCmd() *cobra.Command {
 			"which limit caps them first, and the exact commands or configuration lines that raise each one.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tls {
+				opts.FilesPerConn = doctor.TLSFilesPerConn
+			}
 			r := doctor.Check(doctor.Live(), opts)
 			if !asJSON {
 				return r.WriteText(cmd.OutOrStdout())
@@ -41,6 +45,8 @@ func newDoctorCmd() *cobra.Command {
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.Uint64Var(&opts.MaxConns, "max-conns", 0,
 		"connections herald is configured to hold; the fixes aim at it (0: aim at 1,000,000)")
+	f.BoolVar(&tls, "tls", false,
+		"count connections as wss:// through herald's TLS listener: 3 open files each (TCP socket and socket pair), not 1")
 	f.Uint64Var(&opts.UserBytesPerConn, "bytes-per-conn", 0,
 		"herald's own memory per idle connection in bytes (0: 1024)")
 	f.Uint64Var(&opts.KernelBytesPerConn, "kernel-bytes-per-conn", 0,
