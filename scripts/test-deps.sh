@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the interop tests need and is idempotent:
 #   - Node's `ws` package (npm) into test/interop/node
+#   - pusher-js and laravel-echo (npm) into test/pusher/node
 #   - Debian's chromium (apt) for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,11 @@ fi
 if [ ! -d test/interop/node/node_modules/ws ]; then
 	echo "test-deps: installing Node's ws package"
 	(cd test/interop/node && npm install --no-audit --no-fund --silent)
+fi
+
+if [ ! -d test/pusher/node/node_modules/pusher-js ] || [ ! -d test/pusher/node/node_modules/laravel-echo ]; then
+	echo "test-deps: installing pusher-js and laravel-echo"
+	(cd test/pusher/node && npm install --no-audit --no-fund --silent)
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
