@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/herald-push/herald/hub"
 )
@@ -149,13 +148,11 @@ func (p *Protocol) TerminateUser(appID, user string) error {
 	k := a.ID + "\x00" + user
 	loops := p.srv.Loops()
 	done := make(chan struct{}, len(loops))
-	var closed atomic.Int64
 	for _, l := range loops {
 		err := l.Run(func() {
 			defer func() { done <- struct{}{} }()
 			for _, s := range append([]*socket(nil), p.loops[l.Index()].users[k]...) {
 				if s.c.Open() {
-					closed.Add(1)
 					p.fail(s, CodeUnauthorized, "Connection terminated by the server")
 				}
 			}
