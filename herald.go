@@ -43,6 +43,7 @@ import (
 	"github.com/herald-push/herald/poller"
 	"github.com/herald-push/herald/pool"
 	"github.com/herald-push/herald/push"
+	"github.com/herald-push/herald/pusher"
 	"github.com/herald-push/herald/server"
 )
 
@@ -158,6 +159,13 @@ type Config struct {
 	// BrokerReplicas is the replication factor of the JetStream stream
 	// the first node creates (a NATS cluster of 3 wants 3); 0 means 1.
 	BrokerReplicas int `json:"broker_replicas"`
+
+	// Pusher lists the Pusher Channels applications this node serves:
+	// pusher-js and the other Pusher clients connect to /app/{key} on the
+	// WebSocket listener, beside herald's own protocol on /ws
+	// (docs/pusher.md). Empty: none. For now they need the memory broker
+	// (one node): New refuses them with a NATS broker.
+	Pusher []pusher.App `json:"pusher_apps"`
 }
 
 // DefaultAPIListen is the API listener's default address: loopback only.
@@ -198,16 +206,20 @@ type Handler func(s *push.Session, data []byte)
 
 // Node is one running herald node.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	hub     *hub.Hub
-	push    *push.App
-	srv     *server.Server
-	workers *pool.Workers
-	broker  broker.Broker
-	reg     *prometheus.Registry
-	fanout  prometheus.Histogram
-	handler Handler
+	cfg  Config
+	log  *slog.Logger
+	hub  *hub.Hub
+	push *push.App
+	// pusher speaks the Pusher protocol over pusherHub, nil without
+	// Config.Pusher.
+	pusher    *pusher.Protocol
+	pusherHub *hub.Hub
+	srv       *server.Server
+	workers   *pool.Workers
+	broker    broker.Broker
+	reg       *prometheus.Registry
+	fanout    prometheus.Histogram
+	handler   Handler
 
 	apiAddr  net.Addr
 	apiStats api.Stats
@@ -262,6 +274,9 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker pool: %w", err)
 	}
+	if err := n.newPusher(cfg, origins, slow); err != nil {
+		return nil, err
+	}
 	if err := n.openBroker(); err != nil {
 		return nil, err
 	}
@@ -286,6 +301,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.push = push.New(po)
 	var app server.App = n.push
+	if n.pusher != nil {
+		app = server.NewMux(n.push, server.Route{Prefix: "/app/", App: n.pusher})
+	}
 	if cfg.Echo {
 		app = nil
 	}
@@ -299,6 +317,49 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	return n, nil
+}
+
+// newPusher builds the Pusher protocol and its hub when Config.Pusher
+// lists applications.
+func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowPolicy) error {
+	if len(cfg.Pusher) == 0 || cfg.Echo {
+		return nil
+	}
+	if err := pusher.Validate(cfg.Pusher); err != nil {
+		return fmt.Errorf("pusher_apps: %w", err)
+	}
+	if b := cfg.Broker; b != "" && b != "memory" {
+		return errors.New("pusher_apps: the Pusher protocol runs on one node for now (presence and client events are local): use the memory broker, or leave pusher_apps out")
+	}
+	n.pusherHub = hub.New(hub.Config{
+		// Cache channels read their last event from history, for
+		// Pusher's 30 minutes; nothing else is recovered.
+		HistorySize:         16,
+		HistoryTTL:          30 * time.Minute,
+		HistoryChannelBytes: cfg.HistoryChannelBytes,
+		MaxPayload:          cfg.MaxPublishSize,
+		MaxChannels:         cfg.MaxChannels,
+		Encoder:             pusher.Encoder{MaxFrame: cfg.WriteBufferLimit},
+		ObserveFanout:       n.observeFanout,
+	})
+	n.pusher = pusher.New(pusher.Options{
+		Apps:             cfg.Pusher,
+		Hub:              n.pusherHub,
+		Origins:          origins,
+		Slow:             pusher.SlowPolicy(slow),
+		MaxSubscriptions: cfg.MaxSubscriptions,
+		CommandRate:      cfg.CommandRate,
+	})
+	return nil
+}
+
+// Pusher is the node's side of the Pusher HTTP API (nil without
+// Config.Pusher).
+func (n *Node) Pusher() pusher.Service {
+	if n.pusher == nil {
+		return nil
+	}
+	return n.pusher
 }
 
 // openBroker connects the broker Config.Broker names.
@@ -449,6 +510,9 @@ loop:
 			break loop
 		case <-sweep.C:
 			n.hub.Sweep()
+			if n.pusherHub != nil {
+				n.pusherHub.Sweep()
+			}
 		}
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout.D())

@@ -58,7 +58,12 @@ const (
 	// flagDecoding: OnData is decoding; a message handed to the App may
 	// point into the reassembly buffer, which must outlive the call.
 	flagDecoding
+	// Bits 6 and 7 hold the connection's Mux route (routeMask).
+	flagLast = flagDecoding
 )
+
+// The flag bits must stay clear of the Mux's route bits.
+var _ = [1]struct{}{}[flagLast>>routeShift]
 
 // connection states
 const (

@@ -366,7 +366,8 @@ func (s *Server) drainLoop(ctx context.Context, l *poller.Loop, window time.Dura
 		_ = l.Run(func() {
 			for _, c := range batch {
 				if !c.Closed() {
-					s.closeConn(c, codec.CloseGoingAway, "server shutting down")
+					code, reason := s.drainClose(c)
+					s.closeConn(c, code, reason)
 				}
 			}
 		})

@@ -10,13 +10,15 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/herald-push/herald"
+	"github.com/herald-push/herald/pusher"
 )
 
 // secretFlags maps each flag that carries a secret to the safer ways of
 // giving it.
 var secretFlags = map[string]string{
-	"api-key":    "--api-key-file or HERALD_API_KEY",
-	"jwt-secret": "--jwt-secret-file or HERALD_JWT_SECRET",
+	"api-key":       "--api-key-file or HERALD_API_KEY",
+	"jwt-secret":    "--jwt-secret-file or HERALD_JWT_SECRET",
+	"pusher-secret": "--pusher-secret-file or HERALD_PUSHER_SECRET",
 }
 
 // givenSecretFlags lists the secret-carrying flags given on the command
@@ -37,7 +39,26 @@ func readSecretFiles(o *serveOptions) error {
 	if err := readSecretFile(&o.APIKey, o.APIKeyFile, "api_key"); err != nil {
 		return err
 	}
-	return readSecretFile(&o.JWTSecret, o.JWTSecretFile, "jwt_secret")
+	if err := readSecretFile(&o.JWTSecret, o.JWTSecretFile, "jwt_secret"); err != nil {
+		return err
+	}
+	if err := readSecretFile(&o.PusherSecret, o.PusherSecretFile, "pusher_secret"); err != nil {
+		return err
+	}
+	return addPusherApp(o)
+}
+
+// addPusherApp appends the app of the --pusher-* flags to Config.Pusher.
+func addPusherApp(o *serveOptions) error {
+	if o.PusherAppID == "" && o.PusherKey == "" && o.PusherSecret == "" {
+		return nil
+	}
+	if o.PusherAppID == "" || o.PusherKey == "" || o.PusherSecret == "" {
+		return fmt.Errorf("a Pusher app needs --pusher-app-id, --pusher-key and a secret (--pusher-secret-file or HERALD_PUSHER_SECRET)")
+	}
+	o.Pusher = append(o.Pusher, pusher.App{ID: o.PusherAppID, Key: o.PusherKey, Secret: o.PusherSecret})
+	o.PusherSecret = ""
+	return nil
 }
 
 // readSecretFile sets *dst to the first line of path (surrounding blanks
@@ -72,6 +93,14 @@ func redacted(o serveOptions) serveOptions {
 		o.APIKey = "(set)"
 	}
 	o.Broker = redactURLs(o.Broker)
+	apps := make([]pusher.App, len(o.Pusher))
+	for i, a := range o.Pusher {
+		a.Secret = "(set)"
+		apps[i] = a
+	}
+	if o.Pusher != nil {
+		o.Pusher = apps
+	}
 	return o
 }
 

@@ -34,6 +34,13 @@ type serveOptions struct {
 	// the config file.
 	APIKeyFile    string `json:"api_key_file"`
 	JWTSecretFile string `json:"jwt_secret_file"`
+	// PusherAppID, PusherKey and PusherSecret (or PusherSecretFile) add
+	// one Pusher application to Config.Pusher (several: pusher_apps in
+	// the JSON file).
+	PusherAppID      string `json:"-"`
+	PusherKey        string `json:"-"`
+	PusherSecret     string `json:"-"`
+	PusherSecretFile string `json:"-"`
 }
 
 func newServeCmd() *cobra.Command {
@@ -133,6 +140,10 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&h.Broker, "broker", h.Broker, "how publishes reach every node: memory (one node) or nats://HOST:PORT[,nats://...] (NATS with JetStream)")
 	fs.BoolVar(&h.BrokerOptional, "broker-optional", h.BrokerOptional, "start even when NATS is unreachable (not ready, publishes refused, until it connects)")
 	fs.IntVar(&h.BrokerReplicas, "broker-replicas", h.BrokerReplicas, "replicas of the JetStream stream, when this node creates it (3 for a 3-server NATS cluster)")
+	fs.StringVar(&o.PusherAppID, "pusher-app-id", o.PusherAppID, "serve one Pusher Channels app: its id (the HTTP API's /apps/{id}); needs --pusher-key and a secret")
+	fs.StringVar(&o.PusherKey, "pusher-key", o.PusherKey, "the Pusher app's key: pusher-js clients connect to /app/{key}")
+	fs.StringVar(&o.PusherSecret, "pusher-secret", o.PusherSecret, "the Pusher app's secret (signs channel auth); prefer --pusher-secret-file or HERALD_PUSHER_SECRET, a flag shows in ps")
+	fs.StringVar(&o.PusherSecretFile, "pusher-secret-file", o.PusherSecretFile, "file holding the Pusher app's secret (its first line)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")

@@ -1,0 +1,489 @@
+package pusher
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/server"
+)
+
+// message is a client → server message.
+type message struct {
+	Event   string          `json:"event"`
+	Channel string          `json:"channel"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// subscribeData is pusher:subscribe's data.
+type subscribeData struct {
+	Channel     string `json:"channel"`
+	Auth        string `json:"auth"`
+	ChannelData string `json:"channel_data"`
+}
+
+// signinData is pusher:signin's data.
+type signinData struct {
+	Auth     string `json:"auth"`
+	UserData string `json:"user_data"`
+}
+
+// dataOf decodes a message's data into v: an object, or a string holding
+// one (clients send both).
+func dataOf(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		raw = []byte(s)
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// OnMessage runs one client message; past CommandRate the connection is
+// closed with 4301.
+func (p *Protocol) OnMessage(c *server.Conn, op codec.OpCode, payload []byte) {
+	s := c.App.(*socket)
+	if s.app == nil || !c.Open() {
+		return
+	}
+	if !p.allow(s) {
+		p.rateClosed.Add(1)
+		p.fail(s, CodeRateLimited, "Too many messages")
+		return
+	}
+	var m message
+	if op != codec.OpText || json.Unmarshal(payload, &m) != nil || m.Event == "" {
+		p.sendError(s, 0, "Invalid message: want a JSON object with an event")
+		return
+	}
+	switch {
+	case m.Event == "pusher:ping":
+		p.send(s, map[string]any{"event": "pusher:pong", "data": map[string]any{}})
+	case m.Event == "pusher:pong":
+	case m.Event == "pusher:subscribe":
+		var d subscribeData
+		if err := dataOf(m.Data, &d); err != nil {
+			p.sendError(s, 0, "Invalid pusher:subscribe data")
+			return
+		}
+		p.subscribe(s, d)
+	case m.Event == "pusher:unsubscribe":
+		var d subscribeData
+		if err := dataOf(m.Data, &d); err != nil {
+			p.sendError(s, 0, "Invalid pusher:unsubscribe data")
+			return
+		}
+		p.leave(s, d.Channel)
+	case m.Event == "pusher:signin":
+		var d signinData
+		if err := dataOf(m.Data, &d); err != nil {
+			p.sendError(s, 0, "Invalid pusher:signin data")
+			return
+		}
+		p.signin(s, d)
+	case strings.HasPrefix(m.Event, "client-"):
+		p.clientEvent(s, &m)
+	default:
+		p.sendError(s, 0, "Unsupported event "+strconv.Quote(m.Event))
+	}
+}
+
+// find returns ch's position in s.channels, or -1.
+func (s *socket) find(ch string) int {
+	for i, have := range s.channels {
+		if have == ch {
+			return i
+		}
+	}
+	return -1
+}
+
+// subscribe checks a subscription's auth and joins the channel.
+func (p *Protocol) subscribe(s *socket, d subscribeData) {
+	ch := d.Channel
+	if !validChannel(ch) {
+		p.subError(s, ch, "InvalidChannel", "Invalid channel name", 400)
+		return
+	}
+	if s.find(ch) >= 0 {
+		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": "{}"})
+		return
+	}
+	if max := p.o.MaxSubscriptions; max > 0 && len(s.channels) >= max {
+		p.subLimited.Add(1)
+		p.subError(s, ch, "LimitReached", "Too many subscriptions on this connection (limit "+strconv.Itoa(max)+")", 429)
+		return
+	}
+	sid := p.socketID(s.c.ID())
+	var uid string
+	var info json.RawMessage
+	switch {
+	case strings.HasPrefix(ch, serverToUserPrefix):
+		if u, ok := p.loops[s.c.Loop().Index()].signedIn[s]; !ok || u != ch[len(serverToUserPrefix):] {
+			p.authFailed.Add(1)
+			p.subError(s, ch, "AuthError", "Sign in as this user first", 401)
+			return
+		}
+	case isPresence(ch):
+		if !checkAuth(s.app, d.Auth, sid+":"+ch+":"+d.ChannelData) {
+			p.authFailed.Add(1)
+			p.subError(s, ch, "AuthError", "Invalid signature", 401)
+			return
+		}
+		var cd struct {
+			UserID   json.RawMessage `json:"user_id"`
+			UserInfo json.RawMessage `json:"user_info"`
+		}
+		if json.Unmarshal([]byte(d.ChannelData), &cd) != nil || len(cd.UserID) == 0 {
+			p.subError(s, ch, "AuthError", "channel_data must hold a user_id", 400)
+			return
+		}
+		uid = idString(cd.UserID)
+		if uid == "" {
+			p.subError(s, ch, "AuthError", "channel_data must hold a user_id", 400)
+			return
+		}
+		info = cd.UserInfo
+	case isPrivate(ch):
+		if !checkAuth(s.app, d.Auth, sid+":"+ch) {
+			p.authFailed.Add(1)
+			p.subError(s, ch, "AuthError", "Invalid signature", 401)
+			return
+		}
+	}
+	name := hubName(s.app, ch)
+	var since *hub.Position
+	if isCache(ch) {
+		if ci, ok := p.o.Hub.Info(name); ok && ci.Offset > 0 {
+			since = &hub.Position{Offset: ci.Offset - min(ci.Offset, cacheScan), Epoch: ci.Epoch}
+		}
+	}
+	l := s.c.Loop()
+	_, backlog, _, err := p.o.Hub.Subscribe(l, name, s, since)
+	if err != nil {
+		p.fail(s, CodeOverCapacity, "Over capacity")
+		return
+	}
+	s.channels = append(s.channels, ch)
+	if !isPresence(ch) {
+		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": "{}"})
+	} else {
+		first, snapshot := p.presence.join(name, s, uid, info)
+		inner, _ := json.Marshal(map[string]any{"presence": snapshot})
+		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": string(inner)})
+		if first {
+			d, _ := json.Marshal(map[string]any{"user_id": uid, "user_info": info})
+			p.publishInternal(name, ch, "pusher_internal:member_added", string(d), s.c.ID())
+		}
+	}
+	if isCache(ch) && s.c.Open() {
+		var last *hub.Message
+		for _, m := range backlog {
+			if f, ok := m.Frames.(*frames); ok && f.kind == kindEvent {
+				last = m
+			}
+		}
+		if last != nil {
+			s.Deliver(last)
+		} else {
+			p.send(s, map[string]any{"event": "pusher:cache_miss", "channel": ch})
+		}
+	}
+}
+
+// idString is a user id as a string: a JSON string's value, a number's
+// text.
+func idString(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) == nil {
+		return n.String()
+	}
+	return ""
+}
+
+// leave ends s's subscription to ch, if any.
+func (p *Protocol) leave(s *socket, ch string) {
+	i := s.find(ch)
+	if i < 0 {
+		return
+	}
+	last := len(s.channels) - 1
+	s.channels[i] = s.channels[last]
+	s.channels[last] = ""
+	s.channels = s.channels[:last]
+	name := hubName(s.app, ch)
+	p.o.Hub.Unsubscribe(s.c.Loop(), name, s)
+	if isPresence(ch) {
+		if uid, gone := p.presence.leave(name, s); gone {
+			d, _ := json.Marshal(map[string]any{"user_id": uid})
+			p.publishInternal(name, ch, "pusher_internal:member_removed", string(d), 0)
+		}
+	}
+}
+
+// clientEvent forwards a client-* event to the channel's other
+// subscribers: private and presence channels only, subscribed ones only.
+func (p *Protocol) clientEvent(s *socket, m *message) {
+	ch := m.Channel
+	switch {
+	case !isPrivate(ch) && !isPresence(ch):
+		p.sendError(s, 0, "Client event rejected - only supported on private and presence channels")
+		return
+	case strings.HasPrefix(ch, "private-encrypted-"):
+		p.sendError(s, 0, "Client event rejected - not supported on encrypted channels")
+		return
+	case s.find(ch) < 0:
+		p.sendError(s, 0, "Client event rejected - not subscribed to "+ch)
+		return
+	case len(m.Event) > maxEventName:
+		p.sendError(s, 0, "Client event rejected - event name too long")
+		return
+	}
+	ev := map[string]any{"event": m.Event, "channel": ch, "data": json.RawMessage(m.Data)}
+	if len(m.Data) == 0 {
+		ev["data"] = "{}"
+	}
+	name := hubName(s.app, ch)
+	if isPresence(ch) {
+		if uid, ok := p.presence.userOf(name, s); ok {
+			ev["user_id"] = uid
+		}
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		p.sendError(s, 0, "Client event rejected - invalid data")
+		return
+	}
+	p.clientEvents.Add(1)
+	if _, err := p.o.Hub.Publish(name, wire(kindClient, s.c.ID(), b)); err != nil {
+		p.sendError(s, 0, "Client event rejected - "+err.Error())
+	}
+}
+
+// publishInternal publishes a pusher_internal event (not cached).
+func (p *Protocol) publishInternal(name, ch, event, data string, exclude uint64) {
+	b, _ := json.Marshal(map[string]any{"event": event, "channel": ch, "data": data})
+	_, _ = p.o.Hub.Publish(name, wire(kindInternal, exclude, b))
+}
+
+// signin checks a pusher:signin and records the user.
+func (p *Protocol) signin(s *socket, d signinData) {
+	sid := p.socketID(s.c.ID())
+	if !checkAuth(s.app, d.Auth, sid+"::user::"+d.UserData) {
+		p.authFailed.Add(1)
+		p.sendError(s, CodeUnauthorized, "Invalid signature")
+		return
+	}
+	var ud struct {
+		ID json.RawMessage `json:"id"`
+	}
+	uid := ""
+	if json.Unmarshal([]byte(d.UserData), &ud) == nil && len(ud.ID) > 0 {
+		uid = idString(ud.ID)
+	}
+	if uid == "" {
+		p.sendError(s, CodeUnauthorized, "user_data must hold an id")
+		return
+	}
+	pl := &p.loops[s.c.Loop().Index()]
+	if pl.signedIn == nil {
+		pl.signedIn, pl.users = map[*socket]string{}, map[string][]*socket{}
+	}
+	if _, ok := pl.signedIn[s]; ok {
+		p.sendError(s, CodeUnauthorized, "Already signed in")
+		return
+	}
+	pl.signedIn[s] = uid
+	k := s.app.ID + "\x00" + uid
+	pl.users[k] = append(pl.users[k], s)
+	inner, _ := json.Marshal(map[string]any{"user_data": d.UserData})
+	p.send(s, map[string]any{"event": "pusher:signin_success", "data": string(inner)})
+}
+
+// Message kinds, the first byte of a hub payload.
+const (
+	kindEvent    byte = iota // triggered through the Service: cacheable
+	kindClient               // a client event
+	kindInternal             // member_added/removed
+)
+
+// headerLen is the hub payload's header: kind, then the connection id
+// excluded from delivery (0: none).
+const headerLen = 9
+
+// wire is a hub payload: the header and the event's JSON text.
+func wire(kind byte, exclude uint64, event []byte) []byte {
+	b := make([]byte, headerLen, headerLen+len(event))
+	b[0] = kind
+	binary.BigEndian.PutUint64(b[1:], exclude)
+	return append(b, event...)
+}
+
+// frames is what the Encoder attaches to a message.
+type frames struct {
+	f       server.Frame
+	exclude uint64
+	kind    byte
+}
+
+// Encoder is the hub.Encoder of Pusher channels: it frames each event's
+// JSON text once per publish, for every subscriber to share.
+type Encoder struct {
+	// MaxFrame, when positive, is the largest frame accepted (the output
+	// budget); larger events fail with hub.ErrTooLarge.
+	MaxFrame int
+}
+
+var _ hub.Encoder = Encoder{}
+
+// Check refuses payloads that are not herald's Pusher payloads or whose
+// frame would not fit the budget.
+func (e Encoder) Check(_ string, data []byte) (uint32, error) {
+	if len(data) <= headerLen {
+		return 0, errors.New("pusher: not an event")
+	}
+	n := len(data) - headerLen
+	if e.MaxFrame > 0 && codec.FrameHeaderLen(n, false)+n > e.MaxFrame {
+		return 0, fmt.Errorf("pusher: an event frame of %d bytes exceeds the write buffer limit of %d: %w", n, e.MaxFrame, hub.ErrTooLarge)
+	}
+	return 0, nil
+}
+
+// Encode builds m's frame.
+func (e Encoder) Encode(m *hub.Message, _ uint32) int {
+	ev := m.Data[headerLen:]
+	f := &frames{kind: m.Data[0], exclude: binary.BigEndian.Uint64(m.Data[1:headerLen])}
+	buf := codec.AppendFrame(make([]byte, 0, codec.FrameHeaderLen(len(ev), false)+len(ev)), codec.OpText, true, ev)
+	f.f.Set(buf)
+	m.Data = buf[len(buf)-len(ev):]
+	m.Frames = f
+	return len(buf)
+}
+
+// Deliver writes an event to s (hub.Subscriber), applying the
+// slow-consumer policy.
+func (s *socket) Deliver(m *hub.Message) {
+	f, ok := m.Frames.(*frames)
+	if !ok || !s.c.Open() || (f.exclude != 0 && f.exclude == s.c.ID()) {
+		return
+	}
+	if s.c.WriteFrame(&f.f) {
+		return
+	}
+	p := s.p
+	switch p.o.Slow {
+	case "drop":
+		p.dropped.Add(1)
+	case "close-policy":
+		p.slowClosed.Add(1)
+		s.c.Close(CodeOverCapacity, "slow consumer")
+	default:
+		p.slowClosed.Add(1)
+		s.c.Close(CodeReconnect, "slow consumer")
+	}
+}
+
+// join adds s as uid to a presence channel and returns whether uid is a
+// new member, and the member list.
+func (pr *presence) join(name string, s *socket, uid string, info json.RawMessage) (bool, map[string]any) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pc := pr.chans[name]
+	if pc == nil {
+		pc = &presenceChannel{members: map[string]*member{}, sockets: map[*socket]string{}}
+		pr.chans[name] = pc
+	}
+	pc.sockets[s] = uid
+	m := pc.members[uid]
+	first := m == nil
+	if first {
+		m = &member{info: info}
+		pc.members[uid] = m
+	}
+	m.conns++
+	ids := make([]string, 0, len(pc.members))
+	hash := make(map[string]json.RawMessage, len(pc.members))
+	for id, mm := range pc.members {
+		ids = append(ids, id)
+		hash[id] = mm.info
+		if len(mm.info) == 0 {
+			hash[id] = json.RawMessage("null")
+		}
+	}
+	return first, map[string]any{"ids": ids, "hash": hash, "count": len(ids)}
+}
+
+// leave removes s from a presence channel and returns its user id and
+// whether that user left (s was its last connection).
+func (pr *presence) leave(name string, s *socket) (string, bool) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pc := pr.chans[name]
+	if pc == nil {
+		return "", false
+	}
+	uid, ok := pc.sockets[s]
+	if !ok {
+		return "", false
+	}
+	delete(pc.sockets, s)
+	m := pc.members[uid]
+	m.conns--
+	if m.conns > 0 {
+		return uid, false
+	}
+	delete(pc.members, uid)
+	if len(pc.members) == 0 {
+		delete(pr.chans, name)
+	}
+	return uid, true
+}
+
+// userOf is s's user id in a presence channel.
+func (pr *presence) userOf(name string, s *socket) (string, bool) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pc := pr.chans[name]; pc != nil {
+		uid, ok := pc.sockets[s]
+		return uid, ok
+	}
+	return "", false
+}
+
+// users lists a presence channel's user ids.
+func (pr *presence) users(name string) []string {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	pc := pr.chans[name]
+	if pc == nil {
+		return []string{}
+	}
+	out := make([]string, 0, len(pc.members))
+	for id := range pc.members {
+		out = append(out, id)
+	}
+	return out
+}
+
+// count is a presence channel's number of users.
+func (pr *presence) count(name string) int {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pc := pr.chans[name]; pc != nil {
+		return len(pc.members)
+	}
+	return 0
+}

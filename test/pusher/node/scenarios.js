@@ -1,0 +1,147 @@
+// Pusher protocol scenarios against herald with clients nobody here
+// wrote: pusher-js (its Node build) and Laravel Echo on top of it. Usage:
+//   node scenarios.js HOST PORT KEY SECRET
+// Prints one JSON line: {"ok":bool, "results":{scenario:true|"error"}}.
+'use strict';
+const crypto = require('crypto');
+const PusherMod = require('pusher-js');
+const Pusher = PusherMod.default || PusherMod;
+const EchoMod = require('laravel-echo');
+const Echo = EchoMod.default || EchoMod;
+
+const [host, port, key, secret] = process.argv.slice(2);
+const sign = (s) => crypto.createHmac('sha256', secret).update(s).digest('hex');
+
+// The application's auth endpoint, done in-process: what a backend's
+// /broadcasting/auth answers.
+function channelAuth(userId) {
+  return {
+    customHandler: ({ socketId, channelName }, cb) => {
+      if (channelName.startsWith('presence-')) {
+        const channel_data = JSON.stringify({ user_id: userId, user_info: { name: 'user ' + userId } });
+        cb(null, { auth: key + ':' + sign(socketId + ':' + channelName + ':' + channel_data), channel_data });
+      } else {
+        cb(null, { auth: key + ':' + sign(socketId + ':' + channelName) });
+      }
+    },
+  };
+}
+
+function client(opts = {}) {
+  const userId = opts.userId || 'anon';
+  return new Pusher(opts.key || key, {
+    cluster: 'mt1', wsHost: host, wsPort: Number(port), forceTLS: false,
+    enabledTransports: ['ws'], disableStats: true,
+    channelAuthorization: channelAuth(userId),
+    userAuthentication: {
+      customHandler: ({ socketId }, cb) => {
+        const user_data = JSON.stringify({ id: userId });
+        cb(null, { auth: key + ':' + sign(socketId + '::user::' + user_data), user_data });
+      },
+    },
+  });
+}
+
+const clients = [];
+function track(c) { clients.push(c); return c; }
+function waitFor(fn, what) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('timeout waiting for ' + what)), 8000);
+    fn((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+  });
+}
+const subscribed = (ch) => waitFor((ok, fail) => {
+  ch.bind('pusher:subscription_succeeded', ok);
+  ch.bind('pusher:subscription_error', (e) => fail(new Error('subscription_error ' + JSON.stringify(e))));
+}, 'subscription of ' + ch.name);
+
+const scenarios = {
+  async public() {
+    const a = track(client());
+    const ch = a.subscribe('news');
+    await subscribed(ch);
+    // A client event on a public channel is refused with pusher:error.
+    const refused = waitFor((ok) => a.connection.bind('error', ok), 'pusher:error');
+    ch.trigger('client-nope', { x: 1 });
+    const e = await refused;
+    if (!e || !e.data || !/only supported on private and presence/.test(e.data.message)) throw new Error('unexpected error ' + JSON.stringify(e));
+  },
+  async private() {
+    const a = track(client()), b = track(client());
+    const ca = a.subscribe('private-room'), cb = b.subscribe('private-room');
+    await Promise.all([subscribed(ca), subscribed(cb)]);
+    const got = waitFor((ok) => cb.bind('client-msg', ok), 'client-msg');
+    ca.trigger('client-msg', { text: 'hello' });
+    const d = await got;
+    if (d.text !== 'hello') throw new Error('got ' + JSON.stringify(d));
+  },
+  async badAuth() {
+    const c = track(new Pusher(key, {
+      cluster: 'mt1', wsHost: host, wsPort: Number(port), forceTLS: false, enabledTransports: ['ws'], disableStats: true,
+      channelAuthorization: { customHandler: (_p, cb) => cb(null, { auth: key + ':' + '0'.repeat(64) }) },
+    }));
+    const ch = c.subscribe('private-secret');
+    const e = await waitFor((ok) => ch.bind('pusher:subscription_error', ok), 'subscription_error');
+    if (e.status !== 401) throw new Error('got ' + JSON.stringify(e));
+  },
+  async presence() {
+    const a = track(client({ userId: 'u1' }));
+    const pa = a.subscribe('presence-lobby');
+    await subscribed(pa);
+    const added = waitFor((ok) => pa.bind('pusher:member_added', ok), 'member_added');
+    const b = track(client({ userId: 'u2' }));
+    const pb = b.subscribe('presence-lobby');
+    const members = await subscribed(pb);
+    if (members.count !== 2 || !members.get('u1')) throw new Error('members ' + JSON.stringify(members.members));
+    const m = await added;
+    if (m.id !== 'u2' || m.info.name !== 'user u2') throw new Error('member_added ' + JSON.stringify(m));
+    const removed = waitFor((ok) => pa.bind('pusher:member_removed', ok), 'member_removed');
+    b.disconnect();
+    const r = await removed;
+    if (r.id !== 'u2' || pa.members.count !== 1) throw new Error('member_removed ' + JSON.stringify(r));
+  },
+  async signin() {
+    const a = track(client({ userId: 'u9' }));
+    const ok = waitFor((done) => a.bind('pusher:signin_success', done), 'signin_success');
+    a.signin();
+    const d = await ok;
+    if (!d || JSON.parse(d.user_data).id !== 'u9') throw new Error('signin ' + JSON.stringify(d));
+  },
+  async unknownApp() {
+    const c = track(client({ key: 'no-such-key' }));
+    const e = await waitFor((ok) => c.connection.bind('error', ok), 'error for an unknown app');
+    const code = (e.data && e.data.code) || (e.error && e.error.data && e.error.data.code);
+    if (code !== 4001) throw new Error('error ' + JSON.stringify(e));
+  },
+  async echo() {
+    const mk = () => new Echo({
+      broadcaster: 'pusher', key, cluster: 'mt1', wsHost: host, wsPort: Number(port), forceTLS: false,
+      enabledTransports: ['ws'], disableStats: true, Pusher,
+      authorizer: (channel) => ({
+        authorize: (socketId, cb) => cb(null, { auth: key + ':' + sign(socketId + ':' + channel.name) }),
+      }),
+    });
+    const e1 = mk(), e2 = mk();
+    track(e1.connector.pusher); track(e2.connector.pusher);
+    const c1 = e1.private('orders'), c2 = e2.private('orders');
+    await Promise.all([
+      waitFor((ok, fail) => { c1.subscribed(ok); c1.error(fail); }, 'echo subscribed 1'),
+      waitFor((ok, fail) => { c2.subscribed(ok); c2.error(fail); }, 'echo subscribed 2'),
+    ]);
+    const got = waitFor((ok) => c2.listenForWhisper('typing', ok), 'whisper');
+    c1.whisper('typing', { name: 'Taylor' });
+    const d = await got;
+    if (d.name !== 'Taylor') throw new Error('whisper ' + JSON.stringify(d));
+  },
+};
+
+(async () => {
+  const results = {};
+  let ok = true;
+  for (const [name, fn] of Object.entries(scenarios)) {
+    try { await fn(); results[name] = true; } catch (e) { ok = false; results[name] = String(e && e.message || e); }
+  }
+  for (const c of clients) { try { c.disconnect(); } catch (_) {} }
+  process.stdout.write(JSON.stringify({ ok, results }) + '\n');
+  process.exit(ok ? 0 : 1);
+})();
