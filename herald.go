@@ -44,6 +44,7 @@ import (
 	"github.com/herald-push/herald/pool"
 	"github.com/herald-push/herald/push"
 	"github.com/herald-push/herald/pusher"
+	"github.com/herald-push/herald/pusherapi"
 	"github.com/herald-push/herald/server"
 )
 
@@ -543,7 +544,17 @@ func (n *Node) APIHandler() http.Handler {
 		// Without a key, an API on loopback trusts whoever reaches it: only
 		// loopback names in Host, so DNS rebinding cannot bring a web page in.
 		LoopbackHostsOnly: n.cfg.APIKey == "" && IsLoopback(n.cfg.APIListen),
+		Pusher:            n.pusherAPI(),
 	})
+}
+
+// pusherAPI is the Pusher HTTP API over the node's Pusher apps (requests
+// signed with each app's secret), nil without apps.
+func (n *Node) pusherAPI() http.Handler {
+	if n.pusher == nil {
+		return nil
+	}
+	return pusherapi.NewHandler(n.pusher, pusherapi.Options{})
 }
 
 func (n *Node) demoHandler() http.Handler {

@@ -2,7 +2,7 @@
 # Installs what the interop tests need and is idempotent:
 #   - Node's `ws` package (npm) into test/interop/node
 #   - Pusher's Node server library (npm `pusher`) into test/pusherapi/node
-#   - pusher-js and laravel-echo (npm) into test/pusher/node
+#   - pusher-js, laravel-echo and pusher (npm) into test/pusher/node
 #   - Debian's chromium (apt) for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +20,8 @@ if [ ! -d test/pusherapi/node/node_modules/pusher ]; then
 	(cd test/pusherapi/node && npm install --no-audit --no-fund --silent)
 fi
 
-if [ ! -d test/pusher/node/node_modules/pusher-js ] || [ ! -d test/pusher/node/node_modules/laravel-echo ]; then
-	echo "test-deps: installing pusher-js and laravel-echo"
+if [ ! -d test/pusher/node/node_modules/pusher-js ] || [ ! -d test/pusher/node/node_modules/laravel-echo ] || [ ! -d test/pusher/node/node_modules/pusher ]; then
+	echo "test-deps: installing pusher-js, laravel-echo and pusher"
 	(cd test/pusher/node && npm install --no-audit --no-fund --silent)
 fi
 

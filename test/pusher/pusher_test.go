@@ -23,7 +23,7 @@ func TestPusherJSAndEcho(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatal("node is not installed: run `make test-deps` (or apt-get install nodejs npm)")
 	}
-	for _, pkg := range []string{"pusher-js", "laravel-echo"} {
+	for _, pkg := range []string{"pusher-js", "laravel-echo", "pusher"} {
 		if _, err := os.Stat(filepath.Join("node", "node_modules", pkg)); err != nil {
 			t.Fatalf("%s is missing: run `make test-deps` (npm install in test/pusher/node)", pkg)
 		}
@@ -33,10 +33,11 @@ func TestPusherJSAndEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := testutil.Binary(t, "herald")
-	p := testutil.Start(t, bin, "serve", "--listen", "127.0.0.1:{port}", "--api-listen", "", "--allow-anonymous",
+	p := testutil.Start(t, bin, "serve", "--listen", "127.0.0.1:{port}", "--api-listen", "127.0.0.1:{port:api}", "--allow-anonymous",
 		"--pusher-app-id", "1", "--pusher-key", appKey, "--pusher-secret-file", secret, "--log-level=warn")
 	host, port, _ := net.SplitHostPort(p.Addr)
-	cmd := exec.Command("node", "scenarios.js", host, port, appKey, appSecret)
+	_, apiPort, _ := net.SplitHostPort(p.Extra["api"])
+	cmd := exec.Command("node", "scenarios.js", host, port, appKey, appSecret, "1", apiPort)
 	cmd.Dir = "node"
 	out, _ := cmd.Output() // the exit status repeats "ok"
 	var r struct {

@@ -1,6 +1,6 @@
 // Pusher protocol scenarios against herald with clients nobody here
 // wrote: pusher-js (its Node build) and Laravel Echo on top of it. Usage:
-//   node scenarios.js HOST PORT KEY SECRET
+//   node scenarios.js HOST PORT KEY SECRET APP_ID API_PORT
 // Prints one JSON line: {"ok":bool, "results":{scenario:true|"error"}}.
 'use strict';
 const crypto = require('crypto');
@@ -8,8 +8,12 @@ const PusherMod = require('pusher-js');
 const Pusher = PusherMod.default || PusherMod;
 const EchoMod = require('laravel-echo');
 const Echo = EchoMod.default || EchoMod;
+const PusherServer = require('pusher');
 
-const [host, port, key, secret] = process.argv.slice(2);
+const [host, port, key, secret, appId, apiPort] = process.argv.slice(2);
+// The backend side: Pusher's own Node server library, pointed at herald's
+// API listener.
+const backend = new PusherServer({ appId, key, secret, host, port: apiPort, useTLS: false });
 const sign = (s) => crypto.createHmac('sha256', secret).update(s).digest('hex');
 
 // The application's auth endpoint, done in-process: what a backend's
@@ -56,6 +60,41 @@ const subscribed = (ch) => waitFor((ok, fail) => {
 }, 'subscription of ' + ch.name);
 
 const scenarios = {
+  // A backend triggers through the HTTP API; pusher-js clients receive it,
+  // except the one whose socket_id the backend excluded.
+  async serverTrigger() {
+    const a = track(client()), b = track(client());
+    const ca = a.subscribe('orders'), cb = b.subscribe('orders');
+    await Promise.all([subscribed(ca), subscribed(cb)]);
+    const got = waitFor((ok) => ca.bind('order-shipped', ok), 'order-shipped');
+    let leaked = null;
+    cb.bind('order-shipped', (d) => { leaked = d; });
+    await backend.trigger('orders', 'order-shipped', { id: 42 }, { socket_id: b.connection.socket_id });
+    const d = await got;
+    if (d.id !== 42) throw new Error('got ' + JSON.stringify(d));
+    // A second event that reaches both proves b was excluded from the first
+    // only (events on one channel arrive in order).
+    const both = Promise.all([
+      waitFor((ok) => ca.bind('order-closed', ok), 'order-closed a'),
+      waitFor((ok) => cb.bind('order-closed', ok), 'order-closed b'),
+    ]);
+    await backend.trigger('orders', 'order-closed', { id: 42 });
+    await both;
+    if (leaked !== null) throw new Error('the excluded socket got ' + JSON.stringify(leaked));
+  },
+  // The backend queries channels and presence members.
+  async serverQueries() {
+    const a = track(client({ userId: 'q1' })), b = track(client({ userId: 'q2' }));
+    const pa = a.subscribe('presence-desk'), pb = b.subscribe('presence-desk');
+    await Promise.all([subscribed(pa), subscribed(pb)]);
+    const users = await (await backend.get({ path: '/channels/presence-desk/users' })).json();
+    const ids = users.users.map((u) => u.id).sort().join(',');
+    if (ids !== 'q1,q2') throw new Error('users ' + JSON.stringify(users));
+    const list = await (await backend.get({ path: '/channels', params: { filter_by_prefix: 'presence-', info: 'user_count' } })).json();
+    if (!list.channels['presence-desk'] || list.channels['presence-desk'].user_count !== 2) throw new Error('channels ' + JSON.stringify(list));
+    const one = await (await backend.get({ path: '/channels/presence-desk', params: { info: 'user_count,subscription_count' } })).json();
+    if (!one.occupied || one.user_count !== 2 || one.subscription_count !== 2) throw new Error('channel ' + JSON.stringify(one));
+  },
   async public() {
     const a = track(client());
     const ch = a.subscribe('news');
