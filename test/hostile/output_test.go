@@ -64,7 +64,9 @@ func TestPingFloodOutputBudget(t *testing.T) {
 	w.expect(t, 20)
 	// 60 flooders took 1.19 GiB (20 MiB each): allow a tenth of that per
 	// flooder, over the idle node.
-	if rss, bound := n.peakRSS(), base+flooders*2<<20+16<<20; rss > bound {
+	rss, bound := n.peakRSS(), base+flooders*2<<20+16<<20
+	t.Logf("%d ping flooders: peak RSS %d MiB (idle %d MiB)", flooders, rss>>20, base>>20)
+	if rss > bound {
 		t.Errorf("peak RSS %d MiB with %d ping flooders, want under %d MiB", rss>>20, flooders, bound>>20)
 	}
 	n.expectMetric(disconnects("output_budget"), flooders)
