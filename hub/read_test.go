@@ -157,3 +157,22 @@ func TestRemoveHistory(t *testing.T) {
 		t.Fatalf("unknown channel: %+v %v", rm, err)
 	}
 }
+
+// A message the broker stored earlier keeps its time, and ages from it.
+func TestPublishStoredTime(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	h := New(Config{HistoryTTL: time.Minute, Now: clk.Now})
+	at := clk.Now().Add(-50 * time.Second)
+	m, err := h.PublishStored("a", 1, "abcdefgh", []byte("x"), at)
+	if err != nil || !m.Time.Equal(at) {
+		t.Fatalf("time %v (%v), want %v", m.Time, err, at)
+	}
+	if m, _ := h.PublishStored("a", 2, "abcdefgh", []byte("x"), clk.Now().Add(time.Hour)); !m.Time.Equal(clk.Now()) {
+		t.Fatalf("a time in the future: %v, want now", m.Time)
+	}
+	clk.Advance(20 * time.Second)
+	if p, _ := h.History("a", nil, 10); !slices.Equal(pageOffsets(p), []uint64{2}) || p.Recovered != true {
+		t.Fatalf("after 20 s: %v, want message 1 expired by its stored time", pageOffsets(p))
+	}
+}
