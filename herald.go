@@ -142,6 +142,14 @@ type Config struct {
 	// hub.DefaultHistoryChannelBytes; negative: no cap), so one channel
 	// cannot evict the others'.
 	HistoryChannelBytes int64 `json:"history_channel_bytes"`
+	// IdempotencyWindow is how long a publish's idempotency_key is
+	// remembered (0: broker.DefaultIdempotencyWindow, 5 minutes): a
+	// publish with a key seen within it returns the first result and
+	// publishes nothing. Each node remembers at most
+	// broker.DefaultIdempotencyKeys keys; with NATS it is also the
+	// duplicate window of the stream a node creates, so a retry reaching
+	// another node is stored once.
+	IdempotencyWindow server.Duration `json:"idempotency_window"`
 
 	// SlowPolicy is close (1013), close-policy (1008) or drop; empty
 	// means close.
@@ -195,6 +203,7 @@ func DefaultConfig() Config {
 		MaxChannels:         hub.DefaultMaxChannels,
 		CommandRate:         push.DefaultCommandRate,
 		HistoryChannelBytes: hub.DefaultHistoryChannelBytes,
+		IdempotencyWindow:   server.Duration(broker.DefaultIdempotencyWindow),
 		SlowPolicy:          string(push.SlowClose),
 		Workers:             pool.DefaultWorkers,
 	}
@@ -218,6 +227,7 @@ type Node struct {
 	srv       *server.Server
 	workers   *pool.Workers
 	broker    broker.Broker
+	dedup     *broker.Dedup
 	reg       *prometheus.Registry
 	fanout    prometheus.Histogram
 	handler   Handler
@@ -278,6 +288,7 @@ func New(cfg Config) (*Node, error) {
 	if err := n.newPusher(cfg, origins, slow); err != nil {
 		return nil, err
 	}
+	n.dedup = broker.NewDedup(cfg.IdempotencyWindow.D(), broker.DefaultIdempotencyKeys, nil)
 	if err := n.openBroker(); err != nil {
 		return nil, err
 	}
@@ -372,6 +383,8 @@ func (n *Node) openBroker() error {
 		HistoryTTL:  n.cfg.HistoryTTL.D(),
 		Replicas:    n.cfg.BrokerReplicas,
 		Log:         n.log,
+		// JetStream de-duplicates idempotent publishes across nodes.
+		DuplicateWindow: n.dedup.Window(),
 	})
 	if err != nil {
 		return err
@@ -577,19 +590,83 @@ func (b apiBackend) Ready() (bool, string) {
 func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) {
 	pos, err := b.n.broker.Publish(context.Background(), channel, data)
 	if err != nil {
-		switch {
-		case errors.Is(err, hub.ErrInvalidChannel):
-			return api.Published{}, fmt.Errorf("%w: %w", api.ErrBadRequest, err)
-		case errors.Is(err, hub.ErrTooLarge):
-			return api.Published{}, fmt.Errorf("%w: %w", api.ErrTooLarge, err)
-		case errors.Is(err, hub.ErrChannelLimit):
-			return api.Published{}, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
-		case errors.Is(err, broker.ErrUnavailable):
-			return api.Published{}, fmt.Errorf("%w: %w", api.ErrUnavailable, err)
-		}
-		return api.Published{}, err
+		return api.Published{}, apiError(err)
 	}
 	return api.Published{Channel: channel, Offset: pos.Offset, Epoch: pos.Epoch}, nil
+}
+
+// apiError wraps a hub or broker error in the API error that chooses its
+// status.
+func apiError(err error) error {
+	switch {
+	case errors.Is(err, hub.ErrInvalidChannel):
+		return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+	case errors.Is(err, hub.ErrTooLarge):
+		return fmt.Errorf("%w: %w", api.ErrTooLarge, err)
+	case errors.Is(err, hub.ErrChannelLimit):
+		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
+	case errors.Is(err, broker.ErrUnavailable):
+		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
+	}
+	return err
+}
+
+var _ api.HistoryBackend = apiBackend{}
+
+// PublishOnce publishes once per (channel, key) within the idempotency
+// window: the node remembers its keys (Dedup), and the broker's message
+// ID lets JetStream recognise a retry that reached another node.
+func (b apiBackend) PublishOnce(channel string, data []byte, key string) (api.Published, error) {
+	id := broker.DedupKey(channel, key)
+	pos, dup, err := b.n.dedup.Do(id, func() (hub.Position, bool, error) {
+		return b.n.broker.PublishOnce(context.Background(), channel, data, id)
+	})
+	if err != nil {
+		return api.Published{}, apiError(err)
+	}
+	return api.Published{Channel: channel, Offset: pos.Offset, Epoch: pos.Epoch, Duplicate: dup}, nil
+}
+
+// History reads a page from the node's copy of the channel. With NATS,
+// the read holds the channel's watch like a subscriber does: a channel the
+// node was not watching is first replayed from JetStream (up to the warm
+// timeout), then kept current for the watch's linger.
+func (b apiBackend) History(q api.HistoryQuery) (api.HistoryPage, error) {
+	if !hub.ValidChannel(q.Channel) {
+		return api.HistoryPage{}, fmt.Errorf("%w: channel %.300q: %w", api.ErrBadRequest, q.Channel, hub.ErrInvalidChannel)
+	}
+	ready := make(chan struct{})
+	if !b.n.broker.Acquire(q.Channel, nil, func() { close(ready) }) {
+		<-ready
+	}
+	defer b.n.broker.Release(q.Channel)
+	var since *hub.Position
+	if q.Since != nil {
+		since = &hub.Position{Offset: *q.Since, Epoch: q.Epoch}
+	}
+	page, err := b.n.hub.History(q.Channel, since, q.Limit)
+	if err != nil {
+		return api.HistoryPage{}, apiError(err)
+	}
+	out := api.HistoryPage{Epoch: page.Epoch, More: page.More, Recovered: page.Recovered}
+	if since == nil && q.Epoch != "" && q.Epoch != page.Epoch {
+		out.Recovered = false
+	}
+	out.Messages = make([]api.HistoryMessage, len(page.Messages))
+	for i, m := range page.Messages {
+		out.Messages[i] = api.HistoryMessage{Offset: m.Offset, Data: m.Data, Time: m.Time}
+	}
+	return out, nil
+}
+
+// RemoveHistory drops the channel's history on every node (with NATS, a
+// purge of its subject) and starts a new epoch.
+func (b apiBackend) RemoveHistory(channel string) (api.RemovedHistory, error) {
+	rm, err := b.n.broker.RemoveHistory(context.Background(), channel)
+	if err != nil {
+		return api.RemovedHistory{}, apiError(err)
+	}
+	return api.RemovedHistory{Channel: channel, Removed: rm.Messages, Epoch: rm.Epoch}, nil
 }
 
 func (b apiBackend) DisconnectUser(user, reason string) (int, error) {

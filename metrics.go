@@ -100,6 +100,7 @@ var nodeMetrics = []metric{
 	{"command_errors_total", "Client protocol commands answered with an error.", counter, "", "", func(s *Stats) float64 { return u(s.Push.CommandErrors) }},
 
 	{"published_total", "Messages published on this node.", counter, "", "", func(s *Stats) float64 { return u(s.Hub.Published) }},
+	{"idempotent_duplicates_total", "Publishes with an idempotency_key seen within the window, answered with the first result and not published.", counter, "", "", func(s *Stats) float64 { return u(s.IdempotentDuplicates) }},
 	{"deliveries_total", "Messages handed to subscribers.", counter, "", "", func(s *Stats) float64 { return u(s.Hub.Deliveries) }},
 	{"channels", "Channels with subscribers or history.", gauge, "", "", func(s *Stats) float64 { return float64(s.Hub.Channels) }},
 	{"client_channels", "Channels that clients created (the ones max_channels caps).", gauge, "", "", func(s *Stats) float64 { return float64(s.Hub.ClientChannels) }},

@@ -28,6 +28,9 @@ type Stats struct {
 	API api.Refusals `json:"api_refused"`
 	// WorkerQueue is the number of tasks waiting for the worker pool.
 	WorkerQueue int `json:"worker_queue"`
+	// IdempotentDuplicates counts publishes answered as duplicates of an
+	// earlier one with the same idempotency_key (cumulative).
+	IdempotentDuplicates uint64 `json:"idempotent_duplicates"`
 }
 
 // Stats takes a snapshot of the node's counters and gauges. Safe from any
@@ -39,6 +42,8 @@ func (n *Node) Stats() Stats {
 		Hub:         n.hub.Stats(),
 		API:         n.apiStats.Snapshot(),
 		WorkerQueue: n.workers.QueueDepth(),
+
+		IdempotentDuplicates: n.dedup.Duplicates(),
 	}
 	if nb, ok := n.broker.(*broker.NATS); ok {
 		bs := nb.Stats()

@@ -97,6 +97,10 @@ type Published struct {
 	Channel string `json:"channel"`
 	Offset  uint64 `json:"offset"`
 	Epoch   string `json:"epoch"`
+	// Duplicate is set when the publish carried an idempotency key seen
+	// within the window: nothing was stored or delivered, and Offset and
+	// Epoch are the first publish's.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // Backend is what the API needs from the running node. Its methods are
@@ -118,6 +122,75 @@ type Backend interface {
 	// Stats returns the node's counters (JSON-encodable).
 	Stats() any
 }
+
+// HistoryBackend is the part of a Backend that serves the history API
+// (GET and DELETE /api/history) and idempotent publishes
+// (idempotency_key). A Backend without it answers those with 501
+// not_implemented. Errors are mapped like Publish's.
+type HistoryBackend interface {
+	// History returns one page of a channel's retained messages.
+	History(q HistoryQuery) (HistoryPage, error)
+	// RemoveHistory drops a channel's history (its subscribers stay) and
+	// starts a new epoch.
+	RemoveHistory(channel string) (RemovedHistory, error)
+	// PublishOnce is Publish with an idempotency key (1 to
+	// MaxIdempotencyKey bytes): a key seen for the channel within the
+	// window returns the first publish's result with Duplicate set, and
+	// stores and delivers nothing.
+	PublishOnce(channel string, data []byte, key string) (Published, error)
+}
+
+// HistoryQuery selects a page of GET /api/history.
+type HistoryQuery struct {
+	Channel string
+	// Since, when set, asks for the messages after that offset; nil: from
+	// the oldest kept.
+	Since *uint64
+	// Epoch, when set, is the epoch Since belongs to: another epoch means
+	// recovered=false.
+	Epoch string
+	// Limit is the page size, 1 to MaxHistoryPage.
+	Limit int
+}
+
+// HistoryMessage is one retained message.
+type HistoryMessage struct {
+	Offset uint64
+	Data   []byte
+	Time   time.Time
+}
+
+// HistoryPage is one page of history, oldest first.
+type HistoryPage struct {
+	// Epoch is the channel's epoch ("" for a channel with no history and
+	// no subscribers).
+	Epoch    string
+	Messages []HistoryMessage
+	// More reports messages after the page: the next page starts after
+	// the last message's offset.
+	More bool
+	// Recovered reports that the page continues exactly from Since in
+	// Epoch (the rule of a client's since); otherwise it starts at the
+	// oldest message kept.
+	Recovered bool
+}
+
+// RemovedHistory is the result of DELETE /api/history.
+type RemovedHistory struct {
+	Channel string `json:"channel"`
+	Removed int    `json:"removed"`
+	Epoch   string `json:"epoch"`
+}
+
+// DefaultHistoryPage and MaxHistoryPage bound a page of GET /api/history
+// (?limit=).
+const (
+	DefaultHistoryPage = 100
+	MaxHistoryPage     = 1000
+)
+
+// MaxIdempotencyKey is the longest idempotency_key, in bytes.
+const MaxIdempotencyKey = 128
 
 // ChannelQuery selects a page of GET /api/channels.
 type ChannelQuery struct {
@@ -148,6 +221,9 @@ var (
 	// ErrUnavailable: the node cannot take it now; try again
 	// (503 unavailable, with Retry-After).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrNotImplemented: the node cannot do this at all
+	// (501 not_implemented).
+	ErrNotImplemented = errors.New("not implemented")
 )
 
 // Options configure the API listener's handlers.
@@ -204,6 +280,8 @@ func NewHandler(b Backend, o Options) http.Handler {
 	mux.Handle("POST /api/broadcast", h.auth(h.broadcast))
 	mux.Handle("POST /api/disconnect", h.auth(h.disconnect))
 	mux.Handle("GET /api/channels", h.auth(h.channels))
+	mux.Handle("GET /api/history", h.auth(h.history))
+	mux.Handle("DELETE /api/history", h.auth(h.removeHistory))
 	mux.Handle("GET /api/stats", h.auth(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, b.Stats())
 	}))
@@ -339,7 +417,7 @@ func (h *handlers) onlyLoopbackHosts(next http.Handler) http.Handler {
 // endpoints maps each API path to its method, for 405 answers.
 var endpoints = map[string]string{
 	"/api/publish": "POST", "/api/broadcast": "POST", "/api/disconnect": "POST",
-	"/api/channels": "GET", "/api/stats": "GET",
+	"/api/channels": "GET", "/api/stats": "GET", "/api/history": "GET, DELETE",
 }
 
 type handlers struct {
@@ -381,18 +459,21 @@ func (h *handlers) readBody(w http.ResponseWriter, r *http.Request) ([]byte, boo
 	return body, true
 }
 
-// publish: raw body with ?channel=, or JSON {"channel":..,"data":..}.
+// publish: raw body with ?channel=, or JSON {"channel":..,"data":..};
+// idempotency_key in the query or the JSON body.
 func (h *handlers) publish(w http.ResponseWriter, r *http.Request) {
 	body, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
 	ch := r.URL.Query().Get("channel")
+	key := r.URL.Query().Get("idempotency_key")
 	data := body
 	if ch == "" {
 		var req struct {
 			Channel string          `json:"channel"`
 			Data    json.RawMessage `json:"data"`
+			Key     string          `json:"idempotency_key"`
 		}
 		if err := json.Unmarshal(body, &req); err != nil {
 			writeError(w, http.StatusBadRequest, "bad_request", `give ?channel= with a raw body, or a JSON body {"channel":..,"data":..}: `+err.Error())
@@ -403,13 +484,40 @@ func (h *handlers) publish(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ch, data = req.Channel, req.Data
+		if req.Key != "" {
+			key = req.Key
+		}
 	}
-	p, err := h.b.Publish(ch, data)
+	if !checkKey(w, key) {
+		return
+	}
+	p, err := h.publishOne(ch, data, key)
 	if err != nil {
 		writeBackendError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+// checkKey refuses an idempotency key over MaxIdempotencyKey bytes.
+func checkKey(w http.ResponseWriter, key string) bool {
+	if len(key) > MaxIdempotencyKey {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("idempotency_key: at most %d bytes, got %d", MaxIdempotencyKey, len(key)))
+		return false
+	}
+	return true
+}
+
+// publishOne publishes through the Backend, idempotently when key is set.
+func (h *handlers) publishOne(channel string, data []byte, key string) (Published, error) {
+	if key == "" {
+		return h.b.Publish(channel, data)
+	}
+	hb, ok := h.b.(HistoryBackend)
+	if !ok {
+		return Published{}, fmt.Errorf("%w: this node has no idempotent publish", ErrNotImplemented)
+	}
+	return hb.PublishOnce(channel, data, key)
 }
 
 func (h *handlers) broadcast(w http.ResponseWriter, r *http.Request) {
@@ -420,6 +528,7 @@ func (h *handlers) broadcast(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Channels []string        `json:"channels"`
 		Data     json.RawMessage `json:"data"`
+		Key      string          `json:"idempotency_key"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", `body must be {"channels":[..],"data":..}: `+err.Error())
@@ -433,9 +542,16 @@ func (h *handlers) broadcast(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "at most 1000 channels per broadcast")
 		return
 	}
+	key := req.Key
+	if key == "" {
+		key = r.URL.Query().Get("idempotency_key")
+	}
+	if !checkKey(w, key) {
+		return
+	}
 	out := make([]Published, 0, len(req.Channels))
 	for _, ch := range req.Channels {
-		p, err := h.b.Publish(ch, req.Data)
+		p, err := h.publishOne(ch, req.Data, key)
 		if err != nil {
 			writeBackendError(w, fmt.Errorf("channel %q (after %d published): %w", ch, len(out), err))
 			return
@@ -443,6 +559,90 @@ func (h *handlers) broadcast(w http.ResponseWriter, r *http.Request) {
 		out = append(out, p)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"published": out})
+}
+
+// history answers GET /api/history?channel=&since=&epoch=&limit= with
+// one page: {"channel":..,"epoch":..,"messages":[{"offset":..,"data":..,
+// "time":..}],"next":OFFSET,"recovered":bool} ("next" absent when no
+// message is left after the page).
+func (h *handlers) history(w http.ResponseWriter, r *http.Request) {
+	hb, ok := h.b.(HistoryBackend)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "not_implemented", "this node serves no history API")
+		return
+	}
+	q := r.URL.Query()
+	hq := HistoryQuery{Channel: q.Get("channel"), Epoch: q.Get("epoch"), Limit: DefaultHistoryPage}
+	if hq.Channel == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "?channel= is required")
+		return
+	}
+	if s := q.Get("since"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("since: want an offset, got %q", s))
+			return
+		}
+		hq.Since = &n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxHistoryPage {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: want 1 to %d, got %q", MaxHistoryPage, s))
+			return
+		}
+		hq.Limit = n
+	}
+	page, err := hb.History(hq)
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	type message struct {
+		Offset uint64 `json:"offset"`
+		Data   any    `json:"data"`
+		Time   string `json:"time"`
+	}
+	msgs := make([]message, len(page.Messages))
+	for i, m := range page.Messages {
+		msgs[i] = message{Offset: m.Offset, Data: dataValue(m.Data), Time: m.Time.UTC().Format(time.RFC3339Nano)}
+	}
+	out := map[string]any{"channel": hq.Channel, "epoch": page.Epoch, "messages": msgs, "recovered": page.Recovered}
+	if page.More && len(msgs) > 0 {
+		out["next"] = msgs[len(msgs)-1].Offset
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// dataValue is a payload as the envelope carries it: inlined when it is
+// JSON, else a JSON string.
+func dataValue(data []byte) any {
+	if json.Valid(data) {
+		return json.RawMessage(data)
+	}
+	return string(data)
+}
+
+// removeHistory answers DELETE /api/history?channel= with
+// {"channel":..,"removed":N,"epoch":NEW}.
+func (h *handlers) removeHistory(w http.ResponseWriter, r *http.Request) {
+	hb, ok := h.b.(HistoryBackend)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "not_implemented", "this node serves no history API")
+		return
+	}
+	ch := r.URL.Query().Get("channel")
+	if ch == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "?channel= is required")
+		return
+	}
+	out, err := hb.RemoveHistory(ch)
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	out.Channel = ch
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (h *handlers) disconnect(w http.ResponseWriter, r *http.Request) {
@@ -475,6 +675,8 @@ func writeBackendError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
 	case errors.Is(err, ErrUnavailable):
 		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+	case errors.Is(err, ErrNotImplemented):
+		writeError(w, http.StatusNotImplemented, "not_implemented", err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 	}

@@ -23,6 +23,14 @@ type Broker interface {
 	// on error it reached nobody. Errors wrap hub.ErrInvalidChannel or
 	// hub.ErrTooLarge (the caller's fault) or ErrUnavailable.
 	Publish(ctx context.Context, channel string, data []byte) (hub.Position, error)
+	// PublishOnce is Publish with a message ID (DedupKey) that the
+	// broker may use to store a retried publish once across nodes; it
+	// reports duplicate=true, with the first message's position, when it
+	// recognised one. Memory does not (the node's Dedup does).
+	PublishOnce(ctx context.Context, channel string, data []byte, id string) (pos hub.Position, duplicate bool, err error)
+	// RemoveHistory drops channel's history on every node and starts a
+	// new epoch (hub.Hub.RemoveHistory).
+	RemoveHistory(ctx context.Context, channel string) (hub.Removed, error)
 	// Acquire and Release implement push.Interest: the push app counts
 	// a node's subscribers per channel with them, and Acquire holds a
 	// subscription back until the node's copy of the channel is current.
@@ -48,6 +56,18 @@ func (b *Memory) Publish(_ context.Context, channel string, data []byte) (hub.Po
 		return hub.Position{}, err
 	}
 	return hub.Position{Offset: m.Offset, Epoch: m.Epoch}, nil
+}
+
+// PublishOnce publishes to the hub: one node needs no broker-side
+// de-duplication (the node's Dedup remembers the keys).
+func (b *Memory) PublishOnce(ctx context.Context, channel string, data []byte, _ string) (hub.Position, bool, error) {
+	pos, err := b.Publish(ctx, channel, data)
+	return pos, false, err
+}
+
+// RemoveHistory removes the hub's history of channel.
+func (b *Memory) RemoveHistory(_ context.Context, channel string) (hub.Removed, error) {
+	return b.h.RemoveHistory(channel)
 }
 
 // Acquire lets every subscription proceed at once: the hub is the truth.

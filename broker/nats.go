@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base32"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,12 @@ type NATSConfig struct {
 	WarmTimeout time.Duration
 	// PublishTimeout bounds a Publish (default 5 s).
 	PublishTimeout time.Duration
+	// DuplicateWindow is the duplicate window of the stream NewNATS
+	// creates (JetStream's de-duplication by Nats-Msg-Id, which
+	// PublishOnce relies on): default DefaultIdempotencyWindow, at most
+	// MaxAge. A stream that exists keeps its own (a warning says so when
+	// it is shorter).
+	DuplicateWindow time.Duration
 	// Log receives connection events (default slog.Default()).
 	Log *slog.Logger
 }
@@ -128,6 +135,10 @@ func (cfg NATSConfig) withDefaults() NATSConfig {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
+	if cfg.DuplicateWindow <= 0 {
+		cfg.DuplicateWindow = DefaultIdempotencyWindow
+	}
+	cfg.DuplicateWindow = min(cfg.DuplicateWindow, cfg.MaxAge)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -267,7 +278,7 @@ func (b *NATS) initStream(ctx context.Context) error {
 			MaxMsgsPerSubject: int64(max(b.cfg.HistorySize, 0) + 1),
 			MaxAge:            b.cfg.MaxAge,
 			Discard:           jetstream.DiscardOld,
-			Duplicates:        min(2*time.Minute, b.cfg.MaxAge),
+			Duplicates:        b.cfg.DuplicateWindow,
 			AllowDirect:       true,
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
@@ -278,6 +289,10 @@ func (b *NATS) initStream(ctx context.Context) error {
 		why := fmt.Sprintf("stream %s: %v", b.cfg.Stream, err)
 		b.streamErr.Store(&why)
 		return fmt.Errorf("broker: %s", why)
+	}
+	if d := s.CachedInfo().Config.Duplicates; d < b.cfg.DuplicateWindow {
+		b.cfg.Log.Warn("broker: the stream's duplicate window is shorter than the idempotency window: a retry reaching another node after it is stored again",
+			"stream", b.cfg.Stream, "duplicates", d, "idempotency_window", b.cfg.DuplicateWindow)
 	}
 	b.stream.Store(&s)
 	return nil
@@ -320,19 +335,36 @@ func (b *NATS) Stats() Stats {
 // channel, this one included, then delivers it. When NATS is unreachable
 // it fails at once with ErrUnavailable.
 func (b *NATS) Publish(ctx context.Context, channel string, data []byte) (hub.Position, error) {
+	pos, _, err := b.publish(ctx, channel, data, "")
+	return pos, err
+}
+
+// PublishOnce is Publish with id as the message's Nats-Msg-Id: JetStream
+// stores one message per id within the stream's duplicate window
+// (NATSConfig.DuplicateWindow), whatever node the publish reaches. A
+// publish whose id JetStream has seen returns the position of the message
+// stored first and duplicate=true, and stores nothing (the position is
+// zero when that message has left the stream).
+func (b *NATS) PublishOnce(ctx context.Context, channel string, data []byte, id string) (pos hub.Position, duplicate bool, err error) {
+	return b.publish(ctx, channel, data, id)
+}
+
+// publish implements Publish (id "": a fresh message ID, which
+// de-duplicates only this call's own retries) and PublishOnce.
+func (b *NATS) publish(ctx context.Context, channel string, data []byte, id string) (hub.Position, bool, error) {
 	if !hub.ValidChannel(channel) {
-		return hub.Position{}, fmt.Errorf("broker: publish to %.300q: %w", channel, hub.ErrInvalidChannel)
+		return hub.Position{}, false, fmt.Errorf("broker: publish to %.300q: %w", channel, hub.ErrInvalidChannel)
 	}
 	if len(data) > b.cfg.MaxPayload {
-		return hub.Position{}, fmt.Errorf("broker: publish %d bytes to %q (limit %d): %w", len(data), channel, b.cfg.MaxPayload, hub.ErrTooLarge)
+		return hub.Position{}, false, fmt.Errorf("broker: publish %d bytes to %q (limit %d): %w", len(data), channel, b.cfg.MaxPayload, hub.ErrTooLarge)
 	}
 	if err := b.h.Check(channel, data); err != nil {
-		return hub.Position{}, fmt.Errorf("broker: %w", err)
+		return hub.Position{}, false, fmt.Errorf("broker: %w", err)
 	}
 	sp := b.stream.Load()
 	if ok, why := b.Ready(); !ok || sp == nil {
 		b.refused.Add(1)
-		return hub.Position{}, fmt.Errorf("%w: %s", ErrUnavailable, why)
+		return hub.Position{}, false, fmt.Errorf("%w: %s", ErrUnavailable, why)
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 	defer cancel()
@@ -342,13 +374,15 @@ func (b *NATS) Publish(ctx context.Context, channel string, data []byte) (hub.Po
 	defer lock.Unlock()
 
 	last, known := b.cachedTip(channel)
-	id := nuid.Next()
+	if id == "" {
+		id = nuid.Next()
+	}
 	for attempt := 0; ; attempt++ {
 		if !known {
 			var err error
 			if last, err = b.lastOf(ctx, *sp, subj); err != nil {
 				b.refused.Add(1)
-				return hub.Position{}, fmt.Errorf("%w: %q: reading the last message: %w", ErrUnavailable, channel, err)
+				return hub.Position{}, false, fmt.Errorf("%w: %q: reading the last message: %w", ErrUnavailable, channel, err)
 			}
 		}
 		next := hub.Position{Offset: last.pos.Offset + 1, Epoch: last.pos.Epoch}
@@ -360,18 +394,102 @@ func (b *NATS) Publish(ctx context.Context, channel string, data []byte) (hub.Po
 		msg.Header.Set(HeaderEpoch, next.Epoch)
 		ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(last.seq), jetstream.WithMsgID(id))
 		switch {
+		case err == nil && ack.Duplicate:
+			// JetStream stored this id before (a retry, maybe through
+			// another node): answer with that message's position.
+			return b.positionAt(ctx, *sp, ack.Sequence), true, nil
 		case err == nil:
 			b.published.Add(1)
 			b.noteTip(channel, tip{seq: ack.Sequence, pos: next})
-			return next, nil
+			return next, false, nil
 		case isWrongLastSeq(err) && attempt < 32:
 			b.conflicts.Add(1) // another node published in between: reread
 			known = false
 			continue
 		}
 		b.refused.Add(1)
-		return hub.Position{}, fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, channel, err)
+		return hub.Position{}, false, fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, channel, err)
 	}
+}
+
+// RemoveHistory purges channel's subject from the stream (JetStream purge
+// with a subject filter), so every node agrees, and starts a new epoch
+// with a marker: every node watching the channel applies it (hub.Align
+// drops its copy of the history), a node that watches it later replays
+// only the marker, and clients holding old positions are told
+// recovered=false. Removed.Messages is how many messages (markers aside)
+// the purge removed; Removed.Epoch is the channel's epoch afterwards (a
+// publish racing with the removal may have started it).
+func (b *NATS) RemoveHistory(ctx context.Context, channel string) (hub.Removed, error) {
+	if !hub.ValidChannel(channel) {
+		return hub.Removed{}, fmt.Errorf("broker: remove history of %.300q: %w", channel, hub.ErrInvalidChannel)
+	}
+	sp := b.stream.Load()
+	if ok, why := b.Ready(); !ok || sp == nil {
+		return hub.Removed{}, fmt.Errorf("%w: %s", ErrUnavailable, why)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	defer cancel()
+	subj := subjectFor(b.cfg.SubjectPrefix, channel)
+	lock := &b.pubLock[fnv32(channel)%uint32(len(b.pubLock))]
+	lock.Lock()
+	defer lock.Unlock()
+	last, err := b.lastOf(ctx, *sp, subj)
+	if err != nil {
+		return hub.Removed{}, fmt.Errorf("%w: %q: reading the last message: %w", ErrUnavailable, channel, err)
+	}
+	purged, err := b.purge(ctx, subj)
+	if err != nil {
+		return hub.Removed{}, fmt.Errorf("%w: purging %q: %w", ErrUnavailable, channel, err)
+	}
+	b.mu.Lock()
+	delete(b.last, channel)
+	b.mu.Unlock()
+	t, err := b.mark(ctx, *sp, subj)
+	if err != nil {
+		return hub.Removed{}, fmt.Errorf("%w: %q: starting an epoch: %w", ErrUnavailable, channel, err)
+	}
+	// The subject holds one epoch's messages, ending at last and maybe
+	// starting with its marker.
+	return hub.Removed{Messages: int(min(purged, last.pos.Offset)), Epoch: t.pos.Epoch}, nil
+}
+
+// purge removes every message of subj from the stream and says how many.
+func (b *NATS) purge(ctx context.Context, subj string) (uint64, error) {
+	req, _ := json.Marshal(map[string]string{"filter": subj})
+	resp, err := b.nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+b.cfg.Stream, req)
+	if err != nil {
+		return 0, err
+	}
+	var out struct {
+		Success bool   `json:"success"`
+		Purged  uint64 `json:"purged"`
+		Error   *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &out); err != nil {
+		return 0, fmt.Errorf("purge answer: %w", err)
+	}
+	if out.Error != nil || !out.Success {
+		if out.Error != nil {
+			return 0, fmt.Errorf("purge: %s (%d)", out.Error.Description, out.Error.Code)
+		}
+		return 0, errors.New("purge refused")
+	}
+	return out.Purged, nil
+}
+
+// positionAt reads the position of the stream's message seq (zero when
+// it is gone).
+func (b *NATS) positionAt(ctx context.Context, s jetstream.Stream, seq uint64) hub.Position {
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return hub.Position{}
+	}
+	pos, _ := parsePosition(m.Header)
+	return pos
 }
 
 // lastOf reads the last message of subj from the stream (seq 0: none).

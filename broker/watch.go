@@ -301,7 +301,7 @@ func (b *NATS) apply(w *watch, m jetstream.Msg) {
 		// A marker, or a message too old for history: only the position.
 		err = b.h.Align(w.channel, pos)
 	default:
-		_, err = b.h.PublishAt(w.channel, pos.Offset, pos.Epoch, m.Data())
+		_, err = b.h.PublishStored(w.channel, pos.Offset, pos.Epoch, m.Data(), meta.Timestamp)
 	}
 	if err != nil && !errors.Is(err, hub.ErrStale) {
 		b.cfg.Log.Warn("broker: message not applied", "channel", w.channel, "offset", pos.Offset, "err", err)

@@ -155,7 +155,7 @@ func New(cfg Config) *Hub {
 // counted against Config.MaxChannels, and it is never refused for the
 // cap; a client's publish goes through PublishClient.
 func (h *Hub) Publish(channel string, data []byte) (*Message, error) {
-	return h.publish(channel, data, nil, false)
+	return h.publish(channel, data, nil, false, time.Time{})
 }
 
 // PublishClient is Publish for a client's message: a channel it creates
@@ -163,7 +163,7 @@ func (h *Hub) Publish(channel string, data []byte) (*Message, error) {
 // error wrapping ErrChannelLimit (counted in Stats.ChannelLimited) when
 // the channel is new.
 func (h *Hub) PublishClient(channel string, data []byte) (*Message, error) {
-	return h.publish(channel, data, nil, true)
+	return h.publish(channel, data, nil, true, time.Time{})
 }
 
 // PublishAt is Publish for a message sequenced elsewhere: the broker of a
@@ -184,16 +184,26 @@ func (h *Hub) PublishAt(channel string, offset uint64, epoch string, data []byte
 	if offset == 0 || epoch == "" {
 		return nil, fmt.Errorf("hub: publish to %q at %d/%q: %w", channel, offset, epoch, ErrBadPosition)
 	}
-	return h.publish(channel, data, &Position{Offset: offset, Epoch: epoch}, false)
+	return h.PublishStored(channel, offset, epoch, data, time.Time{})
+}
+
+// PublishStored is PublishAt for a message whose time is known (when the
+// broker stored it): Message.Time is at rather than the hub's clock, and
+// the history's age limit counts from it. A zero at means now.
+func (h *Hub) PublishStored(channel string, offset uint64, epoch string, data []byte, at time.Time) (*Message, error) {
+	if offset == 0 || epoch == "" {
+		return nil, fmt.Errorf("hub: publish to %q at %d/%q: %w", channel, offset, epoch, ErrBadPosition)
+	}
+	return h.publish(channel, data, &Position{Offset: offset, Epoch: epoch}, false, at)
 }
 
 // publish implements Publish (at == nil: the next offset in the channel's
 // own epoch), PublishClient (client: the channel counts against the cap)
-// and PublishAt. It splits into sequencing and storing, under the
+// and PublishAt (stored: the message's time when known). It splits into sequencing and storing, under the
 // channel's lock, and local delivery: posting to loops' mailboxes happens
 // under the lock too, so each mailbox receives a channel's messages in
 // order, but the wakeups happen after it is released.
-func (h *Hub) publish(name string, data []byte, at *Position, client bool) (*Message, error) {
+func (h *Hub) publish(name string, data []byte, at *Position, client bool, stored time.Time) (*Message, error) {
 	note, err := h.check(name, data)
 	if err != nil {
 		return nil, err
@@ -221,7 +231,11 @@ func (h *Hub) publish(name string, data []byte, at *Position, client bool) (*Mes
 		c.offset++
 		c.seq++
 		now := h.cfg.Now()
-		m = newMessage(c, name, c.offset, c.epoch, data, h.cfg.Encoder, note, now)
+		when := now
+		if !stored.IsZero() && stored.Before(now) {
+			when = stored
+		}
+		m = newMessage(c, name, c.offset, c.epoch, data, h.cfg.Encoder, note, when)
 		m.seq = c.seq
 		h.freed(c.expire(now, h.cfg.HistoryTTL))
 		if h.cfg.HistorySize > 0 {

@@ -129,6 +129,7 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringSliceVar(&h.AllowedOrigins, "allowed-origin", h.AllowedOrigins, "browser origin allowed to connect, e.g. https://app.example.com (repeatable)")
 	fs.IntVar(&h.HistorySize, "history-size", h.HistorySize, "messages kept per channel for recovery")
 	fs.Var(&h.HistoryTTL, "history-ttl", "age past which messages leave history")
+	fs.Var(&h.IdempotencyWindow, "idempotency-window", "how long a publish's idempotency_key is remembered (with NATS, also the duplicate window of the stream a node creates)")
 	fs.IntVar(&h.MaxPublishSize, "max-publish-size", h.MaxPublishSize, "largest published payload (API and client pub), bytes; its frame must fit --write-buffer-limit")
 	fs.IntVar(&h.MaxSubscriptions, "max-subscriptions", h.MaxSubscriptions, "subscriptions per connection, the personal user: channel aside")
 	fs.IntVar(&h.MaxChannels, "max-channels", h.MaxChannels, "channels per node")
