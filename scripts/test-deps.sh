@@ -2,6 +2,7 @@
 # Installs what the interop tests need and is idempotent:
 #   - Node's `ws` package (npm) into test/interop/node
 #   - Pusher's Node server library (npm `pusher`) into test/pusherapi/node
+#   - the TypeScript compiler (npm, pinned) into client/js/types-test
 #   - Debian's chromium (apt) for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,11 @@ fi
 if [ ! -d test/pusherapi/node/node_modules/pusher ]; then
 	echo "test-deps: installing Pusher's Node server library"
 	(cd test/pusherapi/node && npm install --no-audit --no-fund --silent)
+fi
+
+if [ ! -d client/js/types-test/node_modules/typescript ]; then
+	echo "test-deps: installing the TypeScript compiler for herald.js's declarations"
+	(cd client/js/types-test && npm ci --no-audit --no-fund --silent)
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
