@@ -281,8 +281,8 @@ func (e *HandshakeError) Error() string {
 // Client is a connection to herald that reconnects by itself. Its methods
 // are safe for concurrent use.
 type Client struct {
-	url  string
-	opts Options
+	url    string
+	opts   Options
 	ctx    context.Context // Dial's, ended by Close too
 	stop   context.CancelFunc
 	closed atomic.Bool // Close was called
