@@ -41,6 +41,7 @@ test: test-deps lint cross build
 	cd $(TESTMOD) && HERALD_TEST_RACE=1 $(GO) test -count=1 -timeout 20m ./e2e/ ./cluster/ ./compression/
 	HERALD_POLLER_BACKEND=gnet $(GO) test -count=1 -timeout 20m ./poller/
 	cd $(TESTMOD) && HERALD_POLLER_BACKEND=gnet $(GO) test -count=1 -timeout 20m ./conformance/ ./e2e/
+	cd client/js/types-test && node check.mjs
 
 lint: vet fmt-check
 	cd bench && $(GO) vet ./...

@@ -3,6 +3,7 @@
 #   - Node's `ws` package (npm) into test/interop/node
 #   - Pusher's Node server library (npm `pusher`) into test/pusherapi/node
 #   - pusher-js, laravel-echo and pusher (npm) into test/pusher/node
+#   - the TypeScript compiler (npm, pinned) into client/js/types-test
 #   - Debian's chromium (apt) for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,10 @@ fi
 if [ ! -d test/pusher/node/node_modules/pusher-js ] || [ ! -d test/pusher/node/node_modules/laravel-echo ] || [ ! -d test/pusher/node/node_modules/pusher ]; then
 	echo "test-deps: installing pusher-js, laravel-echo and pusher"
 	(cd test/pusher/node && npm install --no-audit --no-fund --silent)
+fi
+if [ ! -d client/js/types-test/node_modules/typescript ]; then
+	echo "test-deps: installing the TypeScript compiler for herald.js's declarations"
+	(cd client/js/types-test && npm ci --no-audit --no-fund --silent)
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
