@@ -71,14 +71,19 @@ func (cl *Client) Dial(addr, localAddr string) (*Conn, error) {
 // source address, socket options or a timeout), and hands it to a loop, as
 // Dial does. nc is closed in every case: the loop keeps a duplicate of its
 // file descriptor.
-func (cl *Client) Enroll(nc net.Conn) (*Conn, error) {
+func (cl *Client) Enroll(nc net.Conn) (*Conn, error) { return cl.EnrollContext(nc, nil) }
+
+// EnrollContext is Enroll with the Conn's context (see Conn.SetContext)
+// set to v before OnOpen runs, so that OnOpen and the first OnData know
+// what the caller knows of the connection.
+func (cl *Client) EnrollContext(nc net.Conn, v any) (*Conn, error) {
 	cl.mu.RLock()
 	defer cl.mu.RUnlock()
 	if cl.state != stateRunning {
 		_ = nc.Close()
 		return nil, ErrStopped
 	}
-	c := &Conn{id: cl.k.nextID.Add(1), fd: -1}
+	c := &Conn{id: cl.k.nextID.Add(1), fd: -1, ctx: v}
 	if err := cl.be.enroll(nc, c); err != nil {
 		return nil, fmt.Errorf("poller: enroll %s: %w", nc.RemoteAddr(), err)
 	}

@@ -84,6 +84,16 @@ func (c *Conn) Write(b []byte) {
 	p.n += len(b)
 }
 
+// Touch marks c as having output in the current entry point, so that the
+// Handler's Sealer (see Sealer) runs for it when the entry point returns
+// even if nothing was written (a TLS layer that owes its peer a record).
+func (c *Conn) Touch() {
+	if c.fd < 0 || c.lingering() {
+		return
+	}
+	c.loop.queue(c)
+}
+
 // Buffered is the number of bytes written to c and not yet taken by the
 // kernel: queued in this entry point plus the outbound buffer. Compare it
 // with a limit to detect a peer that does not keep up.

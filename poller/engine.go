@@ -12,6 +12,7 @@ import (
 type core struct {
 	h        Handler
 	writable WritableHandler // h, if it implements it; else nil
+	sealer   Sealer          // h, if it implements it; else nil
 	cfg      Config
 	log      *slog.Logger
 	interval time.Duration
@@ -43,6 +44,7 @@ func newCore(cfg Config, h Handler) *core {
 	cfg = cfg.withDefaults()
 	k := &core{h: h, cfg: cfg, log: cfg.Logger, interval: cfg.TickInterval}
 	k.writable, _ = h.(WritableHandler)
+	k.sealer, _ = h.(Sealer)
 	k.loops.Store(new([]*Loop))
 	return k
 }

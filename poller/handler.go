@@ -42,3 +42,16 @@ type Handler interface {
 type WritableHandler interface {
 	OnWritable(c *Conn)
 }
+
+// Sealer is an optional interface of a Handler that puts a layer (TLS
+// records) between what is written to a connection and the socket: at the
+// end of each entry point, for every connection with writes or a close
+// queued (or marked with Conn.Touch), the loop calls Seal with the queued
+// slices and sends what it returns instead. closing says the connection is
+// being closed after this write. The returned slices must stay valid
+// until the flush is done (Loop.Scratch memory does); returning bufs
+// itself passes them through unchanged. Seal may not write to or close
+// connections; it runs on the loop goroutine.
+type Sealer interface {
+	Seal(c *Conn, bufs [][]byte, closing bool) [][]byte
+}

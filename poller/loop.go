@@ -257,7 +257,13 @@ func (l *Loop) flush() {
 		c, bufs, closing := p.c, p.bufs, p.close
 		p.c, p.n, p.close = nil, 0, false
 		c.pend = 0
-		if c.fd >= 0 && len(bufs) > 0 {
+		switch {
+		case c.fd < 0:
+		case l.k.sealer != nil:
+			if out := l.k.sealer.Seal(c, bufs, closing); len(out) > 0 {
+				l.send(c, out)
+			}
+		case len(bufs) > 0:
 			l.send(c, bufs)
 		}
 		if closing && c.fd >= 0 {

@@ -130,8 +130,7 @@ type Config struct {
 
 	// TLSListen, when set, is a second listener that speaks wss:// (TLS
 	// 1.2 or 1.3) with the certificate chain in TLSCert and the key in
-	// TLSKey (PEM files). TLS runs off the event loops, one goroutine pair
-	// per connection, and hands the plaintext to the loops; see tuning.md
+	// TLSKey (PEM files). See TLSEngine for where TLS runs, and tuning.md
 	// for its cost and for when to terminate TLS in front instead.
 	TLSListen string `json:"tls_listen"`
 	TLSCert   string `json:"tls_cert"`
@@ -140,7 +139,21 @@ type Config struct {
 	// connections beyond it wait in the kernel's accept queue. 0 means
 	// 256 per core.
 	TLSMaxHandshakes int `json:"tls_max_handshakes"`
+	// TLSEngine chooses who carries TLS after the handshake (which
+	// crypto/tls does, on a bounded pool of goroutines, in both): "loop"
+	// (the default) moves TLS 1.3 connections onto the event loops with
+	// their own record layer (package tlsrec): one descriptor, no
+	// goroutine and no buffer per idle connection; TLS 1.2 clients stay
+	// on the bridge, counted. "bridge" bridges every connection to the
+	// loops through a socket pair and two goroutines.
+	TLSEngine string `json:"tls_engine"`
 }
+
+// TLS engines (Config.TLSEngine).
+const (
+	TLSEngineLoop   = "loop"
+	TLSEngineBridge = "bridge"
+)
 
 // Defaults of the Config fields whose zero value means "the default".
 const (
@@ -264,6 +277,11 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSListen != "" && (c.TLSCert == "" || c.TLSKey == "") {
 		errs = append(errs, errors.New("tls_listen: needs tls_cert and tls_key"))
+	}
+	switch c.TLSEngine {
+	case "", TLSEngineLoop, TLSEngineBridge:
+	default:
+		errs = append(errs, fmt.Errorf("tls_engine: want %q or %q, got %q", TLSEngineLoop, TLSEngineBridge, c.TLSEngine))
 	}
 	if c.TLSMaxHandshakes < 0 {
 		errs = append(errs, errors.New("tls_max_handshakes: must not be negative"))

@@ -96,6 +96,8 @@ type loopState struct {
 	counted loopCounters
 	// tlsPeers holds the TLS session of each connection of a TLS loop.
 	tlsPeers map[*Conn]*tlsPeer
+	// sealed holds what a TLS connection's Seal returns (one slice).
+	sealed [1][]byte
 	// ips holds the per-address slots of the connections that have some
 	// (flagIPHeld).
 	ips map[*Conn]ipHold

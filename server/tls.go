@@ -5,25 +5,44 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 
 	"github.com/herald-push/herald/poller"
 	"github.com/herald-push/herald/tlsbridge"
+	"github.com/herald-push/herald/tlsrec"
 )
 
-// The wss:// path. gnet does not speak TLS and crypto/tls wants a blocking
-// net.Conn, so TLS is terminated by tlsbridge, off the event loops: it
-// runs each handshake on a goroutine under a deadline, then bridges the
-// plaintext through a Unix socket pair. The loop end of each pair is
-// enrolled in a poller.Client whose loops run this server's own handler,
-// so from the upgrade request on, a TLS connection goes through exactly the
-// state machine, hub and backpressure of a plain one. The TLS loops'
-// loops are numbered after the plain loops (poller.Config.FirstIndex), so
-// one index serves Server.loops, the push app's tables and the hub.
+// The wss:// path. tlsbridge accepts TLS connections and runs each
+// handshake with crypto/tls on a goroutine, under a deadline and a bound
+// on the handshakes in flight. Then, with the loop engine (the default),
+// a TLS 1.3 connection's socket itself is enrolled in a poller.Client
+// whose loops run this server's handler behind a TLS record layer
+// (tlsrec): OnData opens records in place before the handler sees the
+// plaintext, and Seal (poller.Sealer) turns what the handler wrote into
+// records at each flush. The handshake goroutine is gone by then: an idle
+// connection costs its tlsrec.Conn (keys and sequence numbers) and one
+// descriptor. TLS 1.2 connections, and every connection with the bridge
+// engine, are bridged instead: two goroutines pump plaintext through a
+// Unix socket pair whose loop end is enrolled in the same loops. Either
+// way, from the upgrade request on, a TLS connection goes through exactly
+// the state machine, hub and backpressure of a plain one. The TLS loops
+// are numbered after the plain loops (poller.Config.FirstIndex), so one
+// index serves Server.loops, the push app's tables and the hub.
 
 // tlsPeer is what a TLS connection's Conn knows of its client.
 type tlsPeer struct {
 	remote  net.Addr
 	version uint16
+	// rec is the record layer of a connection on the loop engine; nil for
+	// a bridged one.
+	rec *tlsrec.Conn
+}
+
+// directOpen is the context of a loop-engine connection from its enroll
+// to its OnOpen.
+type directOpen struct {
+	peer tlsbridge.Peer
+	rec  *tlsrec.Conn
 }
 
 // tlsSide is the TLS listener, its bridge and the loops it feeds.
@@ -33,6 +52,10 @@ type tlsSide struct {
 	bridge *tlsbridge.Bridge
 	offset int // index in Server.loops of the first TLS loop's state
 	ln     net.Listener
+	// onLoop counts the open loop-engine connections; recordErrors the
+	// connections closed for a bad record or a fatal alert.
+	onLoop       atomic.Int64
+	recordErrors atomic.Uint64
 }
 
 // newTLSSide loads the certificate and prepares (without starting) the
@@ -53,7 +76,12 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls loops: %w", err)
 	}
+	var direct func(net.Conn, tlsbridge.Peer) error
+	if s.cfg.TLSEngine != TLSEngineBridge {
+		direct = t.direct
+	}
 	t.bridge, err = tlsbridge.New(tlsbridge.Config{
+		Direct: direct,
 		TLS: &tls.Config{
 			Certificates: []tls.Certificate{cert},
 			MinVersion:   tls.VersionTLS12,
@@ -165,24 +193,130 @@ func (t *tlsSide) enroll(plain net.Conn, peer tlsbridge.Peer) error {
 	return nil
 }
 
+// direct hands a TLS 1.3 connection, handshake done, to a TLS loop with
+// its record layer (loop engine). Called on the handshake goroutine.
+func (t *tlsSide) direct(raw net.Conn, peer tlsbridge.Peer) error {
+	rec, err := tlsrec.New(peer.CipherSuite, peer.ClientSecret, peer.ServerSecret)
+	clear(peer.ClientSecret)
+	clear(peer.ServerSecret)
+	peer.ClientSecret, peer.ServerSecret = nil, nil
+	if err != nil {
+		_ = raw.Close()
+		t.leave(peer.Ticket)
+		return err
+	}
+	if _, err := t.client.EnrollContext(raw, &directOpen{peer: peer, rec: rec}); err != nil {
+		t.leave(peer.Ticket)
+		return err
+	}
+	return nil
+}
+
 // tlsHandler is the poller handler of the TLS loops: the server's own,
-// except that connections are marked as TLS.
+// except that connections are marked as TLS, and those of the loop engine
+// have their records opened and sealed here.
 type tlsHandler Server
 
-var _ poller.WritableHandler = (*tlsHandler)(nil)
+var (
+	_ poller.WritableHandler = (*tlsHandler)(nil)
+	_ poller.Sealer          = (*tlsHandler)(nil)
+)
 
 func (h *tlsHandler) OnOpen(pc *poller.Conn) {
 	s := (*Server)(h)
-	s.open(pc, int32(pc.Loop().Index()), &tlsPeer{})
+	d, _ := pc.Context().(*directOpen)
+	if d == nil {
+		s.open(pc, int32(pc.Loop().Index()), &tlsPeer{})
+		return
+	}
+	s.tls.onLoop.Add(1)
+	s.open(pc, int32(pc.Loop().Index()), &tlsPeer{remote: d.peer.Remote, version: d.peer.Version, rec: d.rec})
+	c, _ := pc.Context().(*Conn)
+	h2, ok := d.peer.Ticket.(*ipHold)
+	switch {
+	case !ok:
+	case c == nil || pc.Closed():
+		s.tls.leave(d.peer.Ticket)
+	default:
+		s.hold(c, *h2)
+	}
+}
+
+// peerOf returns the TLS state of pc's connection.
+func (h *tlsHandler) peerOf(pc *poller.Conn) *tlsPeer {
+	c, _ := pc.Context().(*Conn)
+	if c == nil {
+		return nil
+	}
+	return c.tlsPeer()
 }
 
 func (h *tlsHandler) OnData(pc *poller.Conn, in []byte) int {
-	return (*handler)(h).OnData(pc, in)
+	tp := h.peerOf(pc)
+	if tp == nil || tp.rec == nil {
+		return (*handler)(h).OnData(pc, in)
+	}
+	if pc.Closed() {
+		return len(in)
+	}
+	r, err := tp.rec.Open(in)
+	if err != nil {
+		// Seal sends the alert (if any) as the connection closes.
+		(*Server)(h).tls.recordErrors.Add(1)
+		(*Server)(h).log.Debug("tls record error", "remote", tp.remote, "err", err)
+		pc.Close()
+		return len(in)
+	}
+	if r.Flush {
+		pc.Touch() // a KeyUpdate is owed
+	}
+	k := 0
+	if r.New {
+		// (Without new plaintext the handler has seen these bytes.)
+		k = (*handler)(h).OnData(pc, in[:r.N])
+	}
+	used := tp.rec.Consume(in, r, k)
+	if r.Close {
+		pc.Close() // answered with close_notify by Seal
+	}
+	return used
+}
+
+// Seal turns what was written to a loop-engine connection into TLS
+// records, in the loop's scratch memory (poller.Sealer).
+func (h *tlsHandler) Seal(pc *poller.Conn, bufs [][]byte, closing bool) [][]byte {
+	tp := h.peerOf(pc)
+	if tp == nil || tp.rec == nil {
+		return bufs
+	}
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	out, err := tp.rec.Seal(pc.Loop().Scratch(tlsrec.SealedLen(n)), bufs, closing)
+	if err != nil {
+		(*Server)(h).log.Warn("tls seal failed; closing", "remote", tp.remote, "err", err)
+		if !closing {
+			pc.Close()
+		}
+		return nil
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	ls := &(*Server)(h).loops[pc.Loop().Index()]
+	ls.sealed[0] = out
+	return ls.sealed[:]
 }
 
 func (h *tlsHandler) OnTimer(pc *poller.Conn) { (*handler)(h).OnTimer(pc) }
 
-func (h *tlsHandler) OnClose(pc *poller.Conn, err error) { (*handler)(h).OnClose(pc, err) }
+func (h *tlsHandler) OnClose(pc *poller.Conn, err error) {
+	if tp := h.peerOf(pc); tp != nil && tp.rec != nil {
+		(*Server)(h).tls.onLoop.Add(-1)
+	}
+	(*handler)(h).OnClose(pc, err)
+}
 
 func (h *tlsHandler) OnWritable(pc *poller.Conn) { (*handler)(h).OnWritable(pc) }
 
@@ -219,6 +353,16 @@ type TLSStats struct {
 	// refused with a 503 because their socket pair could not be made.
 	AcceptErrors uint64 `json:"accept_errors"`
 	Overloaded   uint64 `json:"overloaded"`
+	// Engine is the TLS engine (Config.TLSEngine). OnLoop is the open
+	// connections whose records the loops carry, Direct those handed to
+	// the loops so far, Fallback the connections bridged under the loop
+	// engine (TLS 1.2 clients), RecordErrors the loop connections closed
+	// for a bad record or a fatal alert.
+	Engine       string `json:"engine"`
+	OnLoop       int64  `json:"on_loop"`
+	Direct       uint64 `json:"direct"`
+	Fallback     uint64 `json:"fallback"`
+	RecordErrors uint64 `json:"record_errors"`
 }
 
 // tlsStats returns a snapshot of the TLS listener's counters, nil without
@@ -233,7 +377,17 @@ func (s *Server) tlsStats() *TLSStats {
 		HandshakeErrors: st.HandshakeErrors.Load(), HandshakeTimeouts: st.HandshakeTimeouts.Load(),
 		HelloTimeouts: st.HelloTimeouts.Load(), Refused: st.Refused.Load(),
 		AcceptErrors: st.AcceptErrors.Load(), Overloaded: st.Overloaded.Load(),
+		Engine: s.tlsEngine(), OnLoop: s.tls.onLoop.Load(), Direct: st.Direct.Load(),
+		Fallback: st.Fallback.Load(), RecordErrors: s.tls.recordErrors.Load(),
 	}
+}
+
+// tlsEngine is the configured TLS engine, its default resolved.
+func (s *Server) tlsEngine() string {
+	if s.cfg.TLSEngine == TLSEngineBridge {
+		return TLSEngineBridge
+	}
+	return TLSEngineLoop
 }
 
 // CompressionStats are the permessage-deflate counters at one moment:

@@ -35,6 +35,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/herald-push/herald/tlsrec"
 )
 
 // Defaults of a Config whose fields are zero.
@@ -84,6 +86,18 @@ type Config struct {
 	// descriptors (the socket pair fails), before it is closed: an HTTP
 	// 503 with Retry-After, say. nil closes it without a word.
 	Overload []byte
+	// Direct, when set, takes TLS 1.3 connections off the bridge: right
+	// after the handshake it is called on the handshake goroutine with
+	// the TCP connection itself (which it takes over, closing it on error)
+	// and a Peer carrying the application traffic secrets, so that the
+	// caller carries the record layer (see package tlsrec). The handshake
+	// then reads the socket one record at a time, so that no byte past
+	// the client's Finished is consumed, session tickets are disabled
+	// (the server sends nothing after its Finished) and the secrets are
+	// captured per connection through tls.Config.KeyLogWriter. TLS 1.2
+	// connections stay on the bridge and are counted (Stats.Fallback).
+	// On error Direct gives back the connection's ticket itself.
+	Direct func(raw net.Conn, peer Peer) error
 	// Logger receives handshake failures at debug level, and accept and
 	// socket-pair failures (at most one line a second each) at warning
 	// level; nil means slog.Default().
@@ -97,6 +111,9 @@ type Peer struct {
 	// Version and CipherSuite are what the handshake agreed
 	// (tls.VersionTLS13, tls.TLS_AES_128_GCM_SHA256, ...).
 	Version, CipherSuite uint16
+	// ClientSecret and ServerSecret are the application traffic secrets
+	// (CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0), for Direct only.
+	ClientSecret, ServerSecret []byte
 	// ServerName is the SNI the client sent ("" if none).
 	ServerName string
 	// Ticket is what Config.Admit returned for the connection; Enroll
@@ -127,6 +144,9 @@ type Stats struct {
 	// Overloaded the handshaken connections refused (Config.Overload,
 	// then closed) because their socket pair could not be made.
 	AcceptErrors, Overloaded atomic.Uint64
+	// Direct counts the connections handed to Config.Direct, Fallback
+	// those bridged while Direct was set (TLS 1.2).
+	Direct, Fallback atomic.Uint64
 }
 
 // Bridge accepts TLS connections and bridges them to event loops. Create
@@ -173,14 +193,34 @@ func New(cfg Config, enroll Enroll) (*Bridge, error) {
 	// The ClientHello is in once crypto/tls asks for the config: from then
 	// on HandshakeTimeout alone bounds the handshake.
 	next := cfg.TLS.GetConfigForClient
+	base := cfg.TLS
 	cfg.TLS.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
 		if hi.Conn != nil {
 			_ = hi.Conn.SetReadDeadline(time.Time{})
 		}
+		var cfg *tls.Config
 		if next != nil {
-			return next(hi)
+			c, err := next(hi)
+			if err != nil {
+				return nil, err
+			}
+			cfg = c
 		}
-		return nil, nil
+		if ec, ok := hi.Conn.(*exactConn); ok {
+			// One config per handshake, so that its key log captures
+			// this connection's secrets only.
+			if cfg == nil {
+				cfg = base
+			}
+			cfg = cfg.Clone()
+			cfg.GetConfigForClient = nil
+			cfg.SessionTicketsDisabled = true
+			cfg.KeyLogWriter = &ec.keys
+		}
+		return cfg, nil
+	}
+	if cfg.Direct != nil {
+		cfg.TLS.SessionTicketsDisabled = true
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
@@ -315,6 +355,22 @@ func (b *Bridge) handle(raw net.Conn, ticket any) {
 		return
 	}
 	peer.Ticket = ticket
+	if b.cfg.Direct != nil {
+		ec, _ := tc.NetConn().(*exactConn)
+		if ec != nil && peer.Version == tls.VersionTLS13 && tlsrec.Supported(peer.CipherSuite) &&
+			ec.atBoundary() && ec.keys.complete() {
+			peer.ClientSecret, peer.ServerSecret = ec.keys.client, ec.keys.server
+			b.stats.Direct.Add(1)
+			if err := b.cfg.Direct(raw, peer); err != nil {
+				b.log.Debug("tls: direct enroll", "remote", peer.Remote, "err", err)
+			}
+			return
+		}
+		if ec != nil {
+			ec.exact = false
+		}
+		b.stats.Fallback.Add(1)
+	}
 	plain, mine, err := b.pair()
 	if err != nil {
 		b.overloaded(tc, peer.Remote, err)
@@ -368,7 +424,11 @@ func (b *Bridge) handshake(raw net.Conn) (*tls.Conn, Peer, bool) {
 	b.stats.Handshaking.Add(1)
 	defer b.stats.Handshaking.Add(-1)
 	_ = raw.SetReadDeadline(time.Now().Add(b.cfg.HelloTimeout))
-	tc := tls.Server(raw, b.cfg.TLS)
+	var conn net.Conn = raw
+	if b.cfg.Direct != nil {
+		conn = &exactConn{Conn: raw, exact: true}
+	}
+	tc := tls.Server(conn, b.cfg.TLS)
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {

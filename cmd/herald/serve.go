@@ -106,6 +106,7 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&c.TLSListen, "tls-listen", c.TLSListen, "wss:// listen address (needs --tls-cert and --tls-key; empty = no TLS listener)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate chain for --tls-listen (herald gencert makes one for development)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM private key for --tls-listen")
+	fs.StringVar(&c.TLSEngine, "tls-engine", c.TLSEngine, "who carries TLS after the handshake: loop (TLS 1.3 on the event loops; TLS 1.2 bridged) or bridge (every connection bridged; empty = loop)")
 	fs.IntVar(&c.TLSMaxHandshakes, "tls-max-handshakes", c.TLSMaxHandshakes, "TLS handshakes in progress at once (0 = 256 per core)")
 
 	h := &o.Config

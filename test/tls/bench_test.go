@@ -42,12 +42,16 @@ func cpuTicks(pid int) int64 {
 // per connection (the marginal RSS over the batch, so the process's fixed
 // cost is left out).
 func BenchmarkIdleConn(b *testing.B) {
-	for _, mode := range []string{"plain", "tls"} {
+	for _, mode := range []string{"plain", "tls", "tls-bridge"} {
 		b.Run(mode, func(b *testing.B) {
-			srv := start(&testing.T{}, "--api-listen", "", "--allow-anonymous", "--ping-interval=0")
+			args := []string{"--api-listen", "", "--allow-anonymous", "--ping-interval=0"}
+			if mode == "tls-bridge" {
+				args = append(args, "--tls-engine", "bridge")
+			}
+			srv := start(&testing.T{}, args...)
 			addr := srv.Addr
 			var conf *tls.Config
-			if mode == "tls" {
+			if mode != "plain" {
 				addr, conf = srv.tlsAddr, srv.tlsConfig(0)
 			}
 			open := func(n int) []net.Conn {
