@@ -476,8 +476,9 @@ func (n *Node) Addr() net.Addr { return n.srv.Addr() }
 // APIAddr is the API listener's address (after Ready; nil without one).
 func (n *Node) APIAddr() net.Addr { return n.apiAddr }
 
-// Run serves until ctx ends, then drains gracefully within the drain
-// timeout. It returns the first error that stopped it.
+// Run serves until ctx ends, then shuts down gracefully: /readyz turns
+// 503 at once, the node serves on for the shutdown delay, then drains
+// within the drain timeout. It returns the first error that stopped it.
 func (n *Node) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- n.srv.Serve() }()
@@ -529,7 +530,7 @@ loop:
 			}
 		}
 	}
-	dctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout.D())
+	dctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownDelay.D()+n.cfg.DrainTimeout.D())
 	defer cancel()
 	if err := n.srv.Shutdown(dctx); err != nil && runErr == nil {
 		runErr = err
@@ -581,7 +582,7 @@ func (n *Node) demoHandler() http.Handler {
 type apiBackend struct{ n *Node }
 
 func (b apiBackend) Ready() (bool, string) {
-	if b.n.srv.Draining() {
+	if b.n.srv.Stopping() {
 		return false, "draining"
 	}
 	return b.n.broker.Ready()

@@ -72,6 +72,17 @@ type channel struct {
 	seq   uint64
 	hist  ring[*Message]
 	bytes int64 // sum of the sizes of the messages in hist
+	// snap is hist laid out flat, shared by every recovery: each gets a
+	// capacity-capped subslice of it, which later appends never touch. It
+	// is brought up to date only when a recovery needs it (new messages
+	// appended, what history dropped resliced off the front), so a storm
+	// of resubscriptions with since copies history once between two
+	// publishes, not once per subscriber, and holds the channel's lock
+	// for O(1) each. snapDead counts the dropped messages its array still
+	// holds before snap[0]; past len(snap) it is let go, so it never
+	// keeps alive more than history itself.
+	snap     []*Message
+	snapDead int
 	// budgeted is bytes as the history budget last heard it.
 	budgeted int64
 	// loopSubs counts the channel's subscribers per loop index; subs is
@@ -103,9 +114,54 @@ func newChannel(name string) *channel {
 func (c *channel) setFirst() {
 	if c.hist.Len() == 0 {
 		c.first.Store(c.offset + 1)
+		c.snap, c.snapDead = nil, 0
 		return
 	}
 	c.first.Store(c.hist.front().Offset)
+	c.trimSnap()
+}
+
+// trimSnap drops from snap's front what history no longer holds, or
+// lets snap go when it does not match history or holds too much that is
+// dead. Lock should be held; history is not empty.
+func (c *channel) trimSnap() {
+	if len(c.snap) == 0 {
+		return
+	}
+	front := c.hist.front()
+	k := -1
+	if o := c.snap[0].Offset; o <= front.Offset && front.Offset-o < uint64(len(c.snap)) {
+		k = int(front.Offset - o)
+	}
+	if k < 0 || c.snap[k] != front {
+		c.snap, c.snapDead = nil, 0
+		return
+	}
+	c.snap = c.snap[k:]
+	c.snapDead += k
+	if c.snapDead > len(c.snap) {
+		c.snap, c.snapDead = nil, 0
+	}
+}
+
+// flat returns history as one slice (snap, brought up to date); callers
+// must not write to it. Lock should be held.
+func (c *channel) flat() []*Message {
+	n := c.hist.Len()
+	if m := len(c.snap); m > n || (m > 0 && (c.snap[0] != c.hist.front() || c.snap[m-1] != c.hist.at(m-1))) {
+		c.snap, c.snapDead = nil, 0
+	}
+	if len(c.snap) == 0 {
+		c.snap, c.snapDead = make([]*Message, 0, n+n/4+4), 0
+	}
+	before := cap(c.snap)
+	for i := len(c.snap); i < n; i++ {
+		c.snap = append(c.snap, c.hist.at(i))
+	}
+	if cap(c.snap) != before {
+		c.snapDead = 0 // a new array holds only history
+	}
+	return c.snap
 }
 
 // store appends m to history, dropping the oldest message when history
@@ -200,12 +256,9 @@ func (c *channel) recover(since Position) ([]*Message, bool) {
 		return nil, false
 	}
 	n := int(c.offset - since.Offset)
-	skip := c.hist.Len() - n
-	backlog := make([]*Message, n)
-	for i := range backlog {
-		backlog[i] = c.hist.at(skip + i)
-	}
-	return backlog, true
+	all := c.flat()
+	skip := len(all) - n
+	return all[skip:len(all):len(all)], true
 }
 
 // addSub counts a subscriber on loop idx. Lock should be held.

@@ -321,7 +321,9 @@ func (h *Hub) rebudget(c *channel) {
 // recovered=false, and the client must refetch its state by other means.
 // The caller writes the backlog before any live delivery, by writing it in
 // the same loop callback as the Subscribe: live messages come in later
-// callbacks.
+// callbacks. The backlog is shared with the channel's other recoveries
+// (one flat copy of history serves them all): the caller must not write
+// to it.
 //
 // Subscribe must be called on l's goroutine. channel should be valid
 // (ValidChannel); an invalid one is subscribed to but never published to.

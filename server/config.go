@@ -97,6 +97,18 @@ type Config struct {
 	// DrainTimeout bounds a graceful shutdown: connections are closed with
 	// 1001 spread over this window, and whatever is left at its end is cut.
 	DrainTimeout Duration `json:"drain_timeout"`
+	// ShutdownDelay is how long Shutdown keeps serving normally before the
+	// drain begins: Stopping turns true at once (the API's /readyz answers
+	// 503), upgrades are still accepted and messages delivered, so that a
+	// load balancer takes the node out of rotation before its clients are
+	// closed. 0: drain at once.
+	ShutdownDelay Duration `json:"shutdown_delay"`
+	// ReconnectSpread is the window over which a drain's 1001 closes tell
+	// clients to come back: each connection's close reason carries a
+	// delay of its own, uniform in [0, ReconnectSpread), as
+	// "reconnect_after_ms=N" (docs/protocol.md). 0 means
+	// DefaultReconnectSpread; negative sends no advice.
+	ReconnectSpread Duration `json:"reconnect_spread"`
 
 	// SocketRecvBuffer and SocketSendBuffer set SO_RCVBUF/SO_SNDBUF on
 	// accepted sockets; 0 leaves the kernel's autotuning alone.
@@ -169,6 +181,7 @@ const (
 	DefaultCloseLinger        = 3 * time.Second
 	DefaultMaxHeaderBytes     = 8 << 10
 	DefaultPongTimeout        = 10 * time.Second
+	DefaultReconnectSpread    = 10 * time.Second
 )
 
 // maxMessageTimeout bounds MessageTimeout: connection deadlines are kept
@@ -193,6 +206,7 @@ func DefaultConfig() Config {
 		WriteBufferLimit:   DefaultWriteBufferLimit,
 		CloseLinger:        Duration(DefaultCloseLinger),
 		DrainTimeout:       Duration(10 * time.Second),
+		ReconnectSpread:    Duration(DefaultReconnectSpread),
 		Compression:        true,
 	}
 }
@@ -222,6 +236,7 @@ func (c Config) withDefaults(echo bool) Config {
 		c.WriteBufferLimit = max(c.WriteBufferLimit, int(c.MaxMessageSize)+maxFrameHeader)
 	}
 	setDefault(&c.CloseLinger, Duration(DefaultCloseLinger))
+	setDefault(&c.ReconnectSpread, Duration(DefaultReconnectSpread))
 	setDefault(&c.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	if c.PingInterval > 0 {
 		setDefault(&c.PongTimeout, Duration(DefaultPongTimeout))
@@ -265,6 +280,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PingInterval > 0 && c.PongTimeout < 0 {
 		errs = append(errs, errors.New("pong_timeout: must not be negative when ping_interval is set"))
+	}
+	if c.ShutdownDelay < 0 {
+		errs = append(errs, errors.New("shutdown_delay: must not be negative"))
 	}
 	if c.WriteBufferLimit < 0 {
 		errs = append(errs, errors.New("write_buffer_limit: must not be negative (0 for the default)"))

@@ -112,16 +112,3 @@ func (m *Mux) OnDrain(c *Conn) (uint16, string) {
 type DrainingApp interface {
 	OnDrain(c *Conn) (code uint16, reason string)
 }
-
-// drainReason is the reason of the 1001 sent when draining.
-const drainReason = "server shutting down"
-
-// drainClose closes pc for a graceful shutdown.
-func (s *Server) drainClose(pc interface{ Context() any }) (uint16, string) {
-	if d, ok := s.app.(DrainingApp); ok {
-		if c, _ := pc.Context().(*Conn); c != nil && c.state == stateOpen {
-			return d.OnDrain(c)
-		}
-	}
-	return codec.CloseGoingAway, drainReason
-}

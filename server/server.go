@@ -71,8 +71,10 @@ type Server struct {
 	// tls is the wss:// side, nil without Config.TLSListen.
 	tls *tlsSide
 
-	conns    atomic.Int64
-	draining atomic.Bool
+	conns atomic.Int64
+	// stopping turns true when Shutdown begins (readiness goes), draining
+	// after Config.ShutdownDelay (upgrades refused, connections closed).
+	stopping, draining atomic.Bool
 	// adm counts what is held at accept: handshakes in progress, per
 	// address.
 	adm admission
@@ -285,16 +287,27 @@ func (s *Server) Addr() net.Addr { return s.poller.Addr() }
 // Conns is the number of open connections.
 func (s *Server) Conns() int64 { return s.conns.Load() }
 
-// Draining reports whether a graceful shutdown has begun.
+// Draining reports whether the drain has begun: upgrades are refused and
+// connections closed (after Config.ShutdownDelay).
 func (s *Server) Draining() bool { return s.draining.Load() }
+
+// Stopping reports whether Shutdown was called, from its first moment:
+// the node is no longer ready for new clients, though during
+// Config.ShutdownDelay it still serves them. Readiness checks use it.
+func (s *Server) Stopping() bool { return s.stopping.Load() }
 
 // Config returns the configuration the server runs with.
 func (s *Server) Config() Config { return s.cfg }
 
-// Shutdown drains the server: new upgrades are refused with 503, every open
-// connection is sent a 1001 close, spread over the drain window with jitter
-// so clients do not all reconnect at once, then the loops stop. It returns
-// when everything is closed or ctx ends (then the rest is cut).
+// Shutdown drains the server. Stopping turns true at once; for
+// Config.ShutdownDelay the server keeps serving normally (so a load
+// balancer that polls readiness takes the node out first); then new
+// upgrades are refused with 503, every open connection is sent a 1001
+// close, spread over half the drain window with jitter, each carrying its
+// own reconnect delay within Config.ReconnectSpread, so clients do not
+// all come back at once, and the loops stop. It returns when everything
+// is closed or ctx ends (then the rest is cut; a ctx that ends during the
+// delay starts the drain at once).
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdownOnce.Do(func() { err = s.shutdown(ctx) })
@@ -302,6 +315,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
+	s.stopping.Store(true)
+	if d := s.cfg.ShutdownDelay.D(); d > 0 {
+		s.log.Info("shutting down: serving on while the node leaves rotation", "delay", d, "connections", s.conns.Load())
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	s.draining.Store(true)
 	window := s.cfg.DrainTimeout.D() / 2
 	s.log.Info("draining", "connections", s.conns.Load(), "window", window)

@@ -323,6 +323,44 @@ func TestCloseCodes(t *testing.T) {
 			}
 		})
 	}
+	t.Run("1001 with reconnect advice waits as told", func(t *testing.T) {
+		const advice = 400 * time.Millisecond
+		var closedAt time.Time
+		var upgrades []time.Time
+		var mu sync.Mutex
+		f := newFake(t, func(n int, conn net.Conn) {
+			mu.Lock()
+			upgrades = append(upgrades, time.Now())
+			if n == 1 {
+				closedAt = time.Now()
+			}
+			mu.Unlock()
+			if n == 1 {
+				ws.WriteFrame(conn, ws.NewCloseFrame(ws.NewCloseFrameBody(1001, "server shutting down; reconnect_after_ms=400")))
+				wsutil.ReadClientData(conn)
+				return
+			}
+			wsutil.ReadClientData(conn)
+		})
+		c, err := heraldclient.Dial(context.Background(), f.url(), heraldclient.Options{Backoff: fast})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		d := next[heraldclient.Disconnected](t, c)
+		if d.Code != 1001 || !d.WillReconnect || d.Retry < advice || d.Retry >= advice+fast.Min {
+			t.Fatalf("%+v, want a retry in [%v, %v)", d, advice, advice+fast.Min)
+		}
+		next[heraldclient.Connected](t, c)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(upgrades) != 2 {
+			t.Fatalf("%d upgrades, want 2", len(upgrades))
+		}
+		if e := upgrades[1].Sub(closedAt); e < advice {
+			t.Fatalf("reconnected %v after the close, sooner than the advised %v", e, advice)
+		}
+	})
 	t.Run("refused handshake", func(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "no", http.StatusUnauthorized)

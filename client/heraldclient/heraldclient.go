@@ -33,8 +33,11 @@
 //     following the close codes of docs/protocol.md: 4003 (disconnected
 //     by the backend) stops the client; 4001 (token expired) asks
 //     Options.RefreshToken for a new token and reconnects at once (without
-//     RefreshToken it stops); 1001, 1008, 1013, a network failure, a
-//     refused handshake and every other code reconnect after the backoff.
+//     RefreshToken it stops); a close whose reason carries reconnect
+//     advice ("reconnect_after_ms=N", a draining server's 1001) reconnects
+//     after N ms plus a jitter in [0, Backoff.Min); 1001, 1008, 1013, a
+//     network failure, a refused handshake and every other code reconnect
+//     after the backoff.
 //   - Liveness: it answers the server's pings, and sends its own
 //     {"op":"ping"} after Options.PingInterval of silence; a connection
 //     silent for PongTimeout more is dropped and replaced.
@@ -65,6 +68,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +127,33 @@ func (b Backoff) Delay(n int) time.Duration {
 		return 0
 	}
 	return time.Duration(rand.Int64N(int64(base)))
+}
+
+// jitter is the random wait added to a server's reconnect advice, in
+// [0, Min).
+func (b Backoff) jitter() time.Duration {
+	b = b.withDefaults()
+	return time.Duration(rand.Int64N(int64(b.Min)))
+}
+
+// reconnectAdvice reads the reconnect delay a server puts in a close
+// reason, "reconnect_after_ms=N" (docs/protocol.md).
+func reconnectAdvice(reason string) (time.Duration, bool) {
+	const key = "reconnect_after_ms="
+	i := strings.Index(reason, key)
+	if i < 0 {
+		return 0, false
+	}
+	v := reason[i+len(key):]
+	end := 0
+	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
+		end++
+	}
+	ms, err := strconv.ParseInt(v[:end], 10, 64)
+	if err != nil || ms > int64(time.Hour/time.Millisecond) {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
 }
 
 func (b Backoff) withDefaults() Backoff {
@@ -785,6 +816,14 @@ func (c *Client) run(cn *conn) {
 					attempt++
 				}
 			default:
+				if after, ok := reconnectAdvice(d.Reason); ok {
+					// The server said when to come back (a drain's
+					// 1001): that, plus a jitter of our own, instead of
+					// the backoff.
+					d.Retry = after + c.opts.Backoff.jitter()
+					attempt = 0
+					break
+				}
 				d.Retry = c.opts.Backoff.Delay(attempt)
 				attempt++
 			}

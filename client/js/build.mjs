@@ -22,6 +22,7 @@ export default Herald;
 export { Herald };
 export const HeraldError = Herald.HeraldError;
 export const backoffDelay = Herald.backoffDelay;
+export const reconnectAdvice = Herald.reconnectAdvice;
 export const CLOSE_TOKEN_EXPIRED = Herald.CLOSE_TOKEN_EXPIRED;
 export const CLOSE_KICKED = Herald.CLOSE_KICKED;
 `;

@@ -203,6 +203,12 @@ declare namespace Herald {
    */
   function backoffDelay(attempt: number, opts: Required<ReconnectOptions>, random?: number): number;
 
+  /**
+   * The reconnect delay in ms a server advises in a close reason
+   * ("reconnect_after_ms=N", a draining node's 1001), or null without one.
+   */
+  function reconnectAdvice(reason: string): number | null;
+
   const CLOSE_TOKEN_EXPIRED: 4001;
   const CLOSE_KICKED: 4003;
 

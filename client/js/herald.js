@@ -66,6 +66,17 @@
     return Math.round(base * (1 - j) + base * j * r);
   }
 
+  /**
+   * reconnectAdvice reads the delay a server puts in a close reason,
+   * "reconnect_after_ms=N" (docs/protocol.md): N, or null without one.
+   */
+  function reconnectAdvice(reason) {
+    const m = /reconnect_after_ms=(\d+)/.exec(reason || '');
+    if (!m) return null;
+    const ms = Number(m[1]);
+    return ms <= 3600000 ? ms : null;
+  }
+
   class Herald {
     /**
      * @param {string} url ws:// or wss:// address of herald's /ws endpoint.
@@ -294,6 +305,14 @@
           return;
         }
       }
+      const advised = reconnectAdvice(reason);
+      if (advised !== null) {
+        // The server said when to come back (a draining node's 1001):
+        // that, plus a jitter of our own, instead of the backoff.
+        this._attempt = 0;
+        this._scheduleReconnect(advised + Math.round(Math.random() * this._reconnect.minDelay), code);
+        return;
+      }
       this._scheduleReconnect(null, code);
     }
 
@@ -515,6 +534,7 @@
 
   Herald.HeraldError = HeraldError;
   Herald.backoffDelay = backoffDelay;
+  Herald.reconnectAdvice = reconnectAdvice;
   Herald.CLOSE_TOKEN_EXPIRED = CLOSE_TOKEN_EXPIRED;
   Herald.CLOSE_KICKED = CLOSE_KICKED;
   return Herald;

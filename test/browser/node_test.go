@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,4 +179,41 @@ func TestNodeClientDetectsDeadConnection(t *testing.T) {
 	proxy.SetMode(modePass)
 	c.waitN("message 2, recovered", 2, 10*time.Second, pubsOn("news"))
 	checkExactlyOnce(t, c, "news", 2)
+}
+
+// TestNodeClientHonoursReconnectAdvice SIGTERMs the node herald.js is
+// connected to: its 1001 carries reconnect_after_ms, and the client waits
+// that long (plus at most its minDelay of jitter) instead of its backoff
+// before it reconnects, here to a second node behind the same address.
+func TestNodeClientHonoursReconnectAdvice(t *testing.T) {
+	t.Parallel()
+	first := startHerald(t, "--reconnect-spread", "1500ms", "--drain-timeout", "1s")
+	second := startHerald(t)
+	proxy := newCutProxy(t, first.WS)
+	c := startNodeClient(t, harnessConfig{URL: "ws://" + proxy.Addr() + "/ws", Channels: []string{"news"}, Reconnect: fast})
+	c.waitN("the subscription", 1, 10*time.Second, is("subscribed"))
+	proxy.SetTarget(second.WS)
+	if err := first.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	cl := c.waitN("the drain's close", 1, 10*time.Second, is("close"))
+	m := regexp.MustCompile(`reconnect_after_ms=(\d+)`).FindStringSubmatch(cl.Reason)
+	if cl.Code != 1001 || !cl.WillReconnect || m == nil {
+		t.Fatalf("close %+v, want 1001 with reconnect_after_ms", cl)
+	}
+	advice, _ := strconv.Atoi(m[1])
+	if advice < 0 || advice >= 1500 {
+		t.Fatalf("advised %d ms, want within [0, 1500)", advice)
+	}
+	r := c.waitN("the reconnect", 1, 5*time.Second, is("reconnect"))
+	if r.Delay < advice || r.Delay > advice+100 {
+		t.Fatalf("reconnect in %d ms for an advice of %d ms (minDelay 100)", r.Delay, advice)
+	}
+	open := c.waitN("the new connection", 2, 10*time.Second, is("open"))
+	if gap := open.T - cl.T; gap < int64(advice) {
+		t.Fatalf("reconnected %d ms after the close, sooner than the advised %d ms", gap, advice)
+	}
+	c.waitN("the resubscription on the second node", 2, 10*time.Second, is("subscribed"))
+	second.publish(t, "news", `"m1"`)
+	c.waitN("a live message from the second node", 1, 10*time.Second, pubsOn("news"))
 }

@@ -30,6 +30,7 @@ type event struct {
 	State         string          `json:"state"`
 	N             int             `json:"n"`
 	Message       string          `json:"message"`
+	T             int64           `json:"t"` // when the harness saw it, Unix ms
 }
 
 // harnessConfig is node/harness.js's argument.

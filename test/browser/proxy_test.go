@@ -48,6 +48,13 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 	return p
 }
 
+// SetTarget sends the connections accepted from now on to target.
+func (p *cutProxy) SetTarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
+
 // Addr is the proxy's host:port.
 func (p *cutProxy) Addr() string { return p.ln.Addr().String() }
 
@@ -90,7 +97,10 @@ func (p *cutProxy) accept() {
 			c.Close()
 			continue
 		}
-		up, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		up, err := net.Dial("tcp", target)
 		if err != nil {
 			c.Close()
 			continue

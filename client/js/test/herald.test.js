@@ -107,6 +107,30 @@ test('recovered:false is surfaced and restarts the offsets', (t) => {
   h.close();
 });
 
+test('a drain\'s reconnect advice replaces the backoff', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  assert.equal(Herald.reconnectAdvice('server shutting down; reconnect_after_ms=1234'), 1234);
+  assert.equal(Herald.reconnectAdvice('server shutting down'), null);
+  assert.equal(Herald.reconnectAdvice(''), null);
+  const ws = mockWS();
+  // jitter 0 on the backoff; the advice still gets up to minDelay more.
+  const h = new Herald('ws://x/ws', { WebSocket: ws.MockWS, reconnect: noJitter, pingInterval: 0, channels: ['news'] });
+  const evs = record(h);
+  ws.last().open();
+  ws.last().recv({ op: 'subscribed', channel: 'news', offset: 4, epoch: 'e1' });
+  ws.last().serverClose(1001, 'server shutting down; reconnect_after_ms=3000');
+  const r = evs.filter((e) => e[0] === 'reconnect').map((e) => e[1]);
+  assert.equal(r.length, 1);
+  assert.ok(r[0].delay >= 3000 && r[0].delay <= 3100, 'delay ' + r[0].delay);
+  t.mock.timers.tick(2999);
+  assert.equal(ws.sockets.length, 1, 'no reconnect before the advice');
+  t.mock.timers.tick(101);
+  assert.equal(ws.sockets.length, 2);
+  ws.last().open();
+  assert.deepEqual(ws.last().sent, [{ op: 'sub', channel: 'news', since: { offset: 4, epoch: 'e1' } }]);
+  h.close();
+});
+
 test('close codes decide about reconnecting', async (t) => {
   const cases = [
     { name: 'kicked (4003)', code: 4003, reconnects: false },

@@ -9,7 +9,7 @@ const WebSocket = require('ws');
 const Herald = require(path.join(__dirname, '..', '..', '..', 'client', 'js', 'herald.js'));
 
 const cfg = JSON.parse(process.argv[2]);
-const emit = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+const emit = (o) => process.stdout.write(JSON.stringify(Object.assign({ t: Date.now() }, o)) + '\n');
 
 const opts = {
   WebSocket,

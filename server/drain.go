@@ -1,0 +1,87 @@
+package server
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/herald-push/herald/codec"
+)
+
+// drainReason is the reason of the 1001 sent when draining.
+const drainReason = "server shutting down"
+
+// ReconnectAfterKey names the reconnect advice in a drain's 1001 close
+// reason: "server shutting down; reconnect_after_ms=1234" asks the client
+// to wait that many milliseconds before it reconnects (docs/protocol.md).
+const ReconnectAfterKey = "reconnect_after_ms"
+
+// drainClose closes pc for a graceful shutdown. A 1001 gets the
+// connection's reconnect advice appended to its reason.
+func (s *Server) drainClose(pc interface{ Context() any }) (uint16, string) {
+	code, reason := codec.CloseGoingAway, drainReason
+	if d, ok := s.app.(DrainingApp); ok {
+		if c, _ := pc.Context().(*Conn); c != nil && c.state == stateOpen {
+			code, reason = d.OnDrain(c)
+		}
+	}
+	if code == codec.CloseGoingAway {
+		reason = withReconnectAdvice(reason, s.reconnectDelay())
+	}
+	return code, reason
+}
+
+// reconnectDelay picks one connection's reconnect advice, uniform in
+// [0, Config.ReconnectSpread); negative when the server gives none.
+func (s *Server) reconnectDelay() time.Duration {
+	spread := s.cfg.ReconnectSpread.D()
+	if spread < 0 {
+		return -1
+	}
+	if spread == 0 {
+		spread = DefaultReconnectSpread
+	}
+	return time.Duration(rand.Int64N(int64(spread)))
+}
+
+// withReconnectAdvice appends "; reconnect_after_ms=N" to reason, unless
+// d is negative or the reason would no longer fit a close frame.
+func withReconnectAdvice(reason string, d time.Duration) string {
+	if d < 0 {
+		return reason
+	}
+	r := reason
+	if r != "" {
+		r += "; "
+	}
+	r += ReconnectAfterKey + "=" + strconv.FormatInt(d.Milliseconds(), 10)
+	if len(r) > maxCloseReason {
+		return reason
+	}
+	return r
+}
+
+// maxCloseReason is the longest reason a close frame carries (125 bytes
+// of control payload less the code).
+const maxCloseReason = 123
+
+// ParseReconnectAfter reads the reconnect advice of a close reason: the
+// delay of "reconnect_after_ms=N" and true, or false when the reason has
+// none.
+func ParseReconnectAfter(reason string) (time.Duration, bool) {
+	i := strings.Index(reason, ReconnectAfterKey+"=")
+	if i < 0 {
+		return 0, false
+	}
+	v := reason[i+len(ReconnectAfterKey)+1:]
+	end := 0
+	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
+		end++
+	}
+	ms, err := strconv.ParseInt(v[:end], 10, 64)
+	if err != nil || ms > int64(time.Hour/time.Millisecond) {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
