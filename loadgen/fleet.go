@@ -52,7 +52,7 @@ type fleet struct {
 	driveStop  context.CancelFunc
 	phaseEnded chan struct{}
 
-	mu        sync.Mutex // guards the fields below
+	mu        sync.Mutex           // guards the fields below
 	pending   map[string]*dialInfo // by local address, until OnOpen takes it
 	failures  map[string]int64
 	dropped   map[string]int64
