@@ -201,6 +201,14 @@ func (r *Result) derive() {
 		r.Expected = r.Recovery.Expected
 		r.Lost = max(0, r.Expected-r.Recovery.Delivered)
 	}
+	if r.Shootout != nil {
+		// Every step's clients are expected to have that step's messages.
+		r.Expected, r.Lost = 0, 0
+		for _, st := range r.Shootout.Steps {
+			r.Expected += st.Expected
+			r.Lost += max(0, st.Expected-st.Deliveries)
+		}
+	}
 	r.Completion = Hist{}
 	for _, us := range r.CompletionBySeq {
 		if us > 0 {
@@ -291,7 +299,14 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	if r.Sent > 0 {
 		p.printf("sent: %d\n", r.Sent)
 	}
-	if r.Expected > 0 || r.Deliveries > 0 {
+	switch {
+	case r.Recovery != nil:
+		p.printf("deliveries: %d (%.0f/s), expected %d on %d clients, lost %d, duplicated %d, other messages %d\n",
+			r.Deliveries, r.DeliveriesPerSec, r.Expected, r.Recovery.Clients, r.Lost, r.Duplicates, r.Other)
+	case r.Shootout != nil:
+		p.printf("deliveries: %d (%.0f/s), expected %d over the steps, lost %d, duplicated %d, other messages %d\n",
+			r.Deliveries, r.DeliveriesPerSec, r.Expected, r.Lost, r.Duplicates, r.Other)
+	case r.Expected > 0 || r.Deliveries > 0:
 		p.printf("deliveries: %d (%.0f/s), expected %d on %d steady connections, lost %d, duplicated %d, other messages %d\n",
 			r.Deliveries, r.DeliveriesPerSec, r.Expected, r.SteadyConns, r.Lost, r.Duplicates, r.Other)
 	}
