@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -19,6 +20,15 @@ const (
 	ScenarioEcho      = "echo"
 	ScenarioStorm     = "storm"
 	ScenarioSlow      = "slow"
+	ScenarioJitter    = "jitter"
+	ScenarioDeploy    = "deploy"
+	ScenarioShootout  = "shootout"
+)
+
+// Jitter distributions accepted in Config.JitterDist.
+const (
+	JitterExp     = "exp"
+	JitterUniform = "uniform"
 )
 
 // Config describes one run. The zero value of every field but URL is valid
@@ -99,6 +109,40 @@ type Config struct {
 	// 0 means 0.1.
 	SlowShare float64 `json:"slow_share"`
 
+	// Channel is the channel the recovery scenarios (jitter, deploy)
+	// subscribe to with {"op":"sub"} after each handshake, with since on
+	// a reconnection; "" means "bench". Their URLs must not subscribe to
+	// it themselves.
+	Channel string `json:"channel,omitempty"`
+	// URLs are the nodes for deploy: connection i starts on URLs[i%K] and,
+	// when its node goes away, reconnects to the next ones in turn. Empty
+	// means URL alone.
+	URLs []string `json:"urls,omitempty"`
+	// JitterEvery is, for jitter, the mean time between two cuts of one
+	// client (T); 0 means 15 s. JitterDist draws each interval: "exp"
+	// (exponential with mean T, the default) or "uniform" (T/2 to 3T/2).
+	JitterEvery time.Duration `json:"jitter_every,omitempty"`
+	JitterDist  string        `json:"jitter_dist,omitempty"`
+	// Offline is how long a cut client stays away before reconnecting
+	// (D); 0 means 2 s.
+	Offline time.Duration `json:"offline,omitempty"`
+	// DeployAt is, for deploy, when in the main phase DeployCmd runs (or
+	// Deploy is called); 0 means Duration/3. DeployCmd is a shell command
+	// run with sh -c (e.g. "kill -TERM 1234"); Deploy is its in-process
+	// form for tests and programs.
+	DeployAt  time.Duration `json:"deploy_at,omitempty"`
+	DeployCmd string        `json:"deploy_cmd,omitempty"`
+	Deploy    func() error  `json:"-"`
+	// ShootoutStart is, for shootout, the first step's client count (0
+	// means 1000) and ShootoutFactor the growth from step to step (0 means
+	// 2); Conns is the largest count tried, capped by the open-file limit.
+	// A step broadcasts Count messages Interval apart and passes when every
+	// client is open, has every message and the p95 of the deliveries'
+	// latency is at most P95Bound (0 means 500 ms).
+	ShootoutStart  int           `json:"shootout_start,omitempty"`
+	ShootoutFactor float64       `json:"shootout_factor,omitempty"`
+	P95Bound       time.Duration `json:"p95_bound,omitempty"`
+
 	// Procs > 1 runs the connections in that many worker processes (see
 	// ServeWorker), each with an equal share of Conns, ConnectRate and
 	// Rate, and its own source addresses.
@@ -121,8 +165,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Scenario == "" {
 		cfg.Scenario = ScenarioIdle
 	}
+	if cfg.URL == "" && len(cfg.URLs) > 0 {
+		cfg.URL = cfg.URLs[0]
+	}
 	switch cfg.Scenario {
 	case ScenarioIdle, ScenarioBroadcast, ScenarioSustained, ScenarioEcho, ScenarioStorm, ScenarioSlow:
+	case ScenarioJitter, ScenarioDeploy, ScenarioShootout:
+		if cfg.Procs > 1 {
+			return cfg, fmt.Errorf("loadgen: scenario %s runs in one process", cfg.Scenario)
+		}
 	default:
 		return cfg, fmt.Errorf("loadgen: unknown scenario %q", cfg.Scenario)
 	}
@@ -162,6 +213,30 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.SlowShare == 0 {
 		cfg.SlowShare = 0.1
 	}
+	defDur(&cfg.JitterEvery, 15*time.Second)
+	defDur(&cfg.Offline, 2*time.Second)
+	defDur(&cfg.DeployAt, cfg.Duration/3)
+	defDur(&cfg.P95Bound, 500*time.Millisecond)
+	def(&cfg.ShootoutStart, 1000)
+	if cfg.ShootoutFactor == 0 {
+		cfg.ShootoutFactor = 2
+	}
+	if cfg.Channel == "" {
+		cfg.Channel = "bench"
+	}
+	if cfg.JitterDist == "" {
+		cfg.JitterDist = JitterExp
+	}
+	if cfg.JitterDist != JitterExp && cfg.JitterDist != JitterUniform {
+		return cfg, fmt.Errorf("loadgen: jitter distribution %q: want exp or uniform", cfg.JitterDist)
+	}
+	if cfg.ShootoutFactor <= 1 {
+		return cfg, errors.New("loadgen: shootout factor must be above 1")
+	}
+	if cfg.Scenario == ScenarioShootout {
+		cfg.Conns = min(cfg.Conns, fdLimit()-fdHeadroom)
+		cfg.ShootoutStart = max(1, min(cfg.ShootoutStart, cfg.Conns))
+	}
 	if cfg.Retries < 0 {
 		cfg.Retries = 0
 	}
@@ -171,8 +246,14 @@ func (cfg Config) withDefaults() (Config, error) {
 			ramp = time.Duration(float64(cfg.Conns) / cfg.ConnectRate * float64(time.Second))
 		}
 		extra := cfg.Duration
-		if cfg.Scenario == ScenarioBroadcast {
+		switch cfg.Scenario {
+		case ScenarioBroadcast:
 			extra = time.Duration(cfg.Count) * cfg.Interval
+		case ScenarioShootout:
+			steps := 1 + int(math.Ceil(math.Log(float64(cfg.Conns)/float64(cfg.ShootoutStart))/math.Log(cfg.ShootoutFactor)))
+			extra = time.Duration(steps) * (time.Duration(cfg.Count)*cfg.Interval + cfg.Drain + ramp)
+		case ScenarioJitter, ScenarioDeploy:
+			extra = cfg.Duration + cfg.Offline
 		}
 		cfg.Deadline = ramp + extra + cfg.Drain + 30*time.Second
 	}
@@ -180,7 +261,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("loadgen: conns, procs, rate and slow share must be positive (slow share below 1)")
 	}
 	switch cfg.Scenario {
-	case ScenarioBroadcast, ScenarioSustained, ScenarioSlow:
+	case ScenarioBroadcast, ScenarioSustained, ScenarioSlow, ScenarioJitter, ScenarioDeploy, ScenarioShootout:
 		if cfg.PubHTTP == "" && cfg.PubWS == "" {
 			return cfg, fmt.Errorf("loadgen: scenario %s needs a publish path (PubHTTP or PubWS)", cfg.Scenario)
 		}
@@ -191,10 +272,24 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
+// nodes returns the URLs connections are spread over: URLs, or URL.
+func (cfg *Config) nodes() []string {
+	if len(cfg.URLs) > 0 {
+		return cfg.URLs
+	}
+	return []string{cfg.URL}
+}
+
 // target returns the host:port to dial, the Host header and the request
 // URI of cfg.URL.
 func (cfg *Config) target() (hostport, host, uri string, err error) {
-	u, err := url.Parse(cfg.URL)
+	return parseTarget(cfg.URL)
+}
+
+// parseTarget returns the host:port to dial, the Host header and the
+// request URI of a ws:// URL.
+func parseTarget(raw string) (hostport, host, uri string, err error) {
+	u, err := url.Parse(raw)
 	if err != nil {
 		return "", "", "", fmt.Errorf("loadgen: url: %w", err)
 	}

@@ -59,7 +59,17 @@ func (f *fleet) connect(ctx context.Context, i int) {
 	backoff := 50 * time.Millisecond
 	for try := 0; ; try++ {
 		began := time.Now()
-		c, err := f.attempt(ctx, f.source(i))
+		var c *poller.Conn
+		var err error
+		if f.recovery {
+			cl := f.clients[i]
+			var closed chan struct{}
+			if c, closed, err = f.attemptTo(ctx, f.source(i), cl.drv.node, cl, 0); err == nil {
+				cl.drv.conn, cl.drv.closed = c, closed
+			}
+		} else {
+			c, err = f.attempt(ctx, f.source(i))
+		}
 		f.attempts.Add(1)
 		if err == nil {
 			f.mu.Lock()
@@ -68,10 +78,7 @@ func (f *fleet) connect(ctx context.Context, i int) {
 			f.mu.Unlock()
 			return
 		}
-		f.failed.Add(1)
-		f.mu.Lock()
-		f.failures = addCounts(f.failures, map[string]int64{cause(err): 1})
-		f.mu.Unlock()
+		f.countFailure(err)
 		if try >= f.cfg.Retries || ctx.Err() != nil {
 			f.gaveUp.Add(1)
 			return
@@ -85,6 +92,14 @@ func (f *fleet) connect(ctx context.Context, i int) {
 	}
 }
 
+// countFailure counts one failed attempt.
+func (f *fleet) countFailure(err error) {
+	f.failed.Add(1)
+	f.mu.Lock()
+	f.failures = addCounts(f.failures, map[string]int64{cause(err): 1})
+	f.mu.Unlock()
+}
+
 // source returns the local address for connection i.
 func (f *fleet) source(i int) string {
 	if len(f.cfg.SourceAddrs) == 0 {
@@ -96,39 +111,64 @@ func (f *fleet) source(i int) string {
 // attempt dials, enrolls the connection on a loop and waits for the
 // handshake's outcome.
 func (f *fleet) attempt(ctx context.Context, src string) (*poller.Conn, error) {
+	c, _, err := f.attemptTo(ctx, src, 0, nil, 0)
+	return c, err
+}
+
+// attemptTo dials node, for client cl when not nil (then the attempt
+// succeeds with the subscribed reply, and closed is closed when the
+// connection ends), and waits for the outcome.
+func (f *fleet) attemptTo(ctx context.Context, src string, node int, cl *client, reconnAt int64) (_ *poller.Conn, closed chan struct{}, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.ConnectTimeout)
 	defer cancel()
+	t := f.targets[node]
 	d := net.Dialer{Control: bindNoPort}
 	if src != "" {
 		ip := net.ParseIP(src)
 		if ip == nil {
-			return nil, fmt.Errorf("loadgen: bad source address %q", src)
+			return nil, nil, fmt.Errorf("loadgen: bad source address %q", src)
 		}
 		d.LocalAddr = &net.TCPAddr{IP: ip}
 	}
-	nc, err := d.DialContext(ctx, "tcp", f.hostport)
+	nc, err := d.DialContext(ctx, "tcp", t.hostport)
 	if err != nil {
-		return nil, fmt.Errorf("loadgen: dial %s: %w", f.hostport, err)
+		return nil, nil, fmt.Errorf("loadgen: dial %s: %w", t.hostport, err)
+	}
+	var key string
+	if cl != nil {
+		closed = make(chan struct{})
+		key = nc.LocalAddr().String()
+		f.mu.Lock()
+		if f.pending == nil {
+			f.pending = make(map[string]*dialInfo)
+		}
+		f.pending[key] = &dialInfo{cl: cl, t: t, closed: closed, reconnAt: reconnAt}
+		f.mu.Unlock()
 	}
 	c, err := f.cl.Enroll(nc)
+	if cl != nil {
+		f.mu.Lock()
+		delete(f.pending, key)
+		f.mu.Unlock()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("loadgen: %w", err)
+		return nil, nil, fmt.Errorf("loadgen: %w", err)
 	}
 	// OnOpen has run (Enroll waits for it) and set the context, which is
 	// never replaced: reading it here is ordered after that write.
 	wc, _ := c.Context().(*wsConn)
 	if wc == nil {
-		return nil, fmt.Errorf("loadgen: connection closed before it opened")
+		return nil, nil, fmt.Errorf("loadgen: connection closed before it opened")
 	}
 	select {
 	case err := <-wc.done:
 		if err != nil {
-			return nil, fmt.Errorf("loadgen: handshake: %w", err)
+			return nil, nil, fmt.Errorf("loadgen: handshake: %w", err)
 		}
-		return c, nil
+		return c, closed, nil
 	case <-ctx.Done():
 		c.CloseAsync()
-		return nil, errHandshakeTimeout
+		return nil, nil, errHandshakeTimeout
 	}
 }
 

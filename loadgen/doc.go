@@ -32,6 +32,20 @@
 //   - slow: like sustained, but SlowShare of the connections stop reading
 //     after the handshake; reports how the others fared and how many slow
 //     ones the server cut off.
+//   - jitter: publish at Rate for Duration while every client is cut at
+//     random (every JitterEvery on average), stays away Offline and
+//     reconnects, resubscribing with since (its last offset and epoch).
+//     Result.Recovery counts, per client, every message received exactly
+//     once, and the replay latency from the reconnection to the last
+//     missed message; Result.Latency holds the live deliveries.
+//   - deploy: the same clients spread over several nodes (URLs); at
+//     DeployAt, DeployCmd (or Deploy) takes one away, and its clients
+//     reconnect to the next nodes and recover: downtime, recovered share,
+//     replay latency, clients that never returned.
+//   - shootout: broadcast round trips with the client count stepped up
+//     from ShootoutStart until a step's p95 exceeds P95Bound (or loses
+//     deliveries, or Conns or the open-file limit is reached): the largest
+//     passing count, in Result.Shootout, with each step's percentiles.
 //
 // # Messages
 //

@@ -39,7 +39,21 @@ type fleet struct {
 	// echoStart is the Unix ns the echo phase began, 0 if none.
 	echoStart atomic.Int64
 
-	mu        sync.Mutex // guards the fields below
+	// targets are the nodes (Config.nodes) parsed; recovery is set for
+	// the scenarios whose connections belong to clients (jitter, deploy),
+	// and clients holds those, by connection index.
+	targets  []target
+	recovery bool
+	clients  []*client
+	subFirst []byte // the first {"op":"sub"} of a client
+	// drivers run the clients' cuts and reconnections (see drive).
+	drivers    sync.WaitGroup
+	driveCtx   context.Context
+	driveStop  context.CancelFunc
+	phaseEnded chan struct{}
+
+	mu        sync.Mutex           // guards the fields below
+	pending   map[string]*dialInfo // by local address, until OnOpen takes it
 	failures  map[string]int64
 	dropped   map[string]int64
 	handshake Hist
@@ -54,6 +68,12 @@ type loopState struct {
 	completion []int64 // by broadcast seq: latest delivery, µs
 	lastRecv   int64
 	payload    []byte // scratch for echo payloads
+	// replay is, per reconnection that missed messages, the time from the
+	// reconnection's first attempt to the last missed message; downtime
+	// the time from a lost connection to the next delivery (recovery
+	// scenarios).
+	replay, downtime Hist
+	replayed         int64 // messages received as replay
 
 	deliveries, dups, other, sent atomic.Int64
 	p50, p99                      atomic.Int64 // µs, refreshed on request
@@ -73,6 +93,31 @@ type wsConn struct {
 	local bool
 	// closeCode is the code of a close frame received, for the drop cause.
 	closeCode uint16
+
+	// The fields below are for a client's connection (recovery
+	// scenarios): cl is the client, closed is closed by OnClose, reconnAt
+	// is when its reconnection began (0 for the first connection).
+	cl       *client
+	closed   chan struct{}
+	reconnAt int64
+	// sinceOff is the offset resubscribed from; awaitReply is set until
+	// the subscribed reply, replayWait until the replay's last message
+	// (offset replayTarget) has arrived; replayN counts replayed messages.
+	sinceOff, replayTarget uint64
+	since                  bool
+	awaitReply, replayWait bool
+	replayN                int64
+}
+
+// target is one node to dial.
+type target struct{ hostport, host, uri string }
+
+// dialInfo carries a client's connection to OnOpen.
+type dialInfo struct {
+	cl       *client
+	t        target
+	closed   chan struct{}
+	reconnAt int64
 }
 
 const (
@@ -87,6 +132,22 @@ func newFleet(cfg Config) (*fleet, error) {
 	f.hostport, f.host, f.uri, err = cfg.target()
 	if err != nil {
 		return nil, err
+	}
+	for _, u := range cfg.nodes() {
+		var t target
+		if t.hostport, t.host, t.uri, err = parseTarget(u); err != nil {
+			return nil, err
+		}
+		f.targets = append(f.targets, t)
+	}
+	if cfg.Scenario == ScenarioJitter || cfg.Scenario == ScenarioDeploy {
+		f.recovery = true
+		f.subFirst = appendSub(nil, cfg.Channel, false, 0, "")
+		f.clients = make([]*client, cfg.Conns)
+		for i := range f.clients {
+			f.clients[i] = &client{id: i, drv: driverState{node: i % len(f.targets)}}
+		}
+		f.phaseEnded = make(chan struct{})
 	}
 	f.dec = codec.DecoderConfig{Role: codec.RoleClient}
 	pc := poller.Config{Loops: cfg.Loops, TCPNoDelay: true, Logger: slog.New(slog.DiscardHandler)}
@@ -114,12 +175,25 @@ func (f *fleet) OnOpen(c *poller.Conn) {
 	wc := &wsConn{done: make(chan error, 1), key: key}
 	wc.dec.Init(&f.dec)
 	c.SetContext(wc)
+	host, uri := f.host, f.uri
+	if f.recovery {
+		if a := c.LocalAddr(); a != nil {
+			f.mu.Lock()
+			di := f.pending[a.String()]
+			delete(f.pending, a.String())
+			f.mu.Unlock()
+			if di != nil {
+				wc.cl, wc.closed, wc.reconnAt = di.cl, di.closed, di.reconnAt
+				host, uri = di.t.host, di.t.uri
+			}
+		}
+	}
 	if err != nil {
 		wc.finish(err)
 		c.Close()
 		return
 	}
-	c.Write(codec.AppendClientRequest(nil, f.host, f.uri, key, f.cfg.Headers...))
+	c.Write(codec.AppendClientRequest(nil, host, uri, key, f.cfg.Headers...))
 }
 
 // OnData completes the handshake, then decodes frames and counts messages.
@@ -140,10 +214,15 @@ func (f *fleet) OnData(c *poller.Conn, in []byte) int {
 		used = n
 		wc.state, wc.key, wc.opened = stateOpen, "", now
 		f.open.Add(1)
-		if f.cfg.SubMsg != "" {
-			c.Write(codec.AppendMaskedFrame(nil, codec.OpText, true, []byte(f.cfg.SubMsg), maskKey()))
+		if wc.cl != nil {
+			// The attempt succeeds with the subscribed reply.
+			c.Write(codec.AppendMaskedFrame(nil, codec.OpText, true, f.subscribe(wc), maskKey()))
+		} else {
+			if f.cfg.SubMsg != "" {
+				c.Write(codec.AppendMaskedFrame(nil, codec.OpText, true, []byte(f.cfg.SubMsg), maskKey()))
+			}
+			wc.finish(nil)
 		}
-		wc.finish(nil)
 	}
 	ls := f.loops[c.Loop().Index()]
 	buf := in[used:]
@@ -160,6 +239,13 @@ func (f *fleet) OnData(c *poller.Conn, in []byte) int {
 		case 0:
 			return used
 		case codec.OpText, codec.OpBinary:
+			if wc.cl != nil {
+				if !f.receiveClient(ls, wc, msg.Payload, now) {
+					c.Close()
+					return len(in)
+				}
+				continue
+			}
 			f.receive(ls, wc, msg.Payload, now)
 		case codec.OpPing:
 			c.Write(codec.AppendMaskedFrame(nil, codec.OpPong, true, msg.Payload, maskKey()))
@@ -204,6 +290,14 @@ func (f *fleet) OnClose(c *poller.Conn, err error) {
 		return
 	}
 	wc.dec.Reset()
+	if wc.cl != nil {
+		if wc.state == stateOpen && wc.cl.downAt == 0 {
+			wc.cl.downAt = time.Now().UnixNano()
+		}
+		if wc.state != stateClosed {
+			close(wc.closed)
+		}
+	}
 	switch wc.state {
 	case stateHandshake:
 		if err == nil {

@@ -63,6 +63,15 @@ func minNonZero(a, b int64) int64 {
 // its connections (loops' epoll and event fds, publishers, std streams).
 const fdHeadroom = 64
 
+// fdLimit is this process's open-file limit (a large number when unknown).
+func fdLimit() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<30 {
+		return 1 << 30
+	}
+	return int(rl.Cur)
+}
+
 // localMember holds connections in this process: a fleet, plus the
 // connections that stop reading in the slow scenario.
 type localMember struct {
@@ -75,6 +84,9 @@ type localMember struct {
 	// stormTook and stormN are the storm's recovery time and reconnections.
 	stormTook time.Duration
 	stormN    int
+	// published is set by Run before finish, for the recovery scenarios'
+	// per-client counts.
+	published int64
 }
 
 func newLocalMember(cfg Config) (*localMember, error) {
@@ -94,6 +106,9 @@ func (m *localMember) ramp(ctx context.Context) error {
 	slow := 0
 	if m.cfg.Scenario == ScenarioSlow {
 		slow = int(float64(n) * m.cfg.SlowShare)
+	}
+	if m.cfg.Scenario == ScenarioShootout {
+		n = m.cfg.ShootoutStart
 	}
 	m.rampT = m.f.ramp(ctx, n-slow)
 	for i := range slow {
@@ -129,8 +144,11 @@ func (m *localMember) dialSlow(ctx context.Context, src string) (net.Conn, error
 	return c, nil
 }
 
-func (m *localMember) begin(context.Context) error {
+func (m *localMember) begin(ctx context.Context) error {
 	m.f.phase.Store(time.Now().UnixNano())
+	if m.f.recovery {
+		m.f.startDrivers(ctx)
+	}
 	return nil
 }
 
@@ -176,6 +194,14 @@ type loopResult struct {
 
 func (m *localMember) finish(ctx context.Context) (*Result, error) {
 	f := m.f
+	var open []bool
+	if f.recovery {
+		f.stopDrivers()
+		open = make([]bool, len(f.clients))
+		for i, cl := range f.clients {
+			open[i] = cl.drv.openAtEnd()
+		}
+	}
 	phase := f.phase.Load()
 	ch := make(chan loopResult, len(f.loops))
 	loops := f.cl.Loops()
@@ -234,6 +260,10 @@ func (m *localMember) finish(ctx context.Context) (*Result, error) {
 	r.SlowConns = int64(len(m.slow))
 	r.SlowCut = countCut(m.slow)
 	_ = f.cl.Stop()
+	if f.recovery {
+		// The loops and drivers are done: the clients are ours.
+		r.Recovery = f.recoveryResult(m.published, open)
+	}
 
 	f.mu.Lock()
 	r.ConnectFailures = f.failures

@@ -79,7 +79,47 @@ func RateChart(title string, names []string, rs []*Result) Chart {
 	return c
 }
 
-// WritePlots writes latency.svg, ramp.svg and rate.svg for r into dir.
+// HistChart plots the percentile curves (milliseconds) of hists, named
+// by names; empty histograms are left out.
+func HistChart(title string, names []string, hists []Hist) Chart {
+	c := Chart{Title: title, XLabel: "percentile", YLabel: "ms", PercentileX: true}
+	for i, h := range hists {
+		if h.Count() == 0 {
+			continue
+		}
+		s := Series{Name: names[i]}
+		for _, p := range h.Curve() {
+			if p.Percentile >= 100 {
+				continue
+			}
+			s.X = append(s.X, p.Percentile)
+			s.Y = append(s.Y, float64(p.Micros)/1000)
+		}
+		c.Series = append(c.Series, s)
+	}
+	return c
+}
+
+// ShootoutChart plots each shootout step's p50, p95 and p99 (ms) against
+// its client count, with the p95 bound.
+func ShootoutChart(sh *ShootoutResult) Chart {
+	c := Chart{Title: "broadcast latency by client count", XLabel: "clients", YLabel: "latency (ms)"}
+	p50, p95, p99 := Series{Name: "p50"}, Series{Name: "p95"}, Series{Name: "p99"}
+	bound := Series{Name: "p95 bound"}
+	for _, st := range sh.Steps {
+		x := float64(st.Clients)
+		p50.X, p50.Y = append(p50.X, x), append(p50.Y, float64(st.P50)/1000)
+		p95.X, p95.Y = append(p95.X, x), append(p95.Y, float64(st.P95)/1000)
+		p99.X, p99.Y = append(p99.X, x), append(p99.Y, float64(st.P99)/1000)
+		bound.X, bound.Y = append(bound.X, x), append(bound.Y, float64(sh.BoundMicros)/1000)
+	}
+	c.Series = []Series{p50, p95, p99, bound}
+	return c
+}
+
+// WritePlots writes latency.svg, ramp.svg and rate.svg for r into dir,
+// and recovery.svg (replay, downtime and live latency) for jitter and
+// deploy, shootout.svg for shootout.
 func WritePlots(dir string, r *Result) error {
 	names := []string{r.Scenario}
 	rs := []*Result{r}
@@ -87,6 +127,13 @@ func WritePlots(dir string, r *Result) error {
 		"latency.svg": LatencyChart("latency percentiles", names, rs),
 		"ramp.svg":    RampChart("connection ramp", names, rs),
 		"rate.svg":    RateChart("deliveries per second", names, rs),
+	}
+	if rc := r.Recovery; rc != nil {
+		charts["recovery.svg"] = HistChart("recovery: "+r.Scenario,
+			[]string{"replay", "downtime", "live latency"}, []Hist{rc.ReplayLatency, rc.Downtime, r.Latency})
+	}
+	if r.Shootout != nil {
+		charts["shootout.svg"] = ShootoutChart(r.Shootout)
 	}
 	for name, c := range charts {
 		var b bytes.Buffer

@@ -162,15 +162,29 @@ func (s *pubStats) record(began time.Time, err error) {
 	s.latency.Record(time.Since(began))
 }
 
+// merge adds o's counts to s.
+func (s *pubStats) merge(o *pubStats) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.published += o.published
+	s.failures = addCounts(s.failures, o.failures)
+	s.latency.Merge(o.latency)
+	if s.firstSend == 0 {
+		s.firstSend = o.firstSend
+	}
+}
+
 func (s *pubStats) into(r *Result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r.Published, r.PublishFailures, r.PublishLatency, r.FirstSendNano = s.published, s.failures, s.latency, s.firstSend
 }
 
-// broadcast publishes count messages interval apart, numbered from 0 and
-// stamped with their actual send time, one at a time.
-func broadcast(ctx context.Context, p publisher, count int, interval time.Duration, size int, s *pubStats) {
+// broadcast publishes count messages interval apart, numbered from base
+// and stamped with their actual send time, one at a time.
+func broadcast(ctx context.Context, p publisher, base uint64, count int, interval time.Duration, size int, s *pubStats) {
 	start := time.Now()
 	var buf []byte
 	for seq := range count {
@@ -178,7 +192,7 @@ func broadcast(ctx context.Context, p publisher, count int, interval time.Durati
 			return
 		}
 		began := time.Now()
-		buf = appendPayload(buf[:0], began.UnixNano(), uint64(seq), size)
+		buf = appendPayload(buf[:0], began.UnixNano(), base+uint64(seq), size)
 		s.record(began, p.publish(ctx, buf))
 		if seq < count-1 {
 			sleepCtx(ctx, time.Until(start.Add(time.Duration(seq+1)*interval)))

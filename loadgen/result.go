@@ -93,6 +93,11 @@ type Result struct {
 	SlowConns int64 `json:"slow_conns,omitempty"`
 	SlowCut   int64 `json:"slow_cut,omitempty"`
 
+	// Recovery is the jitter and deploy scenarios' per-client account;
+	// Shootout the shootout's steps.
+	Recovery *RecoveryResult `json:"recovery,omitempty"`
+	Shootout *ShootoutResult `json:"shootout,omitempty"`
+
 	// Timeline has one sample per second.
 	Timeline []Sample `json:"timeline"`
 	// LatencyCurve is Latency's percentile curve, for plots.
@@ -158,6 +163,12 @@ func Merge(parts ...*Result) *Result {
 		out.Reconnected += r.Reconnected
 		out.SlowConns += r.SlowConns
 		out.SlowCut += r.SlowCut
+		if r.Recovery != nil {
+			out.Recovery = mergeRecovery(out.Recovery, r.Recovery)
+		}
+		if r.Shootout != nil {
+			out.Shootout = r.Shootout
+		}
 		for i, s := range r.Timeline {
 			if i >= len(out.Timeline) {
 				out.Timeline = append(out.Timeline, Sample{T: s.T})
@@ -183,6 +194,21 @@ func (r *Result) derive() {
 		r.Expected = r.Published * r.SteadyConns
 	}
 	r.Lost = max(0, r.Expected-r.SteadyDeliveries)
+	if r.Recovery != nil {
+		// Every client is expected to have every message, whatever
+		// connections it took.
+		r.Recovery.derive(r.Published)
+		r.Expected = r.Recovery.Expected
+		r.Lost = max(0, r.Expected-r.Recovery.Delivered)
+	}
+	if r.Shootout != nil {
+		// Every step's clients are expected to have that step's messages.
+		r.Expected, r.Lost = 0, 0
+		for _, st := range r.Shootout.Steps {
+			r.Expected += st.Expected
+			r.Lost += max(0, st.Expected-st.Deliveries)
+		}
+	}
 	r.Completion = Hist{}
 	for _, us := range r.CompletionBySeq {
 		if us > 0 {
@@ -194,6 +220,42 @@ func (r *Result) derive() {
 		r.DeliveriesPerSec = float64(r.Deliveries) / (float64(r.LastRecvNano-r.FirstSendNano) / 1e9)
 	}
 	r.LatencyCurve = r.Latency.Curve()
+}
+
+// mergeRecovery adds b to a (which may be nil) and returns the sum.
+func mergeRecovery(a, b *RecoveryResult) *RecoveryResult {
+	if a == nil {
+		c := *b
+		c.ReplayLatency, c.Downtime = Hist{}, Hist{}
+		c.ReplayLatency.Merge(b.ReplayLatency)
+		c.Downtime.Merge(b.Downtime)
+		c.OpenByNode = append([]int64(nil), b.OpenByNode...)
+		return &c
+	}
+	a.Clients += b.Clients
+	a.Delivered += b.Delivered
+	a.Duplicates += b.Duplicates
+	a.CompleteClients += b.CompleteClients
+	a.Cuts += b.Cuts
+	a.Drops += b.Drops
+	a.Reconnects += b.Reconnects
+	a.ReconnectFailures += b.ReconnectFailures
+	a.ReconnectedClients += b.ReconnectedClients
+	a.Recovered += b.Recovered
+	a.NotRecovered += b.NotRecovered
+	a.AffectedClients += b.AffectedClients
+	a.RecoveredClients += b.RecoveredClients
+	a.NeverReturned += b.NeverReturned
+	a.ReplayLatency.Merge(b.ReplayLatency)
+	a.Replayed += b.Replayed
+	a.Downtime.Merge(b.Downtime)
+	for i, v := range b.OpenByNode {
+		if i >= len(a.OpenByNode) {
+			a.OpenByNode = append(a.OpenByNode, 0)
+		}
+		a.OpenByNode[i] += v
+	}
+	return a
 }
 
 func addCounts(dst, src map[string]int64) map[string]int64 {
@@ -237,7 +299,14 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	if r.Sent > 0 {
 		p.printf("sent: %d\n", r.Sent)
 	}
-	if r.Expected > 0 || r.Deliveries > 0 {
+	switch {
+	case r.Recovery != nil:
+		p.printf("deliveries: %d (%.0f/s), expected %d on %d clients, lost %d, duplicated %d, other messages %d\n",
+			r.Deliveries, r.DeliveriesPerSec, r.Expected, r.Recovery.Clients, r.Lost, r.Duplicates, r.Other)
+	case r.Shootout != nil:
+		p.printf("deliveries: %d (%.0f/s), expected %d over the steps, lost %d, duplicated %d, other messages %d\n",
+			r.Deliveries, r.DeliveriesPerSec, r.Expected, r.Lost, r.Duplicates, r.Other)
+	case r.Expected > 0 || r.Deliveries > 0:
 		p.printf("deliveries: %d (%.0f/s), expected %d on %d steady connections, lost %d, duplicated %d, other messages %d\n",
 			r.Deliveries, r.DeliveriesPerSec, r.Expected, r.SteadyConns, r.Lost, r.Duplicates, r.Other)
 	}
@@ -251,6 +320,31 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	}
 	if r.Scenario == ScenarioStorm {
 		p.printf("storm: %d reconnected in %.2f s\n", r.Reconnected, r.RecoverySeconds)
+	}
+	if rc := r.Recovery; rc != nil {
+		p.printf("recovery: %d clients, delivered %.3f%% (%d of %d), %d duplicates, %d complete\n",
+			rc.Clients, rc.DeliveredPct, rc.Delivered, rc.Expected, rc.Duplicates, rc.CompleteClients)
+		p.printf("  %d cuts, %d drops, %d reconnects (%d failed attempts), %d clients reconnected; since answered recovered %d, not recovered %d\n",
+			rc.Cuts, rc.Drops, rc.Reconnects, rc.ReconnectFailures, rc.ReconnectedClients, rc.Recovered, rc.NotRecovered)
+		p.printf("  affected %d, recovered %d (%.2f%%), never returned %d, open by node %v\n",
+			rc.AffectedClients, rc.RecoveredClients, rc.RecoveredPct, rc.NeverReturned, rc.OpenByNode)
+		if rc.ReplayLatency.Count() > 0 {
+			p.printf("  replay (%d reconnections, %d messages): p50 %v  p99 %v  max %v\n", rc.ReplayLatency.Count(), rc.Replayed,
+				rc.ReplayLatency.Quantile(50), rc.ReplayLatency.Quantile(99), rc.ReplayLatency.Max())
+		}
+		if rc.Downtime.Count() > 0 {
+			p.printf("  downtime: p50 %v  p99 %v  max %v\n", rc.Downtime.Quantile(50), rc.Downtime.Quantile(99), rc.Downtime.Max())
+		}
+		if rc.DeployCmd != "" || rc.DeployAt > 0 {
+			p.printf("  deploy at %.2f s %q %s\n", rc.DeployAt, rc.DeployCmd, rc.DeployErr)
+		}
+	}
+	if sh := r.Shootout; sh != nil {
+		p.printf("shootout (p95 bound %v): largest passing %d clients, stopped: %s\n", time.Duration(sh.BoundMicros)*time.Microsecond, sh.MaxPassing, sh.Stop)
+		for _, st := range sh.Steps {
+			p.printf("  %6d clients (%d open): %d/%d delivered  p50 %v  p95 %v  p99 %v  pass %v\n", st.Clients, st.Open, st.Deliveries, st.Expected,
+				time.Duration(st.P50)*time.Microsecond, time.Duration(st.P95)*time.Microsecond, time.Duration(st.P99)*time.Microsecond, st.Pass)
+		}
 	}
 	if r.SlowConns > 0 {
 		p.printf("slow: %d connections stopped reading, %d cut off by the server\n", r.SlowConns, r.SlowCut)

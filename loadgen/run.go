@@ -38,7 +38,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	var pub publisher
 	switch cfg.Scenario {
-	case ScenarioBroadcast, ScenarioSustained, ScenarioSlow:
+	case ScenarioBroadcast, ScenarioSustained, ScenarioSlow, ScenarioJitter, ScenarioDeploy, ScenarioShootout:
 		if cfg.PubWS != "" {
 			u := cfg.PubWSURL
 			if u == "" {
@@ -60,7 +60,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	runErr = errors.Join(runErr, all(ctx, members, member.begin))
 
+	lm, _ := members[0].(*localMember)
 	var ps pubStats
+	var shoot *ShootoutResult
+	var deployAt float64
+	var deployErr error
 	switch cfg.Scenario {
 	case ScenarioIdle:
 		sleepCtx(ctx, cfg.Duration)
@@ -68,11 +72,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		runErr = errors.Join(runErr, all(ctx, members, member.act))
 	case ScenarioBroadcast:
 		if pub != nil {
-			broadcast(ctx, pub, cfg.Count, cfg.Interval, cfg.PayloadSize, &ps)
+			broadcast(ctx, pub, 0, cfg.Count, cfg.Interval, cfg.PayloadSize, &ps)
 		}
 	case ScenarioSustained, ScenarioSlow:
 		if pub != nil {
 			sustained(ctx, pub, cfg.Rate, cfg.Duration, cfg.PubWorkers, cfg.PayloadSize, &ps)
+		}
+	case ScenarioJitter, ScenarioDeploy:
+		var wg sync.WaitGroup
+		if cfg.Scenario == ScenarioDeploy {
+			start := time.Now()
+			wg.Go(func() { deployAt, deployErr = runDeploy(ctx, cfg, start) })
+		}
+		if pub != nil {
+			sustained(ctx, pub, cfg.Rate, cfg.Duration, cfg.PubWorkers, cfg.PayloadSize, &ps)
+		}
+		wg.Wait()
+		lm.f.endPhase()
+	case ScenarioShootout:
+		if pub != nil {
+			shoot = shootout(ctx, cfg, lm, pub, &ps)
 		}
 	}
 	if pub != nil {
@@ -80,6 +99,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	drain(ctx, cfg, prog, &ps)
 
+	if lm != nil {
+		ps.mu.Lock()
+		lm.published = ps.published
+		ps.mu.Unlock()
+	}
 	// Collect even when ctx has ended: members answer at once then.
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer fcancel()
@@ -100,11 +124,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	pr := &Result{}
 	ps.into(pr)
+	if shoot != nil {
+		pr.Latency.Merge(shoot.latency)
+	}
 	res := Merge(append(parts, pr)...)
 	res.Scenario, res.URL, res.Procs = cfg.Scenario, cfg.URL, cfg.Procs
 	res.Started = started
 	res.Elapsed = time.Since(started).Seconds()
 	res.Timeline = prog.timeline()
+	res.Shootout = shoot
+	if res.Recovery != nil && cfg.Scenario == ScenarioDeploy {
+		res.Recovery.DeployAt, res.Recovery.DeployCmd = deployAt, cfg.DeployCmd
+		if deployErr != nil {
+			res.Recovery.DeployErr = deployErr.Error()
+		}
+	}
 	return res, runErr
 }
 
@@ -123,7 +157,7 @@ func all(ctx context.Context, members []member, fn func(member, context.Context)
 // message or cfg.Drain has passed.
 func drain(ctx context.Context, cfg Config, prog *progress, ps *pubStats) {
 	switch cfg.Scenario {
-	case ScenarioIdle, ScenarioStorm:
+	case ScenarioIdle, ScenarioStorm, ScenarioShootout:
 		return
 	}
 	began := time.Now()
@@ -137,6 +171,9 @@ func drain(ctx context.Context, cfg Config, prog *progress, ps *pubStats) {
 		}
 		ps.mu.Lock()
 		want := ps.published * s.Open
+		if cfg.Scenario == ScenarioJitter || cfg.Scenario == ScenarioDeploy {
+			want = ps.published * int64(cfg.Conns)
+		}
 		ps.mu.Unlock()
 		if cfg.Scenario == ScenarioEcho {
 			want = s.Sent

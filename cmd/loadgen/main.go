@@ -7,6 +7,12 @@
 //	    -pub-http 'http://127.0.0.1:8081/api/publish?channel=bench' -count 20 -json out.json -plots out/
 //	loadgen -url ws://127.0.0.1:9000/ -scenario echo -conns 1000 -rate 20000
 //	loadgen ... -procs 4 -conns 60000        (four worker processes)
+//	loadgen -url ws://127.0.0.1:8080/ws -scenario jitter -conns 1000 -rate 100 -duration 60s \
+//	    -jitter-every 15s -offline 2s -pub-http 'http://127.0.0.1:8081/api/publish?channel=bench'
+//	loadgen -urls ws://127.0.0.1:8080/ws,ws://127.0.0.1:8090/ws -scenario deploy -deploy-at 10s \
+//	    -deploy-cmd 'kill -TERM 1234' -pub-http 'http://127.0.0.1:8091/api/publish?channel=bench' ...
+//	loadgen -url 'ws://127.0.0.1:8080/ws?channel=bench' -scenario shootout -conns 64000 \
+//	    -shootout-start 1000 -p95-bound 500ms -pub-http ... -count 10 -interval 100ms
 package main
 
 import (
@@ -52,12 +58,12 @@ func (h *headerList) Set(v string) error { *h = append(*h, v); return nil }
 func run(args []string) error {
 	var cfg loadgen.Config
 	var headers headerList
-	var sources, jsonOut, plots string
+	var sources, jsonOut, plots, urls string
 	var printReady bool
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/ws?channel=bench", "WebSocket URL")
 	fs.Var(&headers, "header", "extra request header \"Name: value\" (repeatable)")
-	fs.StringVar(&cfg.Scenario, "scenario", "idle", "idle, broadcast, sustained, echo, storm or slow")
+	fs.StringVar(&cfg.Scenario, "scenario", "idle", "idle, broadcast, sustained, echo, storm, slow, jitter, deploy or shootout")
 	fs.IntVar(&cfg.Conns, "conns", 1000, "receiving connections")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "main phase length (default 10s)")
 	fs.DurationVar(&cfg.Deadline, "deadline", 0, "hard bound on the whole run (default: ramp + duration + drain + 30s)")
@@ -78,9 +84,19 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.Interval, "interval", 0, "broadcast: pause between messages (default 1s)")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "sustained/slow: publishes per second; echo: messages per second in total (default 100)")
 	fs.Float64Var(&cfg.SlowShare, "slow-share", 0, "slow: share of connections that stop reading (default 0.1)")
+	fs.StringVar(&urls, "urls", "", "deploy: the nodes' WebSocket URLs, comma-separated (instead of -url)")
+	fs.StringVar(&cfg.Channel, "channel", "", "jitter/deploy: channel subscribed with {\"op\":\"sub\"} and since (default bench)")
+	fs.DurationVar(&cfg.JitterEvery, "jitter-every", 0, "jitter: mean time between a client's cuts, T (default 15s)")
+	fs.StringVar(&cfg.JitterDist, "jitter-dist", "", "jitter: exp (default) or uniform (T/2 to 3T/2)")
+	fs.DurationVar(&cfg.Offline, "offline", 0, "jitter: time a cut client stays offline, D (default 2s)")
+	fs.DurationVar(&cfg.DeployAt, "deploy-at", 0, "deploy: when in the main phase -deploy-cmd runs (default duration/3)")
+	fs.StringVar(&cfg.DeployCmd, "deploy-cmd", "", "deploy: shell command that takes a node away (e.g. 'kill -TERM PID')")
+	fs.IntVar(&cfg.ShootoutStart, "shootout-start", 0, "shootout: first step's clients (default 1000)")
+	fs.Float64Var(&cfg.ShootoutFactor, "shootout-factor", 0, "shootout: growth from step to step (default 2)")
+	fs.DurationVar(&cfg.P95Bound, "p95-bound", 0, "shootout: a step passes with p95 at most this (default 500ms)")
 	fs.IntVar(&cfg.Procs, "procs", 1, "worker processes (to pass the open-file limit of one)")
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
-	fs.StringVar(&plots, "plots", "", "write latency.svg, ramp.svg and rate.svg to this directory")
+	fs.StringVar(&plots, "plots", "", "write latency.svg, ramp.svg and rate.svg (and recovery.svg or shootout.svg) to this directory")
 	fs.BoolVar(&printReady, "print-ready", false, "print \"READY <open>\" on stdout when the ramp is over")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +106,10 @@ func run(args []string) error {
 		return err
 	}
 	cfg.Headers = headers
+	if urls != "" {
+		cfg.URLs = strings.Split(urls, ",")
+		cfg.URL = cfg.URLs[0]
+	}
 	var err error
 	if cfg.SourceAddrs, err = loadgen.ParseSourceAddrs(sources); err != nil {
 		return err
