@@ -31,6 +31,9 @@ type fleet struct {
 	started              time.Time
 	open, failed, gaveUp atomic.Int64
 	attempts             atomic.Int64
+	// down counts the recovering clients without a connection now (cut
+	// or dropped, not yet subscribed again): the drain waits for them.
+	down atomic.Int64
 	// phase is the Unix nanosecond time the main phase began (0 before):
 	// connections opened later are not steady.
 	phase atomic.Int64

@@ -32,8 +32,11 @@ type member interface {
 
 // liveStats are a member's counters during a run.
 type liveStats struct {
-	Open       int64 `json:"open"`
-	Failed     int64 `json:"failed"`
+	Open   int64 `json:"open"`
+	Failed int64 `json:"failed"`
+	// Down counts recovering clients between a lost connection and their
+	// next subscription (jitter, deploy).
+	Down       int64 `json:"down"`
 	Deliveries int64 `json:"deliveries"`
 	Dups       int64 `json:"dups"`
 	Sent       int64 `json:"sent"`
@@ -45,7 +48,7 @@ type liveStats struct {
 
 func (a liveStats) add(b liveStats) liveStats {
 	return liveStats{
-		Open: a.Open + b.Open, Failed: a.Failed + b.Failed,
+		Open: a.Open + b.Open, Failed: a.Failed + b.Failed, Down: a.Down + b.Down,
 		Deliveries: a.Deliveries + b.Deliveries, Dups: a.Dups + b.Dups, Sent: a.Sent + b.Sent,
 		P50: max(a.P50, b.P50), P99: max(a.P99, b.P99),
 		At: minNonZero(a.At, b.At),
@@ -163,7 +166,7 @@ func (m *localMember) act(ctx context.Context) error {
 }
 
 func (m *localMember) live() liveStats {
-	s := liveStats{Open: m.f.open.Load(), Failed: m.f.failed.Load(), At: time.Now().UnixNano()}
+	s := liveStats{Open: m.f.open.Load(), Failed: m.f.failed.Load(), Down: m.f.down.Load(), At: time.Now().UnixNano()}
 	for _, ls := range m.f.loops {
 		s.Deliveries += ls.deliveries.Load()
 		s.Dups += ls.dups.Load()

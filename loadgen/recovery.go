@@ -281,6 +281,7 @@ func (f *fleet) drive(ctx context.Context, cl *client) {
 		case <-d.closed:
 			d.conn, d.lastDown = nil, time.Now()
 			d.drops++
+			f.down.Add(1)
 			if len(f.targets) > 1 {
 				d.node = (d.node + 1) % len(f.targets)
 			}
@@ -299,6 +300,7 @@ func (f *fleet) drive(ctx context.Context, cl *client) {
 			}
 			d.conn, d.lastDown = nil, time.Now()
 			d.cuts++
+			f.down.Add(1)
 			sleepCtx(ctx, f.cfg.Offline)
 		}
 		if timer != nil {
@@ -320,6 +322,7 @@ func (f *fleet) reconnect(ctx context.Context, cl *client) {
 		if err == nil {
 			d.conn, d.closed = c, closed
 			d.reconnects++
+			f.down.Add(-1)
 			return
 		}
 		if ctx.Err() != nil {

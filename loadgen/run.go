@@ -154,7 +154,8 @@ func all(ctx context.Context, members []member, fn func(member, context.Context)
 }
 
 // drain waits, after publishing, until every open connection has had every
-// message or cfg.Drain has passed.
+// message (and, for jitter and deploy, every client is connected again) or
+// cfg.Drain has passed.
 func drain(ctx context.Context, cfg Config, prog *progress, ps *pubStats) {
 	switch cfg.Scenario {
 	case ScenarioIdle, ScenarioStorm, ScenarioShootout:
@@ -178,7 +179,9 @@ func drain(ctx context.Context, cfg Config, prog *progress, ps *pubStats) {
 		if cfg.Scenario == ScenarioEcho {
 			want = s.Sent
 		}
-		if s.Deliveries >= want {
+		// Recovering clients also have to be back: one cut after the last
+		// message would otherwise count as never returned.
+		if s.Deliveries >= want && s.Down == 0 {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
