@@ -179,7 +179,7 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer, secretFlags
 		return err
 	}
 	warnExposure(log, o, secretFlags)
-	raiseFileLimit(log, o.MaxConns, o.TLSListen != "")
+	raiseFileLimit(log, o.MaxConns, o.TLSListen != "", o.TLSEngine == server.TLSEngineBridge)
 	if _, set := os.LookupEnv("GOGC"); !set && o.GCPercent > 0 {
 		debug.SetGCPercent(o.GCPercent)
 	}
