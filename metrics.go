@@ -51,6 +51,7 @@ const (
 	helpEvictions   = "Messages evicted from history by a byte cap, by cap."
 	helpAPIRefused  = "API requests refused, by reason."
 	helpTLS         = "TLS handshakes by outcome."
+	helpCertReloads = "TLS certificate reloads (SIGHUP) by outcome: ok, or error (the old pair kept)."
 )
 
 // u and i turn a snapshot field into a sample value.
@@ -121,6 +122,8 @@ var nodeMetrics = []metric{
 	{"tls_loop_connections", "Open TLS connections whose records the event loops carry (loop engine).", gauge, "", "", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return i(t.OnLoop) }) }},
 	{"tls_fallback_total", "TLS connections bridged under the loop engine (TLS 1.2 clients).", counter, "", "", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.Fallback) }) }},
 	{"tls_record_errors_total", "Loop-engine TLS connections closed for a bad record or a fatal alert.", counter, "", "", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.RecordErrors) }) }},
+	{"tls_cert_reloads_total", helpCertReloads, counter, "outcome", "ok", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.CertReloads) }) }},
+	{"tls_cert_reloads_total", helpCertReloads, counter, "outcome", "error", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.CertReloadErrors) }) }},
 	{"tls_handshakes_total", helpTLS, counter, "outcome", "ok", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.Handshakes) }) }},
 	{"tls_handshakes_total", helpTLS, counter, "outcome", "error", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.HandshakeErrors) }) }},
 	{"tls_handshakes_total", helpTLS, counter, "outcome", "timeout", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.HandshakeTimeouts) }) }},

@@ -73,17 +73,27 @@ type Options struct {
 	// connections; 0 means DefaultReservedFiles.
 	ReservedFiles uint64
 	// FilesPerConn is the number of descriptors one connection holds; 0
-	// means 1, a plain ws:// connection. A wss:// connection through
-	// herald's TLS listener holds TLSFilesPerConn (its TCP socket and the
-	// two ends of the socket pair that bridges it to the event loops), so
-	// with a TLS listener configured pass that: the open-file limits then
-	// allow a third as many connections.
+	// means 1, a plain ws:// connection. A TLS 1.3 wss:// connection on
+	// herald's loop engine holds one too (TLSFilesPerConn: its TCP
+	// socket, the record layer runs on the event loop); a TLS 1.2 client,
+	// or any client with the bridge engine, holds TLSBridgeFilesPerConn
+	// (its TCP socket and the two ends of the socket pair that bridges it
+	// to the event loops): pass that for a bridge-engine listener, and
+	// the open-file limits then allow a third as many connections.
 	FilesPerConn uint64
+	// TLS says the connections are wss:// ones through herald's TLS
+	// listener; the report then says what a TLS 1.2 client costs.
+	TLS bool
 }
 
-// TLSFilesPerConn is the descriptors a wss:// connection holds: its TCP
-// socket and both ends of its socket pair (see [Options.FilesPerConn]).
-const TLSFilesPerConn = 3
+// TLSFilesPerConn is the descriptors a TLS 1.3 wss:// connection holds on
+// the loop engine: its TCP socket (see [Options.FilesPerConn]).
+const TLSFilesPerConn = 1
+
+// TLSBridgeFilesPerConn is the descriptors a bridged wss:// connection
+// holds (a TLS 1.2 client, or the bridge engine): its TCP socket and both
+// ends of its socket pair (see [Options.FilesPerConn]).
+const TLSBridgeFilesPerConn = 3
 
 func (o Options) withDefaults() Options {
 	if o.UserBytesPerConn == 0 {
@@ -194,8 +204,11 @@ type Report struct {
 	// smallest ConnectionsAllowed among the limits of ScopeHeld.
 	Capacity uint64 `json:"capacity"`
 	// FilesPerConn is the descriptors each connection was counted for
-	// (Options.FilesPerConn: 1, or TLSFilesPerConn for wss://).
+	// (Options.FilesPerConn: 1, or TLSBridgeFilesPerConn for wss:// on
+	// the bridge engine). TLS says they were counted as wss://
+	// connections (Options.TLS).
 	FilesPerConn uint64 `json:"files_per_conn"`
+	TLS          bool   `json:"tls,omitempty"`
 	// MaxConns is the configured connection cap (0: none).
 	MaxConns uint64 `json:"max_conns,omitempty"`
 	// Target is the number of connections the fixes aim at: MaxConns, or
@@ -230,7 +243,7 @@ func Check(src Source, opts Options) Report {
 	if c.target == 0 {
 		c.target = DefaultTarget
 	}
-	c.r = Report{OS: src.OS(), MaxConns: o.MaxConns, Target: c.target, FilesPerConn: o.FilesPerConn}
+	c.r = Report{OS: src.OS(), MaxConns: o.MaxConns, Target: c.target, FilesPerConn: o.FilesPerConn, TLS: o.TLS}
 	c.nofile()
 	switch src.OS() {
 	case "linux":
@@ -333,6 +346,9 @@ func (c *checker) conns(n uint64, reserve bool) uint64 {
 // filesNote says how many descriptors a connection counts for.
 func (c *checker) filesNote() string {
 	if c.o.FilesPerConn == 1 {
+		if c.o.TLS {
+			return fmt.Sprintf("Each connection is one open file (1 per wss connection on the loop engine, %d for a TLS 1.2 client)", TLSBridgeFilesPerConn)
+		}
 		return "Each connection is one open file"
 	}
 	return fmt.Sprintf("Each connection is %d open files (a wss:// connection: its TCP socket and the socket pair that bridges it to the event loops)", c.o.FilesPerConn)

@@ -514,12 +514,25 @@ func TestHelpers(t *testing.T) {
 	}
 }
 
-// TestFilesPerConn: with wss:// connections (3 descriptors each) the
-// open-file limits allow a third as many, the fixes aim three times as
-// high, and the report says what it counted.
+// TestFilesPerConn: with bridged wss:// connections (3 descriptors each)
+// the open-file limits allow a third as many, the fixes aim three times as
+// high, and the report says what it counted; on the loop engine a wss://
+// connection counts as one, and the report says what a TLS 1.2 client
+// costs.
 func TestFilesPerConn(t *testing.T) {
 	plain := Check(linuxBox(), Options{MaxConns: 10_000})
-	wss := Check(linuxBox(), Options{MaxConns: 10_000, FilesPerConn: TLSFilesPerConn})
+	loop := Check(linuxBox(), Options{MaxConns: 10_000, TLS: true, FilesPerConn: TLSFilesPerConn})
+	if loop.Capacity != plain.Capacity || loop.FilesPerConn != 1 || !loop.TLS {
+		t.Fatalf("loop engine: capacity %d (plain %d), %d files per connection", loop.Capacity, plain.Capacity, loop.FilesPerConn)
+	}
+	var lb strings.Builder
+	if err := loop.WriteText(&lb); err != nil || !strings.Contains(lb.String(), "1 open file per wss connection, 3 for a TLS 1.2 client") {
+		t.Errorf("loop engine text: %v\n%s", err, lb.String())
+	}
+	if l := limitByKnob(t, loop, "RLIMIT_NOFILE"); !strings.Contains(l.Note, "1 per wss connection") {
+		t.Errorf("loop engine RLIMIT_NOFILE note %q", l.Note)
+	}
+	wss := Check(linuxBox(), Options{MaxConns: 10_000, TLS: true, FilesPerConn: TLSBridgeFilesPerConn})
 	if plain.Capacity != 20000-DefaultReservedFiles || plain.FilesPerConn != 1 {
 		t.Fatalf("plain: capacity %d, %d files per connection", plain.Capacity, plain.FilesPerConn)
 	}

@@ -33,8 +33,11 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(b, "herald doctor on %s\n\n", kernel)
 	if f, ok := r.First(); ok {
 		fmt.Fprintf(b, "This process can hold about %s connections", group(r.Capacity))
-		if r.FilesPerConn > 1 {
+		switch {
+		case r.FilesPerConn > 1:
 			fmt.Fprintf(b, " (wss://, %d open files each)", r.FilesPerConn)
+		case r.TLS:
+			fmt.Fprintf(b, " (wss://: 1 open file per wss connection, %d for a TLS 1.2 client)", TLSBridgeFilesPerConn)
 		}
 		fmt.Fprintln(b, ".")
 		fmt.Fprintf(b, "First limit: %s (%s = %s).\n", f.Name, f.Knob, f.Value)

@@ -52,6 +52,8 @@ type tlsSide struct {
 	bridge *tlsbridge.Bridge
 	offset int // index in Server.loops of the first TLS loop's state
 	ln     net.Listener
+	// certs is the certificate pair new handshakes get (see ReloadTLS).
+	certs *certStore
 	// onLoop counts the open loop-engine connections; recordErrors the
 	// connections closed for a bad record or a fatal alert.
 	onLoop       atomic.Int64
@@ -61,11 +63,11 @@ type tlsSide struct {
 // newTLSSide loads the certificate and prepares (without starting) the
 // TLS loops and bridge; plainLoops is the number of plain loops.
 func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
-	cert, err := tls.LoadX509KeyPair(s.cfg.TLSCert, s.cfg.TLSKey)
+	certs, err := newCertStore(s.cfg.TLSCert, s.cfg.TLSKey)
 	if err != nil {
-		return nil, fmt.Errorf("tls: load %s and %s: %w", s.cfg.TLSCert, s.cfg.TLSKey, err)
+		return nil, err
 	}
-	t := &tlsSide{srv: s, offset: plainLoops}
+	t := &tlsSide{srv: s, offset: plainLoops, certs: certs}
 	t.client, err = poller.NewClient(poller.Config{
 		Backend:     s.cfg.PollerBackend,
 		Loops:       plainLoops,
@@ -83,9 +85,9 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 	t.bridge, err = tlsbridge.New(tlsbridge.Config{
 		Direct: direct,
 		TLS: &tls.Config{
-			Certificates: []tls.Certificate{cert},
-			MinVersion:   tls.VersionTLS12,
-			NextProtos:   []string{"http/1.1"},
+			GetCertificate: certs.get,
+			MinVersion:     tls.VersionTLS12,
+			NextProtos:     []string{"http/1.1"},
 		},
 		HandshakeTimeout: s.cfg.HandshakeTimeout.D(),
 		HelloTimeout:     s.cfg.FirstByteTimeout.D(),
@@ -363,6 +365,10 @@ type TLSStats struct {
 	Direct       uint64 `json:"direct"`
 	Fallback     uint64 `json:"fallback"`
 	RecordErrors uint64 `json:"record_errors"`
+	// CertReloads counts the certificate pairs reloaded (ReloadTLS),
+	// CertReloadErrors the reloads refused, the old pair kept.
+	CertReloads      uint64 `json:"cert_reloads"`
+	CertReloadErrors uint64 `json:"cert_reload_errors"`
 }
 
 // tlsStats returns a snapshot of the TLS listener's counters, nil without
@@ -379,6 +385,7 @@ func (s *Server) tlsStats() *TLSStats {
 		AcceptErrors: st.AcceptErrors.Load(), Overloaded: st.Overloaded.Load(),
 		Engine: s.tlsEngine(), OnLoop: s.tls.onLoop.Load(), Direct: st.Direct.Load(),
 		Fallback: st.Fallback.Load(), RecordErrors: s.tls.recordErrors.Load(),
+		CertReloads: s.tls.certs.reloads.Load(), CertReloadErrors: s.tls.certs.reloadErrors.Load(),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/herald-push/herald/doctor"
+	"github.com/herald-push/herald/server"
 )
 
 // newDoctorCmd returns `herald doctor`: it reads this machine's limits and
@@ -16,6 +17,7 @@ func newDoctorCmd() *cobra.Command {
 	var (
 		asJSON bool
 		tls    bool
+		engine string
 		opts   doctor.Options
 	)
 	cmd := &cobra.Command{
@@ -27,7 +29,15 @@ func newDoctorCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if tls {
-				opts.FilesPerConn = doctor.TLSFilesPerConn
+				opts.TLS = true
+				switch engine {
+				case server.TLSEngineLoop, "":
+					opts.FilesPerConn = doctor.TLSFilesPerConn
+				case server.TLSEngineBridge:
+					opts.FilesPerConn = doctor.TLSBridgeFilesPerConn
+				default:
+					return fmt.Errorf("doctor: --tls-engine %q: want loop or bridge", engine)
+				}
 			}
 			r := doctor.Check(doctor.Live(), opts)
 			if !asJSON {
@@ -46,7 +56,9 @@ func newDoctorCmd() *cobra.Command {
 	f.Uint64Var(&opts.MaxConns, "max-conns", 0,
 		"connections herald is configured to hold; the fixes aim at it (0: aim at 1,000,000)")
 	f.BoolVar(&tls, "tls", false,
-		"count connections as wss:// through herald's TLS listener: 3 open files each (TCP socket and socket pair), not 1")
+		"count connections as wss:// through herald's TLS listener: 1 open file per wss connection on the loop engine, 3 for a TLS 1.2 client (TCP socket and socket pair)")
+	f.StringVar(&engine, "tls-engine", server.TLSEngineLoop,
+		"with --tls, the server's --tls-engine: loop (1 open file per wss connection) or bridge (3 each)")
 	f.Uint64Var(&opts.UserBytesPerConn, "bytes-per-conn", 0,
 		"herald's own memory per idle connection in bytes (0: 1024)")
 	f.Uint64Var(&opts.KernelBytesPerConn, "kernel-bytes-per-conn", 0,

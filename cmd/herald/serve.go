@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/herald-push/herald"
+	"github.com/herald-push/herald/server"
 )
 
 // serveOptions is the whole configuration of `herald serve`; it is also the
@@ -177,7 +179,7 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer, secretFlags
 		return err
 	}
 	warnExposure(log, o, secretFlags)
-	raiseFileLimit(log, o.MaxConns, o.TLSListen != "")
+	raiseFileLimit(log, o.MaxConns, o.TLSListen != "", o.TLSEngine == server.TLSEngineBridge)
 	if _, set := os.LookupEnv("GOGC"); !set && o.GCPercent > 0 {
 		debug.SetGCPercent(o.GCPercent)
 	}
@@ -195,6 +197,7 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer, secretFlags
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	reloadOnHUP(ctx, log, node.Server())
 	errc := make(chan error, 1)
 	go func() { errc <- node.Run(ctx) }()
 	select {
@@ -224,6 +227,27 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer, secretFlags
 	err = <-errc
 	log.Info("stopped")
 	return err
+}
+
+// reloadOnHUP re-reads the TLS certificate and key on each SIGHUP until
+// ctx ends (Server.ReloadTLS logs the outcome); without a TLS listener a
+// SIGHUP is logged and ignored.
+func reloadOnHUP(ctx context.Context, log *slog.Logger, srv *server.Server) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := srv.ReloadTLS(); errors.Is(err, server.ErrNoTLS) {
+					log.Info("SIGHUP ignored: no TLS listener")
+				}
+			}
+		}
+	}()
 }
 
 // displayAddr turns "[::]:8080" or ":8080" into "localhost:8080" for the

@@ -31,8 +31,9 @@ import (
 // server is a herald process with a TLS listener.
 type server struct {
 	*testutil.Proc
-	tlsAddr string
-	roots   *x509.CertPool
+	tlsAddr  string
+	roots    *x509.CertPool
+	certFile string // the PEM certificate, its own CA
 }
 
 // start makes a development certificate with `herald gencert` and runs
@@ -56,7 +57,7 @@ func start(t *testing.T, args ...string) *server {
 	all := append([]string{"serve", "--listen", "127.0.0.1:{port}", "--tls-listen", "127.0.0.1:{port:tls}",
 		"--tls-cert", cert, "--tls-key", key, "--log-level=warn"}, args...)
 	p := testutil.Start(t, bin, all...)
-	return &server{Proc: p, tlsAddr: p.Extra["tls"], roots: roots}
+	return &server{Proc: p, tlsAddr: p.Extra["tls"], roots: roots, certFile: cert}
 }
 
 func (s *server) tlsConfig(version uint16) *tls.Config {
@@ -260,8 +261,8 @@ ws.onerror = () => { out.textContent = 'error'; };
 	}
 	var node struct {
 		Server struct {
-			Deflate struct{ Negotiated, Compressed uint64 } `json:"compression"`
-			TLS     struct{ Handshakes uint64 }             `json:"tls"`
+			Deflate struct{ Negotiated, Compressed uint64 }       `json:"compression"`
+			TLS     struct{ Handshakes, Direct, Fallback uint64 } `json:"tls"`
 		} `json:"server"`
 	}
 	r, err := http.Get("http://" + api + "/api/stats")
@@ -273,6 +274,10 @@ ws.onerror = () => { out.textContent = 'error'; };
 	stats := node.Server
 	if stats.Deflate.Negotiated < 1 || stats.Deflate.Compressed < 1 || stats.TLS.Handshakes < 1 {
 		t.Fatalf("stats %+v: want a TLS handshake, a negotiation and a compressed broadcast", stats)
+	}
+	// Chromium speaks TLS 1.3: the loop engine carried it, nothing bridged.
+	if stats.TLS.Direct < 1 || stats.TLS.Fallback != 0 {
+		t.Fatalf("stats %+v: want Chromium's connections on the loops (direct), none bridged", stats)
 	}
 	t.Logf("chromium over wss: %q, stats %+v", got, stats)
 }
