@@ -70,6 +70,7 @@ fuzz:
 	$(GO) test ./codec -run '^$$' -fuzz '^FuzzInflate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./codec -run '^$$' -fuzz '^FuzzNegotiateDeflate$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./push -run '^$$' -fuzz '^FuzzParseCommand$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./tlsrec -run '^$$' -fuzz '^FuzzRecord$$' -fuzztime $(FUZZTIME)
 
 ## bench: micro-benchmarks, then herald against its peers (writes bench/RESULTS.md; QUICK=1 for a short run).
 bench: bench-micro bench-compare
