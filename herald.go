@@ -44,6 +44,7 @@ import (
 	"github.com/herald-push/herald/pool"
 	"github.com/herald-push/herald/push"
 	"github.com/herald-push/herald/pusher"
+	"github.com/herald-push/herald/pusher/webhook"
 	"github.com/herald-push/herald/pusherapi"
 	"github.com/herald-push/herald/server"
 )
@@ -172,7 +173,8 @@ type Config struct {
 	// Pusher lists the Pusher Channels applications this node serves:
 	// pusher-js and the other Pusher clients connect to /app/{key} on the
 	// WebSocket listener, beside herald's own protocol on /ws
-	// (docs/pusher.md). Empty: none. For now they need the memory broker
+	// (docs/pusher.md); each app's "webhooks" lists the http(s) URLs its
+	// webhooks are posted to. Empty: none. For now they need the memory broker
 	// (one node): New refuses them with a NATS broker.
 	Pusher []pusher.App `json:"pusher_apps"`
 }
@@ -361,6 +363,9 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 		Slow:             pusher.SlowPolicy(slow),
 		MaxSubscriptions: cfg.MaxSubscriptions,
 		CommandRate:      cfg.CommandRate,
+		// Webhooks (an app's "webhooks" URLs) are posted by a sender
+		// goroutine per URL, never from a loop.
+		Webhooks: pusher.WebhookOptions{Sender: webhook.Config{Logger: n.log}},
 	})
 	return nil
 }
@@ -541,6 +546,9 @@ loop:
 	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer wcancel()
 	_ = n.workers.Close(wctx)
+	if n.pusher != nil {
+		_ = n.pusher.Close(wctx) // posts the webhooks still queued
+	}
 	_ = n.broker.Close()
 	return runErr
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/herald-push/herald/pusher/webhook"
 	"github.com/herald-push/herald/server"
 )
 
@@ -52,6 +53,7 @@ const (
 	helpAPIRefused  = "API requests refused, by reason."
 	helpTLS         = "TLS handshakes by outcome."
 	helpCertReloads = "TLS certificate reloads (SIGHUP) by outcome: ok, or error (the old pair kept)."
+	helpWebhooks    = "Pusher webhook events by outcome: sent (2xx), failed (refused or out of attempts), dropped (queue full)."
 )
 
 // u and i turn a snapshot field into a sample value.
@@ -110,6 +112,11 @@ var nodeMetrics = []metric{
 	{"history_bytes", "Bytes held in channel history.", gauge, "", "", func(s *Stats) float64 { return i(s.Hub.HistoryBytes) }},
 	{"history_evictions_total", helpEvictions, counter, "reason", "channel_bytes", func(s *Stats) float64 { return u(s.Hub.EvictedChannelBytes) }},
 	{"history_evictions_total", helpEvictions, counter, "reason", "node_bytes", func(s *Stats) float64 { return u(s.Hub.EvictedNodeBytes) }},
+	{"pusher_webhook_events_total", helpWebhooks, counter, "outcome", "sent", func(s *Stats) float64 { return webhooks(s, func(w *webhookStats) uint64 { return w.Sent }) }},
+	{"pusher_webhook_events_total", helpWebhooks, counter, "outcome", "failed", func(s *Stats) float64 { return webhooks(s, func(w *webhookStats) uint64 { return w.Failed }) }},
+	{"pusher_webhook_events_total", helpWebhooks, counter, "outcome", "dropped", func(s *Stats) float64 { return webhooks(s, func(w *webhookStats) uint64 { return w.Dropped }) }},
+	{"pusher_webhook_posts_total", "Pusher webhook POSTs answered 2xx.", counter, "", "", func(s *Stats) float64 { return webhooks(s, func(w *webhookStats) uint64 { return w.Posts }) }},
+	{"pusher_webhook_retries_total", "Pusher webhook POSTs tried again after a 5xx, 408, 429 or transport error.", counter, "", "", func(s *Stats) float64 { return webhooks(s, func(w *webhookStats) uint64 { return w.Retries }) }},
 	{"worker_queue_depth", "Tasks waiting for the worker pool.", gauge, "", "", func(s *Stats) float64 { return float64(s.WorkerQueue) }},
 
 	// Compression and TLS read 0 when they are off.
@@ -195,6 +202,17 @@ func deflate(s *Stats, f func(*compression) uint64) float64 {
 func tlsOf(s *Stats, f func(*tlsStats) float64) float64 {
 	if t := s.Server.TLS; t != nil {
 		return f(t)
+	}
+	return 0
+}
+
+// webhookStats are the Pusher webhooks' counters.
+type webhookStats = webhook.Stats
+
+// webhooks reads one webhook counter (0 without Pusher apps).
+func webhooks(s *Stats, f func(*webhookStats) uint64) float64 {
+	if p := s.Pusher; p != nil {
+		return float64(f(&p.Webhooks))
 	}
 	return 0
 }

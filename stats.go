@@ -5,6 +5,7 @@ import (
 	"github.com/herald-push/herald/broker"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/push"
+	"github.com/herald-push/herald/pusher"
 	"github.com/herald-push/herald/server"
 )
 
@@ -31,6 +32,8 @@ type Stats struct {
 	// IdempotentDuplicates counts publishes answered as duplicates of an
 	// earlier one with the same idempotency_key (cumulative).
 	IdempotentDuplicates uint64 `json:"idempotent_duplicates"`
+	// Pusher is set when the node serves Pusher apps.
+	Pusher *pusher.Stats `json:"pusher,omitempty"`
 }
 
 // Stats takes a snapshot of the node's counters and gauges. Safe from any
@@ -44,6 +47,10 @@ func (n *Node) Stats() Stats {
 		WorkerQueue: n.workers.QueueDepth(),
 
 		IdempotentDuplicates: n.dedup.Duplicates(),
+	}
+	if n.pusher != nil {
+		ps := n.pusher.Stats()
+		st.Pusher = &ps
 	}
 	if nb, ok := n.broker.(*broker.NATS); ok {
 		bs := nb.Stats()

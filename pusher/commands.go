@@ -11,6 +11,7 @@ import (
 
 	"github.com/herald-push/herald/codec"
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/pusher/webhook"
 	"github.com/herald-push/herald/server"
 )
 
@@ -174,6 +175,7 @@ func (p *Protocol) subscribe(s *socket, d subscribeData) {
 		return
 	}
 	s.channels = append(s.channels, ch)
+	p.hooks.subscribed(s.app, ch)
 	if !isPresence(ch) {
 		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": "{}"})
 	} else {
@@ -183,6 +185,7 @@ func (p *Protocol) subscribe(s *socket, d subscribeData) {
 		if first {
 			d, _ := json.Marshal(map[string]any{"user_id": uid, "user_info": info})
 			p.publishInternal(name, ch, "pusher_internal:member_added", string(d), s.c.ID())
+			p.hooks.member(s.app, ch, webhook.MemberAdded, uid)
 		}
 	}
 	if isCache(ch) && s.c.Open() {
@@ -230,8 +233,10 @@ func (p *Protocol) leave(s *socket, ch string) {
 		if uid, gone := p.presence.leave(name, s); gone {
 			d, _ := json.Marshal(map[string]any{"user_id": uid})
 			p.publishInternal(name, ch, "pusher_internal:member_removed", string(d), 0)
+			p.hooks.member(s.app, ch, webhook.MemberRemoved, uid)
 		}
 	}
+	p.hooks.unsubscribed(s.app, ch)
 }
 
 // clientEvent forwards a client-* event to the channel's other
@@ -257,9 +262,10 @@ func (p *Protocol) clientEvent(s *socket, m *message) {
 		ev["data"] = "{}"
 	}
 	name := hubName(s.app, ch)
+	var uid string
 	if isPresence(ch) {
-		if uid, ok := p.presence.userOf(name, s); ok {
-			ev["user_id"] = uid
+		if u, ok := p.presence.userOf(name, s); ok {
+			ev["user_id"], uid = u, u
 		}
 	}
 	b, err := json.Marshal(ev)
@@ -270,7 +276,9 @@ func (p *Protocol) clientEvent(s *socket, m *message) {
 	p.clientEvents.Add(1)
 	if _, err := p.o.Hub.Publish(name, wire(kindClient, s.c.ID(), b)); err != nil {
 		p.sendError(s, 0, "Client event rejected - "+err.Error())
+		return
 	}
+	p.hooks.clientEvent(s.app, ch, m.Event, m.Data, p.socketID(s.c.ID()), uid)
 }
 
 // publishInternal publishes a pusher_internal event (not cached).

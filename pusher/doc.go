@@ -36,4 +36,6 @@ type Options struct {
 	// ActivityTimeout is the activity_timeout told to clients, in seconds:
 	// how long a client stays silent before it pings (0: 120).
 	ActivityTimeout int
+	// Webhooks tune the webhooks of the apps that list URLs.
+	Webhooks WebhookOptions
 }

@@ -56,6 +56,7 @@ func start(t *testing.T, edit func(*Options, *server.Config)) *node {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		<-done
+		_ = p.Close(ctx) // posts the webhooks still queued
 	})
 	return &node{p: p, hub: h, srv: srv, addr: srv.Addr().String()}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/pusher/webhook"
 	"github.com/herald-push/herald/server"
 )
 
@@ -51,6 +52,7 @@ type Protocol struct {
 	interval, tolerance int64
 	tagKey              [32]byte
 	presence            presence
+	hooks               *hooks // nil: no app has webhooks
 
 	unknownApp, authFailed, clientEvents, rateClosed, slowClosed, dropped, subLimited atomic.Uint64
 }
@@ -99,6 +101,15 @@ func New(o Options) *Protocol {
 	}
 	_, _ = rand.Read(p.tagKey[:])
 	p.presence.chans = map[string]*presenceChannel{}
+	for _, a := range p.apps {
+		if len(a.Webhooks) > 0 {
+			// Validate has checked the URLs: newHooks cannot fail on them.
+			if h, err := newHooks(p.apps, o.Webhooks); err == nil {
+				p.hooks = h
+			}
+			break
+		}
+	}
 	return p
 }
 
@@ -113,6 +124,11 @@ func Validate(apps []App) error {
 			return errors.New("pusher app " + strconv.Quote(a.ID) + ": id and key must not hold ':', '/', '?', '#' or spaces")
 		case ids[a.ID] || keys[a.Key]:
 			return errors.New("pusher app " + strconv.Quote(a.ID) + ": id and key must be unique")
+		}
+		for _, u := range a.Webhooks {
+			if err := webhook.CheckURL(u); err != nil {
+				return errors.New("pusher app " + strconv.Quote(a.ID) + ": " + err.Error())
+			}
 		}
 		ids[a.ID], keys[a.Key] = true, true
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/pusher/webhook"
 )
 
 var _ Service = (*Protocol)(nil)
@@ -177,6 +178,8 @@ type Stats struct {
 	Dropped           uint64 `json:"dropped"`
 	// SubscriptionLimited counts subscribes refused by MaxSubscriptions.
 	SubscriptionLimited uint64 `json:"subscription_limited"`
+	// Webhooks count the webhook events posted, failed and dropped.
+	Webhooks webhook.Stats `json:"webhooks"`
 }
 
 // Stats returns the counters. Safe from any goroutine.
@@ -184,6 +187,6 @@ func (p *Protocol) Stats() Stats {
 	return Stats{
 		UnknownApp: p.unknownApp.Load(), AuthFailed: p.authFailed.Load(), ClientEvents: p.clientEvents.Load(),
 		CommandRateClosed: p.rateClosed.Load(), SlowClosed: p.slowClosed.Load(), Dropped: p.dropped.Load(),
-		SubscriptionLimited: p.subLimited.Load(),
+		SubscriptionLimited: p.subLimited.Load(), Webhooks: p.WebhookStats(),
 	}
 }

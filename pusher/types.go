@@ -9,6 +9,9 @@ type App struct {
 	ID     string `json:"id"`
 	Key    string `json:"key"`
 	Secret string `json:"secret"`
+	// Webhooks are the http(s) URLs the app's webhooks are posted to
+	// (docs/pusher.md); empty: none.
+	Webhooks []string `json:"webhooks,omitempty"`
 }
 
 // Event is one triggered event (HTTP API `POST /apps/{id}/events` and

@@ -51,12 +51,15 @@ func readSecretFiles(o *serveOptions) error {
 // addPusherApp appends the app of the --pusher-* flags to Config.Pusher.
 func addPusherApp(o *serveOptions) error {
 	if o.PusherAppID == "" && o.PusherKey == "" && o.PusherSecret == "" {
+		if len(o.PusherWebhooks) > 0 {
+			return fmt.Errorf("--pusher-webhook needs the app of --pusher-app-id, --pusher-key and a secret")
+		}
 		return nil
 	}
 	if o.PusherAppID == "" || o.PusherKey == "" || o.PusherSecret == "" {
 		return fmt.Errorf("a Pusher app needs --pusher-app-id, --pusher-key and a secret (--pusher-secret-file or HERALD_PUSHER_SECRET)")
 	}
-	o.Pusher = append(o.Pusher, pusher.App{ID: o.PusherAppID, Key: o.PusherKey, Secret: o.PusherSecret})
+	o.Pusher = append(o.Pusher, pusher.App{ID: o.PusherAppID, Key: o.PusherKey, Secret: o.PusherSecret, Webhooks: o.PusherWebhooks})
 	o.PusherSecret = ""
 	return nil
 }
@@ -96,6 +99,13 @@ func redacted(o serveOptions) serveOptions {
 	apps := make([]pusher.App, len(o.Pusher))
 	for i, a := range o.Pusher {
 		a.Secret = "(set)"
+		if a.Webhooks != nil {
+			hooks := make([]string, len(a.Webhooks))
+			for k, u := range a.Webhooks {
+				hooks[k] = redactURLs(u)
+			}
+			a.Webhooks = hooks
+		}
 		apps[i] = a
 	}
 	if o.Pusher != nil {

@@ -43,6 +43,8 @@ type serveOptions struct {
 	PusherKey        string `json:"-"`
 	PusherSecret     string `json:"-"`
 	PusherSecretFile string `json:"-"`
+	// PusherWebhooks are that app's webhook URLs.
+	PusherWebhooks []string `json:"-"`
 }
 
 func newServeCmd() *cobra.Command {
@@ -150,6 +152,7 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&o.PusherKey, "pusher-key", o.PusherKey, "the Pusher app's key: pusher-js clients connect to /app/{key}")
 	fs.StringVar(&o.PusherSecret, "pusher-secret", o.PusherSecret, "the Pusher app's secret (signs channel auth); prefer --pusher-secret-file or HERALD_PUSHER_SECRET, a flag shows in ps")
 	fs.StringVar(&o.PusherSecretFile, "pusher-secret-file", o.PusherSecretFile, "file holding the Pusher app's secret (its first line)")
+	fs.StringSliceVar(&o.PusherWebhooks, "pusher-webhook", o.PusherWebhooks, "http(s) URL the Pusher app's webhooks are posted to (repeatable)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
