@@ -29,6 +29,10 @@ func NewClient(cfg Config, h Handler) (*Client, error) {
 	return &Client{k: k, be: be}, nil
 }
 
+// Backend is the backend the client runs on (Config.Backend with its
+// default applied).
+func (cl *Client) Backend() string { return cl.k.cfg.Backend }
+
 // Start starts the client's loops.
 func (cl *Client) Start() error {
 	cl.mu.Lock()

@@ -7,15 +7,21 @@ package conformance
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/herald-push/herald/internal/testutil"
+	"github.com/herald-push/herald/internal/wstest"
 )
 
 func startEcho(t *testing.T, extra ...string) *testutil.Proc {
@@ -30,11 +36,43 @@ func startEcho(t *testing.T, extra ...string) *testutil.Proc {
 // TestConformance runs every frame-level case against one echo server.
 func TestConformance(t *testing.T) {
 	srv := startEcho(t)
+	runCases(t, func(t testing.TB) *client { return dial(t, srv.Addr) })
+}
+
+// TestConformanceOverWSS runs the same cases over wss://, on the TLS
+// listener: the record layer on the event loops must carry every frame
+// case as the plain listener does.
+func TestConformanceOverWSS(t *testing.T) {
+	bin := testutil.Binary(t, "herald")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if out, err := exec.Command(bin, "gencert", "--host", "127.0.0.1,localhost", "--cert", certFile, "--key", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("herald gencert: %v\n%s", err, out)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("generated certificate does not parse")
+	}
+	srv := startEcho(t, "--tls-listen", "127.0.0.1:{port:tls}", "--tls-cert", certFile, "--tls-key", keyFile)
+	conf := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
+	addr := srv.Extra["tls"]
+	runCases(t, func(t testing.TB) *client {
+		return &client{t: t, Conn: wstest.Dial(t, addr, wstest.Options{Path: "/conformance", TLS: conf})}
+	})
+}
+
+// runCases runs every frame-level case, each on a connection from dial,
+// and checks the server is still healthy afterwards.
+func runCases(t *testing.T, dial func(testing.TB) *client) {
 	var passed, failed atomic.Int64
 	byCat := map[string][2]int{}
 	for _, tc := range cases() {
 		ok := t.Run(tc.category+"/"+tc.name, func(t *testing.T) {
-			tc.run(dial(t, srv.Addr))
+			tc.run(dial(t))
 		})
 		n := byCat[tc.category]
 		if ok {
@@ -51,7 +89,7 @@ func TestConformance(t *testing.T) {
 	}
 	t.Logf("conformance: %d passed, %d failed", passed.Load(), failed.Load())
 	// The server must still be healthy after all of that.
-	c := dial(t, srv.Addr)
+	c := dial(t)
 	c.send(frame{Fin: true, Op: opText, Payload: []byte("still here")})
 	c.expect(opText, []byte("still here"))
 	c.closeCleanly()
