@@ -219,8 +219,8 @@ func (e *epollLoop) shed(lfd int) (n int, drained bool) {
 		k.acceptCalls.Add(1)
 		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err == nil {
+			k.shed.Add(1) // before the answer: a peer that read it finds it counted
 			refuse(fd, k.cfg.Overload, e.rbuf)
-			k.shed.Add(1)
 			n++
 		}
 		e.reserve = openReserve()
