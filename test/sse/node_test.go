@@ -2,8 +2,8 @@ package sse
 
 import (
 	"fmt"
-	"strings"
 	"sort"
+	"strings"
 	"testing"
 )
 
