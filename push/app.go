@@ -211,7 +211,8 @@ func (s *Session) Subject() string { return s.claims.Subject }
 // Send writes data to this client as an application message
 // `{"op":"msg","data":...}`. Safe from any goroutine: the write happens on
 // the connection's loop, within the connection's output budget: past it
-// the slow-consumer policy applies, as for published messages.
+// the slow-consumer policy applies, as for published messages. An event
+// stream (Server-Sent Events) gets no application messages.
 func (s *Session) Send(data []byte) {
 	f := server.NewFrame(appendMsgFrame(nil, data))
 	_ = s.conn.Loop().Run(func() { s.write(f) })
