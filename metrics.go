@@ -69,6 +69,7 @@ var nodeMetrics = []metric{
 	{"handshakes_total", helpHandshakes, counter, "outcome", "ok", func(s *Stats) float64 { return u(s.Server.HandshakesOK) }},
 	{"handshakes_total", helpHandshakes, counter, "outcome", "refused", func(s *Stats) float64 { return u(s.Server.HandshakesFailed) }},
 	{"handshakes_total", helpHandshakes, counter, "outcome", "timeout", func(s *Stats) float64 { return u(s.Server.HandshakeTimeouts) }},
+	{"sse_streams_total", "Server-Sent Events streams opened (among the ok handshakes).", counter, "", "", func(s *Stats) float64 { return u(s.Server.Streams) }},
 	{"first_byte_timeouts_total", "Connections closed for sending nothing within first_byte_timeout.", counter, "", "", func(s *Stats) float64 { return u(s.Server.FirstByteTimeouts) }},
 	{"messages_in_total", "Messages received from clients.", counter, "", "", func(s *Stats) float64 { return u(s.Server.MessagesIn) }},
 	{"messages_out_total", "Messages queued to clients.", counter, "", "", func(s *Stats) float64 { return u(s.Server.MessagesOut) }},

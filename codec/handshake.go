@@ -57,7 +57,19 @@ type Request struct {
 	// UserAgent is User-Agent; XForwardedFor is X-Forwarded-For, several
 	// fields joined with ", ".
 	UserAgent, XForwardedFor string
+	// LastEventID is Last-Event-ID, which a reconnecting EventSource
+	// sends (HTML, "Server-sent events").
+	LastEventID string
+	// Plain is set by ParseHTTPRequest for a GET that asks for no
+	// upgrade at all (no Upgrade, Sec-WebSocket-Key or
+	// Sec-WebSocket-Version field): an ordinary HTTP request, such as an
+	// event stream's. Key, Protocols and Extensions are then empty.
+	Plain bool
 }
+
+// ErrNotUpgrade is the refusal of a plain GET (Request.Plain) where only a
+// WebSocket upgrade is served: what ParseRequest answers such a request.
+var ErrNotUpgrade = badRequest("missing Upgrade: websocket")
 
 // ParseRequest looks for a complete HTTP/1.1 upgrade request at the head of
 // buf, which holds the bytes received so far.
@@ -75,6 +87,20 @@ type Request struct {
 //
 // ParseRequest does not modify buf. It is safe for concurrent use.
 func ParseRequest(buf []byte, lim HandshakeLimits) (*Request, int, error) {
+	return parse(buf, lim, false)
+}
+
+// ParseHTTPRequest is ParseRequest that also accepts a plain GET, one
+// with none of the upgrade's fields (Upgrade, Sec-WebSocket-Key,
+// Sec-WebSocket-Version; Connection may say anything): it returns that
+// request with Plain set, for the caller to serve or refuse (with
+// ErrNotUpgrade, as ParseRequest does). A request with some of the
+// upgrade's fields but not all is refused as by ParseRequest.
+func ParseHTTPRequest(buf []byte, lim HandshakeLimits) (*Request, int, error) {
+	return parse(buf, lim, true)
+}
+
+func parse(buf []byte, lim HandshakeLimits, plain bool) (*Request, int, error) {
 	limit := lim.MaxHeaderBytes
 	if limit <= 0 {
 		limit = DefaultMaxHeaderBytes
@@ -86,7 +112,7 @@ func ParseRequest(buf []byte, lim HandshakeLimits) (*Request, int, error) {
 		}
 		return nil, 0, ErrIncomplete
 	}
-	req, err := parseRequest(bytes.Clone(buf[:n]))
+	req, err := parseRequest(bytes.Clone(buf[:n]), plain)
 	if err != nil {
 		return nil, n, err
 	}
@@ -107,7 +133,7 @@ const (
 // parseRequest parses a complete header. raw is a private copy that the
 // returned Request's strings alias; the only writes to it lower the case of
 // field names, which no string aliases.
-func parseRequest(raw []byte) (*Request, error) {
+func parseRequest(raw []byte, allowPlain bool) (*Request, error) {
 	line, rest := nextLine(raw)
 	rl, ok := httphead.ParseRequestLine(line)
 	switch {
@@ -162,8 +188,11 @@ func parseRequest(raw []byte) (*Request, error) {
 	switch {
 	case valid&seenHost == 0:
 		return nil, badRequest("missing or invalid Host")
+	case allowPlain && seen&(seenUpgrade|seenVersion|seenKey) == 0:
+		req.Plain = true
+		return req, nil
 	case valid&seenUpgrade == 0:
-		return nil, badRequest("missing Upgrade: websocket")
+		return nil, ErrNotUpgrade
 	case valid&seenConnection == 0:
 		return nil, badRequest("missing Connection: Upgrade")
 	case valid&seenVersion == 0:
@@ -201,6 +230,8 @@ func (req *Request) setField(name string, value []byte) (int, error) {
 		if req.UserAgent == "" {
 			req.UserAgent = str(value)
 		}
+	case "last-event-id":
+		req.LastEventID = str(value)
 	case "x-forwarded-for":
 		if req.XForwardedFor == "" {
 			req.XForwardedFor = str(value)

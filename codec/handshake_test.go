@@ -418,3 +418,25 @@ func TestParseResponseRefusals(t *testing.T) {
 			err)
 	}
 }
+
+func TestParseHTTPRequestPlain(t *testing.T) {
+	plain := "GET /sse?channel=a HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nConnection: keep-alive\r\nLast-Event-ID: a:1:e b:2:f\r\n\r\n"
+	req, n, err := ParseHTTPRequest([]byte(plain), HandshakeLimits{})
+	if err != nil || n != len(plain) || !req.Plain || req.Path != "/sse" || req.LastEventID != "a:1:e b:2:f" {
+		t.Fatalf("got %+v %d %v", req, n, err)
+	}
+	// ParseRequest refuses it as before.
+	if _, _, err := ParseRequest([]byte(plain), HandshakeLimits{}); err != ErrNotUpgrade {
+		t.Fatalf("ParseRequest: %v", err)
+	}
+	// Some of the upgrade's fields but not all: refused, not plain.
+	half := "GET /ws HTTP/1.1\r\nHost: x\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, _, err := ParseHTTPRequest([]byte(half), HandshakeLimits{}); err == nil {
+		t.Fatal("a half upgrade was accepted")
+	}
+	// A full upgrade is not plain.
+	up := upgradeRequest("GET /ws HTTP/1.1")
+	if req, _, err := ParseHTTPRequest([]byte(up), HandshakeLimits{}); err != nil || req.Plain {
+		t.Fatalf("upgrade: %+v %v", req, err)
+	}
+}

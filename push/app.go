@@ -67,6 +67,9 @@ type Options struct {
 	Slow SlowPolicy
 	// Path is the WebSocket endpoint (default "/ws").
 	Path string
+	// StreamPath is the Server-Sent Events endpoint (default
+	// DefaultStreamPath, "/sse").
+	StreamPath string
 	// Handlers receive application messages; nil answers them with the
 	// error code "not_supported".
 	Handlers Handlers
@@ -137,6 +140,8 @@ type appLoop struct {
 	// pending holds what an upgrade request asked for, from Accept until
 	// OnOpen acts on it, so an idle session keeps none of it.
 	pending map[*Session]*pendingSubs
+	// streams holds the event-stream sessions' positions (flagStream).
+	streams map[*Session]*stream
 }
 
 // New builds the App; server.New(cfg, app, log) attaches it to the
@@ -144,6 +149,9 @@ type appLoop struct {
 func New(o Options) *App {
 	if o.Path == "" {
 		o.Path = "/ws"
+	}
+	if o.StreamPath == "" {
+		o.StreamPath = DefaultStreamPath
 	}
 	if o.Slow == "" {
 		o.Slow = SlowClose
@@ -203,7 +211,8 @@ func (s *Session) Subject() string { return s.claims.Subject }
 // Send writes data to this client as an application message
 // `{"op":"msg","data":...}`. Safe from any goroutine: the write happens on
 // the connection's loop, within the connection's output budget: past it
-// the slow-consumer policy applies, as for published messages.
+// the slow-consumer policy applies, as for published messages. An event
+// stream (Server-Sent Events) gets no application messages.
 func (s *Session) Send(data []byte) {
 	f := server.NewFrame(appendMsgFrame(nil, data))
 	_ = s.conn.Loop().Run(func() { s.write(f) })
@@ -244,10 +253,31 @@ func (a *App) Accept(c *server.Conn, req *codec.Request) (string, error) {
 	if req.Path != a.o.Path {
 		return "", &codec.HandshakeError{Status: 404, Reason: "no WebSocket endpoint at " + req.Path + " (use " + a.o.Path + ")"}
 	}
-	if a.o.Origins != nil && req.Origin != "" && !a.o.Origins.Allowed(req.Origin, req.Host) {
-		return "", &codec.HandshakeError{Status: 403, Reason: "origin not allowed"}
-	}
 	q := parseQuery(req.RawQuery)
+	sess, err := a.authenticate(c, req, q)
+	if err != nil {
+		return "", err
+	}
+	sess.raw = q.first("format") == "raw"
+	if ps := q.pending(); ps != nil {
+		pl := &a.loops[c.Loop().Index()]
+		if pl.pending == nil {
+			pl.pending = map[*Session]*pendingSubs{}
+		}
+		pl.pending[sess] = ps
+	}
+	c.App = sess
+	return "", nil
+}
+
+var _ server.StreamApp = (*App)(nil)
+
+// authenticate checks a request's Origin and token, for the WebSocket
+// and the event stream alike, and returns the new session.
+func (a *App) authenticate(c *server.Conn, req *codec.Request, q query) (*Session, error) {
+	if a.o.Origins != nil && req.Origin != "" && !a.o.Origins.Allowed(req.Origin, req.Host) {
+		return nil, &codec.HandshakeError{Status: 403, Reason: "origin not allowed"}
+	}
 	token := q.first("token")
 	if token == "" {
 		if t, ok := strings.CutPrefix(req.Authorization, "Bearer "); ok {
@@ -262,18 +292,9 @@ func (a *App) Accept(c *server.Conn, req *codec.Request) (string, error) {
 		claims, err = a.o.Verifier.Anonymous()
 	}
 	if err != nil {
-		return "", &codec.HandshakeError{Status: 401, Reason: err.Error()}
+		return nil, &codec.HandshakeError{Status: 401, Reason: err.Error()}
 	}
-	sess := &Session{app: a, conn: c, claims: claims, raw: q.first("format") == "raw"}
-	if ps := q.pending(); ps != nil {
-		pl := &a.loops[c.Loop().Index()]
-		if pl.pending == nil {
-			pl.pending = map[*Session]*pendingSubs{}
-		}
-		pl.pending[sess] = ps
-	}
-	c.App = sess
-	return "", nil
+	return &Session{app: a, conn: c, claims: claims}, nil
 }
 
 // OnOpen subscribes the personal channel and the channels of the URL.
@@ -284,14 +305,24 @@ func (a *App) OnOpen(c *server.Conn) {
 		c.ExpireAt(now.Add(ttl))
 	}
 	pl := &a.loops[c.Loop().Index()]
+	ps := pl.pending[sess]
+	if sess.streaming() && !c.WriteFrame(streamPrelude) {
+		a.overflow(c)
+		return
+	}
 	if sub := sess.claims.Subject; sub != "" {
 		if pl.users == nil {
 			pl.users = map[string][]*Session{}
 		}
 		pl.users[sub] = append(pl.users[sub], sess)
-		a.subscribe(sess, "user:"+sub, nil, nil, true)
+		var since *hub.Position
+		if p, ok := ps.sinceOf("user:" + sub); ok && sess.streaming() {
+			// A stream's id carries the personal channel's position too.
+			since = &p
+		}
+		a.subscribe(sess, "user:"+sub, since, nil, true)
 	}
-	if ps := pl.pending[sess]; ps != nil {
+	if ps != nil {
 		delete(pl.pending, sess)
 		for _, ch := range ps.channels {
 			var since *hub.Position
@@ -318,6 +349,7 @@ func (a *App) OnClose(c *server.Conn) {
 	pl := &a.loops[l.Index()]
 	delete(pl.index, sess)
 	delete(pl.pending, sess)
+	delete(pl.streams, sess)
 	if sess.flags&flagPaging != 0 {
 		delete(pl.pagers, sess)
 		sess.flags &^= flagPaging
@@ -354,8 +386,8 @@ func (a *App) OnMessage(c *server.Conn, op codec.OpCode, payload []byte) {
 // Deliver writes a published message to the session, applying the
 // slow-consumer policy (hub.Subscriber). It runs on the session's loop.
 func (s *Session) Deliver(m *hub.Message) {
-	if s.conn.Open() {
-		s.write(s.frameOf(m))
+	if s.conn.Open() && !s.writeMessage(m) && s.conn.Open() {
+		s.app.overflow(s.conn)
 	}
 }
 
@@ -364,6 +396,9 @@ func (s *Session) Deliver(m *hub.Message) {
 // through it. s's loop only.
 func (s *Session) write(f *server.Frame) {
 	c := s.conn
+	if s.streaming() {
+		return // WebSocket frames only: a stream gets no application messages
+	}
 	if c.Open() && !c.WriteFrame(f) {
 		s.app.overflow(c)
 	}

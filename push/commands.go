@@ -149,7 +149,9 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 		return
 	}
 	a.addChannel(s, ch)
-	if !quiet && !s.raw {
+	if s.streaming() {
+		a.streamJoined(s, ch, pos, since, recovered)
+	} else if !quiet && !s.raw {
 		r := map[string]any{"op": "subscribed", "channel": ch, "offset": pos.Offset, "epoch": pos.Epoch}
 		if since != nil {
 			r["recovered"] = recovered
@@ -235,6 +237,10 @@ func (a *App) reply(s *Session, id json.RawMessage, r map[string]any) {
 	}
 	b, err := json.Marshal(r)
 	if err != nil {
+		return
+	}
+	if s.streaming() {
+		a.streamReply(s, r, b)
 		return
 	}
 	// Replies are client-caused output: past the budget the connection

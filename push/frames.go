@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/herald-push/herald/codec"
@@ -26,6 +27,11 @@ type Frames struct {
 	// Raw carries the bare payload, for `?format=raw` subscribers: a text
 	// frame when the payload is valid UTF-8, else a binary frame.
 	Raw server.Frame
+	// sse is the event-stream text of the envelope, for event-stream
+	// subscribers, built on first use (streamEvent); like the deflated
+	// variants it is not charged to history.
+	sseOnce sync.Once
+	sse     server.Frame
 }
 
 // Encoder is the hub.Encoder of herald's client protocol: it builds each

@@ -23,6 +23,9 @@ const (
 	// flagPaging: a recovery backlog of the session waits for room in its
 	// output budget (appLoop.pagers).
 	flagPaging
+	// flagStream: the session is an event stream (Server-Sent Events),
+	// not a WebSocket (appLoop.streams).
+	flagStream
 )
 
 // indexFrom is the number of subscriptions from which a session's channels

@@ -29,7 +29,7 @@ type pager struct {
 func (a *App) sendBacklog(s *Session, ch string, backlog []*hub.Message) (live bool) {
 	c := s.conn
 	for i, m := range backlog {
-		if c.WriteFrame(s.frameOf(m)) {
+		if s.writeMessage(m) {
 			continue
 		}
 		if !c.Open() {
@@ -111,7 +111,9 @@ func (a *App) page(s *Session, p *pager) {
 	if !recovered {
 		// History moved past the cursor meanwhile: say so, as a
 		// subscription that cannot recover does, and go on live.
-		if !s.raw {
+		if s.streaming() {
+			a.streamNotRecovered(s, p.channel, pos)
+		} else if !s.raw {
 			a.reply(s, nil, map[string]any{"op": "subscribed", "channel": p.channel, "offset": pos.Offset, "epoch": pos.Epoch, "recovered": false})
 		}
 		return

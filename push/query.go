@@ -2,7 +2,6 @@ package push
 
 import (
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/herald-push/herald/hub"
@@ -63,23 +62,23 @@ func (q query) pending() *pendingSubs {
 		return nil
 	}
 	for _, s := range q.all("since") {
-		// channel:offset:epoch; the channel may itself contain ':'.
-		i := strings.LastIndexByte(s, ':')
-		if i <= 0 {
-			continue
-		}
-		j := strings.LastIndexByte(s[:i], ':')
-		if j <= 0 {
-			continue
-		}
-		off, err := strconv.ParseUint(s[j+1:i], 10, 64)
-		if err != nil {
+		ch, pos, ok := parsePosition(s)
+		if !ok {
 			continue
 		}
 		if ps.since == nil {
 			ps.since = map[string]hub.Position{}
 		}
-		ps.since[s[:j]] = hub.Position{Offset: off, Epoch: s[i+1:]}
+		ps.since[ch] = pos
 	}
 	return &ps
+}
+
+// sinceOf is the recovery position asked for ch, if any; ps may be nil.
+func (ps *pendingSubs) sinceOf(ch string) (hub.Position, bool) {
+	if ps == nil {
+		return hub.Position{}, false
+	}
+	p, ok := ps.since[ch]
+	return p, ok
 }

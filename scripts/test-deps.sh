@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the interop tests need and is idempotent:
 #   - Node's `ws` package (npm) into test/interop/node
+#   - the eventsource package (npm, pinned) into test/sse/node
 #   - Pusher's Node server library (npm `pusher`) into test/pusherapi/node
 #   - pusher-js, laravel-echo and pusher (npm) into test/pusher/node
 #   - the TypeScript compiler (npm, pinned) into client/js/types-test
@@ -15,6 +16,10 @@ fi
 if [ ! -d test/interop/node/node_modules/ws ]; then
 	echo "test-deps: installing Node's ws package"
 	(cd test/interop/node && npm install --no-audit --no-fund --silent)
+fi
+if [ ! -d test/sse/node/node_modules/eventsource ]; then
+	echo "test-deps: installing the eventsource package"
+	(cd test/sse/node && npm ci --no-audit --no-fund --silent)
 fi
 if [ ! -d test/pusherapi/node/node_modules/pusher ]; then
 	echo "test-deps: installing Pusher's Node server library"

@@ -40,6 +40,23 @@ type WritableApp interface {
 	OnWritable(c *Conn)
 }
 
+// StreamApp is an optional interface of an App that serves event streams
+// (Server-Sent Events) on the WebSocket listener: a plain GET (no upgrade
+// fields, codec.Request.Plain) is offered to AcceptStream instead of being
+// refused with 400. The App claims the request (ok) or lets the server
+// refuse it as a WebSocket endpoint does; a *codec.HandshakeError refuses
+// it with that status. A claimed stream is answered 200 with
+// Content-Type: text/event-stream, then OnOpen runs and the connection
+// carries only what the App queues (WriteFrame, WriteStream), within the
+// same output budget as a WebSocket; the server sends a comment
+// ": ping" every PingInterval for liveness, closes the connection when
+// the client sends anything after its request, and never calls
+// OnMessage. Close ends the response (the stream is delimited by the
+// connection's close). Every other callback is as for a WebSocket.
+type StreamApp interface {
+	AcceptStream(c *Conn, req *codec.Request) (ok bool, err error)
+}
+
 // Conn.flags bits.
 const (
 	// flagAwaitingPong: the server pinged and has heard nothing since.
@@ -70,6 +87,9 @@ const (
 	stateHandshake uint8 = iota
 	stateOpen
 	stateClosing // close frame sent; waiting for the TCP close
+	// stateStream: an event stream's 200 is sent; the connection carries
+	// what the App queues, and reads nothing more.
+	stateStream
 )
 
 // Conn is one client connection's WebSocket state. It lives on its event
@@ -128,7 +148,25 @@ func (c *Conn) tlsPeer() *tlsPeer {
 func (c *Conn) scratch(n int) []byte { return c.pc.Loop().Scratch(n) }
 
 // Open reports whether the connection can still be written to.
-func (c *Conn) Open() bool { return c.state == stateOpen && !c.pc.Closed() }
+func (c *Conn) Open() bool {
+	return (c.state == stateOpen || c.state == stateStream) && !c.pc.Closed()
+}
+
+// Stream reports whether the connection is an event stream (StreamApp)
+// rather than a WebSocket.
+func (c *Conn) Stream() bool { return c.state == stateStream }
+
+// WriteStream queues p, bytes of an event stream, copied: it returns false
+// and queues nothing when the connection is not an open stream or p does
+// not fit Room (the caller decides what that means, as for WriteFrame).
+// Loop goroutine only.
+func (c *Conn) WriteStream(p []byte) bool {
+	if c.state != stateStream || c.pc.Closed() || len(p) > c.Room() {
+		return false
+	}
+	c.pc.Write(append(c.scratch(len(p)), p...))
+	return true
+}
 
 // Buffered is the number of bytes queued for the peer and not yet sent.
 func (c *Conn) Buffered() int { return c.pc.Buffered() }
@@ -198,6 +236,9 @@ func (c *Conn) Close(code uint16, reason string) {
 // closeConn sends a close frame (if the WebSocket is open) and closes pc.
 func (s *Server) closeConn(pc *poller.Conn, code uint16, reason string) {
 	c, _ := pc.Context().(*Conn)
+	if c != nil && c.state == stateStream {
+		c.state = stateClosing // the close ends the response
+	}
 	if c != nil && c.state == stateOpen {
 		buf := c.scratch(codec.FrameHeaderLen(125, false) + 125)
 		pc.Write(codec.AppendClose(buf, code, reason))
@@ -328,6 +369,14 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 		}
 		consumed, in = n, in[n:]
 	}
+	if c.state == stateStream {
+		// An event stream's request has no body and is the last: anything
+		// more is not an EventSource's, and ends the stream.
+		if len(in) > 0 {
+			s.closeConn(pc, 0, "")
+		}
+		return consumed + len(in)
+	}
 	if c.state == stateClosing {
 		return consumed + len(in) // ignore anything after our close
 	}
@@ -447,7 +496,7 @@ func (s *Server) messageDeadline(c *Conn) time.Duration {
 // handshake parses the upgrade request. It returns the bytes consumed (0
 // while the header is incomplete) and false if the connection was refused.
 func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
-	req, n, err := codec.ParseRequest(in, s.hsLimit)
+	req, n, err := codec.ParseHTTPRequest(in, s.hsLimit)
 	if errors.Is(err, codec.ErrIncomplete) {
 		return 0, true
 	}
@@ -461,6 +510,9 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 		s.logRefusal(c, status, reason)
 		s.refuse(c.pc, status, reason)
 		return 0, false
+	}
+	if req.Plain {
+		return s.acceptStream(c, req, n)
 	}
 	protocol, err := s.app.Accept(c, req)
 	if err != nil {
@@ -494,6 +546,54 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 	s.app.OnOpen(c)
 	return n, true
 }
+
+// streamResponse is the head of an event stream's response: no length, so
+// the body runs until the connection closes; no caching and no buffering
+// by proxies (X-Accel-Buffering is nginx's).
+const streamResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" +
+	"Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n"
+
+// acceptStream offers a plain GET to a StreamApp and, when it claims it,
+// answers 200 and opens the stream. It returns as handshake does.
+func (s *Server) acceptStream(c *Conn, req *codec.Request, n int) (int, bool) {
+	var ok bool
+	var err error = codec.ErrNotUpgrade
+	if sa, is := s.app.(StreamApp); is {
+		if ok, err = sa.AcceptStream(c, req); err == nil && !ok {
+			err = codec.ErrNotUpgrade
+		}
+	}
+	if err != nil {
+		s.stats.HandshakesFailed.Add(1)
+		status, reason := 403, err.Error()
+		var he *codec.HandshakeError
+		if errors.As(err, &he) {
+			status, reason = he.Status, he.Reason
+		}
+		s.logRefusal(c, status, reason)
+		s.refuse(c.pc, status, reason)
+		return 0, false
+	}
+	resp := append(c.scratch(len(streamResponse)+64+len(req.Origin)), streamResponse...)
+	if req.Origin != "" {
+		// The App accepted the Origin: let the page read the stream.
+		resp = append(resp, "Access-Control-Allow-Origin: "...)
+		resp = append(resp, req.Origin...)
+		resp = append(resp, "\r\nVary: Origin\r\n"...)
+	}
+	c.pc.Write(append(resp, "\r\n"...))
+	c.state = stateStream
+	s.releaseHandshake(c)
+	s.stats.HandshakesOK.Add(1)
+	s.stats.Streams.Add(1)
+	s.armTimer(c)
+	s.app.OnOpen(c)
+	return n, true
+}
+
+// streamPing is the heartbeat of an event stream: a comment, which
+// EventSource ignores.
+const streamPing = ": ping\n\n"
 
 // writeControl queues an uncompressed control frame (ping, pong, close)
 // built in the loop's scratch memory.
@@ -579,6 +679,20 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 		}
 		s.log.Debug("handshake timeout", "conn", c.ID(), "remote", c.RemoteAddr())
 		pc.Close()
+	case stateStream:
+		if c.expiresAt != 0 && time.Now().Unix() >= c.expiresAt {
+			s.stats.TokenExpired.Add(1)
+			s.closeConn(pc, CloseTokenExpired, "token expired")
+			return
+		}
+		if len(streamPing) > c.Room() {
+			// The client reads nothing: what waits for it already fills
+			// its budget.
+			s.budgetExceeded(c)
+			return
+		}
+		pc.Write([]byte(streamPing))
+		s.armTimer(c)
 	case stateOpen:
 		if c.flags&flagPartial != 0 && time.Duration(time.Now().UnixNano()) >= s.messageDeadline(c) {
 			s.stats.MessageTimeouts.Add(1)

@@ -21,6 +21,15 @@ const ReconnectAfterKey = "reconnect_after_ms"
 // connection's reconnect advice appended to its reason.
 func (s *Server) drainClose(pc interface{ Context() any }) (uint16, string) {
 	code, reason := codec.CloseGoingAway, drainReason
+	if c, _ := pc.Context().(*Conn); c != nil && c.state == stateStream {
+		// An event stream has no close reason: its reconnect advice is
+		// the reconnection time EventSource waits before coming back.
+		if d := s.reconnectDelay(); d >= 0 {
+			b := strconv.AppendInt([]byte("retry: "), d.Milliseconds(), 10)
+			c.WriteStream(append(b, "\n\n"...))
+		}
+		return code, reason
+	}
 	if d, ok := s.app.(DrainingApp); ok {
 		if c, _ := pc.Context().(*Conn); c != nil && c.state == stateOpen {
 			code, reason = d.OnDrain(c)

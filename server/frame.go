@@ -86,7 +86,17 @@ func (f *Frame) bytesFor(c *Conn) []byte {
 // not fit Room: the caller decides what that means (the push protocol
 // applies its slow-consumer policy), and the connection stays open. Loop
 // goroutine only.
+//
+// On an event stream (Stream) f's bytes are written as they are: f then
+// holds event-stream text rather than a WebSocket frame.
 func (c *Conn) WriteFrame(f *Frame) bool {
+	if c.state == stateStream {
+		if c.pc.Closed() || len(f.plain) > c.Room() {
+			return false
+		}
+		c.writePrepared(f.plain)
+		return true
+	}
 	if c.state != stateOpen {
 		return false
 	}

@@ -53,6 +53,7 @@ var (
 	_ App         = (*Mux)(nil)
 	_ WritableApp = (*Mux)(nil)
 	_ DrainingApp = (*Mux)(nil)
+	_ StreamApp   = (*Mux)(nil)
 )
 
 // app is the App c was routed to.
@@ -67,6 +68,20 @@ func (m *Mux) Attach(s *Server) {
 
 // Accept picks the connection's App by path and asks it.
 func (m *Mux) Accept(c *Conn, req *codec.Request) (string, error) {
+	return m.route(c, req).Accept(c, req)
+}
+
+// AcceptStream picks the connection's App by path, as Accept does, and
+// asks it when it is a StreamApp.
+func (m *Mux) AcceptStream(c *Conn, req *codec.Request) (bool, error) {
+	if sa, ok := m.route(c, req).(StreamApp); ok {
+		return sa.AcceptStream(c, req)
+	}
+	return false, nil
+}
+
+// route records and returns the App of req's path.
+func (m *Mux) route(c *Conn, req *codec.Request) App {
 	i := 0
 	for j := 1; j < m.n; j++ {
 		if strings.HasPrefix(req.Path, m.prefixes[j]) {
@@ -75,7 +90,7 @@ func (m *Mux) Accept(c *Conn, req *codec.Request) (string, error) {
 		}
 	}
 	c.flags = c.flags&^routeMask | uint8(i)<<routeShift
-	return m.apps[i].Accept(c, req)
+	return m.apps[i]
 }
 
 // OnOpen passes the call on to c's App.

@@ -135,6 +135,7 @@ type counters struct {
 	// that negotiated permessage-deflate.
 	HandshakesOK      atomic.Uint64
 	HandshakesDeflate atomic.Uint64
+	Streams           atomic.Uint64
 	HandshakesFailed  atomic.Uint64
 	HandshakeTimeouts atomic.Uint64
 	ProtocolErrors    atomic.Uint64

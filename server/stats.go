@@ -15,7 +15,10 @@ type Stats struct {
 	// HandshakesOK counts upgrades (over TLS too), HandshakesFailed the
 	// refused ones, HandshakeTimeouts those that did not finish in time
 	// (FirstByteTimeouts of them sent nothing at all).
-	HandshakesOK      uint64 `json:"handshakes_ok"`
+	HandshakesOK uint64 `json:"handshakes_ok"`
+	// Streams counts the event streams opened (StreamApp), among
+	// HandshakesOK.
+	Streams           uint64 `json:"streams"`
 	HandshakesFailed  uint64 `json:"handshakes_failed"`
 	HandshakeTimeouts uint64 `json:"handshake_timeouts"`
 	FirstByteTimeouts uint64 `json:"first_byte_timeouts"`
@@ -69,6 +72,7 @@ func (s *Server) Stats() Stats {
 		InboundBuffered:        s.inboundBuffered(),
 		HandshakesOK:           c.HandshakesOK.Load(),
 		HandshakesFailed:       c.HandshakesFailed.Load(),
+		Streams:                c.Streams.Load(),
 		HandshakeTimeouts:      c.HandshakeTimeouts.Load(),
 		FirstByteTimeouts:      c.FirstByteTimeouts.Load(),
 		RefusedHandshakes:      c.RefusedHandshakes.Load(),
