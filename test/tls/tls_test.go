@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -280,4 +281,119 @@ ws.onerror = () => { out.textContent = 'error'; };
 		t.Fatalf("stats %+v: want Chromium's connections on the loops (direct), none bridged", stats)
 	}
 	t.Logf("chromium over wss: %q, stats %+v", got, stats)
+}
+
+// TestChromiumHeraldJSOverWSS loads herald.js from the API listener into
+// a page, connects it over wss:// (TLS 1.3 on the loops), and receives a
+// broadcast, with permessage-deflate on and off.
+func TestChromiumHeraldJSOverWSS(t *testing.T) {
+	for _, tc := range []struct {
+		name, compression, extensions string
+	}{{"deflate", "true", "permessage-deflate"}, {"plain", "false", ""}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := start(t, "--api-listen", "127.0.0.1:{port:api}", "--allow-anonymous", "--compression="+tc.compression)
+			api := srv.Extra["api"]
+			page := `<!doctype html><pre id="out">running</pre><script src="http://` + api + `/herald.js"></script><script>
+const out = document.getElementById('out');
+const h = new Herald('wss://` + srv.tlsAddr + `/ws');
+h.on('subscribed', (ev) => { if (ev.channel === 'news') out.textContent = 'subscribed'; });
+h.subscribe('news', (data, meta) => { out.textContent = 'got ' + meta.offset + ' ' + data.headline; });
+</script>`
+			pageSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html")
+				w.Write([]byte(page))
+			})}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go pageSrv.Serve(ln)
+			t.Cleanup(func() { pageSrv.Close() })
+			ctx := chromium.Start(t, 60*time.Second, srv.tlsAddr, ln.Addr().String(), api)
+			if err := chromedpNavigate(ctx, "http://"+ln.Addr().String()+"/"); err != nil {
+				t.Fatal(err)
+			}
+			if err := pollText(ctx, "subscribed"); err != nil {
+				got, _ := textOf(ctx)
+				t.Fatalf("subscribing: %v (page says %q)", err, got)
+			}
+			resp, err := http.Post("http://"+api+"/api/publish?channel=news", "application/json", strings.NewReader(`{"headline":"over wss"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if err := pollText(ctx, "got"); err != nil {
+				t.Fatalf("waiting for the broadcast: %v", err)
+			}
+			if got, _ := textOf(ctx); got != "got 1 over wss" {
+				t.Fatalf("page says %q, want %q", got, "got 1 over wss")
+			}
+			var node struct {
+				Server struct {
+					Deflate *struct{ Negotiated uint64 }      `json:"compression"`
+					TLS     struct{ Direct, Fallback uint64 } `json:"tls"`
+				} `json:"server"`
+			}
+			r, err := http.Get("http://" + api + "/api/stats")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Body.Close()
+			json.NewDecoder(r.Body).Decode(&node)
+			if node.Server.TLS.Direct < 1 || node.Server.TLS.Fallback != 0 {
+				t.Fatalf("tls stats %+v: want herald.js carried on the loops", node.Server.TLS)
+			}
+			negotiated := node.Server.Deflate != nil && node.Server.Deflate.Negotiated > 0
+			if negotiated != (tc.extensions != "") {
+				t.Fatalf("deflate negotiated %v, want %v", negotiated, tc.extensions != "")
+			}
+		})
+	}
+}
+
+// TestIdleWSSHoldsNoGoroutine: once their handshakes are done, idle wss
+// connections on the loop engine cost the server no goroutine (the
+// bridge engine kept two each): the server's go_goroutines gauge barely
+// moves with 200 of them open.
+func TestIdleWSSHoldsNoGoroutine(t *testing.T) {
+	srv := start(t, "--api-listen", "127.0.0.1:{port:api}", "--allow-anonymous", "--ping-interval=0")
+	api := srv.Extra["api"]
+	goroutines := func() float64 {
+		resp, err := http.Get("http://" + api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+				var f float64
+				fmt.Sscan(v, &f)
+				return f
+			}
+		}
+		t.Fatal("no go_goroutines in /metrics")
+		return 0
+	}
+	before := goroutines()
+	const n = 200
+	d := websocket.Dialer{TLSClientConfig: srv.tlsConfig(tls.VersionTLS13), HandshakeTimeout: 10 * time.Second}
+	for i := range n {
+		c, _, err := d.Dial("wss://"+srv.tlsAddr+"/ws?channel=idle", nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		// Wait for the subscription: the handshake goroutine has handed
+		// the socket to a loop by the time the loop answers.
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err := c.ReadMessage(); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	after := goroutines()
+	t.Logf("server goroutines: %v before, %v with %d idle wss connections", before, after, n)
+	if after-before > n/20 {
+		t.Fatalf("%v more goroutines with %d idle wss connections, want about none", after-before, n)
+	}
 }
