@@ -76,6 +76,7 @@ for i in $(seq 1 "$NODES"); do
   WS[$i]=$(free_port); API[$i]=$(free_port)
   "$BIN/herald" serve --listen "127.0.0.1:${WS[$i]}" --api-listen "127.0.0.1:${API[$i]}" \
     --allow-anonymous --demo=false --pprof=false --ping-interval 0 --log-level warn \
+    --max-handshakes-per-ip -1 --max-handshakes -1 \
     --broker "$NATS_URL" >"$OUT/herald-$i.log" 2>&1 &
   HPID[$i]=$!; PIDS+=("${HPID[$i]}")
 done

@@ -20,7 +20,7 @@ for rep in $(seq 1 "$REPS"); do
 	for sb in $SETTINGS; do
 		port=$((20000 + RANDOM % 5000)); api=$((port + 1))
 		bin/herald serve --listen 127.0.0.1:$port --api-listen 127.0.0.1:$api --allow-anonymous \
-			--log-level error --ping-interval 0 --socket-send-buffer "$sb" --demo=false &
+			--log-level error --ping-interval 0 --socket-send-buffer "$sb" --demo=false --max-handshakes-per-ip -1 &
 		pid=$!
 		sleep 1
 		bin/loadgen -url "ws://127.0.0.1:$port/ws?channel=b" -quiet -connect-rate -1 -scenario broadcast \

@@ -61,7 +61,10 @@ func run(bin string, n int, stepList, listen, api string, settle time.Duration, 
 	if n > limit-100 {
 		return fmt.Errorf("-n %d does not fit the open-file limit %d", n, limit)
 	}
-	args := []string{"serve", "--listen", listen, "--api-listen", api, "--allow-anonymous", "--log-level=warn", "--ping-interval=0"}
+	// All connections come from this one process (one address): the
+	// per-address handshake cap, a defence against one attacker, is lifted;
+	// pprof (off by default) gives the heap and goroutine counts.
+	args := []string{"serve", "--listen", listen, "--api-listen", api, "--allow-anonymous", "--log-level=warn", "--ping-interval=0", "--max-handshakes-per-ip=-1", "--pprof"}
 	srv := exec.Command(bin, args...)
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {

@@ -91,7 +91,7 @@ func servers(o opts) []server {
 	all := []server{{
 		name: "herald", bin: o.herald,
 		args: func(ws, api string) []string {
-			return []string{"serve", "--listen", ws, "--api-listen", api, "--allow-anonymous", "--log-level", "warn", "--ping-interval", "0"}
+			return []string{"serve", "--listen", ws, "--api-listen", api, "--allow-anonymous", "--log-level", "warn", "--ping-interval", "0", "--max-handshakes-per-ip", "-1"}
 		},
 		url:   func(ws string) string { return "ws://" + ws + "/ws?channel=bench" },
 		pub:   func(api string) string { return "http://" + api + "/api/publish?channel=bench" },

@@ -107,7 +107,7 @@ func report(o opts, results map[string]map[bool][]measurement, took time.Duratio
 	w("- **Broadcast**: %d connections, %d messages 1 s apart through each server's HTTP publish endpoint; latency is publish-to-receive per delivery; completion is per message, until its last receiver.\n", o.nMax, o.bcastCount)
 	w("- **Sustained overload**: %d connections, %.0f publishes/s for %v (%.0f deliveries/s offered: more than twice the 150–175k/s a peer's single core reaches here, and about 8× one message per write(2) at ≈ 20 µs of a core each), open-loop schedule with latency from the intended send time (coordinated omission corrected), 16 publishers, 5 s drain; deliveries/s = deliveries from first publish to last receipt; lost = what had not arrived after the drain. CPU s / M deliveries uses the server process's CPU (which misses softirq: see the per-CPU table).\n", o.sustConns, o.sustRate, o.sustDur, o.sustRate*float64(o.sustConns))
 	w("\nCommands (as benchrun runs them; ports and source addresses vary per run):\n\n```\n")
-	w("taskset -c 0 bin/herald serve --listen 127.0.0.1:P --api-listen 127.0.0.1:Q --allow-anonymous --log-level warn --ping-interval 0\n")
+	w("taskset -c 0 bin/herald serve --listen 127.0.0.1:P --api-listen 127.0.0.1:Q --allow-anonymous --log-level warn --ping-interval 0 --max-handshakes-per-ip -1\n")
 	w("taskset -c 0 bin/peers/{gnet,nbio,gws,gorilla} -listen 127.0.0.1:P -pub-listen 127.0.0.1:Q\n")
 	w("taskset -c 1 bin/loadgen -url URL -quiet -connect-rate -1 -scenario idle -conns %d -duration 10m -source-addrs 127.0.x.y -print-ready -json f\n", o.nSmall)
 	w("taskset -c 1 bin/loadgen -url URL -quiet -connect-rate -1 -scenario idle -conns %d ...\n", o.nMax-o.nSmall)
