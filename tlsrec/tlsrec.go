@@ -126,7 +126,8 @@ type Conn struct {
 	// sendUpdate is set when the peer asked for a KeyUpdate: the next
 	// Seal sends one and updates the write key.
 	sendUpdate bool
-	// updates counts the KeyUpdates since the last application data.
+	// updates counts the KeyUpdates since the last application data that
+	// carried bytes.
 	updates uint8
 	// closeNotify is set once the peer's close_notify was read: what
 	// follows is ignored.
@@ -328,8 +329,11 @@ func (c *Conn) Open(in []byte) (Result, error) {
 		}
 		switch inner {
 		case typeApplicationData:
-			c.updates = 0
+			// Only a record that carries data resets the KeyUpdate count:
+			// an empty one costs the peer 22 bytes, and KeyUpdates
+			// interleaved with empty records would rekey without bound.
 			if len(pt) > 0 {
+				c.updates = 0
 				copy(in[r.N:], pt)
 				r.N += len(pt)
 				r.New = true

@@ -178,6 +178,21 @@ func TestKeyUpdateFlood(t *testing.T) {
 	}
 }
 
+// TestKeyUpdateFloodWithEmptyRecords: empty application-data records
+// between KeyUpdates do not reset the count (each pair would otherwise
+// cost the loop a rekey for 49 bytes, without bound).
+func TestKeyUpdateFloodWithEmptyRecords(t *testing.T) {
+	srv, cli := pair(t, tls.TLS_AES_128_GCM_SHA256)
+	var in []byte
+	for range maxKeyUpdates + 1 {
+		in = append(in, record(t, cli, typeHandshake, []byte{handshakeKeyUpdate, 0, 0, 1, keyUpdateRequested})...)
+		_ = cli.out.update(cli.suite)
+		in = append(in, record(t, cli, typeApplicationData, nil)...)
+	}
+	_, _, _, err := openAll(srv, in)
+	wantAlert(t, err, AlertUnexpectedMessage)
+}
+
 func wantAlert(t *testing.T, err error, alert uint8) {
 	t.Helper()
 	var e *Error
