@@ -342,6 +342,13 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 	if err := pusher.Validate(cfg.Pusher); err != nil {
 		return fmt.Errorf("pusher_apps: %w", err)
 	}
+	budget := cfg.WriteBufferLimit
+	if budget == 0 {
+		budget = server.DefaultWriteBufferLimit
+	}
+	if err := pusher.CheckBudget(cfg.Pusher, budget); err != nil {
+		return fmt.Errorf("pusher_apps: %w", err)
+	}
 	if b := cfg.Broker; b != "" && b != "memory" {
 		return errors.New("pusher_apps: the Pusher protocol runs on one node for now (presence and client events are local): use the memory broker, or leave pusher_apps out")
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/herald-push/herald/pusher"
 	"github.com/herald-push/herald/pusher/webhook"
 	"github.com/herald-push/herald/server"
 )
@@ -46,14 +47,15 @@ const (
 
 // The help texts of the families with several series.
 const (
-	helpHandshakes  = "WebSocket upgrades by outcome."
-	helpDisconnects = "Connections closed by the server, by reason."
-	helpRefusals    = "Connections or requests refused by a limit."
-	helpEvictions   = "Messages evicted from history by a byte cap, by cap."
-	helpAPIRefused  = "API requests refused, by reason."
-	helpTLS         = "TLS handshakes by outcome."
-	helpCertReloads = "TLS certificate reloads (SIGHUP) by outcome: ok, or error (the old pair kept)."
-	helpWebhooks    = "Pusher webhook events by outcome: sent (2xx), failed (refused or out of attempts), dropped (queue full)."
+	helpHandshakes     = "WebSocket upgrades by outcome."
+	helpDisconnects    = "Connections closed by the server, by reason."
+	helpRefusals       = "Connections or requests refused by a limit."
+	helpEvictions      = "Messages evicted from history by a byte cap, by cap."
+	helpAPIRefused     = "API requests refused, by reason."
+	helpTLS            = "TLS handshakes by outcome."
+	helpCertReloads    = "TLS certificate reloads (SIGHUP) by outcome: ok, or error (the old pair kept)."
+	helpPusherRefusals = "Pusher presence joins refused with pusher:subscription_error LimitReached: the channel's member cap (max_presence_members), a user_id over 128 bytes or user_info over 1 KB."
+	helpWebhooks       = "Pusher webhook events by outcome: sent (2xx), failed (refused or out of attempts), dropped (queue full)."
 )
 
 // u and i turn a snapshot field into a sample value.
@@ -93,6 +95,10 @@ var nodeMetrics = []metric{
 	{"limit_refusals_total", helpRefusals, counter, "limit", "subscriptions", func(s *Stats) float64 { return u(s.Push.SubscriptionLimited) }},
 	{"limit_refusals_total", helpRefusals, counter, "limit", "channels", func(s *Stats) float64 { return u(s.Hub.ChannelLimited) }},
 	{"limit_refusals_total", helpRefusals, counter, "limit", "publish_size", func(s *Stats) float64 { return u(s.Hub.TooLarge) }},
+	{"pusher_limit_refusals_total", helpPusherRefusals, counter, "limit", "presence_members", func(s *Stats) float64 {
+		return pusherOf(s, func(p *pusher.Stats) uint64 { return p.PresenceMembersLimited })
+	}},
+	{"pusher_limit_refusals_total", helpPusherRefusals, counter, "limit", "user_info", func(s *Stats) float64 { return pusherOf(s, func(p *pusher.Stats) uint64 { return p.UserInfoLimited }) }},
 
 	{"api_refused_total", helpAPIRefused, counter, "reason", "cross_site", func(s *Stats) float64 { return u(s.API.CrossSite) }},
 	{"api_refused_total", helpAPIRefused, counter, "reason", "unauthorized", func(s *Stats) float64 { return u(s.API.Unauthorized) }},
@@ -214,6 +220,14 @@ type webhookStats = webhook.Stats
 func webhooks(s *Stats, f func(*webhookStats) uint64) float64 {
 	if p := s.Pusher; p != nil {
 		return float64(f(&p.Webhooks))
+	}
+	return 0
+}
+
+// pusherOf reads one Pusher counter (0 without Pusher apps).
+func pusherOf(s *Stats, f func(*pusher.Stats) uint64) float64 {
+	if p := s.Pusher; p != nil {
+		return float64(f(p))
 	}
 	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/herald-push/herald/codec"
 	"github.com/herald-push/herald/hub"
@@ -153,6 +154,11 @@ func (p *Protocol) subscribe(s *socket, d subscribeData) {
 			p.subError(s, ch, "AuthError", "channel_data must hold a user_id", 400)
 			return
 		}
+		if len(uid) > MaxUserID || len(cd.UserInfo) > MaxUserInfo || !utf8.ValidString(uid) || !utf8.Valid(cd.UserInfo) {
+			p.userInfoLimited.Add(1)
+			p.subError(s, ch, "LimitReached", fmt.Sprintf("The maximum size of a presence member is %d bytes of user_id and %d bytes of user_info (valid UTF-8)", MaxUserID, MaxUserInfo), 413)
+			return
+		}
 		info = cd.UserInfo
 	case isPrivate(ch):
 		if !checkAuth(s.app, d.Auth, sid+":"+ch) {
@@ -174,14 +180,21 @@ func (p *Protocol) subscribe(s *socket, d subscribeData) {
 		p.fail(s, CodeOverCapacity, "Over capacity")
 		return
 	}
-	s.channels = append(s.channels, ch)
-	p.hooks.subscribed(s.app, ch)
 	if !isPresence(ch) {
+		s.channels = append(s.channels, ch)
+		p.hooks.subscribed(s.app, ch)
 		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": "{}"})
 	} else {
-		first, snapshot := p.presence.join(name, s, uid, info)
-		inner, _ := json.Marshal(map[string]any{"presence": snapshot})
-		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": string(inner)})
+		first, snap, ok := p.presence.join(name, s, uid, info, s.app.presenceCap())
+		if !ok {
+			p.o.Hub.Unsubscribe(l, name, s)
+			p.membersLimited.Add(1)
+			p.subError(s, ch, "LimitReached", fmt.Sprintf("The maximum of %d members of a presence channel was reached", s.app.presenceCap()), 4100)
+			return
+		}
+		s.channels = append(s.channels, ch)
+		p.hooks.subscribed(s.app, ch)
+		s.c.WriteMessage(codec.OpText, snap.message(ch))
 		if first {
 			d, _ := json.Marshal(map[string]any{"user_id": uid, "user_info": info})
 			p.publishInternal(name, ch, "pusher_internal:member_added", string(d), s.c.ID())
@@ -404,9 +417,87 @@ func (s *socket) Deliver(m *hub.Message) {
 	}
 }
 
+// snapshot is a presence channel's member list at one join: slices of
+// buffers that later joins only append to.
+type snapshot struct {
+	ids, hash []byte
+	count     int
+}
+
+// message is the pusher_internal:subscription_succeeded message of ch.
+func (sn snapshot) message(ch string) []byte {
+	chJSON, _ := json.Marshal(ch) // a valid channel name: no escapes
+	cnt := strconv.Itoa(sn.count)
+	b := make([]byte, 0, 128+len(chJSON)+len(sn.ids)+len(sn.hash)+len(cnt))
+	b = append(b, `{"event":"pusher_internal:subscription_succeeded","channel":`...)
+	b = append(b, chJSON...)
+	b = append(b, `,"data":"{\"presence\":{\"ids\":[`...)
+	b = append(b, sn.ids...)
+	b = append(b, `],\"hash\":{`...)
+	b = append(b, sn.hash...)
+	b = append(b, `},\"count\":`...)
+	b = append(b, cnt...)
+	return append(b, `}}"}`...)
+}
+
+// embed is JSON text encoded as the inside of a JSON string (no quotes,
+// HTML characters left as they are).
+func embed(text []byte) []byte {
+	var buf bytes.Buffer
+	e := json.NewEncoder(&buf)
+	e.SetEscapeHTML(false)
+	_ = e.Encode(string(text))
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return b[1 : len(b)-1]
+}
+
+// newMember encodes a member's entries once.
+func newMember(uid string, info json.RawMessage) *member {
+	m := &member{id: uid, info: info}
+	var idText bytes.Buffer
+	e := json.NewEncoder(&idText)
+	e.SetEscapeHTML(false)
+	_ = e.Encode(uid)
+	m.idEnc = embed(bytes.TrimSuffix(idText.Bytes(), []byte("\n")))
+	var compact bytes.Buffer
+	if len(info) == 0 || json.Compact(&compact, info) != nil {
+		compact.Reset()
+		compact.WriteString("null")
+	}
+	m.entry = append(append(append([]byte(nil), m.idEnc...), ':'), embed(compact.Bytes())...)
+	return m
+}
+
+// add appends m to pc's encoded list (stale: nothing to append to).
+func (pc *presenceChannel) add(m *member) {
+	m.idx = len(pc.order)
+	pc.order = append(pc.order, m)
+	if pc.stale {
+		return
+	}
+	if len(pc.ids) > 0 {
+		pc.ids, pc.hash = append(pc.ids, ','), append(pc.hash, ',')
+	}
+	pc.ids, pc.hash = append(pc.ids, m.idEnc...), append(pc.hash, m.entry...)
+}
+
+// rebuild encodes pc's list again into fresh buffers (a snapshot taken
+// before still reads the old ones).
+func (pc *presenceChannel) rebuild() {
+	var ids, hash []byte
+	for i, m := range pc.order {
+		if i > 0 {
+			ids, hash = append(ids, ','), append(hash, ',')
+		}
+		ids, hash = append(ids, m.idEnc...), append(hash, m.entry...)
+	}
+	pc.ids, pc.hash, pc.stale = ids, hash, false
+}
+
 // join adds s as uid to a presence channel and returns whether uid is a
-// new member, and the member list.
-func (pr *presence) join(name string, s *socket, uid string, info json.RawMessage) (bool, map[string]any) {
+// new member and the member list; ok false (nothing changed) when uid is
+// new and the channel already has limit members.
+func (pr *presence) join(name string, s *socket, uid string, info json.RawMessage, limit int) (first bool, sn snapshot, ok bool) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	pc := pr.chans[name]
@@ -414,24 +505,26 @@ func (pr *presence) join(name string, s *socket, uid string, info json.RawMessag
 		pc = &presenceChannel{members: map[string]*member{}, sockets: map[*socket]string{}}
 		pr.chans[name] = pc
 	}
-	pc.sockets[s] = uid
 	m := pc.members[uid]
-	first := m == nil
-	if first {
-		m = &member{info: info}
-		pc.members[uid] = m
-	}
-	m.conns++
-	ids := make([]string, 0, len(pc.members))
-	hash := make(map[string]json.RawMessage, len(pc.members))
-	for id, mm := range pc.members {
-		ids = append(ids, id)
-		hash[id] = mm.info
-		if len(mm.info) == 0 {
-			hash[id] = json.RawMessage("null")
+	if m == nil {
+		if len(pc.members) >= limit {
+			if len(pc.members) == 0 {
+				delete(pr.chans, name)
+			}
+			return false, snapshot{}, false
 		}
+		first = true
+		m = newMember(uid, info)
+		pc.members[uid] = m
+		pc.add(m)
 	}
-	return first, map[string]any{"ids": ids, "hash": hash, "count": len(ids)}
+	pc.sockets[s] = uid
+	m.conns++
+	if pc.stale {
+		pc.rebuild()
+	}
+	// Full slices: a later append never writes into what sn reads.
+	return first, snapshot{ids: pc.ids[:len(pc.ids):len(pc.ids)], hash: pc.hash[:len(pc.hash):len(pc.hash)], count: len(pc.order)}, true
 }
 
 // leave removes s from a presence channel and returns its user id and
@@ -454,6 +547,11 @@ func (pr *presence) leave(name string, s *socket) (string, bool) {
 		return uid, false
 	}
 	delete(pc.members, uid)
+	last := pc.order[len(pc.order)-1]
+	pc.order[m.idx], last.idx = last, m.idx
+	pc.order[len(pc.order)-1] = nil
+	pc.order = pc.order[:len(pc.order)-1]
+	pc.stale = true
 	if len(pc.members) == 0 {
 		delete(pr.chans, name)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,46 @@ const (
 	supportedProtocolHi = 7
 )
 
+// Presence limits, Pusher's: a channel's members (App.MaxPresenceMembers
+// by default), one member's user_id and user_info (its JSON text).
+const (
+	DefaultMaxPresenceMembers = 100
+	MaxUserID                 = 128
+	MaxUserInfo               = 1024
+)
+
+// maxMemberBytes bounds one member's bytes in a subscription_succeeded
+// message: its id twice (ids and hash) and its user_info, each JSON-encoded
+// inside the data string. An id byte takes at most 7 bytes there (a
+// control character: \\u00XX), a user_info byte at most 2 (valid UTF-8
+// compact JSON: only '"', '\\' and U+2028/9 are escaped again).
+const maxMemberBytes = 2*(7*MaxUserID+5) + 2*MaxUserInfo + 2
+
+// snapshotOverhead bounds a subscription_succeeded message's bytes other
+// than its members': the event, the channel and the frame header.
+const snapshotOverhead = 256 + 2*maxChannelName
+
+// CheckBudget reports an app whose full presence channel's
+// subscription_succeeded message would not fit writeBufferLimit, the
+// output budget of one connection: every joiner of such a channel would be
+// closed.
+func CheckBudget(apps []App, writeBufferLimit int) error {
+	for i := range apps {
+		a := &apps[i]
+		if a.MaxPresenceMembers < 0 {
+			return errors.New("pusher app " + strconv.Quote(a.ID) + ": max_presence_members must not be negative")
+		}
+		if writeBufferLimit <= 0 {
+			continue
+		}
+		if need := a.presenceCap()*maxMemberBytes + snapshotOverhead; need > writeBufferLimit {
+			return fmt.Errorf("pusher app %q: a presence channel of %d members may need %d bytes to list (%d bytes a member), more than write_buffer_limit %d: raise write_buffer_limit or lower max_presence_members",
+				a.ID, a.presenceCap(), need, maxMemberBytes, writeBufferLimit)
+		}
+	}
+	return nil
+}
+
 // Protocol is the Pusher Channels protocol (v7), a server.App for the
 // paths /app/{key}, and the node's side of Service. Build it with New;
 // server.New (through a server.Mux) attaches it.
@@ -55,6 +96,7 @@ type Protocol struct {
 	hooks               *hooks // nil: no app has webhooks
 
 	unknownApp, authFailed, clientEvents, rateClosed, slowClosed, dropped, subLimited atomic.Uint64
+	membersLimited, userInfoLimited, budgetClosed                                     atomic.Uint64
 }
 
 // protoLoop is the Protocol's state for one loop, touched only there.
@@ -196,6 +238,15 @@ func (p *Protocol) fail(s *socket, code int, msg string) {
 	s.c.Close(uint16(code), msg)
 }
 
+// OnBudget closes with 4100 (over capacity: reconnect with backoff) a
+// connection whose own output (replies, the member list) passed its
+// output budget (server.BudgetApp), not with 1008, which Pusher clients
+// do not take for a Pusher close.
+func (p *Protocol) OnBudget(*server.Conn) (uint16, string) {
+	p.budgetClosed.Add(1)
+	return CodeOverCapacity, "Over capacity: output budget exceeded"
+}
+
 // OnDrain closes with 4200 (reconnect now) in a graceful shutdown.
 func (p *Protocol) OnDrain(*server.Conn) (uint16, string) {
 	return CodeReconnect, "server shutting down"
@@ -283,7 +334,7 @@ func checkAuth(app *App, auth, msg string) bool {
 }
 
 // send writes a protocol message of the server's (client-caused output:
-// past the budget the transport closes with 1008).
+// past the budget the transport closes, with 4100 through OnBudget).
 func (p *Protocol) send(s *socket, msg map[string]any) {
 	b, err := json.Marshal(msg)
 	if err != nil {
@@ -357,6 +408,13 @@ func isCache(ch string) bool {
 
 // presence is the node's presence registry: who is in each presence
 // channel, one member per user id however many connections it has.
+//
+// Each channel keeps its member list encoded as it appears in
+// subscription_succeeded's data string (ids and hash, each member's
+// entries encoded once, when it joins), appended to as members join and
+// rebuilt into fresh buffers only after a member left: a join costs O(1)
+// amortised under mu; the message is assembled outside it, from buffers
+// no later join writes into.
 type presence struct {
 	mu    sync.Mutex
 	chans map[string]*presenceChannel // by hub name
@@ -365,9 +423,19 @@ type presence struct {
 type presenceChannel struct {
 	members map[string]*member // by user id
 	sockets map[*socket]string // each subscribed socket's user id
+	order   []*member          // the members, in list order
+	// ids and hash are the encoded list ("\"a\",\"b\"" and
+	// "\"a\":{..},\"b\":null"); stale after a member left, until the
+	// next join rebuilds them.
+	ids, hash []byte
+	stale     bool
 }
 
 type member struct {
-	info  json.RawMessage
+	id    string
+	info  json.RawMessage // user_info (null when none)
+	idEnc []byte          // the id, JSON-encoded within the data string
+	entry []byte          // idEnc ":" user_info, JSON-encoded within the data string
+	idx   int             // position in order
 	conns int
 }

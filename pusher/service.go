@@ -178,6 +178,13 @@ type Stats struct {
 	Dropped           uint64 `json:"dropped"`
 	// SubscriptionLimited counts subscribes refused by MaxSubscriptions.
 	SubscriptionLimited uint64 `json:"subscription_limited"`
+	// PresenceMembersLimited counts presence joins refused by the member
+	// cap, UserInfoLimited those whose user_id or user_info was too large.
+	PresenceMembersLimited uint64 `json:"presence_members_limited"`
+	UserInfoLimited        uint64 `json:"user_info_limited"`
+	// BudgetClosed counts connections closed with 4100 for output they
+	// caused past the output budget.
+	BudgetClosed uint64 `json:"budget_closed"`
 	// Webhooks count the webhook events posted, failed and dropped.
 	Webhooks webhook.Stats `json:"webhooks"`
 }
@@ -188,5 +195,6 @@ func (p *Protocol) Stats() Stats {
 		UnknownApp: p.unknownApp.Load(), AuthFailed: p.authFailed.Load(), ClientEvents: p.clientEvents.Load(),
 		CommandRateClosed: p.rateClosed.Load(), SlowClosed: p.slowClosed.Load(), Dropped: p.dropped.Load(),
 		SubscriptionLimited: p.subLimited.Load(), Webhooks: p.WebhookStats(),
+		PresenceMembersLimited: p.membersLimited.Load(), UserInfoLimited: p.userInfoLimited.Load(), BudgetClosed: p.budgetClosed.Load(),
 	}
 }

@@ -12,6 +12,18 @@ type App struct {
 	// Webhooks are the http(s) URLs the app's webhooks are posted to
 	// (docs/pusher.md); empty: none.
 	Webhooks []string `json:"webhooks,omitempty"`
+	// MaxPresenceMembers caps the members (distinct user ids) of one
+	// presence channel; a join past it is refused with
+	// pusher:subscription_error LimitReached (0: 100, Pusher's limit).
+	MaxPresenceMembers int `json:"max_presence_members,omitempty"`
+}
+
+// presenceCap is a's member cap.
+func (a *App) presenceCap() int {
+	if a.MaxPresenceMembers > 0 {
+		return a.MaxPresenceMembers
+	}
+	return DefaultMaxPresenceMembers
 }
 
 // Event is one triggered event (HTTP API `POST /apps/{id}/events` and

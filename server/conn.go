@@ -210,7 +210,11 @@ func (c *Conn) WriteMessage(op codec.OpCode, payload []byte) bool {
 // output budget.
 func (s *Server) budgetExceeded(c *Conn) {
 	s.stats.OutputBudget.Add(1)
-	s.closeConn(c.pc, codec.ClosePolicyViolation, "output budget exceeded")
+	code, reason := uint16(codec.ClosePolicyViolation), "output budget exceeded"
+	if b, ok := s.app.(BudgetApp); ok {
+		code, reason = b.OnBudget(c)
+	}
+	s.closeConn(c.pc, code, reason)
 }
 
 // writePrepared queues an encoded frame as one message sent, whatever the

@@ -53,6 +53,7 @@ var (
 	_ App         = (*Mux)(nil)
 	_ WritableApp = (*Mux)(nil)
 	_ DrainingApp = (*Mux)(nil)
+	_ BudgetApp   = (*Mux)(nil)
 	_ StreamApp   = (*Mux)(nil)
 )
 
@@ -117,6 +118,24 @@ func (m *Mux) OnDrain(c *Conn) (uint16, string) {
 		return d.OnDrain(c)
 	}
 	return codec.CloseGoingAway, drainReason
+}
+
+// OnBudget asks c's App for its close code when it is a BudgetApp.
+func (m *Mux) OnBudget(c *Conn) (uint16, string) {
+	if b, ok := m.app(c).(BudgetApp); ok {
+		return b.OnBudget(c)
+	}
+	return codec.ClosePolicyViolation, "output budget exceeded"
+}
+
+// BudgetApp is an optional interface of an App: when output the client
+// caused (replies, pongs) would pass the output budget, the server closes
+// the connection with the code and reason OnBudget returns instead of
+// 1008 "output budget exceeded" (a protocol with close codes of its own,
+// such as Pusher's 4100 "over capacity"). It runs on the connection's
+// loop; the close frame is always let through.
+type BudgetApp interface {
+	OnBudget(c *Conn) (code uint16, reason string)
 }
 
 // DrainingApp is an optional interface of an App: during a graceful
