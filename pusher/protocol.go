@@ -49,11 +49,13 @@ const (
 )
 
 // maxMemberBytes bounds one member's bytes in a subscription_succeeded
-// message: its id twice (ids and hash) and its user_info, each JSON-encoded
-// inside the data string. An id byte takes at most 7 bytes there (a
-// control character: \\u00XX), a user_info byte at most 2 (valid UTF-8
-// compact JSON: only '"', '\\' and U+2028/9 are escaped again).
-const maxMemberBytes = 2*(7*MaxUserID+5) + 2*MaxUserInfo + 2
+// message: its id three times (in ids, and as the key of its hash entry,
+// itself built from the id and user_info) and its user_info, each
+// JSON-encoded inside the data string, with their separators. An id byte
+// takes at most 7 bytes there (a control character, \\u00XX), a
+// user_info byte at most 2 (valid UTF-8 compact JSON: only '"', '\' and
+// U+2028/9 are escaped again).
+const maxMemberBytes = 3*(7*MaxUserID+4) + 2*MaxUserInfo + 4
 
 // snapshotOverhead bounds a subscription_succeeded message's bytes other
 // than its members': the event, the channel and the frame header.
