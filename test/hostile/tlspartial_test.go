@@ -25,10 +25,10 @@ func (w *recordWriter) paddingRecord(pad int) []byte {
 }
 
 // closeOverTLS waits, up to within, for the server's close frame and then
-// the end of the connection; it returns the close code and reason, the
-// error the connection ended with (io.EOF after close_notify) and how long
-// the close took.
-func (r *rawTLS) closeOverTLS(t *testing.T, within time.Duration) (code uint16, reason string, end error, took time.Duration) {
+// the end of the connection; it returns the close code and reason, how
+// long the close took and the error the connection ended with (io.EOF
+// after close_notify).
+func (r *rawTLS) closeOverTLS(t *testing.T, within time.Duration) (code uint16, reason string, took time.Duration, end error) {
 	t.Helper()
 	start := time.Now()
 	_ = r.tc.SetReadDeadline(start.Add(within))
@@ -48,7 +48,7 @@ func (r *rawTLS) closeOverTLS(t *testing.T, within time.Duration) (code uint16, 
 	if end == nil {
 		end = io.EOF
 	}
-	return binary.BigEndian.Uint16(body), string(body[2:]), end, took
+	return binary.BigEndian.Uint16(body), string(body[2:]), took, end
 }
 
 // TestTLSPartialRecordTimeout: on the loop engine, --message-timeout covers
@@ -77,7 +77,7 @@ func TestTLSPartialRecordTimeout(t *testing.T) {
 	base := n.metric(disconnects("message_timeout"))
 	check := func(name string, r *rawTLS) {
 		t.Helper()
-		code, reason, end, took := r.closeOverTLS(t, 10*time.Second)
+		code, reason, took, end := r.closeOverTLS(t, 10*time.Second)
 		if code != 1008 || reason != "message timeout" {
 			t.Errorf("%s: close %d %q, want 1008 \"message timeout\"", name, code, reason)
 		}
