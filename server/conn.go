@@ -391,7 +391,7 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 	}
 	held := c.dec.Buffered()
 	c.flags |= flagDecoding
-	n := s.decode(c, in)
+	n, framed := s.decode(c, in)
 	c.flags &^= flagDecoding
 	consumed, in = consumed+n, in[n:]
 	if c.state != stateOpen {
@@ -399,7 +399,7 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 		return consumed + len(in)
 	}
 	s.countReassembly(c)
-	s.boundInput(c, len(in), c.dec.Buffered() > held)
+	s.boundInput(c, len(in)+s.loops[c.li].recordRest, c.dec.Buffered() > held, framed)
 	return consumed
 }
 
@@ -435,30 +435,35 @@ func (s *Server) dropReassembly(c *Conn) {
 }
 
 // decode runs the frame decoder over in while the connection is open and
-// returns the bytes consumed.
-func (s *Server) decode(c *Conn, in []byte) int {
-	consumed := 0
+// returns the bytes consumed and whether a complete message or a control
+// frame was decoded.
+func (s *Server) decode(c *Conn, in []byte) (consumed int, framed bool) {
 	for c.state == stateOpen {
 		msg, n, err := c.dec.Next(in)
 		consumed, in = consumed+n, in[n:]
 		if err != nil {
 			s.protocolError(c, err)
-			return consumed + len(in)
+			return consumed + len(in), framed
 		}
 		if msg.Op == 0 {
 			break
 		}
+		framed = true
 		s.frame(c, &msg)
 	}
-	return consumed
+	return consumed, framed
 }
 
 // boundInput applies the inbound limits once OnData has decoded what it
-// could: rest bytes stay unconsumed (a partial frame) and grew tells
-// whether the reassembly buffer grew. Input held past the node's
-// MaxInboundBuffered closes the connection with 1013; a message that
-// stays incomplete starts the MessageTimeout clock.
-func (s *Server) boundInput(c *Conn, rest int, grew bool) {
+// could: rest bytes stay unconsumed (a partial frame, or a partial TLS
+// record), grew tells whether the reassembly buffer grew and framed
+// whether a complete message or a control frame was decoded. Input held
+// past the node's MaxInboundBuffered closes the connection with 1013; a
+// message that stays incomplete starts the MessageTimeout clock, which
+// only a decoded message or control frame with nothing left pending
+// stops: a TLS record that completes without carrying one (padding, an
+// empty record) leaves it running.
+func (s *Server) boundInput(c *Conn, rest int, grew, framed bool) {
 	if max := s.cfg.MaxInboundBuffered; max > 0 && (rest > 0 || grew) && s.inboundBuffered()+int64(rest) > max {
 		s.stats.InboundMemory.Add(1)
 		s.closeConn(c.pc, codec.CloseTryAgainLater, "server busy")
@@ -477,7 +482,7 @@ func (s *Server) boundInput(c *Conn, rest int, grew bool) {
 		}
 		ls.partial[c] = time.Now().UnixNano()
 		s.armTimer(c)
-	case !incomplete && partial:
+	case !incomplete && partial && framed:
 		s.endPartial(c)
 		s.armTimer(c)
 	}

@@ -100,6 +100,10 @@ type loopState struct {
 	tlsPeers map[*Conn]*tlsPeer
 	// sealed holds what a TLS connection's Seal returns (one slice).
 	sealed [1][]byte
+	// recordRest is, while a loop-engine TLS connection's OnData runs,
+	// the bytes of its partial TLS record, not yet decrypted, that stay
+	// held behind the plaintext the handler is given; 0 otherwise.
+	recordRest int
 	// ips holds the per-address slots of the connections that have some
 	// (flagIPHeld).
 	ips map[*Conn]ipHold

@@ -283,7 +283,16 @@ func (h *tlsHandler) OnData(pc *poller.Conn, in []byte) int {
 	k := 0
 	if r.New {
 		// (Without new plaintext the handler has seen these bytes.)
+		ls := &(*Server)(h).loops[pc.Loop().Index()]
+		ls.recordRest = len(in) - r.End
 		k = (*handler)(h).OnData(pc, in[:r.N])
+		ls.recordRest = 0
+	} else if c, _ := pc.Context().(*Conn); c != nil && c.state == stateOpen && !pc.Closed() {
+		// No new plaintext: a partial record, or records that carried
+		// none (padding, KeyUpdate). What stays held is bounded as a
+		// partial frame is, and runs the same message clock, which such
+		// records do not stop.
+		(*Server)(h).boundInput(c, r.N+len(in)-r.End, false, false)
 	}
 	used := tp.rec.Consume(in, r, k)
 	if r.Close {
