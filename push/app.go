@@ -142,6 +142,9 @@ type appLoop struct {
 	pending map[*Session]*pendingSubs
 	// streams holds the event-stream sessions' positions (flagStream).
 	streams map[*Session]*stream
+	// idBuf is where the loop builds a stream event's id line; it is
+	// reused, since Conn.WriteStream copies what it queues.
+	idBuf []byte
 }
 
 // New builds the App; server.New(cfg, app, log) attaches it to the

@@ -133,11 +133,14 @@ func (s *Session) writeMessage(m *hub.Message) bool {
 	if !s.streaming() {
 		return c.WriteFrame(s.frameOf(m))
 	}
-	st := s.app.streamOf(s)
+	pl := &s.app.loops[c.Loop().Index()]
+	st := pl.streams[s]
 	f := framesOf(m).streamEvent()
 	was, had := st.pos[m.Channel]
 	st.pos[m.Channel] = hub.Position{Offset: m.Offset, Epoch: m.Epoch}
-	id := st.appendID(make([]byte, 0, 64), s.channels)
+	// Built in the loop's buffer: no allocation per delivery.
+	pl.idBuf = st.appendID(pl.idBuf[:0], s.channels)
+	id := pl.idBuf
 	if !c.Open() || len(id)+f.Len() > c.Room() {
 		if had {
 			st.pos[m.Channel] = was

@@ -510,30 +510,14 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 		return 0, true
 	}
 	if err != nil {
-		s.stats.HandshakesFailed.Add(1)
-		status, reason := 400, err.Error()
-		var he *codec.HandshakeError
-		if errors.As(err, &he) {
-			status, reason = he.Status, he.Reason
-		}
-		s.logRefusal(c, status, reason)
-		s.refuse(c.pc, status, reason)
-		return 0, false
+		return s.refuseHandshake(c, err, 400)
 	}
 	if req.Plain {
 		return s.acceptStream(c, req, n)
 	}
 	protocol, err := s.app.Accept(c, req)
 	if err != nil {
-		s.stats.HandshakesFailed.Add(1)
-		status, reason := 403, err.Error()
-		var he *codec.HandshakeError
-		if errors.As(err, &he) {
-			status, reason = he.Status, he.Reason
-		}
-		s.logRefusal(c, status, reason)
-		s.refuse(c.pc, status, reason)
-		return 0, false
+		return s.refuseHandshake(c, err, 403)
 	}
 	ext := ""
 	dec := &s.decCfg
@@ -556,6 +540,21 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 	return n, true
 }
 
+// refuseHandshake answers a refused upgrade (or stream request) with the
+// status err carries (a *codec.HandshakeError), else status, counts and
+// logs it (rate-limited), and closes. It returns as handshake does.
+func (s *Server) refuseHandshake(c *Conn, err error, status int) (int, bool) {
+	s.stats.HandshakesFailed.Add(1)
+	reason := err.Error()
+	var he *codec.HandshakeError
+	if errors.As(err, &he) {
+		status, reason = he.Status, he.Reason
+	}
+	s.logRefusal(c, status, reason)
+	s.refuse(c.pc, status, reason)
+	return 0, false
+}
+
 // streamResponse is the head of an event stream's response: no length, so
 // the body runs until the connection closes; no caching and no buffering
 // by proxies (X-Accel-Buffering is nginx's).
@@ -573,15 +572,7 @@ func (s *Server) acceptStream(c *Conn, req *codec.Request, n int) (int, bool) {
 		}
 	}
 	if err != nil {
-		s.stats.HandshakesFailed.Add(1)
-		status, reason := 403, err.Error()
-		var he *codec.HandshakeError
-		if errors.As(err, &he) {
-			status, reason = he.Status, he.Reason
-		}
-		s.logRefusal(c, status, reason)
-		s.refuse(c.pc, status, reason)
-		return 0, false
+		return s.refuseHandshake(c, err, 403)
 	}
 	resp := append(c.scratch(len(streamResponse)+64+len(req.Origin)), streamResponse...)
 	if req.Origin != "" {
