@@ -6,6 +6,7 @@ package testutil
 
 import (
 	"bytes"
+	"crypto/x509"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -244,4 +245,24 @@ func tail(s string, n int) string { return s[max(len(s)-n, 0):] }
 func (p *Proc) RSS() (int64, error) {
 	st, err := procstat.Read(p.Cmd.Process.Pid)
 	return st.RSS, err
+}
+
+// DevCert writes a development certificate for 127.0.0.1 and localhost
+// and its key into dir with `herald gencert` (bin is the herald binary)
+// and returns their paths and a pool that trusts the certificate.
+func DevCert(t testing.TB, bin, dir string) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if out, err := exec.Command(bin, "gencert", "--host", "127.0.0.1,localhost", "--cert", certFile, "--key", keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("herald gencert: %v\n%s", err, out)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots = x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pemBytes) {
+		t.Fatal("generated certificate does not parse")
+	}
+	return certFile, keyFile, roots
 }

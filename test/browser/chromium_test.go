@@ -15,6 +15,7 @@ import (
 
 	clientjs "github.com/herald-push/herald/client/js"
 	"github.com/herald-push/herald/test/internal/chromium"
+	"github.com/herald-push/herald/test/internal/cutproxy"
 )
 
 // newBrowser starts headless Chromium (see chromium.Start).
@@ -124,7 +125,7 @@ h.on('recovered', (ev) => window.recovered.push(ev.recovered));
 // every message exactly once, in order.
 func TestBrowserClientRecovers(t *testing.T) {
 	n := startHerald(t)
-	proxy := newCutProxy(t, n.WS)
+	proxy := cutproxy.New(t, n.WS)
 	mux := http.NewServeMux()
 	mux.Handle("GET /herald.js", clientjs.Handler())
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
@@ -147,12 +148,12 @@ func TestBrowserClientRecovers(t *testing.T) {
 	if cut := proxy.Cut(); cut != 1 {
 		t.Fatalf("cut %d connections, want 1", cut)
 	}
-	proxy.SetMode(modeReject) // hold it off while we publish
+	proxy.SetMode(cutproxy.Reject) // hold it off while we publish
 	waitJS(t, tab, "the page to notice the cut", `window.closes >= 1`)
 	for i := 6; i <= 10; i++ {
 		n.publish(t, "news", fmt.Sprintf("m%d", i))
 	}
-	proxy.SetMode(modePass)
+	proxy.SetMode(cutproxy.Pass)
 	waitJS(t, tab, "messages 6..10", `window.got.length >= 10`)
 	n.publish(t, "news", "m11")
 	waitJS(t, tab, "a live message", `window.got.length >= 11`)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/herald-push/herald/auth"
+	"github.com/herald-push/herald/test/internal/cutproxy"
 )
 
 // fast is a reconnect policy without jitter, so delays can be asserted.
@@ -47,7 +48,7 @@ func checkExactlyOnce(t *testing.T, c *nodeClient, channel string, n int) {
 func TestNodeClientRecoversAfterCut(t *testing.T) {
 	t.Parallel()
 	n := startHerald(t)
-	proxy := newCutProxy(t, n.WS)
+	proxy := cutproxy.New(t, n.WS)
 	c := startNodeClient(t, harnessConfig{URL: "ws://" + proxy.Addr() + "/ws", Channels: []string{"news"}, Reconnect: fast})
 	c.waitN("the subscription", 1, 10*time.Second, is("subscribed"))
 	for i := 1; i <= 5; i++ {
@@ -55,7 +56,7 @@ func TestNodeClientRecoversAfterCut(t *testing.T) {
 	}
 	c.waitN("messages 1..5", 5, 10*time.Second, pubsOn("news"))
 
-	proxy.SetMode(modeReject)
+	proxy.SetMode(cutproxy.Reject)
 	if cut := proxy.Cut(); cut != 1 {
 		t.Fatalf("cut %d connections, want 1", cut)
 	}
@@ -65,7 +66,7 @@ func TestNodeClientRecoversAfterCut(t *testing.T) {
 	}
 	// Reconnect attempts 1..3 are refused; the 4th gets through.
 	c.waitN("three refused reconnects", 4, 10*time.Second, is("reconnect"))
-	proxy.SetMode(modePass)
+	proxy.SetMode(cutproxy.Pass)
 	c.waitN("messages 6..10", 10, 10*time.Second, pubsOn("news"))
 	rec := c.waitN("the recovery", 1, 5*time.Second, is("recovered"))
 	if !rec.Recovered {
@@ -163,20 +164,20 @@ func TestNodeClientCloseCodes(t *testing.T) {
 func TestNodeClientDetectsDeadConnection(t *testing.T) {
 	t.Parallel()
 	n := startHerald(t)
-	proxy := newCutProxy(t, n.WS)
+	proxy := cutproxy.New(t, n.WS)
 	c := startNodeClient(t, harnessConfig{URL: "ws://" + proxy.Addr() + "/ws", Channels: []string{"news"},
 		Reconnect: fast, PingInterval: 300, PongTimeout: 300})
 	c.waitN("the subscription", 1, 10*time.Second, is("subscribed"))
 	n.publish(t, "news", "m1")
 	c.waitN("message 1", 1, 10*time.Second, pubsOn("news"))
 
-	proxy.SetMode(modeFreeze)
+	proxy.SetMode(cutproxy.Freeze)
 	n.publish(t, "news", "m2") // swallowed by the frozen path
 	dead := c.waitN("the ping timeout", 1, 10*time.Second, is("close"))
 	if dead.Code != 4000 || !dead.WillReconnect {
 		t.Fatalf("close %+v, want 4000 (pong timeout) with a reconnect", dead)
 	}
-	proxy.SetMode(modePass)
+	proxy.SetMode(cutproxy.Pass)
 	c.waitN("message 2, recovered", 2, 10*time.Second, pubsOn("news"))
 	checkExactlyOnce(t, c, "news", 2)
 }
@@ -189,7 +190,7 @@ func TestNodeClientHonoursReconnectAdvice(t *testing.T) {
 	t.Parallel()
 	first := startHerald(t, "--reconnect-spread", "1500ms", "--drain-timeout", "1s")
 	second := startHerald(t)
-	proxy := newCutProxy(t, first.WS)
+	proxy := cutproxy.New(t, first.WS)
 	c := startNodeClient(t, harnessConfig{URL: "ws://" + proxy.Addr() + "/ws", Channels: []string{"news"}, Reconnect: fast})
 	c.waitN("the subscription", 1, 10*time.Second, is("subscribed"))
 	proxy.SetTarget(second.WS)

@@ -8,13 +8,9 @@ package conformance
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -45,18 +41,7 @@ func TestConformance(t *testing.T) {
 func TestConformanceOverWSS(t *testing.T) {
 	bin := testutil.Binary(t, "herald")
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if out, err := exec.Command(bin, "gencert", "--host", "127.0.0.1,localhost", "--cert", certFile, "--key", keyFile).CombinedOutput(); err != nil {
-		t.Fatalf("herald gencert: %v\n%s", err, out)
-	}
-	pemBytes, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("generated certificate does not parse")
-	}
+	certFile, keyFile, roots := testutil.DevCert(t, bin, dir)
 	srv := startEcho(t, "--tls-listen", "127.0.0.1:{port:tls}", "--tls-cert", certFile, "--tls-key", keyFile)
 	conf := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13}
 	addr := srv.Extra["tls"]

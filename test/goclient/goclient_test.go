@@ -7,12 +7,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/client/heraldclient"
 	"github.com/herald-push/herald/internal/testutil"
+	"github.com/herald-push/herald/test/internal/cutproxy"
 )
 
 const secret = "goclient-test-secret-that-is-long-enough-for-hs256"
@@ -201,9 +200,9 @@ func TestNodeRestart(t *testing.T) {
 func TestCutRecoversExactly(t *testing.T) {
 	ws, api := addr(t), addr(t)
 	n := start(t, ws, api)
-	p := newProxy(t, ws)
+	p := cutproxy.New(t, ws)
 	ctx := context.Background()
-	c, err := heraldclient.Dial(ctx, "ws://"+p.addr()+"/ws", heraldclient.Options{Token: token(t, "feed"), Backoff: fast})
+	c, err := heraldclient.Dial(ctx, "ws://"+p.Addr()+"/ws", heraldclient.Options{Token: token(t, "feed"), Backoff: fast})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +220,8 @@ func TestCutRecoversExactly(t *testing.T) {
 		// Cut once the first of these arrived: the rest is in flight.
 		expectMessages(t, c, expect, expect)
 		expect++
-		p.setDown(true)
-		p.cut()
+		p.SetMode(cutproxy.Reject)
+		p.Cut()
 		// Read what got through until the client sees the drop.
 		for disconnected := false; !disconnected; {
 			switch ev := nextEvent(t, c).(type) {
@@ -240,7 +239,7 @@ func TestCutRecoversExactly(t *testing.T) {
 			published++
 			n.publish(t, "feed", fmt.Sprint(published))
 		}
-		p.setDown(false)
+		p.SetMode(cutproxy.Pass)
 		for recovered := false; !recovered || expect <= published; {
 			switch ev := nextEvent(t, c).(type) {
 			case heraldclient.Message:
@@ -259,71 +258,4 @@ func TestCutRecoversExactly(t *testing.T) {
 	// Nothing more is pending: the next message is the next offset.
 	n.publish(t, "feed", fmt.Sprint(published+1))
 	expectMessages(t, c, published+1, published+1)
-}
-
-// proxy forwards TCP to a node; cut closes every connection through it.
-type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-	down  bool // new connections are closed at once
-}
-
-func (p *proxy) setDown(down bool) {
-	p.mu.Lock()
-	p.down = down
-	p.mu.Unlock()
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln}
-	t.Cleanup(func() { ln.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go pipe(c, up)
-			go pipe(up, c)
-		}
-	}()
-	return p
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func pipe(dst, src net.Conn) {
-	defer dst.Close()
-	defer src.Close()
-	io.Copy(dst, src)
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
 }

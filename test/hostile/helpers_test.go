@@ -25,7 +25,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,18 +99,7 @@ func startTLS(t *testing.T, extra ...string) *node {
 	t.Helper()
 	bin := testutil.Binary(t, "herald")
 	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if out, err := exec.Command(bin, "gencert", "--host", "127.0.0.1,localhost", "--cert", cert, "--key", key).CombinedOutput(); err != nil {
-		t.Fatalf("herald gencert: %v\n%s", err, out)
-	}
-	pemBytes, err := os.ReadFile(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("generated certificate does not parse")
-	}
+	cert, key, roots := testutil.DevCert(t, bin, dir)
 	n := start(t, append([]string{"--tls-listen", "127.0.0.1:{port:tls}", "--tls-cert", cert, "--tls-key", key}, extra...)...)
 	n.Roots = roots
 	return n

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/herald-push/herald/test/internal/chromium"
+	"github.com/herald-push/herald/test/internal/cutproxy"
 )
 
 // ssePage opens an EventSource on the URL of its ?src= and records what
@@ -32,7 +33,7 @@ es.addEventListener('recovered', (e) => window.recovered.push(JSON.parse(e.data)
 // recovered false.
 func TestEventSourceChromium(t *testing.T) {
 	n := startHerald(t, "--reconnect-spread", "-1s")
-	proxy := newCutProxy(t, n.WS)
+	proxy := cutproxy.New(t, n.WS)
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, ssePage)
@@ -63,7 +64,8 @@ func TestEventSourceChromium(t *testing.T) {
 	n.publish(t, "sport", `"s1"`)
 	poll("two messages", `window.got.length === 2`)
 
-	proxy.Set(n.WS, true)
+	proxy.SetTarget(n.WS)
+	proxy.SetMode(cutproxy.Reject)
 	if proxy.Cut() != 1 {
 		t.Fatal("no stream to cut")
 	}
@@ -71,7 +73,8 @@ func TestEventSourceChromium(t *testing.T) {
 	n.publish(t, "news", `"n2"`)
 	n.publish(t, "sport", `"s2"`)
 	n.publish(t, "news", `"n3"`)
-	proxy.Set(n.WS, false)
+	proxy.SetTarget(n.WS)
+	proxy.SetMode(cutproxy.Pass)
 	poll("the missed messages", `window.got.length >= 5`)
 	n.publish(t, "sport", `"s3"`)
 	poll("a live message", `window.got.length >= 6`)
@@ -81,11 +84,13 @@ func TestEventSourceChromium(t *testing.T) {
 		t.Fatalf("page saw\n%s\nwant\n%s", got, want)
 	}
 
-	proxy.Set(n.WS, true)
+	proxy.SetTarget(n.WS)
+	proxy.SetMode(cutproxy.Reject)
 	n.Stop(t)
 	proxy.Cut()
 	n2 := startHerald(t, "--reconnect-spread", "-1s")
-	proxy.Set(n2.WS, false)
+	proxy.SetTarget(n2.WS)
+	proxy.SetMode(cutproxy.Pass)
 	poll("recovered false", `window.recovered.length === 2 && window.recovered.every(r => r.recovered === false)`)
 	n2.publish(t, "news", `"fresh"`)
 	poll("live after the restart", `window.got.length === 7 && window.got[6][2] === "fresh"`)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -77,76 +76,6 @@ func waitFor(t *testing.T, d time.Duration, what string, check func() error) {
 			t.Fatalf("waiting %v for %s: %v", d, what, err)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// cutProxy is a TCP proxy in front of herald whose connections a test can
-// cut, refuse for a while, or send to another node.
-type cutProxy struct {
-	ln     net.Listener
-	mu     sync.Mutex
-	target string
-	reject bool
-	conns  []net.Conn
-}
-
-func newCutProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	go p.accept()
-	t.Cleanup(func() { ln.Close(); p.Cut() })
-	return p
-}
-
-func (p *cutProxy) Addr() string { return p.ln.Addr().String() }
-
-// Set sends new connections to target, or refuses them.
-func (p *cutProxy) Set(target string, reject bool) {
-	p.mu.Lock()
-	p.target, p.reject = target, reject
-	p.mu.Unlock()
-}
-
-// Cut closes every proxied connection and returns how many pairs there
-// were.
-func (p *cutProxy) Cut() int {
-	p.mu.Lock()
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-	return len(conns) / 2
-}
-
-func (p *cutProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		target, reject := p.target, p.reject
-		p.mu.Unlock()
-		if reject {
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { _, _ = io.Copy(c, up); c.Close() }()
 	}
 }
 

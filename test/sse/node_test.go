@@ -2,6 +2,7 @@ package sse
 
 import (
 	"fmt"
+	"github.com/herald-push/herald/test/internal/cutproxy"
 	"sort"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ import (
 // messages again.
 func TestEventSourceNodeResumes(t *testing.T) {
 	n := startHerald(t, "--reconnect-spread", "-1s")
-	proxy := newCutProxy(t, n.WS)
+	proxy := cutproxy.New(t, n.WS)
 	c := startNodeClient(t, "http://"+proxy.Addr()+"/sse?channel=a&channel=b")
 	c.waitN(t, "open", 1)
 	// The subscriptions are made as the stream opens: publish once the
@@ -27,7 +28,8 @@ func TestEventSourceNodeResumes(t *testing.T) {
 		t.Fatalf("id %q, want both channels' positions", got[1].ID)
 	}
 
-	proxy.Set(n.WS, true)
+	proxy.SetTarget(n.WS)
+	proxy.SetMode(cutproxy.Reject)
 	if proxy.Cut() != 1 {
 		t.Fatal("no stream to cut")
 	}
@@ -35,7 +37,8 @@ func TestEventSourceNodeResumes(t *testing.T) {
 	n.publish(t, "a", `"a2"`)
 	n.publish(t, "b", `"b2"`)
 	n.publish(t, "a", `"a3"`)
-	proxy.Set(n.WS, false)
+	proxy.SetTarget(n.WS)
+	proxy.SetMode(cutproxy.Pass)
 	got = c.waitN(t, "message", 5)
 	checkMessages(t, got[2:], "a:2:a2 b:2:b2 a:3:a3")
 	n.publish(t, "b", `"b3"`)
@@ -43,11 +46,13 @@ func TestEventSourceNodeResumes(t *testing.T) {
 	checkMessages(t, got[5:], "b:3:b3")
 
 	// Restart: the new node has no history for the client's positions.
-	proxy.Set(n.WS, true)
+	proxy.SetTarget(n.WS)
+	proxy.SetMode(cutproxy.Reject)
 	n.Stop(t)
 	proxy.Cut()
 	n2 := startHerald(t, "--reconnect-spread", "-1s")
-	proxy.Set(n2.WS, false)
+	proxy.SetTarget(n2.WS)
+	proxy.SetMode(cutproxy.Pass)
 	rec := c.waitN(t, "recovered", 2)
 	for _, e := range rec {
 		if !strings.Contains(e.Data, `"recovered":false`) {

@@ -15,9 +15,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,18 +40,7 @@ func start(t *testing.T, args ...string) *server {
 	t.Helper()
 	bin := testutil.Binary(t, "herald")
 	dir := t.TempDir()
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if out, err := exec.Command(bin, "gencert", "--host", "127.0.0.1,localhost", "--cert", cert, "--key", key).CombinedOutput(); err != nil {
-		t.Fatalf("herald gencert: %v\n%s", err, out)
-	}
-	pemBytes, err := os.ReadFile(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pemBytes) {
-		t.Fatal("generated certificate does not parse")
-	}
+	cert, key, roots := testutil.DevCert(t, bin, dir)
 	all := append([]string{"serve", "--listen", "127.0.0.1:{port}", "--tls-listen", "127.0.0.1:{port:tls}",
 		"--tls-cert", cert, "--tls-key", key, "--log-level=warn"}, args...)
 	p := testutil.Start(t, bin, all...)

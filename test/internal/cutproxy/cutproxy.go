@@ -1,4 +1,9 @@
-package browser
+// Package cutproxy is a TCP proxy for tests: it stands between a client
+// and herald, and the test can cut its connections, refuse new ones,
+// freeze them (a dead path no close announces) or send new ones to
+// another node, to play the network failing under a client. Its methods
+// are safe for concurrent use.
+package cutproxy
 
 import (
 	"net"
@@ -6,39 +11,40 @@ import (
 	"testing"
 )
 
-// proxyMode is what a cutProxy does with connections.
-type proxyMode int
+// Mode is what a Proxy does with connections.
+type Mode int
 
 const (
-	// modePass forwards bytes both ways.
-	modePass proxyMode = iota
-	// modeReject closes new connections at once (the server seems down).
-	modeReject
-	// modeFreeze stops forwarding on every connection, open or new, but
+	// Pass forwards bytes both ways.
+	Pass Mode = iota
+	// Reject closes new connections at once (the server seems down).
+	Reject
+	// Freeze stops forwarding on every connection, open or new, but
 	// keeps them open: a dead network path that no close announces.
-	modeFreeze
+	Freeze
 )
 
-// cutProxy is a TCP proxy in front of herald whose connections a test can
-// cut, refuse or freeze, to play the network failing under a client.
-type cutProxy struct {
+// Proxy is a TCP proxy in front of herald whose connections a test can
+// cut, refuse or freeze.
+type Proxy struct {
 	ln     net.Listener
 	target string
 
 	mu     sync.Mutex
-	mode   proxyMode
+	mode   Mode
 	conns  []net.Conn
-	frozen chan struct{} // closed when leaving modeFreeze
+	frozen chan struct{} // closed when leaving Freeze
 }
 
-// newCutProxy listens on a free loopback port and forwards to target.
-func newCutProxy(t *testing.T, target string) *cutProxy {
+// New listens on a free loopback port and forwards to target; the proxy
+// closes with the test.
+func New(t testing.TB, target string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("proxy listen: %v", err)
 	}
-	p := &cutProxy{ln: ln, target: target, frozen: make(chan struct{})}
+	p := &Proxy{ln: ln, target: target, frozen: make(chan struct{})}
 	close(p.frozen)
 	go p.accept()
 	t.Cleanup(func() {
@@ -49,23 +55,23 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 }
 
 // SetTarget sends the connections accepted from now on to target.
-func (p *cutProxy) SetTarget(target string) {
+func (p *Proxy) SetTarget(target string) {
 	p.mu.Lock()
 	p.target = target
 	p.mu.Unlock()
 }
 
 // Addr is the proxy's host:port.
-func (p *cutProxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // SetMode changes how connections are treated from now on.
-func (p *cutProxy) SetMode(m proxyMode) {
+func (p *Proxy) SetMode(m Mode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if m == modeFreeze && p.mode != modeFreeze {
+	if m == Freeze && p.mode != Freeze {
 		p.frozen = make(chan struct{})
 	}
-	if m != modeFreeze && p.mode == modeFreeze {
+	if m != Freeze && p.mode == Freeze {
 		close(p.frozen)
 	}
 	p.mode = m
@@ -73,7 +79,7 @@ func (p *cutProxy) SetMode(m proxyMode) {
 
 // Cut closes every proxied connection, both sides, and returns how many
 // pairs there were.
-func (p *cutProxy) Cut() int {
+func (p *Proxy) Cut() int {
 	p.mu.Lock()
 	conns := p.conns
 	p.conns = nil
@@ -84,7 +90,7 @@ func (p *cutProxy) Cut() int {
 	return len(conns) / 2
 }
 
-func (p *cutProxy) accept() {
+func (p *Proxy) accept() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -93,7 +99,7 @@ func (p *cutProxy) accept() {
 		p.mu.Lock()
 		mode := p.mode
 		p.mu.Unlock()
-		if mode == modeReject {
+		if mode == Reject {
 			c.Close()
 			continue
 		}
@@ -114,7 +120,7 @@ func (p *cutProxy) accept() {
 }
 
 // pipe copies src to dst, holding data back while frozen.
-func (p *cutProxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
