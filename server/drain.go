@@ -3,10 +3,10 @@ package server
 import (
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/internal/reconnect"
 )
 
 // drainReason is the reason of the 1001 sent when draining.
@@ -15,7 +15,7 @@ const drainReason = "server shutting down"
 // ReconnectAfterKey names the reconnect advice in a drain's 1001 close
 // reason: "server shutting down; reconnect_after_ms=1234" asks the client
 // to wait that many milliseconds before it reconnects (docs/protocol.md).
-const ReconnectAfterKey = "reconnect_after_ms"
+const ReconnectAfterKey = reconnect.Key
 
 // drainClose closes pc for a graceful shutdown. A 1001 gets the
 // connection's reconnect advice appended to its reason.
@@ -60,11 +60,7 @@ func withReconnectAdvice(reason string, d time.Duration) string {
 	if d < 0 {
 		return reason
 	}
-	r := reason
-	if r != "" {
-		r += "; "
-	}
-	r += ReconnectAfterKey + "=" + strconv.FormatInt(d.Milliseconds(), 10)
+	r := reconnect.Append(reason, d)
 	if len(r) > maxCloseReason {
 		return reason
 	}
@@ -78,19 +74,4 @@ const maxCloseReason = 123
 // ParseReconnectAfter reads the reconnect advice of a close reason: the
 // delay of "reconnect_after_ms=N" and true, or false when the reason has
 // none.
-func ParseReconnectAfter(reason string) (time.Duration, bool) {
-	i := strings.Index(reason, ReconnectAfterKey+"=")
-	if i < 0 {
-		return 0, false
-	}
-	v := reason[i+len(ReconnectAfterKey)+1:]
-	end := 0
-	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
-		end++
-	}
-	ms, err := strconv.ParseInt(v[:end], 10, 64)
-	if err != nil || ms > int64(time.Hour/time.Millisecond) {
-		return 0, false
-	}
-	return time.Duration(ms) * time.Millisecond, true
-}
+func ParseReconnectAfter(reason string) (time.Duration, bool) { return reconnect.Parse(reason) }

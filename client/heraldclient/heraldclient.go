@@ -68,13 +68,13 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/herald-push/herald/internal/reconnect"
 )
 
 // Close codes of docs/protocol.md.
@@ -134,26 +134,6 @@ func (b Backoff) Delay(n int) time.Duration {
 func (b Backoff) jitter() time.Duration {
 	b = b.withDefaults()
 	return time.Duration(rand.Int64N(int64(b.Min)))
-}
-
-// reconnectAdvice reads the reconnect delay a server puts in a close
-// reason, "reconnect_after_ms=N" (docs/protocol.md).
-func reconnectAdvice(reason string) (time.Duration, bool) {
-	const key = "reconnect_after_ms="
-	i := strings.Index(reason, key)
-	if i < 0 {
-		return 0, false
-	}
-	v := reason[i+len(key):]
-	end := 0
-	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
-		end++
-	}
-	ms, err := strconv.ParseInt(v[:end], 10, 64)
-	if err != nil || ms > int64(time.Hour/time.Millisecond) {
-		return 0, false
-	}
-	return time.Duration(ms) * time.Millisecond, true
 }
 
 func (b Backoff) withDefaults() Backoff {
@@ -816,7 +796,7 @@ func (c *Client) run(cn *conn) {
 					attempt++
 				}
 			default:
-				if after, ok := reconnectAdvice(d.Reason); ok {
+				if after, ok := reconnect.Parse(d.Reason); ok {
 					// The server said when to come back (a drain's
 					// 1001): that, plus a jitter of our own, instead of
 					// the backoff.
