@@ -100,6 +100,7 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 		HandshakeTimeout: s.cfg.HandshakeTimeout.D(),
 		HelloTimeout:     s.cfg.FirstByteTimeout.D(),
 		MaxHandshakes:    s.cfg.TLSMaxHandshakes,
+		CloseLinger:      lingerOf(s.cfg.CloseLinger),
 		Overload:         overloadResponse,
 		Admit:            t.admit,
 		Leave:            t.leave,

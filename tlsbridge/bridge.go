@@ -44,6 +44,7 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultHelloTimeout     = 3 * time.Second
 	DefaultWriteTimeout     = 30 * time.Second
+	DefaultCloseLinger      = 3 * time.Second
 	// DefaultMaxHandshakesPerCPU times the number of CPUs bounds the
 	// handshakes in flight.
 	DefaultMaxHandshakesPerCPU = 256
@@ -78,6 +79,13 @@ type Config struct {
 	// has usually closed it as a slow consumer). 0 means
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// CloseLinger bounds how long a connection the event loop has closed
+	// keeps reading (and discarding) what the client still sends, after
+	// close_notify and the TCP write side are shut, so that the loop's
+	// last bytes (a close frame) reach a client still writing instead of
+	// being lost to a reset. 0 means DefaultCloseLinger; negative closes
+	// at once.
+	CloseLinger time.Duration
 	// MaxHandshakes bounds the handshakes in progress at once; 0 means
 	// DefaultMaxHandshakesPerCPU per CPU.
 	MaxHandshakes int
@@ -224,6 +232,9 @@ func New(cfg Config, enroll Enroll) (*Bridge, error) {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.CloseLinger == 0 {
+		cfg.CloseLinger = DefaultCloseLinger
 	}
 	if cfg.MaxHandshakes <= 0 {
 		cfg.MaxHandshakes = DefaultMaxHandshakesPerCPU * runtime.NumCPU()
@@ -377,7 +388,7 @@ func (b *Bridge) handle(raw net.Conn, ticket any) {
 		b.leave(ticket)
 		return
 	}
-	c := &bridged{tc: tc, raw: raw, plain: mine, writeTimeout: b.cfg.WriteTimeout}
+	c := &bridged{tc: tc, raw: raw, plain: mine, writeTimeout: b.cfg.WriteTimeout, linger: b.cfg.CloseLinger}
 	if !b.track(c) {
 		_ = plain.Close()
 		c.close()

@@ -148,3 +148,57 @@ func TestNewNeedsCertificate(t *testing.T) {
 		t.Fatal("New accepted a config without certificate")
 	}
 }
+
+// TestBridgeLastWordsReachAWritingClient: when the loop's side writes its
+// last bytes and closes while the client is still sending (an oversized
+// frame answered with a close frame, say), the client reads those bytes
+// and a close_notify, not a reset.
+func TestBridgeLastWordsReachAWritingClient(t *testing.T) {
+	t.Parallel()
+	cert, pool := testCert(t)
+	b, err := New(Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, func(plain net.Conn, _ Peer) error {
+		go func() {
+			var one [1]byte
+			if _, err := io.ReadFull(plain, one[:]); err != nil {
+				plain.Close()
+				return
+			}
+			plain.Write([]byte("bye"))
+			plain.Close() // with the client's bytes unread
+		}()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Serve(ln)
+	t.Cleanup(func() { b.Close() })
+
+	for round := 0; round < 10; round++ {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			chunk := make([]byte, 64<<10)
+			for i := 0; i < 64; i++ { // 4 MiB, more than the socket buffers hold
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		got, err := io.ReadAll(c)
+		if string(got) != "bye" || err != nil {
+			t.Fatalf("round %d: read %q, %v; want \"bye\" and close_notify", round, got, err)
+		}
+		c.Close()
+		<-wrote
+	}
+}

@@ -65,7 +65,9 @@ type bridged struct {
 	raw          net.Conn
 	plain        net.Conn
 	writeTimeout time.Duration
+	linger       time.Duration // see Config.CloseLinger; negative: none
 	once         sync.Once
+	loopGone     bool // the loop's end refused a write; touched by up only
 }
 
 // close closes both sides; safe to call more than once and concurrently.
@@ -80,6 +82,8 @@ func (c *bridged) close() {
 }
 
 // run moves bytes both ways until either side ends, then closes both.
+// When the event loop ends the connection (its side reads EOF), the close
+// lingers: see lingerClose.
 func (c *bridged) run() {
 	done := make(chan struct{})
 	go func() {
@@ -87,9 +91,37 @@ func (c *bridged) run() {
 		c.up()
 		c.close()
 	}()
-	c.down()
+	if c.down() {
+		c.lingerClose(done)
+	}
 	c.close()
 	<-done
+}
+
+// lingerClose ends a connection the event loop closed the way the loop
+// ends a plain one: close_notify, then the TCP write side shut, while up
+// goes on reading what the client still sends (the loop discards it) until
+// the client's EOF (done), the loop closing its end, or c.linger. Closing
+// at once would reset a client still writing (one sending an oversized
+// frame, say), and a reset can destroy the close frame before the client
+// reads it.
+func (c *bridged) lingerClose(done <-chan struct{}) {
+	if c.linger < 0 {
+		return
+	}
+	_ = c.raw.SetWriteDeadline(time.Now().Add(time.Second))
+	if err := c.tc.CloseWrite(); err != nil {
+		return
+	}
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	t := time.NewTimer(c.linger)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // up moves plaintext from the TLS client to the event loop. Between bursts
@@ -138,9 +170,13 @@ func (c *bridged) drainTLS(buf []byte, deadline time.Time) error {
 	for {
 		_ = c.raw.SetReadDeadline(deadline)
 		n, err := c.tc.Read(buf)
-		if n > 0 {
+		if n > 0 && !c.loopGone {
 			if _, werr := c.plain.Write(buf[:n]); werr != nil {
-				return werr
+				// The loop closed its end: what the client still sends
+				// is read and dropped until the lingering close ends,
+				// so that the loop's last bytes reach it (see
+				// lingerClose).
+				c.loopGone = true
 			}
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -154,28 +190,31 @@ func (c *bridged) drainTLS(buf []byte, deadline time.Time) error {
 }
 
 // down moves plaintext from the event loop to the TLS client, borrowing a
-// buffer only once the socket pair is readable.
-func (c *bridged) down() {
+// buffer only once the socket pair is readable. It reports whether it
+// ended because the loop closed its end (EOF, or a reset when the loop
+// left input unread) rather than because the client stopped taking data.
+func (c *bridged) down() (loopClosed bool) {
 	rc, err := c.plain.(syscall.Conn).SyscallConn()
 	if err != nil {
-		return
+		return false
 	}
 	for {
 		if err := waitReadable(rc); err != nil {
-			return
+			return true
 		}
 		bp := bufs.Get().(*[]byte)
 		n, err := c.plain.Read(*bp)
+		var werr error
 		if n > 0 {
 			_ = c.raw.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-			_, werr := c.tc.Write((*bp)[:n])
-			if werr != nil {
-				err = werr
-			}
+			_, werr = c.tc.Write((*bp)[:n])
 		}
 		bufs.Put(bp)
+		if werr != nil {
+			return false
+		}
 		if err != nil {
-			return
+			return true
 		}
 	}
 }
