@@ -12,6 +12,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
+
+	"github.com/herald-push/herald/pool"
 )
 
 // This file is the gnet backend (Config.Backend "gnet"): gnet/v2's event
@@ -123,6 +125,8 @@ func (d *gnetDriver) post(fn func()) error {
 type gnetHandler struct {
 	gnet.BuiltinEventEngine
 	k *core
+	// bufs holds the buffers of unconsumed inbound bytes (see OnTraffic).
+	bufs *pool.Bytes
 	// onFirstTick runs once, on the ticker goroutine, at gnet's first
 	// OnTick: by then every listener is bound and every loop runs.
 	onFirstTick func()
@@ -180,6 +184,13 @@ func (g *gnetHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 }
 
 // OnTraffic runs on the connection's loop when bytes have been read.
+//
+// Bytes a Handler leaves unconsumed are kept in the connection's own
+// buffer (connExt.in), not in gnet's: gnet presents its inbound buffer and
+// the bytes just read as one slice by copying them when both hold bytes,
+// so changes a Handler made to unconsumed bytes (a TLS record decrypted in
+// place, a frame unmasked in place) would be lost, which OnData's contract
+// forbids.
 func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, _ := gc.Context().(*Conn)
 	if c == nil || c.Closed() {
@@ -190,21 +201,38 @@ func (g *gnetHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 	if err != nil || len(in) == 0 {
 		return gnet.None
 	}
+	x := c.x
+	own := x.in != nil
+	if own {
+		*x.in = append(*x.in, in...)
+		in = *x.in
+		_, _ = gc.Discard(-1)
+	}
 	l := c.loop
 	l.enter()
 	n := g.k.h.OnData(c, in)
-	// Flush before Discard: in stays intact until the writes that may
-	// point into it have been sent or copied.
+	// Flush before keeping or dropping the rest: writes may point into in.
 	l.leave()
-	// Discard(0) would drop everything, so only call it with n > 0; a
-	// connection closed by the flush has nothing left to keep.
 	if c.fd < 0 {
-		return gnet.None
+		return gnet.None // closed by the flush; OnClose returned the buffer
 	}
-	if n > 0 {
-		_, _ = gc.Discard(min(n, len(in)))
+	rest := in[min(max(n, 0), len(in)):]
+	switch {
+	case len(rest) == 0:
+		if own {
+			g.bufs.Put(x.in)
+			x.in = nil
+		}
+	case own:
+		*x.in = (*x.in)[:copy(*x.in, rest)]
+	default:
+		x.in = g.bufs.Get(len(rest))
+		*x.in = append(*x.in, rest...)
 	}
-	g.k.countIn(c.x, len(in)-min(max(n, 0), len(in)))
+	if !own {
+		_, _ = gc.Discard(-1)
+	}
+	g.k.countIn(x, len(rest))
 	return gnet.None
 }
 
@@ -216,6 +244,10 @@ func (g *gnetHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 	}
 	l := c.loop
 	g.k.countIn(c.x, 0)
+	if c.x.in != nil {
+		g.bufs.Put(c.x.in)
+		c.x.in = nil
+	}
 	l.enter()
 	l.remove(c)
 	g.k.conns.Add(-1)
@@ -255,7 +287,7 @@ type gnetServer struct {
 }
 
 func newGnetServer(k *core) *gnetServer {
-	g := &gnetServer{gnetHandler: gnetHandler{k: k}}
+	g := &gnetServer{gnetHandler: gnetHandler{k: k, bufs: pool.NewBytes()}}
 	g.onFirstTick = g.markReady
 	return g
 }
@@ -332,7 +364,7 @@ type gnetClient struct {
 }
 
 func newGnetClient(k *core) (*gnetClient, error) {
-	gc, err := gnet.NewClient(&gnetHandler{k: k}, k.gnetOptions()...)
+	gc, err := gnet.NewClient(&gnetHandler{k: k, bufs: pool.NewBytes()}, k.gnetOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("gnet: %w", err)
 	}

@@ -79,15 +79,7 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 		return nil, fmt.Errorf("tls loops: %w", err)
 	}
 	var direct func(net.Conn, tlsbridge.Peer) error
-	// The loop engine runs on the epoll backend; on gnet (the default off
-	// Linux) TLS stays on the bridge until the record layer is proven
-	// there: gnet presents inbound bytes differently, and the conformance
-	// suite over wss fails on gnet with multi-record messages.
-	switch {
-	case s.cfg.TLSEngine == TLSEngineBridge:
-	case t.client.Backend() != poller.BackendEpoll:
-		s.log.Info("tls: the loop engine needs the epoll backend; TLS runs on the bridge", "backend", t.client.Backend())
-	default:
+	if s.cfg.TLSEngine != TLSEngineBridge {
 		direct = t.direct
 	}
 	t.bridge, err = tlsbridge.New(tlsbridge.Config{
