@@ -71,13 +71,18 @@ func (d *Demo) Attach(n *herald.Node) { d.c.node.Store(n) }
 type pageData struct {
 	// WSPort is the WebSocket listener's port; the page joins it to its
 	// own host name, because the API and WebSocket listeners differ.
-	WSPort  string
+	WSPort string
+	// WSSPort is the wss:// listener's port, empty without one. The page
+	// connects there when it is set (or the page came over https), unless
+	// its URL says ?transport=ws.
+	WSSPort string
 	Counter string
 	Chat    string
 }
 
-// pageHandler renders the page with the node's WebSocket port (known once
-// the node listens; cfg.Listen before that).
+// pageHandler renders the page with the node's WebSocket ports, plain and
+// TLS (known once the node listens; cfg.Listen and cfg.TLSListen before
+// that).
 func pageHandler(cfg herald.Config, node *atomic.Pointer[herald.Node]) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr := cfg.Listen
@@ -89,8 +94,16 @@ func pageHandler(cfg herald.Config, node *atomic.Pointer[herald.Node]) http.Hand
 			http.Error(w, "demo: the WebSocket listener's port is unknown ("+addr+")", http.StatusInternalServerError)
 			return
 		}
+		tlsAddr := cfg.TLSListen
+		if n := node.Load(); n != nil && n.Server() != nil && n.Server().TLSAddr() != nil {
+			tlsAddr = n.Server().TLSAddr().String()
+		}
+		var tlsPort string
+		if tlsAddr != "" {
+			_, tlsPort, _ = net.SplitHostPort(tlsAddr)
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
-		_ = pageTmpl.Execute(w, pageData{WSPort: port, Counter: CounterChannel, Chat: ChatChannel})
+		_ = pageTmpl.Execute(w, pageData{WSPort: port, WSSPort: tlsPort, Counter: CounterChannel, Chat: ChatChannel})
 	})
 }
