@@ -167,3 +167,37 @@ func TestLookupDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPublish is a hub's publish to a channel of no subscribers,
+// without namespaces and with a table of 16 (the lookup runs on each
+// publish for the payload limit).
+func BenchmarkPublish(b *testing.B) {
+	var list []Config
+	for i := range 16 {
+		list = append(list, Config{Name: "ns" + string(rune('a'+i))})
+	}
+	tab, err := New(list)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := []byte(`{"symbol":"HRLD","price":42.5}`)
+	for _, bc := range []struct {
+		name    string
+		channel string
+		opts    func(string) (hub.ChannelOptions, error)
+	}{
+		{"no-namespaces", "nsp:bench", nil},
+		{"namespaced", "nsp:bench", tab.HubOptions},
+		{"top-level", "bench", tab.HubOptions},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := hub.New(hub.Config{Options: bc.opts})
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := h.Publish(bc.channel, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
