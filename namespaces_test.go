@@ -75,6 +75,9 @@ func TestNamespacesAPI(t *testing.T) {
 	if _, err := n.Publish("nope:a", []byte("1")); err == nil {
 		t.Error("Node.Publish to an unknown namespace succeeded")
 	}
+	if got := n.Stats().UnknownNamespace; got != 4 {
+		t.Errorf("unknown_namespace counted %d refusals, want 4", got)
+	}
 }
 
 func TestNamespacesRefused(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-push/herald/hub"
@@ -119,6 +120,8 @@ func (n *Namespace) MaxMessageSize() int { return n.Hub.MaxPayload }
 type Table struct {
 	byName map[string]*Namespace
 	list   []*Namespace // in configuration order
+
+	unknown atomic.Uint64 // Lookup failures
 }
 
 // New validates list and builds the Table. An empty list gives a Table
@@ -221,11 +224,21 @@ func (t *Table) Lookup(channel string) (*Namespace, error) {
 	if ns := t.byName[prefix]; ns != nil {
 		return ns, nil
 	}
-	return nil, t.unknown(prefix, channel)
+	t.unknown.Add(1)
+	return nil, t.unknownError(prefix, channel)
 }
 
-// unknown is the error of a channel in no configured namespace.
-func (t *Table) unknown(prefix, channel string) error {
+// Unknown counts the lookups refused with ErrUnknown (cumulative): one
+// per refused subscribe, publish or history read, or close to it.
+func (t *Table) Unknown() uint64 {
+	if t == nil {
+		return 0
+	}
+	return t.unknown.Load()
+}
+
+// unknownError is the error of a channel in no configured namespace.
+func (t *Table) unknownError(prefix, channel string) error {
 	return fmt.Errorf("namespace %.100q of channel %.300q is not configured (configured: %s): %w",
 		prefix, channel, strings.Join(t.Names(), ", "), ErrUnknown)
 }

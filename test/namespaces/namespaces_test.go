@@ -204,6 +204,15 @@ func TestNamespaces(t *testing.T) {
 		if status != 400 || e["code"] != "unknown_namespace" || !strings.Contains(fmt.Sprint(e["message"]), `"nope"`) {
 			t.Fatalf("API publish to nope:a: %d %v, want 400 unknown_namespace naming it", status, out)
 		}
+		resp, err := http.Get(n.API + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "\nherald_unknown_namespace_total 3\n") {
+			t.Errorf("metrics do not count the 3 refusals:\n%s", grep(string(body), "namespace"))
+		}
 	})
 
 	t.Run("large message refused in a small-message namespace", func(t *testing.T) {
@@ -263,4 +272,15 @@ func TestCheckconfig(t *testing.T) {
 	if code != 1 || out != "" || !strings.Contains(errOut, `namespace "a" listed twice`) {
 		t.Errorf("checkconfig bad: exit %d, stdout %q, stderr %q; want 1 and the error", code, out, errOut)
 	}
+}
+
+// grep returns the lines of s containing sub.
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
