@@ -3,6 +3,7 @@ package herald
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/herald-push/herald/auth"
@@ -20,6 +21,9 @@ func newNamespaces(cfg Config) (*namespace.Table, error) {
 	t, err := namespace.New(cfg.Namespaces)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Demo && !cfg.Echo && t.Len() > 0 && !slices.Contains(t.Names(), "demo") {
+		return nil, fmt.Errorf("namespaces: the demo publishes on demo: channels: add a namespace \"demo\" (with \"anonymous_publish\": true for its chat), or turn the demo off")
 	}
 	limit := cfg.WriteBufferLimit
 	if limit <= 0 {

@@ -86,9 +86,11 @@ func TestNamespacesRefused(t *testing.T) {
 		{"message over the output budget", `[{"name": "big", "max_message_size": 300000000}]`, "write_buffer_limit"},
 		{"bad name", `[{"name": "a:b"}]`, "not allowed"},
 		{"reserved", `[{"name": "user"}]`, "reserved"},
+		{"the demo without its namespace", `[{"name": "chat"}]`, "demo"},
 	}
 	for _, tc := range cases {
 		cfg := nsConfig(t, tc.js)
+		cfg.Demo = tc.want == "demo"
 		if err := Check(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Check = %v, want %q", tc.name, err, tc.want)
 		}
