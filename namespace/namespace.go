@@ -239,8 +239,8 @@ func (t *Table) Unknown() uint64 {
 
 // unknownError is the error of a channel in no configured namespace.
 func (t *Table) unknownError(prefix, channel string) error {
-	return fmt.Errorf("namespace %.100q of channel %.300q is not configured (configured: %s): %w",
-		prefix, channel, strings.Join(t.Names(), ", "), ErrUnknown)
+	// The configured names are not listed: the error goes to clients.
+	return fmt.Errorf("namespace %.100q of channel %.300q is not configured: %w", prefix, channel, ErrUnknown)
 }
 
 // HubOptions is the hub's hook (hub.Config.Options): the channel's
