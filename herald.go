@@ -40,6 +40,7 @@ import (
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/broker"
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/namespace"
 	"github.com/herald-push/herald/poller"
 	"github.com/herald-push/herald/pool"
 	"github.com/herald-push/herald/push"
@@ -177,6 +178,20 @@ type Config struct {
 	// webhooks are posted to. Empty: none. For now they need the memory broker
 	// (one node): New refuses them with a NATS broker.
 	Pusher []pusher.App `json:"pusher_apps"`
+
+	// Namespaces (docs/namespaces.md).
+
+	// Namespaces lists the channel namespaces: a channel "ns:rest" takes
+	// the settings of namespace "ns" (history, recovery, who may
+	// subscribe and publish, the largest message). Once any is listed, a
+	// channel whose prefix names none is refused; channels without a ':'
+	// and the personal user: channels keep the top-level settings. Empty:
+	// no namespaces, every channel takes the top-level settings.
+	Namespaces []namespace.Config `json:"namespaces"`
+	// BrokerMaxBytes bounds the bytes of the JetStream stream a node
+	// creates (0: no bound): with long history TTLs it is what keeps the
+	// stream's disk bounded, the oldest messages going first.
+	BrokerMaxBytes int64 `json:"broker_max_bytes"`
 }
 
 // DefaultAPIListen is the API listener's default address: loopback only.
@@ -230,6 +245,7 @@ type Node struct {
 	workers   *pool.Workers
 	broker    broker.Broker
 	dedup     *broker.Dedup
+	ns        *namespace.Table
 	reg       *prometheus.Registry
 	fanout    prometheus.Histogram
 	handler   Handler
@@ -271,6 +287,9 @@ func New(cfg Config) (*Node, error) {
 	if err := checkSizes(cfg); err != nil {
 		return nil, err
 	}
+	if n.ns, err = newNamespaces(cfg); err != nil {
+		return nil, err
+	}
 	n.fanout = newFanoutHistogram()
 	n.hub = hub.New(hub.Config{
 		HistorySize:         cfg.HistorySize,
@@ -282,6 +301,7 @@ func New(cfg Config) (*Node, error) {
 		// refuses those no subscriber's output budget could take.
 		Encoder:       push.Encoder{MaxFrame: cfg.WriteBufferLimit},
 		ObserveFanout: n.observeFanout,
+		Options:       hubOptions(n.ns),
 	})
 	n.workers, err = pool.NewWorkers(pool.WorkersConfig{Size: cfg.Workers})
 	if err != nil {
@@ -304,6 +324,7 @@ func New(cfg Config) (*Node, error) {
 
 		MaxSubscriptions: cfg.MaxSubscriptions,
 		CommandRate:      cfg.CommandRate,
+		Namespaces:       n.ns,
 	}
 	if n.handler != nil {
 		po.Handlers = handlerFunc(n.handler)
@@ -388,11 +409,17 @@ func (n *Node) Pusher() pusher.Service {
 
 // openBroker connects the broker Config.Broker names.
 func (n *Node) openBroker() error {
+	// The one stream serves every namespace: it keeps as many messages
+	// per channel, as long and as large as the most demanding needs.
+	size, ttl, payload := n.cfg.retention(n.ns)
 	b, err := broker.New(context.Background(), n.cfg.Broker, n.hub, broker.NATSConfig{
 		Name:        "herald " + n.cfg.Listen,
 		Optional:    n.cfg.BrokerOptional,
-		HistorySize: n.cfg.HistorySize,
+		HistorySize: size,
 		HistoryTTL:  n.cfg.HistoryTTL.D(),
+		MaxAge:      max(ttl, broker.DefaultMaxAge),
+		MaxBytes:    n.cfg.BrokerMaxBytes,
+		MaxPayload:  payload,
 		Replicas:    n.cfg.BrokerReplicas,
 		Log:         n.log,
 		// JetStream de-duplicates idempotent publishes across nodes.
@@ -615,6 +642,8 @@ func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) 
 // status.
 func apiError(err error) error {
 	switch {
+	case errors.Is(err, namespace.ErrUnknown):
+		return fmt.Errorf("%w: %w", api.ErrUnknownNamespace, err)
 	case errors.Is(err, hub.ErrInvalidChannel):
 		return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	case errors.Is(err, hub.ErrTooLarge):
@@ -651,6 +680,9 @@ func (b apiBackend) History(q api.HistoryQuery) (api.HistoryPage, error) {
 	if !hub.ValidChannel(q.Channel) {
 		return api.HistoryPage{}, fmt.Errorf("%w: channel %.300q: %w", api.ErrBadRequest, q.Channel, hub.ErrInvalidChannel)
 	}
+	if _, err := b.n.ns.Lookup(q.Channel); err != nil {
+		return api.HistoryPage{}, apiError(err)
+	}
 	ready := make(chan struct{})
 	if !b.n.broker.Acquire(q.Channel, nil, func() { close(ready) }) {
 		<-ready
@@ -678,6 +710,9 @@ func (b apiBackend) History(q api.HistoryQuery) (api.HistoryPage, error) {
 // RemoveHistory drops the channel's history on every node (with NATS, a
 // purge of its subject) and starts a new epoch.
 func (b apiBackend) RemoveHistory(channel string) (api.RemovedHistory, error) {
+	if _, err := b.n.ns.Lookup(channel); err != nil {
+		return api.RemovedHistory{}, apiError(err)
+	}
 	rm, err := b.n.broker.RemoveHistory(context.Background(), channel)
 	if err != nil {
 		return api.RemovedHistory{}, apiError(err)

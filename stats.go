@@ -34,6 +34,10 @@ type Stats struct {
 	IdempotentDuplicates uint64 `json:"idempotent_duplicates"`
 	// Pusher is set when the node serves Pusher apps.
 	Pusher *pusher.Stats `json:"pusher,omitempty"`
+	// UnknownNamespace counts the subscriptions, publishes and history
+	// reads refused because the channel's prefix names no configured
+	// namespace (cumulative).
+	UnknownNamespace uint64 `json:"unknown_namespace"`
 }
 
 // Stats takes a snapshot of the node's counters and gauges. Safe from any
@@ -47,6 +51,7 @@ func (n *Node) Stats() Stats {
 		WorkerQueue: n.workers.QueueDepth(),
 
 		IdempotentDuplicates: n.dedup.Duplicates(),
+		UnknownNamespace:     n.ns.Unknown(),
 	}
 	if n.pusher != nil {
 		ps := n.pusher.Stats()

@@ -224,6 +224,9 @@ var (
 	// ErrNotImplemented: the node cannot do this at all
 	// (501 not_implemented).
 	ErrNotImplemented = errors.New("not implemented")
+	// ErrUnknownNamespace: the channel's prefix names no configured
+	// namespace (400 unknown_namespace; docs/namespaces.md).
+	ErrUnknownNamespace = errors.New("unknown namespace")
 )
 
 // Options configure the API listener's handlers.
@@ -669,6 +672,8 @@ func (h *handlers) disconnect(w http.ResponseWriter, r *http.Request) {
 // writeBackendError maps a Backend error to its status.
 func writeBackendError(w http.ResponseWriter, err error) {
 	switch {
+	case errors.Is(err, ErrUnknownNamespace):
+		writeError(w, http.StatusBadRequest, "unknown_namespace", err.Error())
 	case errors.Is(err, ErrBadRequest):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	case errors.Is(err, ErrTooLarge):

@@ -390,3 +390,18 @@ func TestPusherMount(t *testing.T) {
 		t.Errorf("refused requests reached the Pusher handler: %v", reached)
 	}
 }
+
+func TestUnknownNamespace(t *testing.T) {
+	t.Parallel()
+	b := &fakeBackend{ready: true, err: fmt.Errorf("namespace \"nope\" of channel \"nope:a\" is not configured: %w", ErrUnknownNamespace)}
+	h := NewHandler(b, Options{})
+	for _, tc := range []struct{ method, target, body string }{
+		{"POST", "/api/publish?channel=nope:a", "hi"},
+		{"POST", "/api/broadcast", `{"channels":["nope:a"],"data":1}`},
+	} {
+		w := call(h, tc.method, tc.target, tc.body, nil)
+		if w.Code != http.StatusBadRequest || errorCode(t, w) != "unknown_namespace" || !strings.Contains(w.Body.String(), `\"nope\"`) {
+			t.Errorf("%s %s: %d %s, want 400 unknown_namespace naming the namespace", tc.method, tc.target, w.Code, w.Body)
+		}
+	}
+}

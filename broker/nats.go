@@ -62,13 +62,21 @@ type NATSConfig struct {
 	// hub's value, so a node that did not see a message recovers as much
 	// as one that did.
 	HistorySize int
-	// HistoryTTL is the age past which a replayed message only moves the
-	// channel's position and does not enter the hub's history (the hub's
-	// HistoryTTL); 0 means hub.DefaultHistoryTTL, negative no limit.
+	// HistoryTTL is the hub's top-level history TTL, the least MaxAge
+	// (0 means hub.DefaultHistoryTTL). A replayed message older than its
+	// channel's TTL (hub.Hub.HistoryTTL: a namespace may set its own)
+	// only moves the channel's position and does not enter the hub's
+	// history.
 	HistoryTTL time.Duration
 	// MaxAge bounds the age of the stream's messages (default 24 h, and
-	// at least HistoryTTL). A channel silent for longer loses its epoch.
+	// at least HistoryTTL): give it the longest TTL of any namespace, so
+	// that recovery on another node still finds their history. A channel
+	// silent for longer loses its epoch.
 	MaxAge time.Duration
+	// MaxBytes bounds the bytes the stream holds (0: no bound); past it
+	// JetStream drops the oldest messages of any channel. With long
+	// MaxAge it is what bounds the stream's disk.
+	MaxBytes int64
 	// Replicas is the stream's replication factor in a NATS cluster
 	// (default 1).
 	Replicas int
@@ -239,6 +247,14 @@ func NewNATS(ctx context.Context, h *hub.Hub, cfg NATSConfig) (*NATS, error) {
 	return b, nil
 }
 
+// maxBytes is the stream's byte bound in JetStream's terms (-1: none).
+func (b *NATS) maxBytes() int64 {
+	if b.cfg.MaxBytes > 0 {
+		return b.cfg.MaxBytes
+	}
+	return -1
+}
+
 // ensureStream retries initStream until it succeeds, the connection is
 // lost again or the broker closes. One runs at a time.
 func (b *NATS) ensureStream() {
@@ -277,6 +293,7 @@ func (b *NATS) initStream(ctx context.Context) error {
 			Replicas:          b.cfg.Replicas,
 			MaxMsgsPerSubject: int64(max(b.cfg.HistorySize, 0) + 1),
 			MaxAge:            b.cfg.MaxAge,
+			MaxBytes:          b.maxBytes(),
 			Discard:           jetstream.DiscardOld,
 			Duplicates:        b.cfg.DuplicateWindow,
 			AllowDirect:       true,
@@ -289,6 +306,11 @@ func (b *NATS) initStream(ctx context.Context) error {
 		why := fmt.Sprintf("stream %s: %v", b.cfg.Stream, err)
 		b.streamErr.Store(&why)
 		return fmt.Errorf("broker: %s", why)
+	}
+	if sc := s.CachedInfo().Config; (sc.MaxAge > 0 && sc.MaxAge < b.cfg.MaxAge) || (sc.MaxMsgsPerSubject > 0 && sc.MaxMsgsPerSubject < int64(max(b.cfg.HistorySize, 0)+1)) {
+		b.cfg.Log.Warn("broker: the stream keeps less than this node's history needs (another node created it, or the configuration grew): recovery reads only what it kept",
+			"stream", b.cfg.Stream, "max_age", sc.MaxAge, "want_max_age", b.cfg.MaxAge,
+			"max_msgs_per_subject", sc.MaxMsgsPerSubject, "want_max_msgs_per_subject", max(b.cfg.HistorySize, 0)+1)
 	}
 	if d := s.CachedInfo().Config.Duplicates; d < b.cfg.DuplicateWindow {
 		b.cfg.Log.Warn("broker: the stream's duplicate window is shorter than the idempotency window: a retry reaching another node after it is stored again",

@@ -295,7 +295,8 @@ func (b *NATS) apply(w *watch, m jetstream.Msg) {
 		b.cfg.Log.Warn("broker: message without a herald position ignored", "subject", m.Subject(), "seq", meta.Sequence.Stream)
 		return
 	}
-	expired := b.cfg.HistoryTTL > 0 && time.Since(meta.Timestamp) > b.cfg.HistoryTTL
+	ttl := b.h.HistoryTTL(w.channel)
+	expired := ttl > 0 && time.Since(meta.Timestamp) > ttl
 	switch {
 	case pos.Offset == 0 || expired:
 		// A marker, or a message too old for history: only the position.

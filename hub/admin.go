@@ -121,7 +121,8 @@ func (h *Hub) Stats() Stats {
 // whole sweep.
 const sweepBatch = 256
 
-// Sweep drops history older than Config.HistoryTTL and forgets the
+// Sweep drops history older than each channel's TTL (Config.HistoryTTL,
+// or its ChannelOptions') and forgets the
 // channels left with no subscribers, no history and no reservation: a
 // channel published to again later starts a new epoch at offset 1.
 // (Unsubscribe and Unreserve forget a channel at once when they leave it
@@ -147,7 +148,7 @@ func (h *Hub) Sweep() int {
 			i--
 			c := h.all[i]
 			c.mu.Lock()
-			h.freed(c.expire(now, h.cfg.HistoryTTL))
+			h.freed(c.expire(now, c.opts.ttl))
 			h.rebudget(c)
 			if c.idle() {
 				h.remove(c)

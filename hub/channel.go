@@ -52,6 +52,9 @@ func newEpoch() string {
 // first is written under it too.
 type channel struct {
 	name string
+	// opts are the channel's history settings, fixed at creation and
+	// shared with the hub's other channels of the same options.
+	opts *chanOpts
 
 	// first is the offset of the oldest message in history, or offset+1
 	// when history is empty.
@@ -103,9 +106,10 @@ type channel struct {
 	idx int
 }
 
-// newChannel returns a channel with a fresh epoch and no history.
-func newChannel(name string) *channel {
-	c := &channel{name: name, epoch: newEpoch()}
+// newChannel returns a channel with a fresh epoch, no history and the
+// given options.
+func newChannel(name string, opts *chanOpts) *channel {
+	c := &channel{name: name, opts: opts, epoch: newEpoch()}
 	c.first.Store(1)
 	return c
 }

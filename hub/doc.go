@@ -50,6 +50,17 @@
 // missed, or recovered=false when history no longer holds them all (too
 // old, evicted by the byte budget, or another epoch).
 //
+// # Per-channel options
+//
+// Config.Options, when set, gives each channel settings of its own from
+// its name (herald's namespaces): history size, age and bytes, the
+// payload limit, recovery off; or refuses the name, and every call that
+// would create the channel fails with its error. The hub asks once when it
+// creates a channel and keeps one shared copy per distinct value (a
+// channel holds a pointer), and asks again on each publish for the
+// payload limit, so the hook must be cheap. Sweep and every read expire a
+// channel by its own TTL; Config.MaxHistoryBytes stays one cap for all.
+//
 // # Concurrency
 //
 // A Message is immutable once Publish returns it and may be kept as long

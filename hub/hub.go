@@ -68,6 +68,15 @@ type Config struct {
 	// batch of messages (a metric's histogram). It runs on the loop
 	// goroutine and must not block.
 	ObserveFanout func(time.Duration)
+	// Options, when set, gives a channel's own settings (a namespace's
+	// history, recovery and payload limit) from its name, or refuses the
+	// name: Publish, Subscribe and the other calls that would create the
+	// channel then fail with an error wrapping the one it returned. The
+	// hub asks once when it creates a channel, and on each publish for
+	// the payload limit, so it must be cheap, must not allocate on
+	// success and must always answer the same for one name. Nil: every
+	// channel takes Config's values.
+	Options func(channel string) (ChannelOptions, error)
 }
 
 // withDefaults returns cfg with its zero fields set to their defaults.
@@ -104,8 +113,13 @@ func (cfg Config) withDefaults() Config {
 type Hub struct {
 	cfg Config
 
-	mu    sync.RWMutex // guards chans, all, clients and the channels' registry fields
+	mu    sync.RWMutex // guards chans, all, clients, opts and the channels' registry fields
 	chans map[string]*channel
+	// opts holds one copy of each distinct channel options value
+	// (Config.Options, resolved), shared by the channels that have it;
+	// defOpts is Config's own.
+	opts    map[chanOpts]*chanOpts
+	defOpts *chanOpts
 	// all lists the channels of chans (channel.idx is each one's place),
 	// so that Sweep can walk them in batches, letting go of mu between.
 	all []*channel
@@ -139,7 +153,9 @@ type Hub struct {
 // own; call Sweep now and then to expire history and forget the channels
 // whose history expired.
 func New(cfg Config) *Hub {
-	h := &Hub{cfg: cfg.withDefaults(), chans: make(map[string]*channel)}
+	h := &Hub{cfg: cfg.withDefaults(), chans: make(map[string]*channel), opts: make(map[chanOpts]*chanOpts)}
+	def := h.cfg.resolve(ChannelOptions{})
+	h.defOpts = &def
 	h.loops.Store(new([]*loopState))
 	return h
 }
@@ -237,12 +253,12 @@ func (h *Hub) publish(name string, data []byte, at *Position, client bool, store
 		}
 		m = newMessage(c, name, c.offset, c.epoch, data, h.cfg.Encoder, note, when)
 		m.seq = c.seq
-		h.freed(c.expire(now, h.cfg.HistoryTTL))
-		if h.cfg.HistorySize > 0 {
+		h.freed(c.expire(now, c.opts.ttl))
+		if c.opts.size > 0 {
 			h.histBytes.Add(m.size)
 			h.histMsgs.Add(1)
-			h.freed(c.store(m, h.cfg.HistorySize))
-			if limit := h.cfg.HistoryChannelBytes; limit > 0 && c.bytes > limit {
+			h.freed(c.store(m, c.opts.size))
+			if limit := c.opts.bytes; limit > 0 && c.bytes > limit {
 				bytes, n := c.trimTo(limit)
 				h.evictedChannel.Add(uint64(n))
 				h.freed(bytes, n)
@@ -358,14 +374,14 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 			c.mu.Unlock()
 			continue
 		}
-		h.freed(c.expire(h.cfg.Now(), h.cfg.HistoryTTL))
+		h.freed(c.expire(h.cfg.Now(), c.opts.ttl))
 		h.rebudget(c)
 		pos = Position{Offset: c.offset, Epoch: c.epoch}
 		if already {
 			c.mu.Unlock()
 			return pos, nil, false, nil
 		}
-		if since != nil {
+		if since != nil && c.opts.recovery {
 			backlog, recovered = c.recover(*since)
 		}
 		c.addSub(l.Index())
@@ -446,6 +462,10 @@ func (h *Hub) channel(name string, client bool) (*channel, error) {
 	if c != nil {
 		return c, nil
 	}
+	opts, err := h.options(name)
+	if err != nil {
+		return nil, err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c = h.chans[name]; c == nil {
@@ -453,7 +473,7 @@ func (h *Hub) channel(name string, client bool) (*channel, error) {
 			h.channelLimited.Add(1)
 			return nil, fmt.Errorf("%d client channels: %w", h.clients, ErrChannelLimit)
 		}
-		c = newChannel(name)
+		c = newChannel(name, opts)
 		c.client, c.idx = client, len(h.all)
 		h.chans[name] = c
 		h.all = append(h.all, c)

@@ -5,8 +5,9 @@ import (
 	"fmt"
 )
 
-// MaxPayload is the largest payload Publish accepts (Config.MaxPayload
-// after defaults). Safe for concurrent use.
+// MaxPayload is the largest payload Publish accepts on a channel without
+// options of its own (Config.MaxPayload after defaults). Safe for
+// concurrent use.
 func (h *Hub) MaxPayload() int { return h.cfg.MaxPayload }
 
 // MaxChannels is the cap on channels (Config.MaxChannels after defaults;
@@ -22,15 +23,20 @@ func (h *Hub) Check(channel string, data []byte) error {
 	return err
 }
 
-// check implements Check: the name, Config.MaxPayload and the Encoder's
+// check implements Check: the name, the channel's payload limit
+// (Config.Options or Config.MaxPayload) and the Encoder's
 // verdict, whose note it returns for Encode. It counts size refusals.
 func (h *Hub) check(name string, data []byte) (note uint32, err error) {
 	if !ValidChannel(name) {
 		return 0, fmt.Errorf("hub: publish to %.300q: %w", name, ErrInvalidChannel)
 	}
-	if len(data) > h.cfg.MaxPayload {
+	limit, err := h.payloadLimit(name)
+	if err != nil {
+		return 0, fmt.Errorf("hub: publish to %q: %w", name, err)
+	}
+	if len(data) > limit {
 		h.tooLarge.Add(1)
-		return 0, fmt.Errorf("hub: publish %d bytes to %q (limit %d): %w", len(data), name, h.cfg.MaxPayload, ErrTooLarge)
+		return 0, fmt.Errorf("hub: publish %d bytes to %q (limit %d): %w", len(data), name, limit, ErrTooLarge)
 	}
 	if enc := h.cfg.Encoder; enc != nil {
 		note, err = enc.Check(name, data)

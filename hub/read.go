@@ -29,7 +29,7 @@ type HistoryPage struct {
 // epoch is not the channel's, its offset is ahead of the channel's, or
 // history no longer holds the message after it), the page starts at the
 // oldest message kept and Recovered is false. History expires messages
-// older than Config.HistoryTTL first. Safe for concurrent use.
+// older than the channel's TTL first. Safe for concurrent use.
 func (h *Hub) History(channel string, since *Position, limit int) (HistoryPage, error) {
 	if !ValidChannel(channel) {
 		return HistoryPage{}, fmt.Errorf("hub: history of %.300q: %w", channel, ErrInvalidChannel)
@@ -48,7 +48,7 @@ func (h *Hub) History(channel string, since *Position, limit int) (HistoryPage, 
 	if c.gone {
 		return HistoryPage{Recovered: since == nil || (since.Offset == 0 && since.Epoch == "")}, nil
 	}
-	h.freed(c.expire(h.cfg.Now(), h.cfg.HistoryTTL))
+	h.freed(c.expire(h.cfg.Now(), c.opts.ttl))
 	h.rebudget(c)
 	page := HistoryPage{Epoch: c.epoch, Offset: c.offset, Recovered: true}
 	skip := 0 // index in hist of the page's first message

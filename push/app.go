@@ -8,6 +8,7 @@ import (
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/codec"
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/namespace"
 	"github.com/herald-push/herald/server"
 )
 
@@ -95,6 +96,12 @@ type Options struct {
 	// closed with 1008 "too many commands". 0 means DefaultCommandRate
 	// (50), a negative value sets no limit.
 	CommandRate float64
+	// Namespaces, when set, refuses channels of unknown namespaces (error
+	// code "unknown_namespace") and applies each namespace's permissions
+	// to clients' sub and pub (docs/namespaces.md); build the Hub with
+	// its HubOptions, so history and sizes follow too. Nil: no
+	// namespaces.
+	Namespaces *namespace.Table
 }
 
 // App is herald's client protocol (docs/protocol.md), a server.App on top

@@ -10,6 +10,7 @@ import (
 
 	"github.com/herald-push/herald/codec"
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/namespace"
 )
 
 // command is a client → server message (docs/protocol.md).
@@ -32,6 +33,9 @@ const (
 	// errLimit refuses a command that would pass a cap (subscriptions per
 	// connection, channels per node); the connection stays.
 	errLimit = "limit"
+	// errUnknownNamespace refuses a channel whose prefix names no
+	// configured namespace (docs/namespaces.md).
+	errUnknownNamespace = "unknown_namespace"
 )
 
 // command parses and runs one client command. Commands are rare next to
@@ -83,9 +87,18 @@ func (a *App) subscribe(s *Session, ch string, since *hub.Position, id json.RawM
 		a.replyError(s, id, errBadRequest, "invalid channel name", ch)
 		return
 	}
+	ns, err := a.o.Namespaces.Lookup(ch)
+	if err != nil {
+		a.replyError(s, id, errUnknownNamespace, err.Error(), ch)
+		return
+	}
 	own := s.owns(ch)
 	if !own && !s.claims.CanSubscribe(ch) {
 		a.replyError(s, id, errForbidden, "not allowed to subscribe", ch)
+		return
+	}
+	if s.claims.Anonymous && !ns.AnonymousSubscribe() {
+		a.replyError(s, id, errForbidden, "anonymous clients may not subscribe in namespace "+strconv.Quote(ns.Name), ch)
 		return
 	}
 	if max := a.o.MaxSubscriptions; !own && max > 0 && s.subscriptions() >= max && a.find(s, ch) < 0 {
@@ -103,8 +116,7 @@ func (a *App) subscribe(s *Session, ch string, since *hub.Position, id json.RawM
 			reserve = a.o.Hub.ReserveTrusted
 		}
 		if err := reserve(ch); err != nil {
-			a.channelLimited.Add(1)
-			a.replyError(s, id, errLimit, "too many channels on this server", ch)
+			a.subscribeRefused(s, id, ch, err)
 			return
 		}
 		if !a.acquire(s, ch, since, id, quiet) {
@@ -144,8 +156,7 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 	pos, backlog, recovered, err := subscribe(l, ch, s, since)
 	if err != nil {
 		a.release(ch)
-		a.channelLimited.Add(1)
-		a.replyError(s, id, errLimit, "too many channels on this server", ch)
+		a.subscribeRefused(s, id, ch, err)
 		return
 	}
 	a.addChannel(s, ch)
@@ -161,6 +172,17 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 	if len(backlog) > 0 && s.conn.Open() {
 		a.sendBacklog(s, ch, backlog)
 	}
+}
+
+// subscribeRefused answers a subscription the hub refused: past the
+// channel cap, or (a hub whose options refuse it) in an unknown namespace.
+func (a *App) subscribeRefused(s *Session, id json.RawMessage, ch string, err error) {
+	if errors.Is(err, namespace.ErrUnknown) {
+		a.replyError(s, id, errUnknownNamespace, err.Error(), ch)
+		return
+	}
+	a.channelLimited.Add(1)
+	a.replyError(s, id, errLimit, "too many channels on this server", ch)
 }
 
 // unsubscribe ends s's subscription to ch and reports whether there was
@@ -180,8 +202,21 @@ func (a *App) publish(s *Session, cmd *command) {
 		a.replyError(s, cmd.ID, errBadRequest, "invalid channel name", cmd.Channel)
 		return
 	}
+	ns, err := a.o.Namespaces.Lookup(cmd.Channel)
+	if err != nil {
+		a.replyError(s, cmd.ID, errUnknownNamespace, err.Error(), cmd.Channel)
+		return
+	}
 	if !s.claims.CanPublish(cmd.Channel) {
 		a.replyError(s, cmd.ID, errForbidden, "not allowed to publish", cmd.Channel)
+		return
+	}
+	if !ns.ClientPublish() {
+		a.replyError(s, cmd.ID, errForbidden, "clients may not publish in namespace "+strconv.Quote(ns.Name)+" (publish through the API)", cmd.Channel)
+		return
+	}
+	if s.claims.Anonymous && !ns.AnonymousPublish() {
+		a.replyError(s, cmd.ID, errForbidden, "anonymous clients may not publish in namespace "+strconv.Quote(ns.Name), cmd.Channel)
 		return
 	}
 	if len(cmd.Data) == 0 {
@@ -208,6 +243,8 @@ func publishErrorCode(err error, other string) string {
 		return errBadRequest
 	case errors.Is(err, hub.ErrChannelLimit):
 		return errLimit
+	case errors.Is(err, namespace.ErrUnknown):
+		return errUnknownNamespace
 	}
 	return other
 }

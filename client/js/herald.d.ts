@@ -76,6 +76,7 @@ declare namespace Herald {
     | 'rate_limited'
     | 'unavailable'
     | 'limit'
+    | 'unknown_namespace'
     | 'internal'
     | 'disconnected'
     | 'closed'

@@ -1,4 +1,5 @@
 // Command herald is the herald push server: `herald serve` runs a node,
+// `herald checkconfig` validates a config file without starting one,
 // `herald doctor` reads the machine's limits, `herald gentoken` and
 // `herald gencert` make a connection token and a development certificate,
 // `herald version` prints the build.
@@ -32,6 +33,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(
 		newServeCmd(),
+		newCheckconfigCmd(),
 		newDoctorCmd(),
 		newGentokenCmd(),
 		newGencertCmd(),

@@ -15,7 +15,7 @@ func TestSubcommands(t *testing.T) {
 	for _, c := range root.Commands() {
 		names = append(names, c.Name())
 	}
-	for _, want := range []string{"serve", "doctor", "gentoken", "gencert", "version"} {
+	for _, want := range []string{"serve", "checkconfig", "doctor", "gentoken", "gencert", "version"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no %q subcommand among %v", want, names)
 		}

@@ -48,7 +48,7 @@ type serveOptions struct {
 }
 
 func newServeCmd() *cobra.Command {
-	opts := serveOptions{Config: herald.DefaultConfig(), GCPercent: 50, LogLevel: "info", LogFormat: "text"}
+	opts := defaultServeOptions()
 	var configPath string
 	var printConfig bool
 	cmd := &cobra.Command{
@@ -153,6 +153,7 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&o.PusherSecret, "pusher-secret", o.PusherSecret, "the Pusher app's secret (signs channel auth); prefer --pusher-secret-file or HERALD_PUSHER_SECRET, a flag shows in ps")
 	fs.StringVar(&o.PusherSecretFile, "pusher-secret-file", o.PusherSecretFile, "file holding the Pusher app's secret (its first line)")
 	fs.StringSliceVar(&o.PusherWebhooks, "pusher-webhook", o.PusherWebhooks, "http(s) URL the Pusher app's webhooks are posted to (repeatable)")
+	fs.Int64Var(&h.BrokerMaxBytes, "broker-max-bytes", h.BrokerMaxBytes, "bound on the bytes of the JetStream stream, when this node creates it (0 = none); the oldest messages go first")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
