@@ -44,7 +44,7 @@ func cpuTicks(pid int) int64 {
 func BenchmarkIdleConn(b *testing.B) {
 	for _, mode := range []string{"plain", "tls", "tls-bridge"} {
 		b.Run(mode, func(b *testing.B) {
-			args := []string{"--api-listen", "", "--allow-anonymous", "--ping-interval=0"}
+			args := []string{"--api-listen", "127.0.0.1:{port:api}", "--allow-anonymous", "--ping-interval=0"}
 			if mode == "tls-bridge" {
 				args = append(args, "--tls-engine", "bridge")
 			}
@@ -76,12 +76,17 @@ func BenchmarkIdleConn(b *testing.B) {
 			warm := open(200)
 			runtime.GC()
 			time.Sleep(time.Second)
+			api := srv.Extra["api"]
 			before, _ := srv.RSS()
+			g0, fd0 := metric(b, api, "go_goroutines"), metric(b, api, "process_open_fds")
 			n := max(b.N, 2000)
 			cs := open(n)
 			time.Sleep(2 * time.Second) // let the server's GC settle
 			after, _ := srv.RSS()
+			g1, fd1 := metric(b, api, "go_goroutines"), metric(b, api, "process_open_fds")
 			b.ReportMetric(float64(after-before)/float64(n), "B/conn")
+			b.ReportMetric((g1-g0)/float64(n), "goroutines/conn")
+			b.ReportMetric((fd1-fd0)/float64(n), "fds/conn")
 			for _, c := range append(warm, cs...) {
 				c.Close()
 			}

@@ -16,7 +16,7 @@ import (
 )
 
 // metric reads one sample of herald's /metrics.
-func metric(t *testing.T, api, name string) float64 {
+func metric(t testing.TB, api, name string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + api + "/metrics")
 	if err != nil {
