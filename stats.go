@@ -3,6 +3,7 @@ package herald
 import (
 	"github.com/herald-push/herald/api"
 	"github.com/herald-push/herald/broker"
+	"github.com/herald-push/herald/hook"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/push"
 	"github.com/herald-push/herald/pusher"
@@ -34,6 +35,8 @@ type Stats struct {
 	IdempotentDuplicates uint64 `json:"idempotent_duplicates"`
 	// Pusher is set when the node serves Pusher apps.
 	Pusher *pusher.Stats `json:"pusher,omitempty"`
+	// Hooks has an entry per configured backend hook (docs/hooks.md).
+	Hooks map[hook.Event]hook.Stats `json:"hooks,omitempty"`
 }
 
 // Stats takes a snapshot of the node's counters and gauges. Safe from any
@@ -47,6 +50,7 @@ func (n *Node) Stats() Stats {
 		WorkerQueue: n.workers.QueueDepth(),
 
 		IdempotentDuplicates: n.dedup.Duplicates(),
+		Hooks:                n.hooks.Stats(),
 	}
 	if n.pusher != nil {
 		ps := n.pusher.Stats()

@@ -42,11 +42,11 @@ func TestCallAccepts(t *testing.T) {
 	var got Request
 	u := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" {
-			http.Error(w, "want a JSON POST", 400)
+			http.Error(w, "want a JSON POST", http.StatusBadRequest)
 			return
 		}
 		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
-			http.Error(w, err.Error(), 400)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		reply(w, map[string]any{"result": map[string]any{"user": "ann", "expire_at": 1e10, "channels": []string{"room:*"}, "data": map[string]int{"n": 2}}})
@@ -102,7 +102,7 @@ func TestCallUnavailable(t *testing.T) {
 		url  string
 	}{
 		{"down", down},
-		{"status 500", backend(t, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", 500) })},
+		{"status 500", backend(t, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) })},
 		{"not JSON", backend(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("<html>")) })},
 		{"empty answer", backend(t, func(w http.ResponseWriter, _ *http.Request) { reply(w, map[string]any{}) })},
 		{"too large", backend(t, func(w http.ResponseWriter, _ *http.Request) {
@@ -157,7 +157,7 @@ func TestBreakerOpens(t *testing.T) {
 		defer mu.Unlock()
 		calls++
 		if !healthy {
-			http.Error(w, "down", 503)
+			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
 		reply(w, map[string]any{"result": map[string]any{}})

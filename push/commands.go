@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/hook"
 	"github.com/herald-push/herald/hub"
 )
 
@@ -84,13 +85,36 @@ func (a *App) subscribe(s *Session, ch string, since *hub.Position, id json.RawM
 		return
 	}
 	own := s.owns(ch)
+	if !own && a.asksSubscribe(s, ch) {
+		if a.overCap(s, ch, id) {
+			return
+		}
+		a.askSubscribe(s, ch, since, id, quiet)
+		return
+	}
 	if !own && !s.claims.CanSubscribe(ch) {
 		a.replyError(s, id, errForbidden, "not allowed to subscribe", ch)
 		return
 	}
-	if max := a.o.MaxSubscriptions; !own && max > 0 && s.subscriptions() >= max && a.find(s, ch) < 0 {
+	a.granted(s, ch, since, id, quiet)
+}
+
+// overCap answers a subscription past MaxSubscriptions (those waiting
+// for the subscribe hook count) and reports whether it was one.
+func (a *App) overCap(s *Session, ch string, id json.RawMessage) bool {
+	if max := a.o.MaxSubscriptions; max > 0 && s.subscriptions()+a.asked(s) >= max && a.find(s, ch) < 0 {
 		a.subLimited.Add(1)
 		a.replyError(s, id, errLimit, "too many subscriptions on this connection (limit "+strconv.Itoa(max)+")", ch)
+		return true
+	}
+	return false
+}
+
+// granted is subscribe once the subscription is authorized: the caps,
+// Interest, then join.
+func (a *App) granted(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
+	own := s.owns(ch)
+	if !own && a.overCap(s, ch, id) {
 		return
 	}
 	if a.o.Interest != nil {
@@ -166,8 +190,9 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 // unsubscribe ends s's subscription to ch and reports whether there was
 // one. s's loop only.
 func (a *App) unsubscribe(s *Session, ch string) bool {
+	asked := a.cancelAsk(s, ch) // its answer will be ignored
 	if !a.removeChannel(s, ch) {
-		return false
+		return asked
 	}
 	a.o.Hub.Unsubscribe(s.conn.Loop(), ch, s)
 	a.dropPager(s, ch)
@@ -180,12 +205,17 @@ func (a *App) publish(s *Session, cmd *command) {
 		a.replyError(s, cmd.ID, errBadRequest, "invalid channel name", cmd.Channel)
 		return
 	}
-	if !s.claims.CanPublish(cmd.Channel) {
-		a.replyError(s, cmd.ID, errForbidden, "not allowed to publish", cmd.Channel)
-		return
-	}
 	if len(cmd.Data) == 0 {
 		a.replyError(s, cmd.ID, errBadRequest, `missing "data"`, cmd.Channel)
+		return
+	}
+	if a.o.Hooks.Enabled(hook.EventPublish) {
+		// The hook decides every client publish, and may rewrite it.
+		a.askPublish(s, cmd)
+		return
+	}
+	if !s.claims.CanPublish(cmd.Channel) {
+		a.replyError(s, cmd.ID, errForbidden, "not allowed to publish", cmd.Channel)
 		return
 	}
 	if a.o.Publish != nil {
