@@ -301,7 +301,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("worker pool: %w", err)
 	}
 	if cfg.Hooks.Enabled() && !cfg.Echo {
-		if n.hooks, err = hook.New(cfg.Hooks); err != nil {
+		if n.hooks, err = newHooks(cfg); err != nil {
 			return nil, err
 		}
 	}

@@ -1,6 +1,30 @@
 package herald
 
-import "github.com/herald-push/herald/hook"
+import (
+	"fmt"
+
+	"github.com/herald-push/herald/hook"
+	"github.com/herald-push/herald/server"
+)
+
+// newHooks builds the hook client. A connect hook must answer within the
+// handshake timeout, which closes an upgrade still waiting unanswered:
+// the client would see a dropped connection instead of the 503 it can
+// retry.
+func newHooks(cfg Config) (*hook.Client, error) {
+	hc, err := hook.New(cfg.Hooks)
+	if err != nil {
+		return nil, err
+	}
+	hs := cfg.HandshakeTimeout.D()
+	if hs <= 0 {
+		hs = server.DefaultHandshakeTimeout
+	}
+	if t := hc.Config().Timeout.D(); cfg.Hooks.ConnectURL != "" && t >= hs {
+		return nil, fmt.Errorf("hooks: timeout %v must be shorter than handshake_timeout %v, or a slow connect hook drops clients unanswered", t, hs)
+	}
+	return hc, nil
+}
 
 // Help texts of the hook metrics (nodeMetrics).
 const (

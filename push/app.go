@@ -82,8 +82,8 @@ type Options struct {
 	// channel is current: a multi-node broker (broker.NATS) uses it. Nil:
 	// subscriptions go straight to Hub.
 	Interest Interest
-	// Hooks, when set, asks the application's backend about what its
-	// configured events (docs/hooks.md): a request without a token is
+	// Hooks, when set, asks the application's backend about the events
+	// it has URLs for (docs/hooks.md): a request without a token is
 	// authorized by the connect hook, a subscribe the claims do not grant
 	// by the subscribe hook, every client publish by the publish hook,
 	// and a hook-authorized connection's expiry extended by the refresh
