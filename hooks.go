@@ -1,7 +1,9 @@
 package herald
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/herald-push/herald/hook"
 	"github.com/herald-push/herald/server"
@@ -22,6 +24,9 @@ func newHooks(cfg Config) (*hook.Client, error) {
 	}
 	if t := hc.Config().Timeout.D(); cfg.Hooks.ConnectURL != "" && t >= hs {
 		return nil, fmt.Errorf("hooks: timeout %v must be shorter than handshake_timeout %v, or a slow connect hook drops clients unanswered", t, hs)
+	}
+	if cfg.Hooks.ConnectURL != "" && len(cfg.Hooks.Cookies) > 0 && slices.Contains(cfg.AllowedOrigins, "*") {
+		return nil, errors.New("hooks: a connect hook given cookies needs an Origin check: with allowed_origins \"*\" any web page could connect with its visitors' cookies; list your pages' origins instead")
 	}
 	return hc, nil
 }
