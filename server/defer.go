@@ -69,11 +69,18 @@ func (c *Conn) Deferred() bool {
 // (the subprotocol to select, "" for none) for a WebSocket, 200 for an
 // event stream, then OnOpen runs as for an upgrade accepted at once. It
 // returns false and does nothing when the upgrade no longer waits (the
-// connection closed or timed out, or was answered already). Loop
+// connection closed or timed out, or was answered already), and refuses
+// it with 503 and returns false once the server is draining. Loop
 // goroutine only.
 func (c *Conn) Complete(protocol string) bool {
 	req := c.srv.undefer(c)
 	if req == nil {
+		return false
+	}
+	if c.srv.draining.Load() {
+		// Answered after the drain began: come back to another node.
+		c.srv.stats.HandshakesFailed.Add(1)
+		c.srv.refuse(c.pc, 503, "server is draining")
 		return false
 	}
 	if req.Plain {
