@@ -100,9 +100,10 @@ func (a *App) subscribe(s *Session, ch string, since *hub.Position, id json.RawM
 }
 
 // overCap answers a subscription past MaxSubscriptions (those waiting
-// for the subscribe hook count) and reports whether it was one.
+// for the subscribe hook count; one already held or asked for does not
+// add) and reports whether it was one.
 func (a *App) overCap(s *Session, ch string, id json.RawMessage) bool {
-	if max := a.o.MaxSubscriptions; max > 0 && s.subscriptions()+a.asked(s) >= max && a.find(s, ch) < 0 {
+	if max := a.o.MaxSubscriptions; max > 0 && s.subscriptions()+a.asked(s) >= max && a.find(s, ch) < 0 && !a.asking(s, ch) {
 		a.subLimited.Add(1)
 		a.replyError(s, id, errLimit, "too many subscriptions on this connection (limit "+strconv.Itoa(max)+")", ch)
 		return true

@@ -262,6 +262,13 @@ func (a *App) asksSubscribe(s *Session, ch string) bool {
 // hook: they count against MaxSubscriptions while they wait.
 func (a *App) asked(s *Session) int { return len(a.loops[s.conn.Loop().Index()].asking[s]) }
 
+// asking reports whether s's subscription to ch waits for the subscribe
+// hook.
+func (a *App) asking(s *Session, ch string) bool {
+	_, ok := a.loops[s.conn.Loop().Index()].asking[s][ch]
+	return ok
+}
+
 // askSubscribe asks the subscribe hook about s's subscription to ch and
 // subscribes on its answer (granted), unless s unsubscribed, asked again
 // or closed meanwhile. A rejection is answered with the error code
@@ -324,11 +331,10 @@ func (a *App) endAsk(pl *appLoop, s *Session, ch string) {
 // cancelAsk forgets a subscription waiting for the subscribe hook (the
 // client unsubscribed) and reports whether there was one.
 func (a *App) cancelAsk(s *Session, ch string) bool {
-	pl := &a.loops[s.conn.Loop().Index()]
-	if _, ok := pl.asking[s][ch]; !ok {
+	if !a.asking(s, ch) {
 		return false
 	}
-	a.endAsk(pl, s, ch)
+	a.endAsk(&a.loops[s.conn.Loop().Index()], s, ch)
 	return true
 }
 

@@ -215,8 +215,13 @@ func TestHookSubscribeCap(t *testing.T) {
 	send(c, `{"op":"sub","channel":"slow:1","id":1}`)
 	send(c, `{"op":"sub","channel":"slow:2","id":2}`)
 	expect(t, c, `{"op":"error","code":"limit","id":2}`)
+	// Asking again for the same channel is not one more: the last ask
+	// decides.
+	send(c, `{"op":"sub","channel":"slow:1","id":3}`)
 	close(b.release)
-	expect(t, c, `{"op":"subscribed","channel":"slow:1","id":1}`)
+	expect(t, c, `{"op":"subscribed","channel":"slow:1","id":3}`)
+	send(c, `{"op":"ping","id":4}`)
+	expect(t, c, `{"op":"pong","id":4}`)
 }
 
 func TestHookPublish(t *testing.T) {
