@@ -301,6 +301,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("worker pool: %w", err)
 	}
 	if cfg.Hooks.Enabled() && !cfg.Echo {
+		cfg.Hooks.Logger = n.log
 		if n.hooks, err = newHooks(cfg); err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sync/atomic"
@@ -69,6 +70,10 @@ type Config struct {
 	// HTTPClient sends the requests; nil: a client of the package's own
 	// (no redirects followed, idle connections kept for MaxConcurrent).
 	HTTPClient *http.Client `json:"-"`
+	// Logger receives a line when a breaker changes state and, at most
+	// once a second per event, when the backend gives no usable answer;
+	// nil: slog.Default().
+	Logger *slog.Logger `json:"-"`
 }
 
 // URL is the configured URL of event e ("" when its hook is off).
@@ -149,6 +154,8 @@ type endpoint struct {
 	outcomes [numOutcomes]atomic.Uint64
 	// nanos sums the latency of the calls that reached the backend.
 	nanos atomic.Int64
+	// logged is when the last failure was logged (unix nanoseconds).
+	logged atomic.Int64
 }
 
 // New builds a Client; it refuses a Config that fails Validate.
@@ -168,6 +175,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BreakerOpen == 0 {
 		cfg.BreakerOpen = server.Duration(DefaultBreakerOpen)
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	c := &Client{cfg: cfg, http: cfg.HTTPClient, slots: make(chan struct{}, cfg.MaxConcurrent)}
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -185,8 +195,11 @@ func New(cfg Config) (*Client, error) {
 			continue
 		}
 		c.ends[i] = &endpoint{url: u, breaker: gobreaker.NewCircuitBreaker[*Result](gobreaker.Settings{
-			Name:        string(e),
-			Timeout:     cfg.BreakerOpen.D(),
+			Name:    string(e),
+			Timeout: cfg.BreakerOpen.D(),
+			OnStateChange: func(name string, from, to gobreaker.State) {
+				cfg.Logger.Warn("hook circuit breaker", "event", name, "from", from.String(), "to", to.String())
+			},
 			ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= failures },
 			// A rejection is an answer: the backend is up.
 			IsSuccessful: func(err error) bool {
@@ -239,11 +252,24 @@ func (c *Client) Call(ctx context.Context, req *Request) (*Result, error) {
 		return nil, fmt.Errorf("%w: %s hook: circuit breaker open", ErrUnavailable, req.Event)
 	case errors.Is(err, ErrTimeout):
 		ep.outcomes[OutcomeTimeout].Add(1)
+		c.logFailure(ep, req.Event, err)
 	default:
 		ep.outcomes[OutcomeUnavailable].Add(1)
+		c.logFailure(ep, req.Event, err)
 	}
 	ep.nanos.Add(int64(time.Since(start)))
 	return res, err
+}
+
+// logFailure logs a call the backend did not answer usably, at most
+// once a second per event.
+func (c *Client) logFailure(ep *endpoint, e Event, err error) {
+	now := time.Now().UnixNano()
+	last := ep.logged.Load()
+	if now-last < int64(time.Second) || !ep.logged.CompareAndSwap(last, now) {
+		return
+	}
+	c.cfg.Logger.Warn("hook unavailable", "event", string(e), "err", err)
 }
 
 // post sends one request and reads its answer.

@@ -73,7 +73,10 @@ func (b *hookBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.refreshN++
 		n := b.refreshN
 		b.mu.Unlock()
-		answer = b.refresh(n)
+		if answer = b.refresh(n); answer == nil {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	_ = json.NewEncoder(w).Encode(answer)
 }
@@ -286,5 +289,23 @@ func TestHookStream(t *testing.T) {
 	}
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// TestHookRefreshUnavailable: refreshes the backend does not answer are
+// retried, and the connection closes with 4001 at its expiry, not before
+// and not never.
+func TestHookRefreshUnavailable(t *testing.T) {
+	b := &hookBackend{refresh: func(int) any { return nil }}
+	n := startHooked(t, b, nil)
+	c := wstest.Dial(t, n.addr, wstest.Options{Path: "/ws", Header: annCookie})
+	code, reason, _ := readClose(t, c)
+	if code != server.CloseTokenExpired || reason != "token expired" {
+		t.Fatalf("close %d %q", code, reason)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refreshN < 1 {
+		t.Fatalf("%d refreshes asked before the expiry", b.refreshN)
 	}
 }

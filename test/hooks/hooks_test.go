@@ -4,6 +4,7 @@
 package hooks
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
 	"net"
@@ -330,5 +331,72 @@ func TestRefresh(t *testing.T) {
 	defer b.mu.Unlock()
 	if b.refreshes["brief"] != 2 {
 		t.Fatalf("%d refreshes, want 2 (one extending, one refusing)", b.refreshes["brief"])
+	}
+}
+
+// TestEventStream: an EventSource's request carries the session cookie
+// too; the connect hook authorizes the stream as it does a WebSocket.
+func TestEventStream(t *testing.T) {
+	b := newBackend(t)
+	n := start(t, b.URL)
+	req, err := http.NewRequest(http.MethodGet, "http://"+n.Addr+"/sse?channel=room:news", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Cookie", "sid=ann")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	br := bufio.NewReader(resp.Body)
+	// The stream's prelude (its retry advice) is written with the
+	// subscriptions of the URL made; then a publish arrives as an event.
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			lines <- l
+		}
+	}()
+	publishUntil(t, n, "room:news", `{"n":1}`, lines, `data: {"channel":"room:news"`)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.seen[0].Event != "connect" || b.seen[0].Cookies["sid"] != "ann" {
+		t.Fatalf("connect request %+v", b.seen[0])
+	}
+}
+
+// publishUntil publishes body to channel once the stream's prelude has
+// come (the URL's subscriptions are made then), then reads lines until
+// one starts with want.
+func publishUntil(t *testing.T, n *node, channel, body string, lines <-chan string, want string) {
+	t.Helper()
+	timeout := time.After(wait)
+	published := false
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if strings.HasPrefix(l, want) {
+				return
+			}
+			if !published && strings.HasPrefix(l, "retry:") {
+				publish(t, n, channel, body)
+				published = true
+			}
+		case <-timeout:
+			t.Fatalf("no %q line", want)
+		}
 	}
 }
