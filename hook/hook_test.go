@@ -162,7 +162,7 @@ func TestBreakerOpens(t *testing.T) {
 		}
 		reply(w, map[string]any{"result": map[string]any{}})
 	})
-	c := newClient(t, Config{PublishURL: u, BreakerFailures: 3, BreakerOpen: server.Duration(100 * time.Millisecond)})
+	c := newClient(t, Config{PublishURL: u, BreakerFailures: 3, BreakerOpen: server.Duration(2 * time.Second)})
 	for range 3 {
 		if _, err := c.Call(context.Background(), &Request{Event: EventPublish}); !errors.Is(err, ErrUnavailable) {
 			t.Fatal(err)

@@ -86,7 +86,7 @@ func (b *hookBackend) expireAt() int64 {
 	if b.refresh == nil {
 		return 0
 	}
-	return time.Now().Add(2 * time.Second).Unix()
+	return time.Now().Add(5 * time.Second).Unix()
 }
 
 // startHooked starts a push node whose hooks all point at b.
@@ -252,7 +252,7 @@ func TestHookPublish(t *testing.T) {
 func TestHookRefresh(t *testing.T) {
 	b := &hookBackend{refresh: func(n int) any {
 		if n == 1 {
-			return map[string]any{"result": map[string]any{"expire_at": time.Now().Add(2 * time.Second).Unix()}}
+			return map[string]any{"result": map[string]any{"expire_at": time.Now().Add(5 * time.Second).Unix()}}
 		}
 		return map[string]any{"error": map[string]any{"code": 0, "message": "logged out"}}
 	}}

@@ -22,7 +22,7 @@ import (
 )
 
 // wait bounds every wait of the suite.
-const wait = 10 * time.Second
+const wait = 20 * time.Second
 
 // request is what herald POSTs to a hook (the fields the tests read).
 type request struct {
@@ -72,7 +72,7 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		default:
 			res := map[string]any{"user": sid, "channels": []string{"room:*"}}
 			if sid == "brief" { // a session that needs refreshing
-				res["expire_at"] = time.Now().Add(2 * time.Second).Unix()
+				res["expire_at"] = time.Now().Add(5 * time.Second).Unix()
 			}
 			answer["result"] = res
 		}
@@ -91,7 +91,7 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 		n := b.refreshes[req.User]
 		b.mu.Unlock()
 		if n == 1 {
-			answer["result"] = map[string]any{"expire_at": time.Now().Add(2 * time.Second).Unix()}
+			answer["result"] = map[string]any{"expire_at": time.Now().Add(5 * time.Second).Unix()}
 		} else {
 			answer["error"] = map[string]any{"code": 0, "message": "signed out"}
 		}
@@ -114,7 +114,7 @@ func start(t *testing.T, base string, extra ...string) *node {
 		"--log-level=warn", "--demo=false",
 		"--hook-connect-url", base + "/connect", "--hook-subscribe-url", base + "/subscribe",
 		"--hook-publish-url", base + "/publish", "--hook-refresh-url", base + "/refresh",
-		"--hook-cookie", "sid", "--hook-header", "X-Tenant", "--hook-timeout", "500ms"}, extra...)
+		"--hook-cookie", "sid", "--hook-header", "X-Tenant", "--hook-timeout", "2s"}, extra...)
 	p := testutil.Start(t, bin, args...)
 	n := &node{Proc: p, API: "http://" + p.Extra["api"], WS: "ws://" + p.Addr}
 	deadline := time.Now().Add(wait)
@@ -292,7 +292,7 @@ func TestBackendDown(t *testing.T) {
 	}
 	down := "http://" + ln.Addr().String()
 	ln.Close()
-	n := start(t, down, "--hook-breaker-failures", "2")
+	n := start(t, down, "--hook-breaker-failures", "2", "--hook-breaker-open", "1m")
 	for range 3 {
 		_, resp, err := n.dial(t, "", "ann")
 		if err == nil || resp == nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
