@@ -92,12 +92,16 @@ func (c *Conn) Complete(protocol string) bool {
 }
 
 // Refuse answers a deferred upgrade as refused, with the status of err
-// (a *codec.HandshakeError; else 403 and err's text), and closes the
+// (a *codec.HandshakeError; else 403 and err's text, or "forbidden" for
+// nil), and closes the
 // connection; 503 and 429 carry Retry-After. It returns false and does
 // nothing when the upgrade no longer waits. Loop goroutine only.
 func (c *Conn) Refuse(err error) bool {
 	if c.srv.undefer(c) == nil {
 		return false
+	}
+	if err == nil {
+		err = &codec.HandshakeError{Status: 403, Reason: "forbidden"}
 	}
 	c.srv.refuseHandshake(c, err, 403)
 	return true
