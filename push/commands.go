@@ -206,10 +206,6 @@ func (a *App) publish(s *Session, cmd *command) {
 		a.replyError(s, cmd.ID, errBadRequest, "invalid channel name", cmd.Channel)
 		return
 	}
-	if len(cmd.Data) == 0 {
-		a.replyError(s, cmd.ID, errBadRequest, `missing "data"`, cmd.Channel)
-		return
-	}
 	if a.o.Hooks.Enabled(hook.EventPublish) {
 		// The hook decides every client publish, and may rewrite it.
 		a.askPublish(s, cmd)
@@ -217,6 +213,10 @@ func (a *App) publish(s *Session, cmd *command) {
 	}
 	if !s.claims.CanPublish(cmd.Channel) {
 		a.replyError(s, cmd.ID, errForbidden, "not allowed to publish", cmd.Channel)
+		return
+	}
+	if len(cmd.Data) == 0 {
+		a.replyError(s, cmd.ID, errBadRequest, `missing "data"`, cmd.Channel)
 		return
 	}
 	if a.o.Publish != nil {

@@ -359,6 +359,10 @@ func (a *App) replyHookError(s *Session, id json.RawMessage, rej *hook.Rejection
 // message is published (through Options.Publish when set) and the reply
 // written on the loop.
 func (a *App) askPublish(s *Session, cmd *command) {
+	if len(cmd.Data) == 0 {
+		a.replyError(s, cmd.ID, errBadRequest, `missing "data"`, cmd.Channel)
+		return
+	}
 	c := s.conn
 	ch := strings.Clone(cmd.Channel)
 	id := append(json.RawMessage(nil), cmd.ID...)
