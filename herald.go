@@ -39,6 +39,7 @@ import (
 	"github.com/herald-push/herald/api"
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/broker"
+	"github.com/herald-push/herald/hook"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/namespace"
 	"github.com/herald-push/herald/poller"
@@ -192,6 +193,15 @@ type Config struct {
 	// creates (0: no bound): with long history TTLs it is what keeps the
 	// stream's disk bounded, the oldest messages going first.
 	BrokerMaxBytes int64 `json:"broker_max_bytes"`
+
+	// Backend hooks (docs/hooks.md).
+
+	// Hooks asks the application's backend, over HTTP, whether a client
+	// may connect (without a token: for apps with cookie sessions),
+	// subscribe, publish, or stay connected past its expiry. Every URL
+	// empty (the default): no hooks. With a connect hook, AllowAnonymous
+	// and a JWT key are not needed.
+	Hooks hook.Config `json:"hooks"`
 }
 
 // DefaultAPIListen is the API listener's default address: loopback only.
@@ -253,6 +263,9 @@ type Node struct {
 	apiAddr  net.Addr
 	apiStats api.Stats
 	apiReady chan struct{}
+
+	// hooks calls the backend hooks, nil without any.
+	hooks *hook.Client
 }
 
 // New assembles a node from cfg; Run starts it. It refuses a
@@ -307,6 +320,12 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker pool: %w", err)
 	}
+	if cfg.Hooks.Enabled() && !cfg.Echo {
+		cfg.Hooks.Logger = n.log
+		if n.hooks, err = newHooks(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.newPusher(cfg, origins, slow); err != nil {
 		return nil, err
 	}
@@ -321,6 +340,7 @@ func New(cfg Config) (*Node, error) {
 		Slow:     slow,
 		Workers:  n.workers,
 		Interest: n.broker,
+		Hooks:    n.hooks,
 
 		MaxSubscriptions: cfg.MaxSubscriptions,
 		CommandRate:      cfg.CommandRate,
@@ -477,6 +497,13 @@ func newVerifier(cfg Config) (*auth.Verifier, error) {
 	}
 	if cfg.JWTSecret != "" {
 		ac.HMACSecret = []byte(cfg.JWTSecret)
+	}
+	if cfg.Hooks.ConnectURL != "" && !cfg.AllowAnonymous {
+		// A request without a token goes to the connect hook, never to
+		// the verifier's anonymous claims: a node with a connect hook
+		// and no key verifies no token, and needs none.
+		ac.AllowAnonymous = true
+		ac.AnonymousSubscribe, ac.AnonymousPublish = nil, nil
 	}
 	for _, path := range cfg.JWTPublicKeys {
 		if err := ac.AddPublicKeyFile(path); err != nil {

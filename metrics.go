@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/herald-push/herald/hook"
 	"github.com/herald-push/herald/pusher"
 	"github.com/herald-push/herald/pusher/webhook"
 	"github.com/herald-push/herald/server"
@@ -142,6 +143,72 @@ var nodeMetrics = []metric{
 	{"tls_handshakes_total", helpTLS, counter, "outcome", "ok", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.Handshakes) }) }},
 	{"tls_handshakes_total", helpTLS, counter, "outcome", "error", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.HandshakeErrors) }) }},
 	{"tls_handshakes_total", helpTLS, counter, "outcome", "timeout", func(s *Stats) float64 { return tlsOf(s, func(t *tlsStats) float64 { return u(t.HandshakeTimeouts) }) }},
+
+	// Backend hooks (docs/hooks.md); 0 for an event without a hook.
+	{"hook_connect_total", helpHookConnect, counter, "outcome", "accepted", func(s *Stats) float64 {
+		return hookOf(s, hook.EventConnect, func(h *hook.Stats) float64 { return u(h.Accepted) })
+	}},
+	{"hook_connect_total", helpHookConnect, counter, "outcome", "rejected", func(s *Stats) float64 {
+		return hookOf(s, hook.EventConnect, func(h *hook.Stats) float64 { return u(h.Rejected) })
+	}},
+	{"hook_connect_total", helpHookConnect, counter, "outcome", "unavailable", func(s *Stats) float64 {
+		return hookOf(s, hook.EventConnect, func(h *hook.Stats) float64 { return u(h.Unavailable) })
+	}},
+	{"hook_connect_total", helpHookConnect, counter, "outcome", "timeout", func(s *Stats) float64 {
+		return hookOf(s, hook.EventConnect, func(h *hook.Stats) float64 { return u(h.Timeout) })
+	}},
+	{"hook_subscribe_total", helpHookSubscribe, counter, "outcome", "accepted", func(s *Stats) float64 {
+		return hookOf(s, hook.EventSubscribe, func(h *hook.Stats) float64 { return u(h.Accepted) })
+	}},
+	{"hook_subscribe_total", helpHookSubscribe, counter, "outcome", "rejected", func(s *Stats) float64 {
+		return hookOf(s, hook.EventSubscribe, func(h *hook.Stats) float64 { return u(h.Rejected) })
+	}},
+	{"hook_subscribe_total", helpHookSubscribe, counter, "outcome", "unavailable", func(s *Stats) float64 {
+		return hookOf(s, hook.EventSubscribe, func(h *hook.Stats) float64 { return u(h.Unavailable) })
+	}},
+	{"hook_subscribe_total", helpHookSubscribe, counter, "outcome", "timeout", func(s *Stats) float64 {
+		return hookOf(s, hook.EventSubscribe, func(h *hook.Stats) float64 { return u(h.Timeout) })
+	}},
+	{"hook_publish_total", helpHookPublish, counter, "outcome", "accepted", func(s *Stats) float64 {
+		return hookOf(s, hook.EventPublish, func(h *hook.Stats) float64 { return u(h.Accepted) })
+	}},
+	{"hook_publish_total", helpHookPublish, counter, "outcome", "rejected", func(s *Stats) float64 {
+		return hookOf(s, hook.EventPublish, func(h *hook.Stats) float64 { return u(h.Rejected) })
+	}},
+	{"hook_publish_total", helpHookPublish, counter, "outcome", "unavailable", func(s *Stats) float64 {
+		return hookOf(s, hook.EventPublish, func(h *hook.Stats) float64 { return u(h.Unavailable) })
+	}},
+	{"hook_publish_total", helpHookPublish, counter, "outcome", "timeout", func(s *Stats) float64 {
+		return hookOf(s, hook.EventPublish, func(h *hook.Stats) float64 { return u(h.Timeout) })
+	}},
+	{"hook_refresh_total", helpHookRefresh, counter, "outcome", "accepted", func(s *Stats) float64 {
+		return hookOf(s, hook.EventRefresh, func(h *hook.Stats) float64 { return u(h.Accepted) })
+	}},
+	{"hook_refresh_total", helpHookRefresh, counter, "outcome", "rejected", func(s *Stats) float64 {
+		return hookOf(s, hook.EventRefresh, func(h *hook.Stats) float64 { return u(h.Rejected) })
+	}},
+	{"hook_refresh_total", helpHookRefresh, counter, "outcome", "unavailable", func(s *Stats) float64 {
+		return hookOf(s, hook.EventRefresh, func(h *hook.Stats) float64 { return u(h.Unavailable) })
+	}},
+	{"hook_refresh_total", helpHookRefresh, counter, "outcome", "timeout", func(s *Stats) float64 {
+		return hookOf(s, hook.EventRefresh, func(h *hook.Stats) float64 { return u(h.Timeout) })
+	}},
+	{"hook_seconds_total", helpHookSeconds, counter, "event", "connect", func(s *Stats) float64 {
+		return hookOf(s, hook.EventConnect, func(h *hook.Stats) float64 { return h.Seconds })
+	}},
+	{"hook_seconds_total", helpHookSeconds, counter, "event", "subscribe", func(s *Stats) float64 {
+		return hookOf(s, hook.EventSubscribe, func(h *hook.Stats) float64 { return h.Seconds })
+	}},
+	{"hook_seconds_total", helpHookSeconds, counter, "event", "publish", func(s *Stats) float64 {
+		return hookOf(s, hook.EventPublish, func(h *hook.Stats) float64 { return h.Seconds })
+	}},
+	{"hook_seconds_total", helpHookSeconds, counter, "event", "refresh", func(s *Stats) float64 {
+		return hookOf(s, hook.EventRefresh, func(h *hook.Stats) float64 { return h.Seconds })
+	}},
+	{"hook_breaker_state", helpHookBreaker, gauge, "event", "connect", func(s *Stats) float64 { return hookOf(s, hook.EventConnect, breakerState) }},
+	{"hook_breaker_state", helpHookBreaker, gauge, "event", "subscribe", func(s *Stats) float64 { return hookOf(s, hook.EventSubscribe, breakerState) }},
+	{"hook_breaker_state", helpHookBreaker, gauge, "event", "publish", func(s *Stats) float64 { return hookOf(s, hook.EventPublish, breakerState) }},
+	{"hook_breaker_state", helpHookBreaker, gauge, "event", "refresh", func(s *Stats) float64 { return hookOf(s, hook.EventRefresh, breakerState) }},
 }
 
 // nodeCollector is a prometheus.Collector over nodeMetrics: each scrape

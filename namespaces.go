@@ -115,6 +115,11 @@ func Check(cfg Config) error {
 			return errors.New("pusher_apps: the Pusher protocol runs on one node for now: use the memory broker, or leave pusher_apps out")
 		}
 	}
+	if cfg.Hooks.Enabled() && !cfg.Echo {
+		if _, err := newHooks(cfg); err != nil {
+			return err
+		}
+	}
 	if cfg.BrokerMaxBytes < 0 {
 		return fmt.Errorf("broker_max_bytes %d: want a size in bytes, or 0 for no bound", cfg.BrokerMaxBytes)
 	}

@@ -3,6 +3,7 @@ package herald
 import (
 	"github.com/herald-push/herald/api"
 	"github.com/herald-push/herald/broker"
+	"github.com/herald-push/herald/hook"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/push"
 	"github.com/herald-push/herald/pusher"
@@ -38,6 +39,8 @@ type Stats struct {
 	// reads refused because the channel's prefix names no configured
 	// namespace (cumulative).
 	UnknownNamespace uint64 `json:"unknown_namespace"`
+	// Hooks has an entry per configured backend hook (docs/hooks.md).
+	Hooks map[hook.Event]hook.Stats `json:"hooks,omitempty"`
 }
 
 // Stats takes a snapshot of the node's counters and gauges. Safe from any
@@ -52,6 +55,7 @@ func (n *Node) Stats() Stats {
 
 		IdempotentDuplicates: n.dedup.Duplicates(),
 		UnknownNamespace:     n.ns.Unknown(),
+		Hooks:                n.hooks.Stats(),
 	}
 	if n.pusher != nil {
 		ps := n.pusher.Stats()

@@ -65,6 +65,10 @@ type Request struct {
 	// Sec-WebSocket-Version field): an ordinary HTTP request, such as an
 	// event stream's. Key, Protocols and Extensions are then empty.
 	Plain bool
+
+	// raw is the private copy of the header the strings alias (Field
+	// reads it).
+	raw []byte
 }
 
 // ErrNotUpgrade is the refusal of a plain GET (Request.Plain) where only a
@@ -149,7 +153,7 @@ func parseRequest(raw []byte, allowPlain bool) (*Request, error) {
 	case string(rl.Method) != http.MethodGet:
 		return nil, &HandshakeError{Status: http.StatusMethodNotAllowed, Reason: "method must be GET"}
 	}
-	req := &Request{}
+	req := &Request{raw: raw}
 	if err := req.setURI(rl.URI); err != nil {
 		return nil, err
 	}

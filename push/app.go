@@ -7,6 +7,7 @@ import (
 
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/hook"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/namespace"
 	"github.com/herald-push/herald/server"
@@ -82,6 +83,13 @@ type Options struct {
 	// channel is current: a multi-node broker (broker.NATS) uses it. Nil:
 	// subscriptions go straight to Hub.
 	Interest Interest
+	// Hooks, when set, asks the application's backend about the events
+	// it has URLs for (docs/hooks.md): a request without a token is
+	// authorized by the connect hook, a subscribe the claims do not grant
+	// by the subscribe hook, every client publish by the publish hook,
+	// and a hook-authorized connection's expiry extended by the refresh
+	// hook. The calls run on Workers, never on a loop.
+	Hooks *hook.Client
 	// Publish, when set, publishes clients' `pub` commands instead of
 	// Hub.Publish: a multi-node broker sequences them for every node. It
 	// may block; the app calls it on Workers, in per-connection order.
@@ -149,6 +157,14 @@ type appLoop struct {
 	pending map[*Session]*pendingSubs
 	// streams holds the event-stream sessions' positions (flagStream).
 	streams map[*Session]*stream
+	// hooked holds the sessions the connect hook authorized, with what
+	// their refresh needs (hooks.go).
+	hooked map[*Session]*hooked
+	// asking holds the subscriptions waiting for the subscribe hook, by
+	// session and channel: the number of the ask whose answer counts.
+	asking map[*Session]map[string]uint64
+	// asks numbers the subscribe hook's asks.
+	asks uint64
 	// idBuf is where the loop builds a stream event's id line; it is
 	// reused, since Conn.WriteStream copies what it queues.
 	idBuf []byte
@@ -269,21 +285,38 @@ func (a *App) Accept(c *server.Conn, req *codec.Request) (string, error) {
 		return "", err
 	}
 	sess.raw = q.first("format") == "raw"
-	if ps := q.pending(); ps != nil {
-		pl := &a.loops[c.Loop().Index()]
+	ps := q.pending()
+	if sess.claims == nil {
+		return "", a.askConnect(c, req, sess, ps)
+	}
+	a.admit(c, sess, ps)
+	return "", nil
+}
+
+// admit makes sess the connection's session, with the subscriptions ps
+// the upgrade asked for (nil: none), for OnOpen to act on.
+func (a *App) admit(c *server.Conn, sess *Session, ps *pendingSubs) {
+	pl := &a.loops[c.Loop().Index()]
+	if ps != nil {
 		if pl.pending == nil {
 			pl.pending = map[*Session]*pendingSubs{}
 		}
 		pl.pending[sess] = ps
 	}
+	if sess.streaming() {
+		if pl.streams == nil {
+			pl.streams = map[*Session]*stream{}
+		}
+		pl.streams[sess] = &stream{pos: map[string]hub.Position{}}
+	}
 	c.App = sess
-	return "", nil
 }
 
 var _ server.StreamApp = (*App)(nil)
 
 // authenticate checks a request's Origin and token, for the WebSocket
-// and the event stream alike, and returns the new session.
+// and the event stream alike, and returns the new session: without its
+// claims when the connect hook is to decide.
 func (a *App) authenticate(c *server.Conn, req *codec.Request, q query) (*Session, error) {
 	if a.o.Origins != nil && req.Origin != "" && !a.o.Origins.Allowed(req.Origin, req.Host) {
 		return nil, &codec.HandshakeError{Status: 403, Reason: "origin not allowed"}
@@ -296,9 +329,14 @@ func (a *App) authenticate(c *server.Conn, req *codec.Request, q query) (*Sessio
 	}
 	var claims *auth.Claims
 	var err error
-	if token != "" {
+	switch {
+	case token != "":
 		claims, err = a.o.Verifier.Verify(token)
-	} else {
+	case a.o.Hooks.Enabled(hook.EventConnect):
+		// No token: the connect hook decides (askConnect), from the
+		// cookies and headers it is shown.
+		return &Session{app: a, conn: c}, nil
+	default:
 		claims, err = a.o.Verifier.Anonymous()
 	}
 	if err != nil {
@@ -360,6 +398,7 @@ func (a *App) OnClose(c *server.Conn) {
 	delete(pl.index, sess)
 	delete(pl.pending, sess)
 	delete(pl.streams, sess)
+	a.forgetHooks(pl, sess)
 	if sess.flags&flagPaging != 0 {
 		delete(pl.pagers, sess)
 		sess.flags &^= flagPaging

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/herald-push/herald/codec"
+	"github.com/herald-push/herald/hook"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/namespace"
 )
@@ -93,17 +94,48 @@ func (a *App) subscribe(s *Session, ch string, since *hub.Position, id json.RawM
 		return
 	}
 	own := s.owns(ch)
+	// A namespace only takes rights away: its refusal of anonymous
+	// clients holds whatever the credentials or the hook would say.
+	anonRefused := s.claims.Anonymous && !ns.AnonymousSubscribe()
+	if !own && a.asksSubscribe(s, ch) {
+		if anonRefused {
+			a.replyError(s, id, errForbidden, "anonymous clients may not subscribe in namespace "+strconv.Quote(ns.Name), ch)
+			return
+		}
+		if a.overCap(s, ch, id) {
+			return
+		}
+		a.askSubscribe(s, ch, since, id, quiet)
+		return
+	}
 	if !own && !s.claims.CanSubscribe(ch) {
 		a.replyError(s, id, errForbidden, "not allowed to subscribe", ch)
 		return
 	}
-	if s.claims.Anonymous && !ns.AnonymousSubscribe() {
+	if anonRefused {
 		a.replyError(s, id, errForbidden, "anonymous clients may not subscribe in namespace "+strconv.Quote(ns.Name), ch)
 		return
 	}
-	if max := a.o.MaxSubscriptions; !own && max > 0 && s.subscriptions() >= max && a.find(s, ch) < 0 {
+	a.granted(s, ch, since, id, quiet)
+}
+
+// overCap answers a subscription past MaxSubscriptions (those waiting
+// for the subscribe hook count; one already held or asked for does not
+// add) and reports whether it was one.
+func (a *App) overCap(s *Session, ch string, id json.RawMessage) bool {
+	if max := a.o.MaxSubscriptions; max > 0 && s.subscriptions()+a.asked(s) >= max && a.find(s, ch) < 0 && !a.asking(s, ch) {
 		a.subLimited.Add(1)
 		a.replyError(s, id, errLimit, "too many subscriptions on this connection (limit "+strconv.Itoa(max)+")", ch)
+		return true
+	}
+	return false
+}
+
+// granted is subscribe once the subscription is authorized: the caps,
+// Interest, then join.
+func (a *App) granted(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
+	own := s.owns(ch)
+	if !own && a.overCap(s, ch, id) {
 		return
 	}
 	if a.o.Interest != nil {
@@ -188,8 +220,9 @@ func (a *App) subscribeRefused(s *Session, id json.RawMessage, ch string, err er
 // unsubscribe ends s's subscription to ch and reports whether there was
 // one. s's loop only.
 func (a *App) unsubscribe(s *Session, ch string) bool {
+	asked := a.cancelAsk(s, ch) // its answer will be ignored
 	if !a.removeChannel(s, ch) {
-		return false
+		return asked
 	}
 	a.o.Hub.Unsubscribe(s.conn.Loop(), ch, s)
 	a.dropPager(s, ch)
@@ -207,7 +240,10 @@ func (a *App) publish(s *Session, cmd *command) {
 		a.replyError(s, cmd.ID, errUnknownNamespace, err.Error(), cmd.Channel)
 		return
 	}
-	if !s.claims.CanPublish(cmd.Channel) {
+	// The publish hook, when set, decides every client publish in place
+	// of the credentials; the namespace's refusals hold either way.
+	hooked := a.o.Hooks.Enabled(hook.EventPublish)
+	if !hooked && !s.claims.CanPublish(cmd.Channel) {
 		a.replyError(s, cmd.ID, errForbidden, "not allowed to publish", cmd.Channel)
 		return
 	}
@@ -217,6 +253,11 @@ func (a *App) publish(s *Session, cmd *command) {
 	}
 	if s.claims.Anonymous && !ns.AnonymousPublish() {
 		a.replyError(s, cmd.ID, errForbidden, "anonymous clients may not publish in namespace "+strconv.Quote(ns.Name), cmd.Channel)
+		return
+	}
+	if hooked {
+		// The hook may rewrite the data.
+		a.askPublish(s, cmd)
 		return
 	}
 	if len(cmd.Data) == 0 {

@@ -85,16 +85,10 @@ func (a *App) AcceptStream(c *server.Conn, req *codec.Request) (bool, error) {
 		}
 		ps.since[ch] = pos
 	}
-	pl := &a.loops[c.Loop().Index()]
-	if pl.pending == nil {
-		pl.pending = map[*Session]*pendingSubs{}
+	if sess.claims == nil {
+		return false, a.askConnect(c, req, sess, ps)
 	}
-	pl.pending[sess] = ps
-	if pl.streams == nil {
-		pl.streams = map[*Session]*stream{}
-	}
-	pl.streams[sess] = &stream{pos: map[string]hub.Position{}}
-	c.App = sess
+	a.admit(c, sess, ps)
 	return true, nil
 }
 

@@ -19,7 +19,9 @@ type App interface {
 	Attach(s *Server)
 	// Accept sees the parsed upgrade request before the 101 is sent. It
 	// returns the subprotocol to select ("" for none), or a
-	// *codec.HandshakeError to refuse the upgrade with that HTTP status.
+	// *codec.HandshakeError to refuse the upgrade with that HTTP status,
+	// or ErrDeferred to answer later (Conn.Complete, Conn.Refuse) once
+	// work off the loop has decided. req stays valid after the call.
 	Accept(c *Conn, req *codec.Request) (protocol string, err error)
 	// OnOpen runs right after the 101 response is queued.
 	OnOpen(c *Conn)
@@ -357,6 +359,12 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 		return len(in)
 	}
 	consumed := 0
+	if c.state == stateHandshake && s.isDeferred(c) {
+		// The client sent more before the upgrade's answer (RFC 6455
+		// 4.1: it must wait for it; an event stream sends nothing).
+		s.refuseHandshake(c, errEarlyData, 400)
+		return len(in)
+	}
 	if c.state == stateHandshake {
 		if c.flags&flagSawByte == 0 {
 			// The first-byte deadline is met; the request has the
@@ -372,6 +380,9 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 			return 0 // header incomplete
 		}
 		consumed, in = n, in[n:]
+		if c.state == stateHandshake {
+			return consumed // deferred: the App answers later
+		}
 	}
 	if c.state == stateStream {
 		// An event stream's request has no body and is the last: anything
@@ -513,12 +524,21 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 		return s.refuseHandshake(c, err, 400)
 	}
 	if req.Plain {
-		return s.acceptStream(c, req, n)
+		return s.acceptStream(c, req, n, len(in))
 	}
 	protocol, err := s.app.Accept(c, req)
+	if errors.Is(err, ErrDeferred) {
+		return s.deferUpgrade(c, req, n, len(in))
+	}
 	if err != nil {
 		return s.refuseHandshake(c, err, 403)
 	}
+	s.upgrade(c, req, protocol)
+	return n, true
+}
+
+// upgrade answers an accepted upgrade with 101 and opens the WebSocket.
+func (s *Server) upgrade(c *Conn, req *codec.Request, protocol string) {
 	ext := ""
 	dec := &s.decCfg
 	if s.deflate != nil {
@@ -537,7 +557,6 @@ func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
 	s.stats.HandshakesOK.Add(1)
 	s.armTimer(c)
 	s.app.OnOpen(c)
-	return n, true
 }
 
 // refuseHandshake answers a refused upgrade (or stream request) with the
@@ -562,8 +581,9 @@ const streamResponse = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" 
 	"Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n"
 
 // acceptStream offers a plain GET to a StreamApp and, when it claims it,
-// answers 200 and opens the stream. It returns as handshake does.
-func (s *Server) acceptStream(c *Conn, req *codec.Request, n int) (int, bool) {
+// answers 200 and opens the stream; avail is the bytes buffered, the
+// request's n among them. It returns as handshake does.
+func (s *Server) acceptStream(c *Conn, req *codec.Request, n, avail int) (int, bool) {
 	var ok bool
 	var err error = codec.ErrNotUpgrade
 	if sa, is := s.app.(StreamApp); is {
@@ -571,9 +591,19 @@ func (s *Server) acceptStream(c *Conn, req *codec.Request, n int) (int, bool) {
 			err = codec.ErrNotUpgrade
 		}
 	}
+	if errors.Is(err, ErrDeferred) {
+		return s.deferUpgrade(c, req, n, avail)
+	}
 	if err != nil {
 		return s.refuseHandshake(c, err, 403)
 	}
+	s.openStream(c, req)
+	return n, true
+}
+
+// openStream answers a claimed event-stream request with 200 and opens
+// the stream.
+func (s *Server) openStream(c *Conn, req *codec.Request) {
 	resp := append(c.scratch(len(streamResponse)+64+len(req.Origin)), streamResponse...)
 	if req.Origin != "" {
 		// The App accepted the Origin: let the page read the stream.
@@ -588,7 +618,6 @@ func (s *Server) acceptStream(c *Conn, req *codec.Request, n int) (int, bool) {
 	s.stats.Streams.Add(1)
 	s.armTimer(c)
 	s.app.OnOpen(c)
-	return n, true
 }
 
 // streamPing is the heartbeat of an event stream: a comment, which
@@ -741,6 +770,7 @@ func (h *handler) OnClose(pc *poller.Conn, err error) {
 	if c.state != stateHandshake {
 		s.app.OnClose(c)
 	}
+	s.undefer(c)
 	s.releaseAll(c)
 	s.endPartial(c)
 	s.dropReassembly(c)

@@ -114,6 +114,9 @@ type loopState struct {
 	// of an unfinished message, how many bytes of them Server.inbound
 	// counts.
 	reassembly map[*Conn]int64
+	// deferred holds the upgrade requests whose answer the App deferred
+	// (ErrDeferred), until Conn.Complete or Conn.Refuse.
+	deferred map[*Conn]*codec.Request
 }
 
 // loopCounters are one loop's message counters. Only the loop writes
@@ -140,12 +143,14 @@ type counters struct {
 	HandshakesOK      atomic.Uint64
 	HandshakesDeflate atomic.Uint64
 	Streams           atomic.Uint64
-	HandshakesFailed  atomic.Uint64
-	HandshakeTimeouts atomic.Uint64
-	ProtocolErrors    atomic.Uint64
-	PingTimeouts      atomic.Uint64
-	TokenExpired      atomic.Uint64
-	SlowClosed        atomic.Uint64
+	// HandshakesDeferred counts the upgrades an App deferred.
+	HandshakesDeferred atomic.Uint64
+	HandshakesFailed   atomic.Uint64
+	HandshakeTimeouts  atomic.Uint64
+	ProtocolErrors     atomic.Uint64
+	PingTimeouts       atomic.Uint64
+	TokenExpired       atomic.Uint64
+	SlowClosed         atomic.Uint64
 	// OutputBudget counts connections closed with 1008 because output
 	// they asked for (pongs, replies) would pass Config.WriteBufferLimit.
 	OutputBudget atomic.Uint64

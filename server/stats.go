@@ -18,10 +18,13 @@ type Stats struct {
 	HandshakesOK uint64 `json:"handshakes_ok"`
 	// Streams counts the event streams opened (StreamApp), among
 	// HandshakesOK.
-	Streams           uint64 `json:"streams"`
-	HandshakesFailed  uint64 `json:"handshakes_failed"`
-	HandshakeTimeouts uint64 `json:"handshake_timeouts"`
-	FirstByteTimeouts uint64 `json:"first_byte_timeouts"`
+	Streams uint64 `json:"streams"`
+	// HandshakesDeferred counts the upgrades whose answer the App
+	// deferred (ErrDeferred), answered later or timed out.
+	HandshakesDeferred uint64 `json:"handshakes_deferred"`
+	HandshakesFailed   uint64 `json:"handshakes_failed"`
+	HandshakeTimeouts  uint64 `json:"handshake_timeouts"`
+	FirstByteTimeouts  uint64 `json:"first_byte_timeouts"`
 	// RefusedHandshakes, RefusedHandshakesPerIP, RefusedConnsPerIP and
 	// RefusedMaxConns count connections refused at accept by
 	// MaxHandshakes, MaxHandshakesPerIP, MaxConnsPerIP and MaxConns.
@@ -73,6 +76,7 @@ func (s *Server) Stats() Stats {
 		HandshakesOK:           c.HandshakesOK.Load(),
 		HandshakesFailed:       c.HandshakesFailed.Load(),
 		Streams:                c.Streams.Load(),
+		HandshakesDeferred:     c.HandshakesDeferred.Load(),
 		HandshakeTimeouts:      c.HandshakeTimeouts.Load(),
 		FirstByteTimeouts:      c.FirstByteTimeouts.Load(),
 		RefusedHandshakes:      c.RefusedHandshakes.Load(),

@@ -33,6 +33,9 @@ func TestCheckconfig(t *testing.T) {
 		{"message over the budget", write("big.json", `{"allow_anonymous": true, "write_buffer_limit": 65536, "namespaces": [{"name": "a", "max_message_size": 100000}]}`), false, "write_buffer_limit"},
 		{"what New refuses", write("noauth.json", `{}`), false, "allow-anonymous"},
 		{"missing file", filepath.Join(dir, "nope.json"), false, "no such file"},
+		{"connect hook, no other auth", write("hook.json", `{"hooks": {"connect_url": "http://127.0.0.1:9/connect", "cookies": ["sid"]}}`), true, "ok: "},
+		{"hook slower than the handshake", write("slowhook.json", `{"handshake_timeout": "2s", "hooks": {"connect_url": "http://127.0.0.1:9/connect", "timeout": "5s"}}`), false, "shorter than handshake_timeout"},
+		{"cookies with any origin", write("anyorigin.json", `{"allowed_origins": ["*"], "hooks": {"connect_url": "http://127.0.0.1:9/connect", "cookies": ["sid"]}}`), false, "Origin check"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -94,6 +94,9 @@ type Options struct {
 	Extensions string
 	// TLS dials with TLS when set.
 	TLS *tls.Config
+	// Header holds more header lines for the request, each ending in
+	// "\r\n" ("Cookie: sid=1\r\n").
+	Header string
 }
 
 // Conn is an upgraded connection.
@@ -133,6 +136,7 @@ func Dial(t testing.TB, addr string, o Options) *Conn {
 	if o.Extensions != "" {
 		req += "Sec-WebSocket-Extensions: " + o.Extensions + "\r\n"
 	}
+	req += o.Header
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
 	c.WriteRaw([]byte(req + "\r\n"))
 	resp, err := http.ReadResponse(c.BR, nil)
