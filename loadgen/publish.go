@@ -67,6 +67,7 @@ type wsPublisher struct {
 	conn           net.Conn
 	prefix, suffix string
 	buf            []byte
+	read           chan struct{} // closed when the server's side ends (EOF or error)
 }
 
 func newWSPublisher(ctx context.Context, rawURL, template string, headers []string) (*wsPublisher, error) {
@@ -85,8 +86,11 @@ func newWSPublisher(ctx context.Context, rawURL, template string, headers []stri
 		return nil, fmt.Errorf("loadgen: publisher: %w", err)
 	}
 	prefix, suffix, _ := strings.Cut(template, "{payload}")
-	p := &wsPublisher{conn: conn, prefix: prefix, suffix: suffix}
-	go func() { _, _ = io.Copy(io.Discard, conn) }()
+	p := &wsPublisher{conn: conn, prefix: prefix, suffix: suffix, read: make(chan struct{})}
+	go func() {
+		defer close(p.read)
+		_, _ = io.Copy(io.Discard, conn)
+	}()
 	return p, nil
 }
 
@@ -132,7 +136,26 @@ func (p *wsPublisher) publish(_ context.Context, payload []byte) error {
 	return nil
 }
 
-func (p *wsPublisher) close() { _ = p.conn.Close() }
+// publisherLinger bounds how long close waits for the server to end the
+// publishing connection after the publisher's FIN.
+const publisherLinger = 5 * time.Second
+
+// close ends the publishing connection without losing its last messages:
+// it shuts the write side and waits (up to publisherLinger) for the server
+// to close its side. Closing at once, with what the server sent still
+// unread here, would send a reset, and a reset makes the server's kernel
+// drop the messages it has not read yet.
+func (p *wsPublisher) close() {
+	if cw, ok := p.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		t := time.NewTimer(publisherLinger)
+		select {
+		case <-p.read:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	_ = p.conn.Close()
+}
 
 // pubStats collects what publishing goroutines did; safe for concurrent use.
 type pubStats struct {
