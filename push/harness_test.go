@@ -120,6 +120,14 @@ func send(c *wstest.Conn, cmd string) {
 func next(t *testing.T, c *wstest.Conn) map[string]any {
 	t.Helper()
 	f, err := c.Read(testTimeout)
+	// A ping from the server is answered and skipped: these tests are
+	// about the protocol's messages.
+	for err == nil && (f.Op == wstest.OpPing || f.Op == wstest.OpPong) {
+		if f.Op == wstest.OpPing {
+			c.Send(wstest.Frame{Fin: true, Op: wstest.OpPong, Payload: f.Payload})
+		}
+		f, err = c.Read(testTimeout)
+	}
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}

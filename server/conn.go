@@ -734,6 +734,12 @@ func (h *handler) OnTimer(pc *poller.Conn) {
 			s.closeConn(pc, CloseTokenExpired, "token expired")
 			return
 		}
+		if s.cfg.PingInterval <= 0 {
+			// No pings: the timer was for a deadline that has not come
+			// (a partial message's, completed since, or the expiry).
+			s.armTimer(c)
+			return
+		}
 		if c.flags&flagAwaitingPong != 0 {
 			s.stats.PingTimeouts.Add(1)
 			s.log.Debug("ping timeout", "conn", c.ID(), "remote", c.RemoteAddr())

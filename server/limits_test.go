@@ -127,3 +127,32 @@ func TestInflateCap(t *testing.T) {
 	wc.Send(wstest.Frame{Fin: true, RSV: wstest.RSV1, Op: wstest.OpBinary, Payload: payload})
 	expectClose(t, wc, 1009, "")
 }
+
+// TestNoPingWithoutPingInterval: with pings off, a timer that fires
+// while no deadline is due (one armed for a partial message's deadline,
+// fired early by a loop whose wheel lagged behind the clock, or after the
+// message completed) sends no ping: it once did, and the next such timer
+// then closed the connection as a ping timeout.
+func TestNoPingWithoutPingInterval(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig() // PingInterval 0
+	rec := newRecorder()
+	s := startServer(t, cfg, rec)
+	wc := wstest.Dial(t, s.Addr().String(), wstest.Options{})
+	c := <-rec.opened
+	for round := range 3 {
+		fired := make(chan struct{})
+		if err := c.Loop().Run(func() { (*handler)(s).OnTimer(c.pc); close(fired) }); err != nil {
+			t.Fatal(err)
+		}
+		<-fired
+		wc.Send(wstest.Frame{Fin: true, Op: wstest.OpText, Payload: []byte("next")})
+		f, err := wc.Read(testTimeout)
+		if err != nil || f.Op != wstest.OpText || string(f.Payload) != "next" {
+			t.Fatalf("round %d: read op %#x %q, %v; want the echo \"next\"", round, f.Op, f.Payload, err)
+		}
+	}
+	if n := s.Stats().PingTimeouts; n != 0 {
+		t.Fatalf("PingTimeouts = %d, want 0", n)
+	}
+}
