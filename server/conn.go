@@ -402,7 +402,7 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 	}
 	held := c.dec.Buffered()
 	c.flags |= flagDecoding
-	n, framed := s.decode(c, in)
+	n, framed, completed := s.decode(c, in)
 	c.flags &^= flagDecoding
 	consumed, in = consumed+n, in[n:]
 	if c.state != stateOpen {
@@ -410,7 +410,7 @@ func (h *handler) OnData(pc *poller.Conn, in []byte) int {
 		return consumed + len(in)
 	}
 	s.countReassembly(c)
-	s.boundInput(c, len(in)+s.loops[c.li].recordRest, c.dec.Buffered() > held, framed)
+	s.boundInput(c, len(in)+s.loops[c.li].recordRest, c.dec.Buffered() > held, framed, completed)
 	return consumed
 }
 
@@ -448,33 +448,40 @@ func (s *Server) dropReassembly(c *Conn) {
 // decode runs the frame decoder over in while the connection is open and
 // returns the bytes consumed and whether a complete message or a control
 // frame was decoded.
-func (s *Server) decode(c *Conn, in []byte) (consumed int, framed bool) {
+func (s *Server) decode(c *Conn, in []byte) (consumed int, framed, completed bool) {
 	for c.state == stateOpen {
 		msg, n, err := c.dec.Next(in)
 		consumed, in = consumed+n, in[n:]
 		if err != nil {
 			s.protocolError(c, err)
-			return consumed + len(in), framed
+			return consumed + len(in), framed, completed
 		}
 		if msg.Op == 0 {
 			break
 		}
 		framed = true
+		if msg.Op == codec.OpText || msg.Op == codec.OpBinary {
+			completed = true
+		}
 		s.frame(c, &msg)
 	}
-	return consumed, framed
+	return consumed, framed, completed
 }
 
 // boundInput applies the inbound limits once OnData has decoded what it
 // could: rest bytes stay unconsumed (a partial frame, or a partial TLS
 // record), grew tells whether the reassembly buffer grew and framed
-// whether a complete message or a control frame was decoded. Input held
-// past the node's MaxInboundBuffered closes the connection with 1013; a
-// message that stays incomplete starts the MessageTimeout clock, which
-// only a decoded message or control frame with nothing left pending
-// stops: a TLS record that completes without carrying one (padding, an
-// empty record) leaves it running.
-func (s *Server) boundInput(c *Conn, rest int, grew, framed bool) {
+// whether a complete message or a control frame was decoded, completed
+// whether a data message was. Input held past the node's
+// MaxInboundBuffered closes the connection with 1013; a message that stays
+// incomplete starts the MessageTimeout clock, which only a decoded message
+// or control frame with nothing left pending stops: a TLS record that
+// completes without carrying one (padding, an empty record) leaves it
+// running, and so do control frames between a message's fragments. What
+// is pending after a completed data message belongs to a later message,
+// whose clock starts then: a client streaming messages whose reads each
+// end inside a frame is not timed as one endless message.
+func (s *Server) boundInput(c *Conn, rest int, grew, framed, completed bool) {
 	if max := s.cfg.MaxInboundBuffered; max > 0 && (rest > 0 || grew) && s.inboundBuffered()+int64(rest) > max {
 		s.stats.InboundMemory.Add(1)
 		s.closeConn(c.pc, codec.CloseTryAgainLater, "server busy")
@@ -495,6 +502,9 @@ func (s *Server) boundInput(c *Conn, rest int, grew, framed bool) {
 		s.armTimer(c)
 	case !incomplete && partial && framed:
 		s.endPartial(c)
+		s.armTimer(c)
+	case incomplete && partial && completed:
+		s.loops[c.li].partial[c] = time.Now().UnixNano()
 		s.armTimer(c)
 	}
 }

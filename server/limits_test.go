@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"compress/flate"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -154,5 +155,40 @@ func TestNoPingWithoutPingInterval(t *testing.T) {
 	}
 	if n := s.Stats().PingTimeouts; n != 0 {
 		t.Fatalf("PingTimeouts = %d, want 0", n)
+	}
+}
+
+// TestMessageClockRestartsPerMessage: a client that streams messages with
+// every read ending inside a frame is never timed out: each completed
+// message restarts the clock for the one that follows. (The clock once
+// ran from the first partial read on, and closed such a client with 1008
+// "message timeout" after MessageTimeout.)
+func TestMessageClockRestartsPerMessage(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MessageTimeout = Duration(1500 * time.Millisecond)
+	s := startServer(t, cfg, newRecorder())
+	wc := wstest.Dial(t, s.Addr().String(), wstest.Options{})
+	frame := func(i int) []byte {
+		return wstest.Encode(wstest.Frame{Fin: true, Op: wstest.OpText, Payload: []byte(fmt.Sprintf("message %03d", i))})
+	}
+	const steps = 50 // 100 ms apart: more than three message timeouts in all
+	next := frame(0)
+	half := len(next) / 2
+	wc.WriteRaw(next[:half])
+	for i := range steps {
+		// The rest of message i and the first half of message i+1, in one
+		// write: the read ends inside a frame every time.
+		time.Sleep(100 * time.Millisecond)
+		following := frame(i + 1)
+		wc.WriteRaw(append(append([]byte(nil), next[half:]...), following[:len(following)/2]...))
+		f, err := wc.Read(testTimeout)
+		if want := fmt.Sprintf("message %03d", i); err != nil || f.Op != wstest.OpText || string(f.Payload) != want {
+			t.Fatalf("step %d: read op %#x %q, %v; want the echo %q", i, f.Op, f.Payload, err, want)
+		}
+		next, half = following, len(following)/2
+	}
+	if n := s.Stats().MessageTimeouts; n != 0 {
+		t.Fatalf("MessageTimeouts = %d, want 0", n)
 	}
 }

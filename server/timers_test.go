@@ -16,7 +16,9 @@ import (
 func TestTimersSameTick(t *testing.T) {
 	t.Parallel()
 	app := newRecorder()
-	s := startServer(t, testConfig(), app)
+	cfg := testConfig()
+	cfg.PingInterval = Duration(time.Hour) // pings on, none due but those the test arms
+	s := startServer(t, cfg, app)
 	const n = 42
 	wcs := make([]*wstest.Conn, n)
 	conns := make([]*Conn, n)

@@ -285,7 +285,7 @@ func (h *tlsHandler) OnData(pc *poller.Conn, in []byte) int {
 		// none (padding, KeyUpdate). What stays held is bounded as a
 		// partial frame is, and runs the same message clock, which such
 		// records do not stop.
-		(*Server)(h).boundInput(c, r.N+len(in)-r.End, false, false)
+		(*Server)(h).boundInput(c, r.N+len(in)-r.End, false, false, false)
 	}
 	used := tp.rec.Consume(in, r, k)
 	if r.Close {
