@@ -174,8 +174,9 @@ type Config struct {
 	// pusher-js and the other Pusher clients connect to /app/{key} on the
 	// WebSocket listener, beside herald's own protocol on /ws
 	// (docs/pusher.md); each app's "webhooks" lists the http(s) URLs its
-	// webhooks are posted to. Empty: none. For now they need the memory broker
-	// (one node): New refuses them with a NATS broker.
+	// webhooks are posted to. Empty: none. With a NATS broker the apps
+	// run on every node sharing it (their events travel on a stream of
+	// their own, HERALD_PUSHER).
 	Pusher []pusher.App `json:"pusher_apps"`
 }
 
@@ -226,13 +227,17 @@ type Node struct {
 	// Config.Pusher.
 	pusher    *pusher.Protocol
 	pusherHub *hub.Hub
-	srv       *server.Server
-	workers   *pool.Workers
-	broker    broker.Broker
-	dedup     *broker.Dedup
-	reg       *prometheus.Registry
-	fanout    prometheus.Histogram
-	handler   Handler
+	// pusherBroker carries the Pusher hub's events between nodes: the
+	// memory broker on one node, a NATS broker of its own (stream
+	// HERALD_PUSHER) beside the main one with NATS.
+	pusherBroker broker.Broker
+	srv          *server.Server
+	workers      *pool.Workers
+	broker       broker.Broker
+	dedup        *broker.Dedup
+	reg          *prometheus.Registry
+	fanout       prometheus.Histogram
+	handler      Handler
 
 	apiAddr  net.Addr
 	apiStats api.Stats
@@ -287,11 +292,12 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker pool: %w", err)
 	}
-	if err := n.newPusher(cfg, origins, slow); err != nil {
-		return nil, err
-	}
 	n.dedup = broker.NewDedup(cfg.IdempotencyWindow.D(), broker.DefaultIdempotencyKeys, nil)
 	if err := n.openBroker(); err != nil {
+		return nil, err
+	}
+	if err := n.newPusher(cfg, origins, slow); err != nil {
+		n.closeBrokers()
 		return nil, err
 	}
 	po := push.Options{
@@ -323,7 +329,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.srv, err = server.New(cfg.Config, app, n.log) // attaches the app
 	if err != nil {
-		_ = n.broker.Close()
+		n.closeBrokers()
 		return nil, err
 	}
 	n.reg = prometheus.NewRegistry()
@@ -349,20 +355,35 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 	if err := pusher.CheckBudget(cfg.Pusher, budget); err != nil {
 		return fmt.Errorf("pusher_apps: %w", err)
 	}
-	if b := cfg.Broker; b != "" && b != "memory" {
-		return errors.New("pusher_apps: the Pusher protocol runs on one node for now (presence and client events are local): use the memory broker, or leave pusher_apps out")
-	}
 	n.pusherHub = hub.New(hub.Config{
 		// Cache channels read their last event from history, for
 		// Pusher's 30 minutes; nothing else is recovered.
-		HistorySize:         16,
-		HistoryTTL:          30 * time.Minute,
+		HistorySize:         pusherHistory,
+		HistoryTTL:          pusherHistoryTTL,
 		HistoryChannelBytes: cfg.HistoryChannelBytes,
 		MaxPayload:          cfg.MaxPublishSize,
 		MaxChannels:         cfg.MaxChannels,
 		Encoder:             pusher.Encoder{MaxFrame: cfg.WriteBufferLimit},
 		ObserveFanout:       n.observeFanout,
 	})
+	var pb pusher.Broker
+	if _, single := n.broker.(*broker.Memory); !single {
+		b, err := broker.New(context.Background(), cfg.Broker, n.pusherHub, broker.NATSConfig{
+			Name:          "herald pusher " + cfg.Listen,
+			Optional:      cfg.BrokerOptional,
+			Stream:        pusherStream,
+			SubjectPrefix: pusherSubjects,
+			HistorySize:   pusherHistory,
+			HistoryTTL:    pusherHistoryTTL,
+			Replicas:      cfg.BrokerReplicas,
+			Log:           n.log,
+		})
+		if err != nil {
+			return fmt.Errorf("pusher_apps: %w", err)
+		}
+		n.pusherBroker = b
+		pb = pusherBroker{b}
+	}
 	n.pusher = pusher.New(pusher.Options{
 		Apps:             cfg.Pusher,
 		Hub:              n.pusherHub,
@@ -373,8 +394,42 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 		// Webhooks (an app's "webhooks" URLs) are posted by a sender
 		// goroutine per URL, never from a loop.
 		Webhooks: pusher.WebhookOptions{Sender: webhook.Config{Logger: n.log}},
+		Broker:   pb,
+		Workers:  n.workers,
 	})
 	return nil
+}
+
+// The Pusher hub's stream on NATS: its own, beside the main one, with the
+// Pusher hub's history (a cache channel's last event among its latest 16,
+// for 30 minutes).
+const (
+	pusherStream     = "HERALD_PUSHER"
+	pusherSubjects   = "herald.pusher"
+	pusherHistory    = 16
+	pusherHistoryTTL = 30 * time.Minute
+)
+
+// pusherBroker adapts a broker to pusher.Broker: a refusal for now
+// (NATS unreachable) is the Pusher API's 503.
+type pusherBroker struct{ broker.Broker }
+
+func (b pusherBroker) Publish(ctx context.Context, channel string, data []byte) (hub.Position, error) {
+	pos, err := b.Broker.Publish(ctx, channel, data)
+	if errors.Is(err, broker.ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", pusher.ErrUnavailable, err)
+	}
+	return pos, err
+}
+
+// closeBrokers closes the brokers opened so far.
+func (n *Node) closeBrokers() {
+	if n.pusherBroker != nil {
+		_ = n.pusherBroker.Close()
+	}
+	if n.broker != nil {
+		_ = n.broker.Close()
+	}
 }
 
 // Pusher is the node's side of the Pusher HTTP API (nil without
@@ -556,7 +611,7 @@ loop:
 	if n.pusher != nil {
 		_ = n.pusher.Close(wctx) // posts the webhooks still queued
 	}
-	_ = n.broker.Close()
+	n.closeBrokers()
 	return runErr
 }
 
@@ -600,7 +655,15 @@ func (b apiBackend) Ready() (bool, string) {
 	if b.n.srv.Stopping() {
 		return false, "draining"
 	}
-	return b.n.broker.Ready()
+	if ok, why := b.n.broker.Ready(); !ok {
+		return ok, why
+	}
+	if pb := b.n.pusherBroker; pb != nil {
+		if ok, why := pb.Ready(); !ok {
+			return ok, "pusher " + why
+		}
+	}
+	return true, ""
 }
 
 func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) {

@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +52,7 @@ func (p *Protocol) Trigger(appID string, ev Event) error {
 	}
 	var exclude uint64
 	if ev.SocketID != "" {
-		id, ok := p.parseSocketID(ev.SocketID)
+		id, ok := p.parseSocketID(a, ev.SocketID)
 		if !ok {
 			return fmt.Errorf("socket_id %q: want NNN.NNN: %w", ev.SocketID, ErrBadRequest)
 		}
@@ -62,7 +63,7 @@ func (p *Protocol) Trigger(appID string, ev Event) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
-		if _, err := p.o.Hub.Publish(hubName(a, ch), wire(kindEvent, exclude, b)); err != nil {
+		if err := p.publish(hubName(a, ch), wire(kindEvent, exclude, b)); err != nil {
 			switch {
 			case errors.Is(err, hub.ErrTooLarge):
 				return fmt.Errorf("%w: %w", ErrTooLarge, err)
@@ -75,6 +76,19 @@ func (p *Protocol) Trigger(appID string, ev Event) error {
 		}
 	}
 	return nil
+}
+
+// publish sends a hub payload to channel name: through the Broker, to
+// every node, when there is one, else to the hub.
+func (p *Protocol) publish(name string, data []byte) error {
+	if p.o.Broker == nil {
+		_, err := p.o.Hub.Publish(name, data)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	_, err := p.o.Broker.Publish(ctx, name, data)
+	return err
 }
 
 // info describes one hub channel: every field is set (the API keeps those
