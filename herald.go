@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -178,6 +179,18 @@ type Config struct {
 	// run on every node sharing it (their events travel on a stream of
 	// their own, HERALD_PUSHER).
 	Pusher []pusher.App `json:"pusher_apps"`
+
+	// Pusher apps on several nodes (docs/pusher.md, "Several nodes").
+	//
+	// PusherLeaveDelay is how long a presence member whose last
+	// connection (on any node) left stays before member_removed, so a
+	// reload, or a reconnection to another node, is no leave (0:
+	// pusher.DefaultLeaveDelay, 1 s; negative: none).
+	PusherLeaveDelay server.Duration `json:"pusher_leave_delay"`
+	// PusherNodeTimeout is how long a node's presence heartbeat (one a
+	// second) may stay silent before the other nodes take its members for
+	// gone (0: broker.DefaultNodeTimeout, 5 s). NATS broker only.
+	PusherNodeTimeout server.Duration `json:"pusher_node_timeout"`
 }
 
 // DefaultAPIListen is the API listener's default address: loopback only.
@@ -231,13 +244,15 @@ type Node struct {
 	// memory broker on one node, a NATS broker of its own (stream
 	// HERALD_PUSHER) beside the main one with NATS.
 	pusherBroker broker.Broker
-	srv          *server.Server
-	workers      *pool.Workers
-	broker       broker.Broker
-	dedup        *broker.Dedup
-	reg          *prometheus.Registry
-	fanout       prometheus.Histogram
-	handler      Handler
+	// roster shares presence between the nodes (NATS only).
+	roster  *broker.Roster
+	srv     *server.Server
+	workers *pool.Workers
+	broker  broker.Broker
+	dedup   *broker.Dedup
+	reg     *prometheus.Registry
+	fanout  prometheus.Histogram
+	handler Handler
 
 	apiAddr  net.Addr
 	apiStats api.Stats
@@ -367,6 +382,7 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 		ObserveFanout:       n.observeFanout,
 	})
 	var pb pusher.Broker
+	var node uint32 // 0: pusher draws one
 	if _, single := n.broker.(*broker.Memory); !single {
 		b, err := broker.New(context.Background(), cfg.Broker, n.pusherHub, broker.NATSConfig{
 			Name:          "herald pusher " + cfg.Listen,
@@ -383,6 +399,13 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 		}
 		n.pusherBroker = b
 		pb = pusherBroker{b}
+		if err := n.openRoster(cfg, &node); err != nil {
+			return err
+		}
+	}
+	var roster pusher.Roster
+	if n.roster != nil {
+		roster = n.roster
 	}
 	n.pusher = pusher.New(pusher.Options{
 		Apps:             cfg.Pusher,
@@ -393,11 +416,43 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 		CommandRate:      cfg.CommandRate,
 		// Webhooks (an app's "webhooks" URLs) are posted by a sender
 		// goroutine per URL, never from a loop.
-		Webhooks: pusher.WebhookOptions{Sender: webhook.Config{Logger: n.log}},
-		Broker:   pb,
-		Workers:  n.workers,
+		Webhooks:   pusher.WebhookOptions{Sender: webhook.Config{Logger: n.log}},
+		Broker:     pb,
+		Workers:    n.workers,
+		Roster:     roster,
+		Node:       node,
+		LeaveDelay: cfg.PusherLeaveDelay.D(),
 	})
+	if n.roster != nil {
+		p := n.pusher
+		n.roster.Start(func(e broker.RosterEntry) { p.RemoteChange(pusher.RemoteEntry(e)) })
+	}
 	return nil
+}
+
+// openRoster opens the presence roster under a node number of its own:
+// drawn at random, and drawn again while a live node holds it.
+func (n *Node) openRoster(cfg Config, node *uint32) error {
+	for try := 0; ; try++ {
+		*node = 1 + rand.Uint32N(1<<23-1)
+		r, err := broker.NewRoster(context.Background(), broker.RosterConfig{
+			URL:         cfg.Broker,
+			Name:        "herald pusher presence " + cfg.Listen,
+			Optional:    cfg.BrokerOptional,
+			Replicas:    cfg.BrokerReplicas,
+			Node:        *node,
+			NodeTimeout: cfg.PusherNodeTimeout.D(),
+			Log:         n.log,
+		})
+		if errors.Is(err, broker.ErrNodeTaken) && try < 8 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pusher_apps: %w", err)
+		}
+		n.roster = r
+		return nil
+	}
 }
 
 // The Pusher hub's stream on NATS: its own, beside the main one, with the
@@ -424,6 +479,9 @@ func (b pusherBroker) Publish(ctx context.Context, channel string, data []byte) 
 
 // closeBrokers closes the brokers opened so far.
 func (n *Node) closeBrokers() {
+	if n.roster != nil {
+		_ = n.roster.Close()
+	}
 	if n.pusherBroker != nil {
 		_ = n.pusherBroker.Close()
 	}
@@ -660,6 +718,11 @@ func (b apiBackend) Ready() (bool, string) {
 	}
 	if pb := b.n.pusherBroker; pb != nil {
 		if ok, why := pb.Ready(); !ok {
+			return ok, "pusher " + why
+		}
+	}
+	if r := b.n.roster; r != nil {
+		if ok, why := r.Ready(); !ok {
 			return ok, "pusher " + why
 		}
 	}

@@ -270,7 +270,7 @@ func (p *Protocol) join(s *socket, ch, uid string, info json.RawMessage) {
 		p.hooks.subscribed(s.app, ch)
 		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": "{}"})
 	} else {
-		first, snap, others, ok := p.presence.join(name, s, uid, info, s.app.presenceCap())
+		first, snap, ok := p.presence.join(name, s, ch, uid, info, s.app.presenceCap())
 		if !ok {
 			p.o.Hub.Unsubscribe(l, name, s)
 			p.release(name)
@@ -282,8 +282,6 @@ func (p *Protocol) join(s *socket, ch, uid string, info json.RawMessage) {
 		p.hooks.subscribed(s.app, ch)
 		s.c.WriteMessage(codec.OpText, snap.message(ch))
 		if first {
-			d, _ := json.Marshal(map[string]any{"user_id": uid, "user_info": info})
-			p.deliverLocal(ch, "pusher_internal:member_added", string(d), others)
 			p.hooks.member(s.app, ch, webhook.MemberAdded, uid)
 		}
 	}
@@ -333,11 +331,7 @@ func (p *Protocol) leave(s *socket, ch string) {
 	p.o.Hub.Unsubscribe(s.c.Loop(), name, s)
 	p.release(name)
 	if isPresence(ch) {
-		if uid, gone, others := p.presence.leave(name, s); gone {
-			d, _ := json.Marshal(map[string]any{"user_id": uid})
-			p.deliverLocal(ch, "pusher_internal:member_removed", string(d), others)
-			p.hooks.member(s.app, ch, webhook.MemberRemoved, uid)
-		}
+		p.presence.leave(name, s)
 	}
 	p.hooks.unsubscribed(s.app, ch)
 }
@@ -568,193 +562,4 @@ func (s *socket) write(f *server.Frame) {
 		p.slowClosed.Add(1)
 		s.c.Close(CodeReconnect, "slow consumer")
 	}
-}
-
-// snapshot is a presence channel's member list at one join: slices of
-// buffers that later joins only append to.
-type snapshot struct {
-	ids, hash []byte
-	count     int
-}
-
-// message is the pusher_internal:subscription_succeeded message of ch.
-func (sn snapshot) message(ch string) []byte {
-	chJSON, _ := json.Marshal(ch) // a valid channel name: no escapes
-	cnt := strconv.Itoa(sn.count)
-	b := make([]byte, 0, 128+len(chJSON)+len(sn.ids)+len(sn.hash)+len(cnt))
-	b = append(b, `{"event":"pusher_internal:subscription_succeeded","channel":`...)
-	b = append(b, chJSON...)
-	b = append(b, `,"data":"{\"presence\":{\"ids\":[`...)
-	b = append(b, sn.ids...)
-	b = append(b, `],\"hash\":{`...)
-	b = append(b, sn.hash...)
-	b = append(b, `},\"count\":`...)
-	b = append(b, cnt...)
-	return append(b, `}}"}`...)
-}
-
-// embed is JSON text encoded as the inside of a JSON string (no quotes,
-// HTML characters left as they are).
-func embed(text []byte) []byte {
-	var buf bytes.Buffer
-	e := json.NewEncoder(&buf)
-	e.SetEscapeHTML(false)
-	_ = e.Encode(string(text))
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	return b[1 : len(b)-1]
-}
-
-// newMember encodes a member's entries once.
-func newMember(uid string, info json.RawMessage) *member {
-	m := &member{id: uid, info: info}
-	var idText bytes.Buffer
-	e := json.NewEncoder(&idText)
-	e.SetEscapeHTML(false)
-	_ = e.Encode(uid)
-	m.idEnc = embed(bytes.TrimSuffix(idText.Bytes(), []byte("\n")))
-	var compact bytes.Buffer
-	if len(info) == 0 || json.Compact(&compact, info) != nil {
-		compact.Reset()
-		compact.WriteString("null")
-	}
-	m.entry = append(append(append([]byte(nil), m.idEnc...), ':'), embed(compact.Bytes())...)
-	return m
-}
-
-// add appends m to pc's encoded list (stale: nothing to append to).
-func (pc *presenceChannel) add(m *member) {
-	m.idx = len(pc.order)
-	pc.order = append(pc.order, m)
-	if pc.stale {
-		return
-	}
-	if len(pc.ids) > 0 {
-		pc.ids, pc.hash = append(pc.ids, ','), append(pc.hash, ',')
-	}
-	pc.ids, pc.hash = append(pc.ids, m.idEnc...), append(pc.hash, m.entry...)
-}
-
-// rebuild encodes pc's list again into fresh buffers (a snapshot taken
-// before still reads the old ones).
-func (pc *presenceChannel) rebuild() {
-	var ids, hash []byte
-	for i, m := range pc.order {
-		if i > 0 {
-			ids, hash = append(ids, ','), append(hash, ',')
-		}
-		ids, hash = append(ids, m.idEnc...), append(hash, m.entry...)
-	}
-	pc.ids, pc.hash, pc.stale = ids, hash, false
-}
-
-// join adds s as uid to a presence channel and returns whether uid is a
-// new member, the member list and, for a new member, the channel's other
-// sockets (to tell); ok false (nothing changed) when uid is new and the
-// channel already has limit members.
-func (pr *presence) join(name string, s *socket, uid string, info json.RawMessage, limit int) (first bool, sn snapshot, others []*socket, ok bool) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.chans[name]
-	if pc == nil {
-		pc = &presenceChannel{members: map[string]*member{}, sockets: map[*socket]string{}}
-		pr.chans[name] = pc
-	}
-	m := pc.members[uid]
-	if m == nil {
-		if len(pc.members) >= limit {
-			if len(pc.members) == 0 {
-				delete(pr.chans, name)
-			}
-			return false, snapshot{}, nil, false
-		}
-		first = true
-		others = pc.socketList()
-		m = newMember(uid, info)
-		pc.members[uid] = m
-		pc.add(m)
-	}
-	pc.sockets[s] = uid
-	m.conns++
-	if pc.stale {
-		pc.rebuild()
-	}
-	// Full slices: a later append never writes into what sn reads.
-	return first, snapshot{ids: pc.ids[:len(pc.ids):len(pc.ids)], hash: pc.hash[:len(pc.hash):len(pc.hash)], count: len(pc.order)}, others, true
-}
-
-// socketList is pc's subscribed sockets. Lock held.
-func (pc *presenceChannel) socketList() []*socket {
-	out := make([]*socket, 0, len(pc.sockets))
-	for s := range pc.sockets {
-		out = append(out, s)
-	}
-	return out
-}
-
-// leave removes s from a presence channel and returns its user id,
-// whether that user left (s was its last connection) and then the
-// channel's other sockets.
-func (pr *presence) leave(name string, s *socket) (string, bool, []*socket) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.chans[name]
-	if pc == nil {
-		return "", false, nil
-	}
-	uid, ok := pc.sockets[s]
-	if !ok {
-		return "", false, nil
-	}
-	delete(pc.sockets, s)
-	m := pc.members[uid]
-	m.conns--
-	if m.conns > 0 {
-		return uid, false, nil
-	}
-	delete(pc.members, uid)
-	last := pc.order[len(pc.order)-1]
-	pc.order[m.idx], last.idx = last, m.idx
-	pc.order[len(pc.order)-1] = nil
-	pc.order = pc.order[:len(pc.order)-1]
-	pc.stale = true
-	if len(pc.members) == 0 {
-		delete(pr.chans, name)
-	}
-	return uid, true, pc.socketList()
-}
-
-// userOf is s's user id in a presence channel.
-func (pr *presence) userOf(name string, s *socket) (string, bool) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pc := pr.chans[name]; pc != nil {
-		uid, ok := pc.sockets[s]
-		return uid, ok
-	}
-	return "", false
-}
-
-// users lists a presence channel's user ids.
-func (pr *presence) users(name string) []string {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.chans[name]
-	if pc == nil {
-		return []string{}
-	}
-	out := make([]string, 0, len(pc.members))
-	for id := range pc.members {
-		out = append(out, id)
-	}
-	return out
-}
-
-// count is a presence channel's number of users.
-func (pr *presence) count(name string) int {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pc := pr.chans[name]; pc != nil {
-		return len(pc.members)
-	}
-	return 0
 }

@@ -4,6 +4,7 @@ package pusher
 
 import (
 	"context"
+	"time"
 
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/hub"
@@ -65,6 +66,14 @@ type Options struct {
 	// Workers run the Broker publishes of client events, in order per
 	// connection (nil: a goroutine each).
 	Workers *pool.Workers
+	// Roster, when set, shares presence with the other nodes: this node's
+	// members are written to it, and theirs come back through
+	// Protocol.RemoteChange. Nil: presence is this node's.
+	Roster Roster
+	// LeaveDelay is how long a member whose last connection (in the
+	// cluster) left stays in its channels before member_removed, so that
+	// a reload is no leave (0: DefaultLeaveDelay; negative: none).
+	LeaveDelay time.Duration
 	// Node is this process's number in socket ids, 1 to 2^23-1, unique
 	// among the nodes of a cluster; 0 draws one at random.
 	Node uint32

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -157,7 +156,10 @@ func New(o Options) *Protocol {
 		p.interval = max(1, int64(float64(time.Second)/o.CommandRate))
 		p.tolerance = p.interval * max(1, int64(2*o.CommandRate)-1)
 	}
-	p.presence.chans = map[string]*presenceChannel{}
+	p.presence = presence{p: p, delay: o.LeaveDelay, chans: map[string]*presenceChannel{}}
+	if p.presence.delay == 0 {
+		p.presence.delay = DefaultLeaveDelay
+	}
 	for _, a := range p.apps {
 		if len(a.Webhooks) > 0 {
 			// Validate has checked the URLs: newHooks cannot fail on them.
@@ -436,38 +438,4 @@ func isCache(ch string) bool {
 		}
 	}
 	return false
-}
-
-// presence is the node's presence registry: who is in each presence
-// channel, one member per user id however many connections it has.
-//
-// Each channel keeps its member list encoded as it appears in
-// subscription_succeeded's data string (ids and hash, each member's
-// entries encoded once, when it joins), appended to as members join and
-// rebuilt into fresh buffers only after a member left: a join costs O(1)
-// amortised under mu; the message is assembled outside it, from buffers
-// no later join writes into.
-type presence struct {
-	mu    sync.Mutex
-	chans map[string]*presenceChannel // by hub name
-}
-
-type presenceChannel struct {
-	members map[string]*member // by user id
-	sockets map[*socket]string // each subscribed socket's user id
-	order   []*member          // the members, in list order
-	// ids and hash are the encoded list ("\"a\",\"b\"" and
-	// "\"a\":{..},\"b\":null"); stale after a member left, until the
-	// next join rebuilds them.
-	ids, hash []byte
-	stale     bool
-}
-
-type member struct {
-	id    string
-	info  json.RawMessage // user_info (null when none)
-	idEnc []byte          // the id, JSON-encoded within the data string
-	entry []byte          // idEnc ":" user_info, JSON-encoded within the data string
-	idx   int             // position in order
-	conns int
 }

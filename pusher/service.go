@@ -139,7 +139,8 @@ func (p *Protocol) Channel(appID, ch string) (ChannelInfo, error) {
 	return p.info(name, ch, ci), nil
 }
 
-// Users lists the user ids present in a presence channel of this node.
+// Users lists the user ids present in a presence channel: of the whole
+// cluster with a Roster.
 func (p *Protocol) Users(appID, ch string) ([]string, error) {
 	a, err := p.app(appID)
 	if err != nil {

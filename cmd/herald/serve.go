@@ -153,6 +153,8 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&o.PusherSecret, "pusher-secret", o.PusherSecret, "the Pusher app's secret (signs channel auth); prefer --pusher-secret-file or HERALD_PUSHER_SECRET, a flag shows in ps")
 	fs.StringVar(&o.PusherSecretFile, "pusher-secret-file", o.PusherSecretFile, "file holding the Pusher app's secret (its first line)")
 	fs.StringSliceVar(&o.PusherWebhooks, "pusher-webhook", o.PusherWebhooks, "http(s) URL the Pusher app's webhooks are posted to (repeatable)")
+	fs.Var(&h.PusherLeaveDelay, "pusher-leave-delay", "how long a presence member whose last connection left stays before member_removed, so a reload is no leave (0 = 1s, negative = none)")
+	fs.Var(&h.PusherNodeTimeout, "pusher-node-timeout", "with NATS, how long a node's presence heartbeat may be silent before the other nodes drop its members (0 = 5s)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")

@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"testing"
 )
 
@@ -83,4 +86,139 @@ func TestPusherEventsAcrossNodes(t *testing.T) {
 	if f.Event != "price" || f.text() != "42" {
 		t.Fatalf("cache subscriber on b got %+v, want the last event (42)", f)
 	}
+}
+
+// TestPusherPresenceAcrossNodes: presence members of two nodes are one
+// set. Joiners on either node are listed to everyone in
+// subscription_succeeded and told with member_added once, a second tab on
+// the other node adds no member, a user leaves when its last connection
+// in the cluster left (after the leave delay), the HTTP API of either
+// node counts and lists the whole cluster, and the members of a node
+// killed with SIGKILL leave within the node timeout.
+func TestPusherPresenceAcrossNodes(t *testing.T) {
+	s := startNATS(t, 0, t.TempDir())
+	a := startPusherNode(t, "a", s.ClientURL())
+	b := startPusherNode(t, "b", s.ClientURL())
+	const ch = "presence-room"
+	cd := func(uid string) string { return `{"user_id":"` + uid + `","user_info":{"name":"` + uid + `"}}` }
+
+	oa := pconnect(t, a, "oa")
+	oa.subscribed(ch, cd("oa"))
+	waitUsers(t, b, ch, "oa")
+	ob := pconnect(t, b, "ob")
+	if ids, count := presenceList(t, ob.subscribed(ch, cd("ob"))); count != 2 || !slices.Equal(ids, []string{"oa", "ob"}) {
+		t.Fatalf("ob joins on b and sees %v (%d)", ids, count)
+	}
+	oa.expectMember("pusher_internal:member_added", "ob")
+
+	// alice on a, then a second tab of hers on b: one member, one
+	// member_added on each node.
+	alice1 := pconnect(t, a, "alice1")
+	alice1.subscribed(ch, cd("alice"))
+	oa.expectMember("pusher_internal:member_added", "alice")
+	ob.expectMember("pusher_internal:member_added", "alice")
+	alice2 := pconnect(t, b, "alice2")
+	if ids, count := presenceList(t, alice2.subscribed(ch, cd("alice"))); count != 3 || !slices.Equal(ids, []string{"alice", "oa", "ob"}) {
+		t.Fatalf("alice's second tab sees %v (%d)", ids, count)
+	}
+	carol := pconnect(t, b, "carol")
+	carol.subscribed(ch, cd("carol"))
+	// The next member event after alice's is carol's: the second tab
+	// told nothing.
+	oa.expectMember("pusher_internal:member_added", "carol")
+	ob.expectMember("pusher_internal:member_added", "carol")
+	for _, n := range []*node{a, b} {
+		if users := channelUsers(t, n, ch); !slices.Equal(users, []string{"alice", "carol", "oa", "ob"}) {
+			t.Fatalf("users on %s: %v", n.name, users)
+		}
+		var info struct {
+			Occupied  bool `json:"occupied"`
+			UserCount int  `json:"user_count"`
+		}
+		st, body := papi(t, n, "GET", "/apps/"+pusherAppID+"/channels/"+ch, url.Values{"info": {"user_count"}}, nil)
+		if err := json.Unmarshal([]byte(body), &info); st != http.StatusOK || err != nil || !info.Occupied || info.UserCount != 4 {
+			t.Fatalf("channel on %s: %d %s", n.name, st, body)
+		}
+	}
+
+	// alice closes her tab on a: she is still on b. Once b has applied
+	// a's removal, carol leaves: the next member event is carol's.
+	applied := remoteApplied(t, b)
+	alice1.conn.Close()
+	waitFor(t, eventWait, "b applying a's removal of alice", func() bool { return remoteApplied(t, b) > applied })
+	carol.conn.Close()
+	oa.expectMember("pusher_internal:member_removed", "carol")
+	ob.expectMember("pusher_internal:member_removed", "carol")
+	// Her last tab closes: she leaves, after the delay, on both nodes.
+	alice2.conn.Close()
+	oa.expectMember("pusher_internal:member_removed", "alice")
+	ob.expectMember("pusher_internal:member_removed", "alice")
+
+	// b dies: its member ob leaves a within the node timeout.
+	if err := b.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	oa.expectMember("pusher_internal:member_removed", "ob")
+	if users := channelUsers(t, a, ch); !slices.Equal(users, []string{"oa"}) {
+		t.Fatalf("users on a after b died: %v", users)
+	}
+}
+
+// expectMember skips to c's next member event and checks it.
+func (c *pclient) expectMember(event, uid string) {
+	c.t.Helper()
+	for {
+		f := c.next()
+		if f.Event != "pusher_internal:member_added" && f.Event != "pusher_internal:member_removed" {
+			continue
+		}
+		if id := memberID(c.t, f); f.Event != event || id != uid {
+			c.t.Fatalf("%s: %s %s, want %s %s", c.name, f.Event, id, event, uid)
+		}
+		return
+	}
+}
+
+// channelUsers lists a presence channel's users through n's HTTP API,
+// sorted.
+func channelUsers(t *testing.T, n *node, ch string) []string {
+	t.Helper()
+	st, body := papi(t, n, "GET", "/apps/"+pusherAppID+"/channels/"+ch+"/users", nil, nil)
+	var out struct {
+		Users []struct {
+			ID string `json:"id"`
+		} `json:"users"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); st != http.StatusOK || err != nil {
+		t.Fatalf("users on %s: %d %s", n.name, st, body)
+	}
+	ids := []string{}
+	for _, u := range out.Users {
+		ids = append(ids, u.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// waitUsers waits until n lists uid among ch's users.
+func waitUsers(t *testing.T, n *node, ch, uid string) {
+	t.Helper()
+	waitFor(t, eventWait, n.name+" listing "+uid, func() bool { return slices.Contains(channelUsers(t, n, ch), uid) })
+}
+
+// remoteApplied is how many other nodes' presence changes n applied.
+func remoteApplied(t *testing.T, n *node) uint64 {
+	t.Helper()
+	_, body := get(n.API + "/api/stats")
+	var st struct {
+		PusherCluster struct {
+			Roster struct {
+				Remote uint64 `json:"remote"`
+			} `json:"roster"`
+		} `json:"pusher_cluster"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("%s /api/stats: %v: %s", n.name, err, body)
+	}
+	return st.PusherCluster.Roster.Remote
 }

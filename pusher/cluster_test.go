@@ -1,0 +1,162 @@
+package pusher
+
+import (
+	"encoding/json"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herald-push/herald/pusher/webhook"
+	"github.com/herald-push/herald/server"
+)
+
+// fakeRoster records what the Protocol tells the cluster.
+type fakeRoster struct {
+	ops   chan string // "put {channel} {user} {info}", "remove {channel} {user}"
+	first atomic.Bool
+}
+
+func newFakeRoster() *fakeRoster { return &fakeRoster{ops: make(chan string, 100)} }
+
+func (f *fakeRoster) Put(channel, user string, info []byte) {
+	f.ops <- "put " + channel + " " + user + " " + string(info)
+}
+func (f *fakeRoster) Remove(channel, user string) { f.ops <- "remove " + channel + " " + user }
+func (f *fakeRoster) First() bool                 { return f.first.Load() }
+
+// expect reads the next operation and compares it with want.
+func (f *fakeRoster) expect(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case got := <-f.ops:
+		if got != want {
+			t.Fatalf("roster got %q, want %q", got, want)
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("roster: nothing, want %q", want)
+	}
+}
+
+// memberEvent reads frames until a member event and returns its name and
+// user id.
+func (c *client) memberEvent() (string, string) {
+	c.t.Helper()
+	for {
+		m := c.next()
+		ev, _ := m["event"].(string)
+		if ev != "pusher_internal:member_added" && ev != "pusher_internal:member_removed" {
+			continue
+		}
+		var d struct {
+			UserID string `json:"user_id"`
+		}
+		if err := json.Unmarshal([]byte(m["data"].(string)), &d); err != nil {
+			c.t.Fatalf("%s data %v: %v", ev, m["data"], err)
+		}
+		return ev, d.UserID
+	}
+}
+
+// expectMember reads the next member event and checks it.
+func (c *client) expectMember(event, uid string) {
+	c.t.Helper()
+	if ev, id := c.memberEvent(); ev != event || id != uid {
+		c.t.Fatalf("member event %s %s, want %s %s", ev, id, event, uid)
+	}
+}
+
+// A member whose last connection leaves stays for the leave delay: a
+// reload within it posts and tells nothing; the next member event the
+// others see is of someone else.
+func TestPresenceLeaveDelay(t *testing.T) {
+	n := start(t, func(o *Options, _ *server.Config) { o.LeaveDelay = time.Hour })
+	const ch = "presence-room"
+	obs := n.connect(t)
+	obs.subscribed(ch, `{"user_id":"obs"}`)
+	alice := n.connect(t)
+	alice.subscribed(ch, `{"user_id":"alice"}`)
+	obs.expectMember("pusher_internal:member_added", "alice")
+	alice.c.NC.Close()
+	again := n.connect(t) // the reload
+	if ids, _, count := members(t, again.subscribed(ch, `{"user_id":"alice"}`)); count != 2 || !reflect.DeepEqual(ids, []string{"alice", "obs"}) {
+		t.Fatalf("after the reload: %v %d", ids, count)
+	}
+	bob := n.connect(t)
+	bob.subscribed(ch, `{"user_id":"bob"}`)
+	obs.expectMember("pusher_internal:member_added", "bob")
+
+	// With a short delay the leave comes, once the delay passed.
+	m := start(t, func(o *Options, _ *server.Config) { o.LeaveDelay = 20 * time.Millisecond })
+	obs = m.connect(t)
+	obs.subscribed(ch, `{"user_id":"obs"}`)
+	alice = m.connect(t)
+	alice.subscribed(ch, `{"user_id":"alice"}`)
+	obs.expectMember("pusher_internal:member_added", "alice")
+	alice.c.NC.Close()
+	obs.expectMember("pusher_internal:member_removed", "alice")
+	if users, _ := m.p.Users(testApp.ID, ch); !reflect.DeepEqual(users, []string{"obs"}) {
+		t.Fatalf("users %v", users)
+	}
+}
+
+// Another node's members come through RemoteChange: they are listed to
+// joiners, told to subscribers as member_added and member_removed (once
+// the user has no connection on any node, after the delay), counted, and
+// a user both here and there is one member. This node's members go to the
+// roster when their first connection here joins and when the last leaves.
+func TestPresenceRemoteMembers(t *testing.T) {
+	r := newFakeRoster()
+	hooks := newHookReceiver(t, nil)
+	n := start(t, withHooks(hooks, -1, func(o *Options) {
+		o.Roster = r
+		o.LeaveDelay = 20 * time.Millisecond
+	}))
+	const ch = "presence-room"
+	name := testApp.ID + ":" + ch
+	obs := n.connect(t)
+	obs.subscribed(ch, `{"user_id":"obs"}`)
+	r.expect(t, "put "+name+" obs null")
+	hooks.expect(webhook.Event{Name: webhook.ChannelOccupied, Channel: ch})
+	hooks.expect(webhook.Event{Name: webhook.MemberAdded, Channel: ch, UserID: "obs"})
+
+	n.p.RemoteChange(RemoteEntry{Node: 2, Channel: name, User: "remy", Info: []byte(`{"n":2}`)})
+	obs.expectMember("pusher_internal:member_added", "remy")
+	joiner := n.connect(t)
+	ids, hash, count := members(t, joiner.subscribed(ch, `{"user_id":"jo"}`))
+	if count != 3 || !reflect.DeepEqual(ids, []string{"jo", "obs", "remy"}) || !reflect.DeepEqual(hash["remy"], map[string]any{"n": float64(2)}) {
+		t.Fatalf("joiner sees %v %v %d", ids, hash, count)
+	}
+	r.expect(t, "put "+name+" jo null")
+	hooks.expect(webhook.Event{Name: webhook.MemberAdded, Channel: ch, UserID: "jo"})
+	obs.expectMember("pusher_internal:member_added", "jo")
+	if info, _ := n.p.Channel(testApp.ID, ch); info.UserCount != 3 {
+		t.Fatalf("user_count %d, want 3", info.UserCount)
+	}
+
+	// remy joins here too (a second tab): no member_added; the roster
+	// hears of it. remy leaves node 2: still a member through this node.
+	tab := n.connect(t)
+	tab.subscribed(ch, `{"user_id":"remy"}`)
+	r.expect(t, "put "+name+" remy null")
+	n.p.RemoteChange(RemoteEntry{Node: 2, Channel: name, User: "remy", Gone: true})
+	tab.c.NC.Close()
+	r.expect(t, "remove "+name+" remy")
+	// The leave is this node's (its last connection was here): this node
+	// posts member_removed.
+	obs.expectMember("pusher_internal:member_removed", "remy")
+	hooks.expect(webhook.Event{Name: webhook.MemberRemoved, Channel: ch, UserID: "remy"})
+
+	// A member of a node that stopped: removed; its webhook is posted by
+	// the first live node only.
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dora"})
+	obs.expectMember("pusher_internal:member_added", "dora")
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dora", Gone: true, NodeDown: true})
+	obs.expectMember("pusher_internal:member_removed", "dora")
+	r.first.Store(true)
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dan"})
+	obs.expectMember("pusher_internal:member_added", "dan")
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dan", Gone: true, NodeDown: true})
+	obs.expectMember("pusher_internal:member_removed", "dan")
+	hooks.expect(webhook.Event{Name: webhook.MemberRemoved, Channel: ch, UserID: "dan"})
+}
