@@ -53,12 +53,15 @@ type RosterConfig struct {
 }
 
 // RosterEntry is one node's entry in the roster: the node has Channel's
-// member User (with Info), or no longer has it (Gone).
+// member User (with Info), or no longer has it (Gone). An entry without
+// a User is the node's occupancy of Channel: Subscriptions, its number of
+// subscriptions there (Gone: none any more).
 type RosterEntry struct {
-	Node    uint32
-	Channel string
-	User    string
-	Info    []byte
+	Node          uint32
+	Channel       string
+	User          string
+	Info          []byte
+	Subscriptions int
 	// Gone: the entry was removed, by its node or because its node
 	// stopped (NodeDown: its heartbeat was silent past NodeTimeout, or
 	// it shut down).
@@ -68,8 +71,9 @@ type RosterEntry struct {
 // Roster is the cluster's shared presence state: every node writes its
 // own entries (a channel's member it has) into a JetStream key-value
 // bucket, with a heartbeat, and watches everyone's. Keys are
-// m.{node}.{channel}.{user} (channel and user in unpadded base64url) and
-// n.{node}, the heartbeat. A node whose heartbeat is silent for
+// m.{node}.{channel}.{user} (channel and user in unpadded base64url),
+// o.{node}.{channel}, the node's number of subscriptions to the channel,
+// and n.{node}, the heartbeat. A node whose heartbeat is silent for
 // NodeTimeout is taken for dead: its entries are reported gone, and the
 // live node with the smallest number purges its keys. A node that finds
 // its own entry removed by another writes it again. Writes never block
@@ -270,6 +274,21 @@ func (r *Roster) Put(channel, user string, info []byte) {
 	r.mu.Unlock()
 }
 
+// SetSubscriptions records this node's number of subscriptions to
+// channel (0: none, the key is removed). Bursts of changes are written as
+// their latest state.
+func (r *Roster) SetSubscriptions(channel string, n int) {
+	k := "o." + strconv.FormatUint(uint64(r.cfg.Node), 10) + "." + keyEncoding.EncodeToString([]byte(channel))
+	r.mu.Lock()
+	if n > 0 {
+		r.local[k] = []byte(strconv.Itoa(n))
+	} else {
+		delete(r.local, k)
+	}
+	r.queueLocked(k)
+	r.mu.Unlock()
+}
+
 // Remove records that this node no longer has channel's member user.
 func (r *Roster) Remove(channel, user string) {
 	k := r.memberKey(r.cfg.Node, channel, user)
@@ -427,7 +446,7 @@ func (r *Roster) expire() {
 		}
 		rn.dead = true
 		for _, e := range rn.entries {
-			e.Gone, e.NodeDown, e.Info = true, true, nil
+			e.Gone, e.NodeDown, e.Info, e.Subscriptions = true, true, nil, 0
 			gone = append(gone, e)
 		}
 		r.cfg.Log.Warn("broker: roster: a node's heartbeat is silent; its presence members are gone", "node", n, "members", len(rn.entries))
@@ -518,7 +537,7 @@ func (r *Roster) sweep(seen map[string]bool) {
 			}
 			delete(rn.entries, k)
 			if !rn.dead {
-				e.Gone, e.Info = true, nil
+				e.Gone, e.Info, e.Subscriptions = true, nil, 0
 				gone = append(gone, e)
 			}
 		}
@@ -561,6 +580,12 @@ func (r *Roster) apply(e jetstream.KeyValueEntry) {
 	rn := r.nodeLocked(entry.Node)
 	_, had := rn.entries[k]
 	switch {
+	case put && entry.User == "":
+		entry.Subscriptions, _ = strconv.Atoi(string(e.Value()))
+		rn.entries[k] = entry
+		if !rn.dead {
+			report = append(report, entry)
+		}
 	case put && !had:
 		entry.Info = append([]byte(nil), e.Value()...)
 		rn.entries[k] = entry
@@ -613,7 +638,7 @@ func (r *Roster) beatOf(n uint32, put bool) {
 	case !rn.dead:
 		rn.dead = true
 		for _, e := range rn.entries {
-			e.Gone, e.NodeDown, e.Info = true, true, nil
+			e.Gone, e.NodeDown, e.Info, e.Subscriptions = true, true, nil, 0
 			report = append(report, e)
 		}
 	}
@@ -668,17 +693,27 @@ func (r *Roster) memberKey(n uint32, channel, user string) string {
 	return "m." + strconv.FormatUint(uint64(n), 10) + "." + keyEncoding.EncodeToString([]byte(channel)) + "." + keyEncoding.EncodeToString([]byte(user))
 }
 
-// parseMember reads a member key.
+// parseMember reads a member key, or an occupancy key (no User).
 func (r *Roster) parseMember(k string) (RosterEntry, bool) {
 	parts := strings.Split(k, ".")
-	if len(parts) != 4 || parts[0] != "m" {
+	switch {
+	case len(parts) == 4 && parts[0] == "m":
+	case len(parts) == 3 && parts[0] == "o":
+	default:
 		return RosterEntry{}, false
 	}
 	n, err := strconv.ParseUint(parts[1], 10, 32)
 	ch, err2 := keyEncoding.DecodeString(parts[2])
-	u, err3 := keyEncoding.DecodeString(parts[3])
-	if err != nil || err2 != nil || err3 != nil || n == 0 {
+	if err != nil || err2 != nil || n == 0 {
 		return RosterEntry{}, false
 	}
-	return RosterEntry{Node: uint32(n), Channel: string(ch), User: string(u)}, true
+	e := RosterEntry{Node: uint32(n), Channel: string(ch)}
+	if len(parts) == 4 {
+		u, err := keyEncoding.DecodeString(parts[3])
+		if err != nil || len(u) == 0 {
+			return RosterEntry{}, false
+		}
+		e.User = string(u)
+	}
+	return e, true
 }

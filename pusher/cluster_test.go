@@ -3,6 +3,7 @@ package pusher
 import (
 	"encoding/json"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,9 +16,25 @@ import (
 type fakeRoster struct {
 	ops   chan string // "put {channel} {user} {info}", "remove {channel} {user}"
 	first atomic.Bool
+	mu    sync.Mutex
+	subs  map[string]int // channel → this node's subscriptions
 }
 
-func newFakeRoster() *fakeRoster { return &fakeRoster{ops: make(chan string, 100)} }
+func newFakeRoster() *fakeRoster {
+	return &fakeRoster{ops: make(chan string, 100), subs: map[string]int{}}
+}
+
+func (f *fakeRoster) SetSubscriptions(channel string, n int) {
+	f.mu.Lock()
+	f.subs[channel] = n
+	f.mu.Unlock()
+}
+
+func (f *fakeRoster) subscriptions(channel string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.subs[channel]
+}
 
 func (f *fakeRoster) Put(channel, user string, info []byte) {
 	f.ops <- "put " + channel + " " + user + " " + string(info)
@@ -149,14 +166,75 @@ func TestPresenceRemoteMembers(t *testing.T) {
 
 	// A member of a node that stopped: removed; its webhook is posted by
 	// the first live node only.
-	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dora"})
-	obs.expectMember("pusher_internal:member_added", "dora")
-	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dora", Gone: true, NodeDown: true})
-	obs.expectMember("pusher_internal:member_removed", "dora")
 	r.first.Store(true)
 	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dan"})
 	obs.expectMember("pusher_internal:member_added", "dan")
 	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dan", Gone: true, NodeDown: true})
 	obs.expectMember("pusher_internal:member_removed", "dan")
 	hooks.expect(webhook.Event{Name: webhook.MemberRemoved, Channel: ch, UserID: "dan"})
+	r.first.Store(false)
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dora"})
+	obs.expectMember("pusher_internal:member_added", "dora")
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name, User: "dora", Gone: true, NodeDown: true})
+	obs.expectMember("pusher_internal:member_removed", "dora")
+	// The next webhook is jo's leave: none for dora.
+	joiner.c.NC.Close()
+	hooks.expect(webhook.Event{Name: webhook.MemberRemoved, Channel: ch, UserID: "jo"})
+}
+
+// Channel occupancy across nodes: the API counts every node's
+// subscriptions; channel_occupied is posted by the node whose
+// subscription made the channel occupied in the cluster, channel_vacated
+// by the node whose unsubscription left it empty (the first live node's
+// job when that node stopped), after the vacate delay.
+func TestOccupancyAcrossNodes(t *testing.T) {
+	r := newFakeRoster()
+	hooks := newHookReceiver(t, nil)
+	n := start(t, withHooks(hooks, 20*time.Millisecond, func(o *Options) { o.Roster = r }))
+	name := func(ch string) string { return testApp.ID + ":" + ch }
+	count := func(ch string) int {
+		t.Helper()
+		info, err := n.p.Channel(testApp.ID, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Occupied != (info.SubscriptionCount > 0) {
+			t.Fatalf("%s: %+v", ch, info)
+		}
+		return info.SubscriptionCount
+	}
+
+	// Occupied by node 2 (which posts channel_occupied): counted here.
+	n.p.RemoteChange(RemoteEntry{Node: 2, Channel: name("news"), Subscriptions: 3})
+	c := n.connect(t)
+	c.subscribed("news", "")
+	if got := count("news"); got != 4 || r.subscriptions(name("news")) != 1 {
+		t.Fatalf("news: %d subscriptions, this node's %d", got, r.subscriptions(name("news")))
+	}
+	if list, _ := n.p.Channels(testApp.ID, ""); !reflect.DeepEqual(list, map[string]ChannelInfo{"news": {Occupied: true, SubscriptionCount: 4}}) {
+		t.Fatalf("channels %+v", list)
+	}
+	// Node 2's subscribers leave, then this node's: this node posts
+	// channel_vacated, and the first webhook of all (no occupied, as node
+	// 2 occupied the channel first).
+	n.p.RemoteChange(RemoteEntry{Node: 2, Channel: name("news"), Gone: true})
+	c.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]any{"channel": "news"}})
+	hooks.expect(webhook.Event{Name: webhook.ChannelVacated, Channel: "news"})
+	if got := count("news"); got != 0 || r.subscriptions(name("news")) != 0 {
+		t.Fatalf("news after: %d, this node's %d", got, r.subscriptions(name("news")))
+	}
+
+	// Channels of a node that stopped: vacated by the first live node
+	// only.
+	r.first.Store(true)
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name("b"), Subscriptions: 1})
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name("b"), Gone: true, NodeDown: true})
+	hooks.expect(webhook.Event{Name: webhook.ChannelVacated, Channel: "b"})
+	r.first.Store(false)
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name("a"), Subscriptions: 1})
+	n.p.RemoteChange(RemoteEntry{Node: 3, Channel: name("a"), Gone: true, NodeDown: true})
+
+	// A channel this node occupies first: channel_occupied from here.
+	c.subscribed("fresh", "")
+	hooks.expect(webhook.Event{Name: webhook.ChannelOccupied, Channel: "fresh"})
 }

@@ -267,7 +267,7 @@ func (p *Protocol) join(s *socket, ch, uid string, info json.RawMessage) {
 	}
 	if !isPresence(ch) {
 		s.channels = append(s.channels, ch)
-		p.hooks.subscribed(s.app, ch)
+		p.occ.subscribed(s.app, ch)
 		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": "{}"})
 	} else {
 		first, snap, ok := p.presence.join(name, s, ch, uid, info, s.app.presenceCap())
@@ -279,7 +279,7 @@ func (p *Protocol) join(s *socket, ch, uid string, info json.RawMessage) {
 			return
 		}
 		s.channels = append(s.channels, ch)
-		p.hooks.subscribed(s.app, ch)
+		p.occ.subscribed(s.app, ch)
 		s.c.WriteMessage(codec.OpText, snap.message(ch))
 		if first {
 			p.hooks.member(s.app, ch, webhook.MemberAdded, uid)
@@ -333,7 +333,7 @@ func (p *Protocol) leave(s *socket, ch string) {
 	if isPresence(ch) {
 		p.presence.leave(name, s)
 	}
-	p.hooks.unsubscribed(s.app, ch)
+	p.occ.unsubscribed(s.app, ch)
 }
 
 // clientEvent forwards a client-* event to the channel's other

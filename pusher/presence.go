@@ -27,19 +27,24 @@ type Roster interface {
 	Put(channel, user string, info []byte)
 	// Remove records that this node no longer has it.
 	Remove(channel, user string)
+	// SetSubscriptions records this node's number of subscriptions to
+	// channel (0: none).
+	SetSubscriptions(channel string, n int)
 	// First reports whether this node is the live node with the smallest
 	// number, which posts the webhooks of the members of nodes that died.
 	First() bool
 }
 
-// RemoteEntry is another node's change of its presence entries (the
-// broker package's RosterEntry): Node has Channel's member User (Info),
-// or no longer has it (Gone; NodeDown when its node stopped).
+// RemoteEntry is another node's change of its entries (the broker
+// package's RosterEntry): Node has Channel's member User (Info), or no
+// longer has it (Gone; NodeDown when its node stopped); without a User,
+// Node has Subscriptions subscriptions to Channel (Gone: none).
 type RemoteEntry struct {
 	Node           uint32
 	Channel        string
 	User           string
 	Info           []byte
+	Subscriptions  int
 	Gone, NodeDown bool
 }
 
@@ -303,7 +308,13 @@ func (pr *presence) count(name string) int {
 
 // RemoteChange applies another node's presence change (wire the Roster's
 // changes to it). Safe from any goroutine; it never blocks on a loop.
-func (p *Protocol) RemoteChange(e RemoteEntry) { p.presence.remote(e) }
+func (p *Protocol) RemoteChange(e RemoteEntry) {
+	if e.User == "" {
+		p.occ.remote(e)
+		return
+	}
+	p.presence.remote(e)
+}
 
 // snapshot is a presence channel's member list at one join: slices of
 // buffers that later joins only append to.

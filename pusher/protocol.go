@@ -98,7 +98,8 @@ type Protocol struct {
 	node     uint64
 	tagKeys  map[*App][]byte
 	presence presence
-	hooks    *hooks // nil: no app has webhooks
+	occ      *occupancy // nil: the hub counts, no webhooks
+	hooks    *hooks     // nil: no app has webhooks
 
 	unknownApp, authFailed, clientEvents, rateClosed, slowClosed, dropped, subLimited atomic.Uint64
 	membersLimited, userInfoLimited, budgetClosed                                     atomic.Uint64
@@ -169,6 +170,7 @@ func New(o Options) *Protocol {
 			break
 		}
 	}
+	p.occ = newOccupancy(p, o.Webhooks.VacateDelay)
 	return p
 }
 

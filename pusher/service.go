@@ -94,6 +94,9 @@ func (p *Protocol) publish(name string, data []byte) error {
 // info describes one hub channel: every field is set (the API keeps those
 // asked for); UserCount only for presence channels.
 func (p *Protocol) info(name, ch string, ci hub.ChannelInfo) ChannelInfo {
+	if n, ok := p.occ.count(name); ok {
+		ci.Subscribers = n // the cluster's
+	}
 	out := ChannelInfo{Occupied: ci.Subscribers > 0, SubscriptionCount: ci.Subscribers}
 	if isPresence(ch) {
 		out.UserCount = p.presence.count(name)
@@ -108,6 +111,17 @@ func (p *Protocol) Channels(appID, prefix string) (map[string]ChannelInfo, error
 		return nil, err
 	}
 	out := map[string]ChannelInfo{}
+	if p.o.Roster != nil {
+		// Every node's channels, as the roster tells them.
+		for ch, n := range p.occ.list(a, prefix) {
+			info := ChannelInfo{Occupied: true, SubscriptionCount: n}
+			if isPresence(ch) {
+				info.UserCount = p.presence.count(hubName(a, ch))
+			}
+			out[ch] = info
+		}
+		return out, nil
+	}
 	o := hub.ListOptions{Prefix: hubName(a, prefix), Limit: 1000}
 	for {
 		page, more := p.o.Hub.List(o)

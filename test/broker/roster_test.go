@@ -39,7 +39,7 @@ func (n *rosterNode) expect(t *testing.T, want broker.RosterEntry) {
 	select {
 	case got := <-n.changes:
 		if got.Node != want.Node || got.Channel != want.Channel || got.User != want.User || string(got.Info) != string(want.Info) ||
-			got.Gone != want.Gone || got.NodeDown != want.NodeDown {
+			got.Subscriptions != want.Subscriptions || got.Gone != want.Gone || got.NodeDown != want.NodeDown {
 			t.Fatalf("change %+v (info %s), want %+v (info %s)", got, got.Info, want, want.Info)
 		}
 	case <-time.After(20 * time.Second):
@@ -67,6 +67,11 @@ func TestRoster(t *testing.T) {
 	one.expect(t, broker.RosterEntry{Node: 2, Channel: "1:presence-b.c;d", User: "ünïcode user", Info: []byte("null")})
 	two.r.Remove("1:presence-b.c;d", "ünïcode user")
 	one.expect(t, broker.RosterEntry{Node: 2, Channel: "1:presence-b.c;d", User: "ünïcode user", Gone: true})
+	// Occupancy: a node's count of subscriptions, its latest value.
+	two.r.SetSubscriptions("1:news", 3)
+	one.expect(t, broker.RosterEntry{Node: 2, Channel: "1:news", Subscriptions: 3})
+	two.r.SetSubscriptions("1:news", 0)
+	one.expect(t, broker.RosterEntry{Node: 2, Channel: "1:news", Gone: true})
 	if !one.r.First() || two.r.First() {
 		t.Fatalf("first: one %v, two %v", one.r.First(), two.r.First())
 	}

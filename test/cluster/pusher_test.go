@@ -3,10 +3,13 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestPusherEventsAcrossNodes: a Pusher app on two nodes sharing NATS.
@@ -221,4 +224,151 @@ func remoteApplied(t *testing.T, n *node) uint64 {
 		t.Fatalf("%s /api/stats: %v: %s", n.name, err, body)
 	}
 	return st.PusherCluster.Roster.Remote
+}
+
+// hookEvent is one webhook event.
+type hookEvent struct {
+	Name    string `json:"name"`
+	Channel string `json:"channel"`
+	Event   string `json:"event,omitempty"`
+	UserID  string `json:"user_id,omitempty"`
+}
+
+// hookReceiver collects the webhook events both nodes post.
+type hookReceiver struct {
+	url    string
+	events chan hookEvent
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	t.Helper()
+	r := &hookReceiver{events: make(chan hookEvent, 1000)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var p struct {
+			Events []hookEvent `json:"events"`
+		}
+		if err := json.NewDecoder(req.Body).Decode(&p); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		for _, e := range p.Events {
+			r.events <- e
+		}
+	}))
+	t.Cleanup(srv.Close)
+	r.url = srv.URL
+	return r
+}
+
+// until collects events until one matches stop, and returns those before
+// it.
+func (r *hookReceiver) until(t *testing.T, stop hookEvent) []hookEvent {
+	t.Helper()
+	var got []hookEvent
+	for {
+		select {
+		case e := <-r.events:
+			if e == stop {
+				return got
+			}
+			got = append(got, e)
+		case <-time.After(eventWait):
+			t.Fatalf("no webhook %+v; got %+v", stop, got)
+		}
+	}
+}
+
+// TestPusherClusterAPIAndWebhooks: the HTTP API of either node counts the
+// subscriptions of both, and the channel and member webhooks of a channel
+// used on both nodes are posted once for the cluster.
+func TestPusherClusterAPIAndWebhooks(t *testing.T) {
+	s := startNATS(t, 0, t.TempDir())
+	hooks := newHookReceiver(t)
+	a := startPusherNode(t, "a", s.ClientURL(), "--pusher-webhook", hooks.url)
+	b := startPusherNode(t, "b", s.ClientURL(), "--pusher-webhook", hooks.url)
+
+	const ch, pres = "private-news", "presence-lobby"
+	ca, cb := pconnect(t, a, "ca"), pconnect(t, b, "cb")
+	ca.subscribed(ch, "")
+	// b counts a's subscription once a's roster entry reached it.
+	waitFor(t, eventWait, "b counting a's subscription", func() bool { return subscriptionCount(t, b, ch) == 1 })
+	cb.subscribed(ch, "")
+	for _, n := range []*node{a, b} {
+		waitFor(t, eventWait, n.name+" counting 2 subscriptions", func() bool { return subscriptionCount(t, n, ch) == 2 })
+		st, body := papi(t, n, "GET", "/apps/"+pusherAppID+"/channels", url.Values{"info": {"subscription_count"}, "filter_by_prefix": {"private-"}}, nil)
+		var list struct {
+			Channels map[string]struct {
+				SubscriptionCount int `json:"subscription_count"`
+			} `json:"channels"`
+		}
+		if err := json.Unmarshal([]byte(body), &list); st != http.StatusOK || err != nil || len(list.Channels) != 1 || list.Channels[ch].SubscriptionCount != 2 {
+			t.Fatalf("channels on %s: %d %s", n.name, st, body)
+		}
+	}
+
+	// Presence: alice on a and on b is one member.
+	alice1, alice2 := pconnect(t, a, "alice1"), pconnect(t, b, "alice2")
+	alice1.subscribed(pres, `{"user_id":"alice"}`)
+	waitUsers(t, b, pres, "alice")
+	alice2.subscribed(pres, `{"user_id":"alice"}`)
+	waitFor(t, eventWait, "a counting both of alice's subscriptions", func() bool { return subscriptionCount(t, a, pres) == 2 })
+
+	// Everyone leaves, a's clients first.
+	ca.conn.Close()
+	waitFor(t, eventWait, "b counting 1", func() bool { return subscriptionCount(t, b, ch) == 1 })
+	cb.conn.Close()
+	alice1.conn.Close()
+	waitFor(t, eventWait, "b counting 1 of alice's", func() bool { return subscriptionCount(t, b, pres) == 1 })
+	alice2.conn.Close()
+
+	// Then a client event on each node closes the story: every webhook
+	// posted before it has been seen.
+	got := hooks.until(t, hookEvent{Name: "channel_vacated", Channel: pres})
+	sa, sb := pconnect(t, a, "sa"), pconnect(t, b, "sb")
+	sa.subscribed("private-end", "")
+	sb.subscribed("private-end", "")
+	sa.send(map[string]any{"event": "client-end", "channel": "private-end", "data": "a"})
+	sb.send(map[string]any{"event": "client-end", "channel": "private-end", "data": "b"})
+	seen := 0
+	for seen < 2 {
+		select {
+		case e := <-hooks.events:
+			if e.Name == "client_event" {
+				seen++
+			} else if e.Channel != "private-end" {
+				got = append(got, e)
+			}
+		case <-time.After(eventWait):
+			t.Fatalf("no client_event webhooks; got %+v", got)
+		}
+	}
+	count := map[hookEvent]int{}
+	for _, e := range got {
+		count[e]++
+	}
+	want := map[hookEvent]int{
+		{Name: "channel_occupied", Channel: ch}:                  1,
+		{Name: "channel_vacated", Channel: ch}:                   1,
+		{Name: "channel_occupied", Channel: pres}:                1,
+		{Name: "member_added", Channel: pres, UserID: "alice"}:   1,
+		{Name: "member_removed", Channel: pres, UserID: "alice"}: 1,
+	}
+	// The stop event itself was taken out of got.
+	count[hookEvent{Name: "channel_vacated", Channel: pres}]++
+	want[hookEvent{Name: "channel_vacated", Channel: pres}] = 1
+	if !maps.Equal(count, want) {
+		t.Fatalf("webhooks %v, want %v", count, want)
+	}
+}
+
+// subscriptionCount is ch's subscription_count through n's HTTP API.
+func subscriptionCount(t *testing.T, n *node, ch string) int {
+	t.Helper()
+	st, body := papi(t, n, "GET", "/apps/"+pusherAppID+"/channels/"+ch, url.Values{"info": {"subscription_count"}}, nil)
+	var info struct {
+		SubscriptionCount int `json:"subscription_count"`
+	}
+	if err := json.Unmarshal([]byte(body), &info); st != http.StatusOK || err != nil {
+		t.Fatalf("channel on %s: %d %s", n.name, st, body)
+	}
+	return info.SubscriptionCount
 }
