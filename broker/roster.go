@@ -88,7 +88,8 @@ type Roster struct {
 	kv     atomic.Pointer[jetstream.KeyValue]
 	synced atomic.Bool
 	why    atomic.Pointer[string]
-	marker bool // the bucket keeps purge markers for a while only
+	openMu sync.Mutex  // serialises open
+	marker atomic.Bool // the bucket keeps purge markers for a while only
 
 	started  chan struct{}
 	onChange func(RosterEntry)
@@ -166,8 +167,13 @@ func NewRoster(ctx context.Context, cfg RosterConfig) (*Roster, error) {
 	return r, nil
 }
 
-// open finds or creates the bucket and claims the node number.
+// open finds or creates the bucket and claims the node number, once.
 func (r *Roster) open(ctx context.Context) error {
+	r.openMu.Lock()
+	defer r.openMu.Unlock()
+	if r.kv.Load() != nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	kv, err := r.js.KeyValue(ctx, r.cfg.Bucket)
@@ -190,7 +196,7 @@ func (r *Roster) open(ctx context.Context) error {
 		return fmt.Errorf("broker: roster: %s", why)
 	}
 	if st, err := kv.Status(ctx); err == nil {
-		r.marker = st.LimitMarkerTTL() > 0
+		r.marker.Store(st.LimitMarkerTTL() > 0)
 	}
 	if _, err := kv.Create(ctx, r.nodeKey(r.cfg.Node), r.beat()); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -384,7 +390,7 @@ func (r *Roster) writeKey(k string, info []byte, ok bool) error {
 // remove purges k (its marker leaves the bucket after a minute), or
 // deletes it where the bucket keeps no markers' age.
 func (r *Roster) remove(ctx context.Context, kv jetstream.KeyValue, k string) error {
-	if r.marker {
+	if r.marker.Load() {
 		return kv.Purge(ctx, k, jetstream.PurgeTTL(time.Minute))
 	}
 	return kv.Delete(ctx, k)
@@ -408,17 +414,12 @@ func (r *Roster) beatLoop() {
 				r.cfg.Log.Debug("broker: roster heartbeat", "err", err)
 			}
 		} else if r.nc.IsConnected() {
-			r.queueWake() // the writer opens the bucket
+			// Started without NATS: open the bucket now it is here.
+			if err := r.open(r.ctx); err != nil {
+				r.cfg.Log.Warn("broker: roster not available", "bucket", r.cfg.Bucket, "err", err)
+			}
 		}
 		r.expire()
-	}
-}
-
-// queueWake wakes the writer.
-func (r *Roster) queueWake() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
 	}
 }
 
@@ -658,6 +659,7 @@ func (r *Roster) Close() error {
 	if r.ctx.Err() != nil {
 		return nil
 	}
+	r.cancel() // no heartbeat after its removal
 	if kvp := r.kv.Load(); kvp != nil && r.nc.IsConnected() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = r.remove(ctx, *kvp, r.nodeKey(r.cfg.Node))
@@ -674,7 +676,6 @@ func (r *Roster) Close() error {
 		}
 		cancel()
 	}
-	r.cancel()
 	r.nc.Close()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -103,10 +104,62 @@ func TestRoster(t *testing.T) {
 	if err := kv.Purge(context.Background(), alice); err != nil {
 		t.Fatal(err)
 	}
-	two.expect(t, broker.RosterEntry{Node: 1, Channel: "1:presence-a", User: "alice", Gone: true})
-	two.expect(t, broker.RosterEntry{Node: 1, Channel: "1:presence-a", User: "alice", Info: []byte(`{"n":1}`)})
+	waitFor(t, 20*time.Second, "node 1 writing its entry again", func() bool {
+		e, err := kv.Get(context.Background(), alice)
+		return err == nil && string(e.Value()) == `{"n":1}`
+	})
+	// Node 2 saw the removal and the entry again, or (when the entry came
+	// back before its watcher read the removal, which the bucket then no
+	// longer holds) nothing: never a lasting removal.
+	one.r.Put("1:presence-sync", "s", nil)
+	var seen []broker.RosterEntry
+	for done := false; !done; {
+		select {
+		case e := <-two.changes:
+			if done = e.User == "s"; !done {
+				seen = append(seen, e)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("node 2 did not see the sync entry; saw %+v", seen)
+		}
+	}
+	if len(seen) != 0 && (len(seen) != 2 || !seen[0].Gone || seen[1].Gone || seen[1].User != "alice") {
+		t.Fatalf("node 2 saw %+v", seen)
+	}
+	one.r.Remove("1:presence-sync", "s")
+	two.expect(t, broker.RosterEntry{Node: 1, Channel: "1:presence-sync", User: "s", Gone: true})
 
 	// Node 1 shuts down: its entries leave at once.
 	_ = one.r.Close()
 	two.expect(t, broker.RosterEntry{Node: 1, Channel: "1:presence-a", User: "alice", Gone: true, NodeDown: true})
+}
+
+// A roster started before NATS (Optional) claims its number, opens the
+// bucket and shares its entries once NATS is up.
+func TestRosterStartWithoutServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	if _, err := broker.NewRoster(context.Background(), broker.RosterConfig{URL: url, Node: 1, Log: quiet}); err == nil {
+		t.Fatal("NewRoster without a server: no error")
+	}
+	r, err := broker.NewRoster(context.Background(), broker.RosterConfig{URL: url, Node: 1, Log: quiet, Optional: true,
+		Heartbeat: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("optional roster: %v", err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	r.Start(func(broker.RosterEntry) {})
+	if ok, why := r.Ready(); ok || why == "" {
+		t.Fatalf("Ready() = %v %q without a server", ok, why)
+	}
+	r.Put("1:presence-a", "early", nil)
+	startNATS(t, port, t.TempDir())
+	waitFor(t, 15*time.Second, "ready once NATS starts", func() bool { ok, _ := r.Ready(); return ok })
+	other := newRoster(t, url, 2)
+	other.expect(t, broker.RosterEntry{Node: 1, Channel: "1:presence-a", User: "early", Info: []byte("null")})
 }

@@ -372,3 +372,30 @@ func subscriptionCount(t *testing.T, n *node, ch string) int {
 	}
 	return info.SubscriptionCount
 }
+
+// TestPusherReloadToAnotherNode: a member whose connection closes on one
+// node and comes back on the other within the leave delay (a reload that
+// the load balancer sends elsewhere) is no leave: the others are told
+// nothing, and the next member event they see is someone else's.
+func TestPusherReloadToAnotherNode(t *testing.T) {
+	s := startNATS(t, 0, t.TempDir())
+	a := startPusherNode(t, "a", s.ClientURL(), "--pusher-leave-delay", "1h")
+	b := startPusherNode(t, "b", s.ClientURL(), "--pusher-leave-delay", "1h")
+	const ch = "presence-reload"
+	obs := pconnect(t, b, "obs")
+	obs.subscribed(ch, `{"user_id":"obs"}`)
+	alice := pconnect(t, a, "alice")
+	alice.subscribed(ch, `{"user_id":"alice"}`)
+	obs.expectMember("pusher_internal:member_added", "alice")
+	alice.conn.Close()
+	again := pconnect(t, b, "alice again")
+	if ids, count := presenceList(t, again.subscribed(ch, `{"user_id":"alice"}`)); count != 2 || !slices.Equal(ids, []string{"alice", "obs"}) {
+		t.Fatalf("after the reload: %v (%d)", ids, count)
+	}
+	bob := pconnect(t, a, "bob")
+	bob.subscribed(ch, `{"user_id":"bob"}`)
+	obs.expectMember("pusher_internal:member_added", "bob")
+	if users := channelUsers(t, a, ch); !slices.Equal(users, []string{"alice", "bob", "obs"}) {
+		t.Fatalf("users on a: %v", users)
+	}
+}
