@@ -74,8 +74,9 @@ type RosterEntry struct {
 // m.{node}.{channel}.{user} (channel and user in unpadded base64url),
 // o.{node}.{channel}, the node's number of subscriptions to the channel,
 // and n.{node}, the heartbeat. A node whose heartbeat is silent for
-// NodeTimeout is taken for dead: its entries are reported gone, and the
-// live node with the smallest number purges its keys. A node that finds
+// NodeTimeout is taken for dead (unless this node is cut off from NATS
+// itself): its entries are reported gone, and the live node with the
+// smallest number purges its keys. A node that finds
 // its own entry removed by another writes it again. Writes never block
 // the caller: Put and Remove queue the key (the latest state of a key is
 // written, once), one goroutine writes. Safe for concurrent use.
@@ -100,6 +101,8 @@ type Roster struct {
 	order []string          // pend in order
 	wake  chan struct{}
 	nodes map[uint32]*rosterNode
+	// cutOff: this node lost NATS; the others' silence is not counted.
+	cutOff bool
 
 	writes, remote atomic.Uint64
 }
@@ -434,6 +437,19 @@ func (r *Roster) expire() {
 	if !r.synced.Load() {
 		r.mu.Unlock()
 		return
+	}
+	if !r.nc.IsConnected() {
+		// Cut off ourselves: the others' silence says nothing of them.
+		// Their time starts again once we are back.
+		r.cutOff = true
+		r.mu.Unlock()
+		return
+	}
+	if r.cutOff {
+		r.cutOff = false
+		for _, rn := range r.nodes {
+			rn.last = now
+		}
 	}
 	first := true
 	for n, rn := range r.nodes {
