@@ -91,6 +91,11 @@ type Roster struct {
 	why    atomic.Pointer[string]
 	openMu sync.Mutex  // serialises open
 	marker atomic.Bool // the bucket keeps purge markers for a while only
+	// watcher is the live watch; hearing whether it has caught up with
+	// the bucket since the last (re)connection: until then the others'
+	// silence is not counted.
+	watcher atomic.Pointer[jetstream.KeyWatcher]
+	hearing atomic.Bool
 
 	started  chan struct{}
 	onChange func(RosterEntry)
@@ -148,7 +153,17 @@ func NewRoster(ctx context.Context, cfg RosterConfig) (*Roster, error) {
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.Timeout(2*time.Second),
 		nats.RetryOnFailedConnect(cfg.Optional),
-		nats.ReconnectHandler(func(*nats.Conn) { r.rewrite() }),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { r.hearing.Store(false) }),
+		nats.ReconnectHandler(func(*nats.Conn) {
+			// The server may have lost our watcher's consumer (a
+			// restart): watch again rather than wait for it to notice,
+			// and write everything again.
+			r.hearing.Store(false)
+			if w := r.watcher.Load(); w != nil {
+				_ = (*w).Stop()
+			}
+			r.rewrite()
+		}),
 	)
 	if err != nil {
 		r.cancel()
@@ -438,9 +453,9 @@ func (r *Roster) expire() {
 		r.mu.Unlock()
 		return
 	}
-	if !r.nc.IsConnected() {
+	if !r.nc.IsConnected() || !r.hearing.Load() {
 		// Cut off ourselves: the others' silence says nothing of them.
-		// Their time starts again once we are back.
+		// Their time starts again once we hear the bucket again.
 		r.cutOff = true
 		r.mu.Unlock()
 		return
@@ -514,6 +529,7 @@ func (r *Roster) watch() {
 			continue
 		}
 		wait = 100 * time.Millisecond
+		r.watcher.Store(&w)
 		r.follow(w)
 		_ = w.Stop()
 	}
@@ -532,6 +548,7 @@ func (r *Roster) follow(w jetstream.KeyWatcher) {
 				r.sweep(seen)
 				seen = nil
 				r.synced.Store(true)
+				r.hearing.Store(true)
 			}
 			continue
 		}

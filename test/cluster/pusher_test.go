@@ -399,3 +399,54 @@ func TestPusherReloadToAnotherNode(t *testing.T) {
 		t.Fatalf("users on a: %v", users)
 	}
 }
+
+// TestPusherNATSRestart: NATS restarts (same port and store) under a
+// Pusher app on two nodes: triggers are refused while it is away, the
+// nodes' clients stay, and afterwards events cross nodes again, both
+// nodes still list every member, and a new member is seen across.
+func TestPusherNATSRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startNATS(t, 0, dir)
+	port := natsPort(s)
+	a := startPusherNode(t, "a", s.ClientURL())
+	b := startPusherNode(t, "b", s.ClientURL())
+	const ch, feed = "presence-ops", "feed"
+	oa := pconnect(t, a, "oa")
+	oa.subscribed(ch, `{"user_id":"oa"}`)
+	oa.subscribed(feed, "")
+	waitUsers(t, b, ch, "oa")
+	ob := pconnect(t, b, "ob")
+	ob.subscribed(ch, `{"user_id":"ob"}`)
+	ob.subscribed(feed, "")
+	oa.expectMember("pusher_internal:member_added", "ob")
+
+	s.Shutdown()
+	s.WaitForShutdown()
+	for _, n := range []*node{a, b} {
+		waitReady(t, n, false, 10*time.Second)
+	}
+	if st, out := papi(t, a, "POST", "/apps/"+pusherAppID+"/events", nil, map[string]any{"name": "e", "channel": feed, "data": "x"}); st != http.StatusServiceUnavailable {
+		t.Fatalf("trigger while NATS is down: %d %s, want 503", st, out)
+	}
+
+	startNATS(t, port, dir)
+	for _, n := range []*node{a, b} {
+		waitReady(t, n, true, 30*time.Second)
+	}
+	trigger(t, b, feed, "e", "after", "")
+	oa.expectEvent(feed, "e", "after")
+	ob.expectEvent(feed, "e", "after")
+	for _, n := range []*node{a, b} {
+		if users := channelUsers(t, n, ch); !slices.Equal(users, []string{"oa", "ob"}) {
+			t.Fatalf("users on %s after the restart: %v", n.name, users)
+		}
+	}
+	carol := pconnect(t, a, "carol")
+	carol.subscribed(ch, `{"user_id":"carol"}`)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("a:\n%s\nb:\n%s", a.Log, b.Log)
+		}
+	})
+	ob.expectMember("pusher_internal:member_added", "carol")
+}
