@@ -426,6 +426,27 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 	if n.roster != nil {
 		p := n.pusher
 		n.roster.Start(func(e broker.RosterEntry) { p.RemoteChange(pusher.RemoteEntry(e)) })
+		if err := n.roster.OnTerminate(func(app, user string) { _ = p.TerminateUser(app, user) }); err != nil {
+			return fmt.Errorf("pusher_apps: %w", err)
+		}
+	}
+	return nil
+}
+
+// clusterPusher is the Pusher HTTP API's Service on several nodes:
+// terminate_connections reaches every node.
+type clusterPusher struct {
+	*pusher.Protocol
+	roster *broker.Roster
+}
+
+// TerminateUser asks every node to close the user's connections.
+func (c clusterPusher) TerminateUser(app, user string) error {
+	if _, ok := c.App(app); !ok {
+		return fmt.Errorf("app %q: %w", app, pusher.ErrNotFound)
+	}
+	if err := c.roster.Terminate(app, user); err != nil {
+		return fmt.Errorf("%w: %w", pusher.ErrUnavailable, err)
 	}
 	return nil
 }
@@ -696,7 +717,11 @@ func (n *Node) pusherAPI() http.Handler {
 	if n.pusher == nil {
 		return nil
 	}
-	return pusherapi.NewHandler(n.pusher, pusherapi.Options{})
+	var svc pusher.Service = n.pusher
+	if n.roster != nil {
+		svc = clusterPusher{Protocol: n.pusher, roster: n.roster}
+	}
+	return pusherapi.NewHandler(svc, pusherapi.Options{})
 }
 
 func (n *Node) demoHandler() http.Handler {

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -284,6 +285,51 @@ func (r *Roster) First() bool {
 		}
 	}
 	return true
+}
+
+// terminateSubject carries the HTTP API's terminate_connections to every
+// node (core NATS: it reaches the nodes connected now).
+const terminateSubject = "herald.pusher.terminate"
+
+// terminate is a terminate_connections request.
+type terminate struct {
+	App  string `json:"app"`
+	User string `json:"user"`
+}
+
+// Terminate asks every node, this one included, to close the
+// connections signed in as user of app (OnTerminate). It fails with
+// ErrUnavailable while NATS is away.
+func (r *Roster) Terminate(app, user string) error {
+	if !r.nc.IsConnected() {
+		return fmt.Errorf("%w: roster: NATS disconnected", ErrUnavailable)
+	}
+	b, err := json.Marshal(terminate{App: app, User: user})
+	if err != nil {
+		return fmt.Errorf("broker: roster: terminate: %w", err)
+	}
+	if err := r.nc.Publish(terminateSubject, b); err != nil {
+		return fmt.Errorf("%w: roster: terminate: %w", ErrUnavailable, err)
+	}
+	if err := r.nc.FlushTimeout(2 * time.Second); err != nil {
+		return fmt.Errorf("%w: roster: terminate: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// OnTerminate has fn run for every Terminate of any node, on the
+// subscription's goroutine.
+func (r *Roster) OnTerminate(fn func(app, user string)) error {
+	_, err := r.nc.Subscribe(terminateSubject, func(m *nats.Msg) {
+		var t terminate
+		if json.Unmarshal(m.Data, &t) == nil && t.App != "" && t.User != "" {
+			fn(t.App, t.User)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("broker: roster: subscribe to %s: %w", terminateSubject, err)
+	}
+	return nil
 }
 
 // Put records that this node has channel's member user, with info.

@@ -450,3 +450,22 @@ func TestPusherNATSRestart(t *testing.T) {
 	})
 	ob.expectMember("pusher_internal:member_added", "carol")
 }
+
+// TestPusherTerminateAcrossNodes: terminate_connections on one node's API
+// closes the user's connections on every node (4009), and no one
+// else's.
+func TestPusherTerminateAcrossNodes(t *testing.T) {
+	s := startNATS(t, 0, t.TempDir())
+	a := startPusherNode(t, "a", s.ClientURL())
+	b := startPusherNode(t, "b", s.ClientURL())
+	da, db, other := pconnect(t, a, "dave on a"), pconnect(t, b, "dave on b"), pconnect(t, b, "erin on b")
+	da.signin("dave")
+	db.signin("dave")
+	other.signin("erin")
+	if st, out := papi(t, a, "POST", "/apps/"+pusherAppID+"/users/dave/terminate_connections", nil, map[string]any{}); st != http.StatusOK {
+		t.Fatalf("terminate_connections: %d %s", st, out)
+	}
+	da.expectClose(4009)
+	db.expectClose(4009)
+	other.subscribed("erin-still-here", "")
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -72,6 +73,8 @@ type pclient struct {
 	conn   *websocket.Conn
 	sid    string
 	frames chan frame
+	// closeCode is the server's close code, set before frames closes.
+	closeCode int
 }
 
 // pconnect opens a Pusher connection to n and reads
@@ -90,6 +93,10 @@ func pconnect(t *testing.T, n *node, name string) *pclient {
 		for {
 			_, b, err := conn.ReadMessage()
 			if err != nil {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					c.closeCode = ce.Code
+				}
 				return
 			}
 			var f frame
@@ -148,6 +155,33 @@ func (c *pclient) onChannel(channel string) frame {
 			return f
 		}
 	}
+}
+
+// expectClose skips frames until the connection ends and checks the
+// server's close code.
+func (c *pclient) expectClose(code int) {
+	c.t.Helper()
+	for {
+		select {
+		case _, ok := <-c.frames:
+			if !ok {
+				if c.closeCode != code {
+					c.t.Fatalf("%s: closed with %d, want %d", c.name, c.closeCode, code)
+				}
+				return
+			}
+		case <-time.After(eventWait):
+			c.t.Fatalf("%s: not closed within %v", c.name, eventWait)
+		}
+	}
+}
+
+// signin signs the connection in as user id.
+func (c *pclient) signin(id string) {
+	c.t.Helper()
+	ud := `{"id":"` + id + `"}`
+	c.send(map[string]any{"event": "pusher:signin", "data": map[string]any{"auth": pusherKey + ":" + sign(c.sid+"::user::"+ud), "user_data": ud}})
+	c.until("pusher:signin_success", "")
 }
 
 // send writes a client message.
