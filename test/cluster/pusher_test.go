@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -157,6 +158,9 @@ func TestPusherPresenceAcrossNodes(t *testing.T) {
 	oa.expectMember("pusher_internal:member_removed", "alice")
 	ob.expectMember("pusher_internal:member_removed", "alice")
 
+	if _, m := get(a.API + "/metrics"); !strings.Contains(m, "herald_pusher_cluster_nodes 2\n") {
+		t.Fatalf("a's metrics lack herald_pusher_cluster_nodes 2")
+	}
 	// b dies: its member ob leaves a within the node timeout.
 	if err := b.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
