@@ -680,6 +680,8 @@ func (r *Roster) apply(e jetstream.KeyValueEntry) {
 		if !rn.dead {
 			entry.Gone = true
 			report = append(report, entry)
+		} else if len(rn.entries) == 0 {
+			delete(r.nodes, entry.Node) // a dead node's keys are all gone
 		}
 	}
 	r.mu.Unlock()
