@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/pusher/webhook"
 	"github.com/herald-push/herald/server"
 )
@@ -237,4 +239,146 @@ func TestOccupancyAcrossNodes(t *testing.T) {
 	// A channel this node occupies first: channel_occupied from here.
 	c.subscribed("fresh", "")
 	hooks.expect(webhook.Event{Name: webhook.ChannelOccupied, Channel: "fresh"})
+}
+
+// fakeBroker delivers through the hub like one node would, holds every
+// Acquire back until the test lets it go, and counts acquisitions.
+type fakeBroker struct {
+	h        *hub.Hub
+	mu       sync.Mutex
+	held     map[string][]func()
+	acquired map[string]int
+	released chan string
+}
+
+func newFakeBroker() *fakeBroker {
+	return &fakeBroker{held: map[string][]func(){}, acquired: map[string]int{}, released: make(chan string, 100)}
+}
+
+func (b *fakeBroker) Publish(_ context.Context, channel string, data []byte) (hub.Position, error) {
+	m, err := b.h.Publish(channel, data)
+	if err != nil {
+		return hub.Position{}, err
+	}
+	return hub.Position{Offset: m.Offset, Epoch: m.Epoch}, nil
+}
+
+func (b *fakeBroker) Acquire(channel string, _ *hub.Position, ready func()) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.acquired[channel]++
+	b.held[channel] = append(b.held[channel], ready)
+	return false
+}
+
+func (b *fakeBroker) Release(channel string) {
+	b.mu.Lock()
+	b.acquired[channel]--
+	b.mu.Unlock()
+	b.released <- channel
+}
+
+// waitHeld waits until an Acquire of channel is held back, and returns
+// its ready func.
+func (b *fakeBroker) waitHeld(t *testing.T, channel string) func() {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for time.Now().Before(deadline) {
+		b.mu.Lock()
+		if rs := b.held[channel]; len(rs) > 0 {
+			b.held[channel] = rs[1:]
+			b.mu.Unlock()
+			return rs[0]
+		}
+		b.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("no Acquire of %s", channel)
+	return nil
+}
+
+// expectReleased waits for a Release of channel.
+func (b *fakeBroker) expectReleased(t *testing.T, channel string) {
+	t.Helper()
+	select {
+	case got := <-b.released:
+		if got != channel {
+			t.Fatalf("released %s, want %s", got, channel)
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("no Release of %s", channel)
+	}
+}
+
+// With a Broker, a subscription waits for its channel: answered once the
+// broker lets it go; dropped, and the channel released, when the client
+// unsubscribed or left meanwhile; a second subscribe while one waits is
+// answered once. Triggered and client events go through the broker.
+func TestBrokerSubscriptions(t *testing.T) {
+	b := newFakeBroker()
+	n := start(t, func(o *Options, _ *server.Config) { o.Broker = b })
+	b.h = n.hub
+	name := func(ch string) string { return testApp.ID + ":" + ch }
+
+	c := n.connect(t)
+	c.subscribe("private-a", "")
+	c.subscribe("private-a", "") // while the first waits: one answer
+	ready := b.waitHeld(t, name("private-a"))
+	c.ping() // nothing answered yet
+	ready()
+	c.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"private-a"}`)
+	c.ping()
+
+	// Unsubscribed while waiting: no answer, the channel released.
+	c.subscribe("b", "")
+	ready = b.waitHeld(t, name("b"))
+	c.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]any{"channel": "b"}})
+	c.ping()
+	ready()
+	b.expectReleased(t, name("b"))
+	c.ping()
+
+	// Events through the broker reach the subscriber; its own client
+	// event does not come back, another's does.
+	if err := n.p.Trigger(testApp.ID, Event{Name: "e", Channels: []string{"private-a"}, Data: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(`{"event":"e","channel":"private-a","data":"1"}`)
+	d := n.connect(t)
+	d.subscribe("private-a", "")
+	b.waitHeld(t, name("private-a"))()
+	d.expect(`{"event":"pusher_internal:subscription_succeeded","channel":"private-a"}`)
+	d.send(map[string]any{"event": "client-x", "channel": "private-a", "data": map[string]any{"from": "d"}})
+	c.expect(`{"event":"client-x","channel":"private-a","data":{"from":"d"}}`)
+	if err := n.p.Trigger(testApp.ID, Event{Name: "e", Channels: []string{"private-a"}, Data: "2", SocketID: c.sid}); err != nil {
+		t.Fatal(err)
+	}
+	d.expect(`{"event":"e","channel":"private-a","data":"2"}`)
+	if err := n.p.Trigger(testApp.ID, Event{Name: "e", Channels: []string{"private-a"}, Data: "3"}); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(`{"event":"e","channel":"private-a","data":"3"}`) // not 2: excluded
+
+	// Gone while waiting: the channel released.
+	e := n.connect(t)
+	e.subscribe("c", "")
+	ready = b.waitHeld(t, name("c"))
+	e.c.NC.Close()
+	c.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]any{"channel": "private-a"}})
+	b.expectReleased(t, name("private-a"))
+	waitUntil(t, "the closed connection's end", func() bool { return n.srv.Stats().Connections == 2 })
+	ready()
+	b.expectReleased(t, name("c"))
+}
+
+// waitUntil polls cond until it holds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
