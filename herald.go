@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -176,8 +177,9 @@ type Config struct {
 	// pusher-js and the other Pusher clients connect to /app/{key} on the
 	// WebSocket listener, beside herald's own protocol on /ws
 	// (docs/pusher.md); each app's "webhooks" lists the http(s) URLs its
-	// webhooks are posted to. Empty: none. For now they need the memory broker
-	// (one node): New refuses them with a NATS broker.
+	// webhooks are posted to. Empty: none. With a NATS broker the apps
+	// run on every node sharing it (their events travel on a stream of
+	// their own, HERALD_PUSHER).
 	Pusher []pusher.App `json:"pusher_apps"`
 
 	// Namespaces (docs/namespaces.md).
@@ -202,6 +204,18 @@ type Config struct {
 	// empty (the default): no hooks. With a connect hook, AllowAnonymous
 	// and a JWT key are not needed.
 	Hooks hook.Config `json:"hooks"`
+
+	// Pusher apps on several nodes (docs/pusher.md, "Several nodes").
+	//
+	// PusherLeaveDelay is how long a presence member whose last
+	// connection (on any node) left stays before member_removed, so a
+	// reload, or a reconnection to another node, is no leave (0:
+	// pusher.DefaultLeaveDelay, 1 s; negative: none).
+	PusherLeaveDelay server.Duration `json:"pusher_leave_delay"`
+	// PusherNodeTimeout is how long a node's presence heartbeat (one a
+	// second) may stay silent before the other nodes take its members for
+	// gone (0: broker.DefaultNodeTimeout, 5 s). NATS broker only.
+	PusherNodeTimeout server.Duration `json:"pusher_node_timeout"`
 }
 
 // DefaultAPIListen is the API listener's default address: loopback only.
@@ -251,14 +265,20 @@ type Node struct {
 	// Config.Pusher.
 	pusher    *pusher.Protocol
 	pusherHub *hub.Hub
-	srv       *server.Server
-	workers   *pool.Workers
-	broker    broker.Broker
-	dedup     *broker.Dedup
-	ns        *namespace.Table
-	reg       *prometheus.Registry
-	fanout    prometheus.Histogram
-	handler   Handler
+	// pusherBroker carries the Pusher hub's events between nodes: the
+	// memory broker on one node, a NATS broker of its own (stream
+	// HERALD_PUSHER) beside the main one with NATS.
+	pusherBroker broker.Broker
+	// roster shares presence between the nodes (NATS only).
+	roster  *broker.Roster
+	srv     *server.Server
+	workers *pool.Workers
+	broker  broker.Broker
+	dedup   *broker.Dedup
+	ns      *namespace.Table
+	reg     *prometheus.Registry
+	fanout  prometheus.Histogram
+	handler Handler
 
 	apiAddr  net.Addr
 	apiStats api.Stats
@@ -326,11 +346,12 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	if err := n.newPusher(cfg, origins, slow); err != nil {
-		return nil, err
-	}
 	n.dedup = broker.NewDedup(cfg.IdempotencyWindow.D(), broker.DefaultIdempotencyKeys, nil)
 	if err := n.openBroker(); err != nil {
+		return nil, err
+	}
+	if err := n.newPusher(cfg, origins, slow); err != nil {
+		n.closeBrokers()
 		return nil, err
 	}
 	po := push.Options{
@@ -364,7 +385,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.srv, err = server.New(cfg.Config, app, n.log) // attaches the app
 	if err != nil {
-		_ = n.broker.Close()
+		n.closeBrokers()
 		return nil, err
 	}
 	n.reg = prometheus.NewRegistry()
@@ -390,20 +411,43 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 	if err := pusher.CheckBudget(cfg.Pusher, budget); err != nil {
 		return fmt.Errorf("pusher_apps: %w", err)
 	}
-	if b := cfg.Broker; b != "" && b != "memory" {
-		return errors.New("pusher_apps: the Pusher protocol runs on one node for now (presence and client events are local): use the memory broker, or leave pusher_apps out")
-	}
 	n.pusherHub = hub.New(hub.Config{
 		// Cache channels read their last event from history, for
 		// Pusher's 30 minutes; nothing else is recovered.
-		HistorySize:         16,
-		HistoryTTL:          30 * time.Minute,
+		HistorySize:         pusherHistory,
+		HistoryTTL:          pusherHistoryTTL,
 		HistoryChannelBytes: cfg.HistoryChannelBytes,
 		MaxPayload:          cfg.MaxPublishSize,
 		MaxChannels:         cfg.MaxChannels,
 		Encoder:             pusher.Encoder{MaxFrame: cfg.WriteBufferLimit},
 		ObserveFanout:       n.observeFanout,
 	})
+	var pb pusher.Broker
+	var node uint32 // 0: pusher draws one
+	if _, single := n.broker.(*broker.Memory); !single {
+		b, err := broker.New(context.Background(), cfg.Broker, n.pusherHub, broker.NATSConfig{
+			Name:          "herald pusher " + cfg.Listen,
+			Optional:      cfg.BrokerOptional,
+			Stream:        pusherStream,
+			SubjectPrefix: pusherSubjects,
+			HistorySize:   pusherHistory,
+			HistoryTTL:    pusherHistoryTTL,
+			Replicas:      cfg.BrokerReplicas,
+			Log:           n.log,
+		})
+		if err != nil {
+			return fmt.Errorf("pusher_apps: %w", err)
+		}
+		n.pusherBroker = b
+		pb = pusherBroker{b}
+		if err := n.openRoster(cfg, &node); err != nil {
+			return err
+		}
+	}
+	var roster pusher.Roster
+	if n.roster != nil {
+		roster = n.roster
+	}
 	n.pusher = pusher.New(pusher.Options{
 		Apps:             cfg.Pusher,
 		Hub:              n.pusherHub,
@@ -413,9 +457,99 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 		CommandRate:      cfg.CommandRate,
 		// Webhooks (an app's "webhooks" URLs) are posted by a sender
 		// goroutine per URL, never from a loop.
-		Webhooks: pusher.WebhookOptions{Sender: webhook.Config{Logger: n.log}},
+		Webhooks:   pusher.WebhookOptions{Sender: webhook.Config{Logger: n.log}},
+		Broker:     pb,
+		Workers:    n.workers,
+		Roster:     roster,
+		Node:       node,
+		LeaveDelay: cfg.PusherLeaveDelay.D(),
 	})
+	if n.roster != nil {
+		p := n.pusher
+		n.roster.Start(func(e broker.RosterEntry) { p.RemoteChange(pusher.RemoteEntry(e)) })
+		if err := n.roster.OnTerminate(func(app, user string) { _ = p.TerminateUser(app, user) }); err != nil {
+			return fmt.Errorf("pusher_apps: %w", err)
+		}
+	}
 	return nil
+}
+
+// clusterPusher is the Pusher HTTP API's Service on several nodes:
+// terminate_connections reaches every node.
+type clusterPusher struct {
+	*pusher.Protocol
+	roster *broker.Roster
+}
+
+// TerminateUser asks every node to close the user's connections.
+func (c clusterPusher) TerminateUser(app, user string) error {
+	if _, ok := c.App(app); !ok {
+		return fmt.Errorf("app %q: %w", app, pusher.ErrNotFound)
+	}
+	if err := c.roster.Terminate(app, user); err != nil {
+		return fmt.Errorf("%w: %w", pusher.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// openRoster opens the presence roster under a node number of its own:
+// drawn at random, and drawn again while a live node holds it.
+func (n *Node) openRoster(cfg Config, node *uint32) error {
+	for try := 0; ; try++ {
+		*node = 1 + rand.Uint32N(1<<23-1)
+		r, err := broker.NewRoster(context.Background(), broker.RosterConfig{
+			URL:         cfg.Broker,
+			Name:        "herald pusher presence " + cfg.Listen,
+			Optional:    cfg.BrokerOptional,
+			Replicas:    cfg.BrokerReplicas,
+			Node:        *node,
+			NodeTimeout: cfg.PusherNodeTimeout.D(),
+			Log:         n.log,
+		})
+		if errors.Is(err, broker.ErrNodeTaken) && try < 8 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("pusher_apps: %w", err)
+		}
+		n.roster = r
+		return nil
+	}
+}
+
+// The Pusher hub's stream on NATS: its own, beside the main one, with the
+// Pusher hub's history (a cache channel's last event among its latest 16,
+// for 30 minutes).
+const (
+	pusherStream     = "HERALD_PUSHER"
+	pusherSubjects   = "herald.pusher"
+	pusherHistory    = 16
+	pusherHistoryTTL = 30 * time.Minute
+)
+
+// pusherBroker adapts a broker to pusher.Broker: a refusal for now
+// (NATS unreachable) is the Pusher API's 503.
+type pusherBroker struct{ broker.Broker }
+
+func (b pusherBroker) Publish(ctx context.Context, channel string, data []byte) (hub.Position, error) {
+	pos, err := b.Broker.Publish(ctx, channel, data)
+	if errors.Is(err, broker.ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", pusher.ErrUnavailable, err)
+	}
+	return pos, err
+}
+
+// closeBrokers closes the brokers opened so far.
+func (n *Node) closeBrokers() {
+	if n.roster != nil {
+		_ = n.roster.Close()
+	}
+	if n.pusherBroker != nil {
+		_ = n.pusherBroker.Close()
+	}
+	if n.broker != nil {
+		_ = n.broker.Close()
+	}
 }
 
 // Pusher is the node's side of the Pusher HTTP API (nil without
@@ -610,7 +744,7 @@ loop:
 	if n.pusher != nil {
 		_ = n.pusher.Close(wctx) // posts the webhooks still queued
 	}
-	_ = n.broker.Close()
+	n.closeBrokers()
 	return runErr
 }
 
@@ -637,7 +771,11 @@ func (n *Node) pusherAPI() http.Handler {
 	if n.pusher == nil {
 		return nil
 	}
-	return pusherapi.NewHandler(n.pusher, pusherapi.Options{})
+	var svc pusher.Service = n.pusher
+	if n.roster != nil {
+		svc = clusterPusher{Protocol: n.pusher, roster: n.roster}
+	}
+	return pusherapi.NewHandler(svc, pusherapi.Options{})
 }
 
 func (n *Node) demoHandler() http.Handler {
@@ -654,7 +792,20 @@ func (b apiBackend) Ready() (bool, string) {
 	if b.n.srv.Stopping() {
 		return false, "draining"
 	}
-	return b.n.broker.Ready()
+	if ok, why := b.n.broker.Ready(); !ok {
+		return ok, why
+	}
+	if pb := b.n.pusherBroker; pb != nil {
+		if ok, why := pb.Ready(); !ok {
+			return ok, "pusher " + why
+		}
+	}
+	if r := b.n.roster; r != nil {
+		if ok, why := r.Ready(); !ok {
+			return ok, "pusher " + why
+		}
+	}
+	return true, ""
 }
 
 func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) {

@@ -126,6 +126,18 @@ var nodeMetrics = []metric{
 	{"pusher_webhook_events_total", helpWebhooks, counter, "outcome", "dropped", func(s *Stats) float64 { return webhooks(s, func(w *webhookStats) uint64 { return w.Dropped }) }},
 	{"pusher_webhook_posts_total", "Pusher webhook POSTs answered 2xx.", counter, "", "", func(s *Stats) float64 { return webhooks(s, func(w *webhookStats) uint64 { return w.Posts }) }},
 	{"pusher_webhook_retries_total", "Pusher webhook POSTs tried again after a 5xx, 408, 429 or transport error.", counter, "", "", func(s *Stats) float64 { return webhooks(s, func(w *webhookStats) uint64 { return w.Retries }) }},
+	{"pusher_cluster_nodes", "Live nodes serving the Pusher apps, this one included, as its presence roster knows them (0 without NATS).", gauge, "", "", func(s *Stats) float64 {
+		return pusherCluster(s, func(c *PusherClusterStats) float64 { return float64(c.Roster.Nodes) })
+	}},
+	{"pusher_roster_writes_total", "Presence roster keys (members, subscription counts) this node wrote or removed in NATS.", counter, "", "", func(s *Stats) float64 {
+		return pusherCluster(s, func(c *PusherClusterStats) float64 { return u(c.Roster.Writes) })
+	}},
+	{"pusher_roster_remote_total", "Other nodes' presence roster changes this node applied.", counter, "", "", func(s *Stats) float64 {
+		return pusherCluster(s, func(c *PusherClusterStats) float64 { return u(c.Roster.Remote) })
+	}},
+	{"pusher_watched_channels", "Pusher channels this node follows on NATS (those with local subscribers, and lingering ones).", gauge, "", "", func(s *Stats) float64 {
+		return pusherCluster(s, func(c *PusherClusterStats) float64 { return float64(c.Broker.Watched) })
+	}},
 	{"worker_queue_depth", "Tasks waiting for the worker pool.", gauge, "", "", func(s *Stats) float64 { return float64(s.WorkerQueue) }},
 
 	// Compression and TLS read 0 when they are off.
@@ -288,6 +300,15 @@ type webhookStats = webhook.Stats
 func webhooks(s *Stats, f func(*webhookStats) uint64) float64 {
 	if p := s.Pusher; p != nil {
 		return float64(f(&p.Webhooks))
+	}
+	return 0
+}
+
+// pusherCluster reads one value of the Pusher apps' cluster side (0 on
+// one node).
+func pusherCluster(s *Stats, f func(*PusherClusterStats) float64) float64 {
+	if c := s.PusherCluster; c != nil {
+		return f(c)
 	}
 	return 0
 }

@@ -1,7 +1,6 @@
 package herald
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -110,9 +109,6 @@ func Check(cfg Config) error {
 		}
 		if err := pusher.CheckBudget(cfg.Pusher, budget); err != nil {
 			return fmt.Errorf("pusher_apps: %w", err)
-		}
-		if b := cfg.Broker; b != "" && b != "memory" {
-			return errors.New("pusher_apps: the Pusher protocol runs on one node for now: use the memory broker, or leave pusher_apps out")
 		}
 	}
 	if cfg.Hooks.Enabled() && !cfg.Echo {

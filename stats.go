@@ -41,6 +41,15 @@ type Stats struct {
 	UnknownNamespace uint64 `json:"unknown_namespace"`
 	// Hooks has an entry per configured backend hook (docs/hooks.md).
 	Hooks map[hook.Event]hook.Stats `json:"hooks,omitempty"`
+	// PusherCluster is set when Pusher apps run on several nodes (NATS):
+	// the Pusher hub's broker and the presence roster.
+	PusherCluster *PusherClusterStats `json:"pusher_cluster,omitempty"`
+}
+
+// PusherClusterStats are the counters of the Pusher apps' cluster side.
+type PusherClusterStats struct {
+	Broker broker.Stats       `json:"broker"`
+	Roster broker.RosterStats `json:"roster"`
 }
 
 // Stats takes a snapshot of the node's counters and gauges. Safe from any
@@ -64,6 +73,9 @@ func (n *Node) Stats() Stats {
 	if nb, ok := n.broker.(*broker.NATS); ok {
 		bs := nb.Stats()
 		st.Broker = &bs
+	}
+	if nb, ok := n.pusherBroker.(*broker.NATS); ok && n.roster != nil {
+		st.PusherCluster = &PusherClusterStats{Broker: nb.Stats(), Roster: n.roster.Stats()}
 	}
 	return st
 }

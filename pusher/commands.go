@@ -2,12 +2,14 @@ package pusher
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/herald-push/herald/codec"
@@ -109,7 +111,8 @@ func (s *socket) find(ch string) int {
 	return -1
 }
 
-// subscribe checks a subscription's auth and joins the channel.
+// subscribe checks a subscription's auth and joins the channel (with a
+// Broker, once it has the channel current).
 func (p *Protocol) subscribe(s *socket, d subscribeData) {
 	ch := d.Channel
 	if !validChannel(ch) {
@@ -120,12 +123,15 @@ func (p *Protocol) subscribe(s *socket, d subscribeData) {
 		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": "{}"})
 		return
 	}
-	if max := p.o.MaxSubscriptions; max > 0 && len(s.channels) >= max {
+	if s.pendingIndex(ch) >= 0 {
+		return // answered when the broker has the channel
+	}
+	if max := p.o.MaxSubscriptions; max > 0 && len(s.channels)+len(s.pending) >= max {
 		p.subLimited.Add(1)
 		p.subError(s, ch, "LimitReached", "Too many subscriptions on this connection (limit "+strconv.Itoa(max)+")", 429)
 		return
 	}
-	sid := p.socketID(s.c.ID())
+	sid := p.socketID(s)
 	var uid string
 	var info json.RawMessage
 	switch {
@@ -167,6 +173,84 @@ func (p *Protocol) subscribe(s *socket, d subscribeData) {
 			return
 		}
 	}
+	br := p.o.Broker
+	if br == nil {
+		p.join(s, ch, uid, info)
+		return
+	}
+	// What the broker spends on a channel (a watch) is bounded by the
+	// hub's channel cap: admit the channel first, and hold it until the
+	// subscription is made or abandoned.
+	name := hubName(s.app, ch)
+	if err := p.o.Hub.Reserve(name); err != nil {
+		p.fail(s, CodeOverCapacity, "Over capacity")
+		return
+	}
+	ch = strings.Clone(ch)
+	ps := &pending{ch: ch}
+	l := s.c.Loop()
+	ready := func() {
+		err := l.Run(func() {
+			defer p.o.Hub.Unreserve(name)
+			if !s.c.Open() || !s.dropPending(ps) {
+				br.Release(name) // closed or unsubscribed meanwhile
+				return
+			}
+			p.join(s, ch, uid, info)
+		})
+		if err != nil { // the loop is stopping: nobody will subscribe
+			br.Release(name)
+			p.o.Hub.Unreserve(name)
+		}
+	}
+	if !br.Acquire(name, nil, ready) {
+		// ready runs the join on this loop, after this callback.
+		s.pending = append(s.pending, ps)
+		return
+	}
+	p.join(s, ch, uid, info)
+	p.o.Hub.Unreserve(name)
+}
+
+// pending is a subscription waiting for the broker.
+type pending struct{ ch string }
+
+// pendingIndex is the position of ch's pending subscription in s.pending,
+// or -1.
+func (s *socket) pendingIndex(ch string) int {
+	for i, ps := range s.pending {
+		if ps.ch == ch {
+			return i
+		}
+	}
+	return -1
+}
+
+// dropPending removes ps from s.pending and reports whether it was there
+// (not cancelled by an unsubscribe).
+func (s *socket) dropPending(ps *pending) bool {
+	for i, x := range s.pending {
+		if x == ps {
+			s.pending = append(s.pending[:i], s.pending[i+1:]...)
+			if len(s.pending) == 0 {
+				s.pending = nil
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// release gives back a broker acquisition of a hub channel.
+func (p *Protocol) release(name string) {
+	if p.o.Broker != nil {
+		p.o.Broker.Release(name)
+	}
+}
+
+// join subscribes s to ch (checked, and acquired from the broker) as uid
+// with info on presence channels. It runs on s's loop.
+func (p *Protocol) join(s *socket, ch, uid string, info json.RawMessage) {
 	name := hubName(s.app, ch)
 	var since *hub.Position
 	if isCache(ch) {
@@ -177,27 +261,27 @@ func (p *Protocol) subscribe(s *socket, d subscribeData) {
 	l := s.c.Loop()
 	_, backlog, _, err := p.o.Hub.Subscribe(l, name, s, since)
 	if err != nil {
+		p.release(name)
 		p.fail(s, CodeOverCapacity, "Over capacity")
 		return
 	}
 	if !isPresence(ch) {
 		s.channels = append(s.channels, ch)
-		p.hooks.subscribed(s.app, ch)
+		p.occ.subscribed(s.app, ch)
 		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": "{}"})
 	} else {
-		first, snap, ok := p.presence.join(name, s, uid, info, s.app.presenceCap())
+		first, snap, ok := p.presence.join(name, s, ch, uid, info, s.app.presenceCap())
 		if !ok {
 			p.o.Hub.Unsubscribe(l, name, s)
+			p.release(name)
 			p.membersLimited.Add(1)
 			p.subError(s, ch, "LimitReached", fmt.Sprintf("The maximum of %d members of a presence channel was reached", s.app.presenceCap()), 4100)
 			return
 		}
 		s.channels = append(s.channels, ch)
-		p.hooks.subscribed(s.app, ch)
+		p.occ.subscribed(s.app, ch)
 		s.c.WriteMessage(codec.OpText, snap.message(ch))
 		if first {
-			d, _ := json.Marshal(map[string]any{"user_id": uid, "user_info": info})
-			p.publishInternal(name, ch, "pusher_internal:member_added", string(d), s.c.ID())
 			p.hooks.member(s.app, ch, webhook.MemberAdded, uid)
 		}
 	}
@@ -234,6 +318,9 @@ func idString(raw json.RawMessage) string {
 func (p *Protocol) leave(s *socket, ch string) {
 	i := s.find(ch)
 	if i < 0 {
+		if j := s.pendingIndex(ch); j >= 0 {
+			s.dropPending(s.pending[j]) // its join releases the channel
+		}
 		return
 	}
 	last := len(s.channels) - 1
@@ -242,14 +329,11 @@ func (p *Protocol) leave(s *socket, ch string) {
 	s.channels = s.channels[:last]
 	name := hubName(s.app, ch)
 	p.o.Hub.Unsubscribe(s.c.Loop(), name, s)
+	p.release(name)
 	if isPresence(ch) {
-		if uid, gone := p.presence.leave(name, s); gone {
-			d, _ := json.Marshal(map[string]any{"user_id": uid})
-			p.publishInternal(name, ch, "pusher_internal:member_removed", string(d), 0)
-			p.hooks.member(s.app, ch, webhook.MemberRemoved, uid)
-		}
+		p.presence.leave(name, s)
 	}
-	p.hooks.unsubscribed(s.app, ch)
+	p.occ.unsubscribed(s.app, ch)
 }
 
 // clientEvent forwards a client-* event to the channel's other
@@ -287,22 +371,81 @@ func (p *Protocol) clientEvent(s *socket, m *message) {
 		return
 	}
 	p.clientEvents.Add(1)
-	if _, err := p.o.Hub.Publish(name, wire(kindClient, s.c.ID(), b)); err != nil {
+	sid := p.socketID(s)
+	data := wire(kindClient, s.num(), b)
+	if p.o.Broker != nil {
+		p.publishClient(s, name, ch, data, m.Event, m.Data, sid, uid)
+		return
+	}
+	if _, err := p.o.Hub.Publish(name, data); err != nil {
 		p.sendError(s, 0, "Client event rejected - "+err.Error())
 		return
 	}
-	p.hooks.clientEvent(s.app, ch, m.Event, m.Data, p.socketID(s.c.ID()), uid)
+	p.hooks.clientEvent(s.app, ch, m.Event, m.Data, sid, uid)
 }
 
-// publishInternal publishes a pusher_internal event (not cached).
-func (p *Protocol) publishInternal(name, ch, event, data string, exclude uint64) {
-	b, _ := json.Marshal(map[string]any{"event": event, "channel": ch, "data": data})
-	_, _ = p.o.Hub.Publish(name, wire(kindInternal, exclude, b))
+// publishClient publishes a client event through the broker, which may
+// block: on the worker pool in the connection's order, a refusal told
+// back on the connection's loop.
+func (p *Protocol) publishClient(s *socket, name, ch string, data []byte, event string, raw json.RawMessage, sid, uid string) {
+	ch, event = strings.Clone(ch), strings.Clone(event)
+	raw = append(json.RawMessage(nil), raw...)
+	a := s.app
+	task := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		defer cancel()
+		if _, err := p.o.Broker.Publish(ctx, name, data); err != nil {
+			_ = s.c.Loop().Run(func() {
+				if s.c.Open() {
+					p.sendError(s, 0, "Client event rejected - "+err.Error())
+				}
+			})
+			return
+		}
+		p.hooks.clientEvent(a, ch, event, raw, sid, uid)
+	}
+	if p.o.Workers == nil {
+		go task()
+		return
+	}
+	if err := p.o.Workers.Submit(s.c.ID(), task); err != nil {
+		p.sendError(s, 0, "Client event rejected - server busy")
+	}
+}
+
+// publishTimeout bounds a broker publish of a client event.
+const publishTimeout = 10 * time.Second
+
+// deliverLocal writes a pusher_internal event of ch to targets, this
+// node's other subscribers of the channel, each on its own loop: the
+// presence registry decides member events per node, so they never travel
+// through the hub or the broker.
+func (p *Protocol) deliverLocal(ch, event, data string, targets []*socket) {
+	if len(targets) == 0 {
+		return
+	}
+	ev, _ := json.Marshal(map[string]any{"event": event, "channel": ch, "data": data})
+	f := &server.Frame{}
+	f.Set(codec.AppendFrame(make([]byte, 0, codec.FrameHeaderLen(len(ev), false)+len(ev)), codec.OpText, true, ev))
+	by := map[int][]*socket{}
+	for _, s := range targets {
+		i := s.c.Loop().Index()
+		by[i] = append(by[i], s)
+	}
+	for _, ss := range by {
+		_ = ss[0].c.Loop().Run(func() {
+			for _, s := range ss {
+				if s.c.Open() && s.find(ch) >= 0 {
+					s.write(f)
+				}
+			}
+		})
+	}
 }
 
 // signin checks a pusher:signin and records the user.
 func (p *Protocol) signin(s *socket, d signinData) {
-	sid := p.socketID(s.c.ID())
+	sid := p.socketID(s)
 	if !checkAuth(s.app, d.Auth, sid+"::user::"+d.UserData) {
 		p.authFailed.Add(1)
 		p.sendError(s, CodeUnauthorized, "Invalid signature")
@@ -336,9 +479,8 @@ func (p *Protocol) signin(s *socket, d signinData) {
 
 // Message kinds, the first byte of a hub payload.
 const (
-	kindEvent    byte = iota // triggered through the Service: cacheable
-	kindClient               // a client event
-	kindInternal             // member_added/removed
+	kindEvent  byte = iota // triggered through the Service: cacheable
+	kindClient             // a client event
 )
 
 // headerLen is the hub payload's header: kind, then the connection id
@@ -398,10 +540,15 @@ func (e Encoder) Encode(m *hub.Message, _ uint32) int {
 // slow-consumer policy.
 func (s *socket) Deliver(m *hub.Message) {
 	f, ok := m.Frames.(*frames)
-	if !ok || !s.c.Open() || (f.exclude != 0 && f.exclude == s.c.ID()) {
+	if !ok || !s.c.Open() || (f.exclude != 0 && f.exclude == s.num()) {
 		return
 	}
-	if s.c.WriteFrame(&f.f) {
+	s.write(&f.f)
+}
+
+// write queues a shared frame to s, applying the slow-consumer policy.
+func (s *socket) write(f *server.Frame) {
+	if s.c.WriteFrame(f) {
 		return
 	}
 	p := s.p
@@ -415,181 +562,4 @@ func (s *socket) Deliver(m *hub.Message) {
 		p.slowClosed.Add(1)
 		s.c.Close(CodeReconnect, "slow consumer")
 	}
-}
-
-// snapshot is a presence channel's member list at one join: slices of
-// buffers that later joins only append to.
-type snapshot struct {
-	ids, hash []byte
-	count     int
-}
-
-// message is the pusher_internal:subscription_succeeded message of ch.
-func (sn snapshot) message(ch string) []byte {
-	chJSON, _ := json.Marshal(ch) // a valid channel name: no escapes
-	cnt := strconv.Itoa(sn.count)
-	b := make([]byte, 0, 128+len(chJSON)+len(sn.ids)+len(sn.hash)+len(cnt))
-	b = append(b, `{"event":"pusher_internal:subscription_succeeded","channel":`...)
-	b = append(b, chJSON...)
-	b = append(b, `,"data":"{\"presence\":{\"ids\":[`...)
-	b = append(b, sn.ids...)
-	b = append(b, `],\"hash\":{`...)
-	b = append(b, sn.hash...)
-	b = append(b, `},\"count\":`...)
-	b = append(b, cnt...)
-	return append(b, `}}"}`...)
-}
-
-// embed is JSON text encoded as the inside of a JSON string (no quotes,
-// HTML characters left as they are).
-func embed(text []byte) []byte {
-	var buf bytes.Buffer
-	e := json.NewEncoder(&buf)
-	e.SetEscapeHTML(false)
-	_ = e.Encode(string(text))
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	return b[1 : len(b)-1]
-}
-
-// newMember encodes a member's entries once.
-func newMember(uid string, info json.RawMessage) *member {
-	m := &member{id: uid, info: info}
-	var idText bytes.Buffer
-	e := json.NewEncoder(&idText)
-	e.SetEscapeHTML(false)
-	_ = e.Encode(uid)
-	m.idEnc = embed(bytes.TrimSuffix(idText.Bytes(), []byte("\n")))
-	var compact bytes.Buffer
-	if len(info) == 0 || json.Compact(&compact, info) != nil {
-		compact.Reset()
-		compact.WriteString("null")
-	}
-	m.entry = append(append(append([]byte(nil), m.idEnc...), ':'), embed(compact.Bytes())...)
-	return m
-}
-
-// add appends m to pc's encoded list (stale: nothing to append to).
-func (pc *presenceChannel) add(m *member) {
-	m.idx = len(pc.order)
-	pc.order = append(pc.order, m)
-	if pc.stale {
-		return
-	}
-	if len(pc.ids) > 0 {
-		pc.ids, pc.hash = append(pc.ids, ','), append(pc.hash, ',')
-	}
-	pc.ids, pc.hash = append(pc.ids, m.idEnc...), append(pc.hash, m.entry...)
-}
-
-// rebuild encodes pc's list again into fresh buffers (a snapshot taken
-// before still reads the old ones).
-func (pc *presenceChannel) rebuild() {
-	var ids, hash []byte
-	for i, m := range pc.order {
-		if i > 0 {
-			ids, hash = append(ids, ','), append(hash, ',')
-		}
-		ids, hash = append(ids, m.idEnc...), append(hash, m.entry...)
-	}
-	pc.ids, pc.hash, pc.stale = ids, hash, false
-}
-
-// join adds s as uid to a presence channel and returns whether uid is a
-// new member and the member list; ok false (nothing changed) when uid is
-// new and the channel already has limit members.
-func (pr *presence) join(name string, s *socket, uid string, info json.RawMessage, limit int) (first bool, sn snapshot, ok bool) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.chans[name]
-	if pc == nil {
-		pc = &presenceChannel{members: map[string]*member{}, sockets: map[*socket]string{}}
-		pr.chans[name] = pc
-	}
-	m := pc.members[uid]
-	if m == nil {
-		if len(pc.members) >= limit {
-			if len(pc.members) == 0 {
-				delete(pr.chans, name)
-			}
-			return false, snapshot{}, false
-		}
-		first = true
-		m = newMember(uid, info)
-		pc.members[uid] = m
-		pc.add(m)
-	}
-	pc.sockets[s] = uid
-	m.conns++
-	if pc.stale {
-		pc.rebuild()
-	}
-	// Full slices: a later append never writes into what sn reads.
-	return first, snapshot{ids: pc.ids[:len(pc.ids):len(pc.ids)], hash: pc.hash[:len(pc.hash):len(pc.hash)], count: len(pc.order)}, true
-}
-
-// leave removes s from a presence channel and returns its user id and
-// whether that user left (s was its last connection).
-func (pr *presence) leave(name string, s *socket) (string, bool) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.chans[name]
-	if pc == nil {
-		return "", false
-	}
-	uid, ok := pc.sockets[s]
-	if !ok {
-		return "", false
-	}
-	delete(pc.sockets, s)
-	m := pc.members[uid]
-	m.conns--
-	if m.conns > 0 {
-		return uid, false
-	}
-	delete(pc.members, uid)
-	last := pc.order[len(pc.order)-1]
-	pc.order[m.idx], last.idx = last, m.idx
-	pc.order[len(pc.order)-1] = nil
-	pc.order = pc.order[:len(pc.order)-1]
-	pc.stale = true
-	if len(pc.members) == 0 {
-		delete(pr.chans, name)
-	}
-	return uid, true
-}
-
-// userOf is s's user id in a presence channel.
-func (pr *presence) userOf(name string, s *socket) (string, bool) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pc := pr.chans[name]; pc != nil {
-		uid, ok := pc.sockets[s]
-		return uid, ok
-	}
-	return "", false
-}
-
-// users lists a presence channel's user ids.
-func (pr *presence) users(name string) []string {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.chans[name]
-	if pc == nil {
-		return []string{}
-	}
-	out := make([]string, 0, len(pc.members))
-	for id := range pc.members {
-		out = append(out, id)
-	}
-	return out
-}
-
-// count is a presence channel's number of users.
-func (pr *presence) count(name string) int {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pc := pr.chans[name]; pc != nil {
-		return len(pc.members)
-	}
-	return 0
 }

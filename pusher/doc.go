@@ -3,9 +3,28 @@
 package pusher
 
 import (
+	"context"
+	"time"
+
 	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/pool"
 )
+
+// Broker carries a multi-node deployment's events between the Pusher hubs
+// of its nodes (the broker package's NATS broker has these methods).
+// Acquire and Release run on event loops and must not block; Publish may.
+type Broker interface {
+	// Publish stores data as channel's next message and has it delivered
+	// to the channel's subscribers on every node, this one included.
+	Publish(ctx context.Context, channel string, data []byte) (hub.Position, error)
+	// Acquire counts a local subscriber of channel; it returns true when
+	// the hub's copy of the channel is current, else false and calls
+	// ready once, from any goroutine, when the subscription may proceed.
+	Acquire(channel string, since *hub.Position, ready func()) bool
+	// Release counts a local subscriber fewer.
+	Release(channel string)
+}
 
 // SlowPolicy is what happens to a subscriber whose output budget cannot
 // take an event: "close" (4200, reconnect at once), "close-policy" (4100,
@@ -38,4 +57,24 @@ type Options struct {
 	ActivityTimeout int
 	// Webhooks tune the webhooks of the apps that list URLs.
 	Webhooks WebhookOptions
+
+	// Broker, when set, carries every event to the Pusher hub of every
+	// node (a NATS broker bound to Hub): triggered and client events are
+	// published through it, never to Hub directly, and each subscription
+	// acquires its channel from it first. Nil: one node, Hub is the truth.
+	Broker Broker
+	// Workers run the Broker publishes of client events, in order per
+	// connection (nil: a goroutine each).
+	Workers *pool.Workers
+	// Roster, when set, shares presence with the other nodes: this node's
+	// members are written to it, and theirs come back through
+	// Protocol.RemoteChange. Nil: presence is this node's.
+	Roster Roster
+	// LeaveDelay is how long a member whose last connection (in the
+	// cluster) left stays in its channels before member_removed, so that
+	// a reload is no leave (0: DefaultLeaveDelay; negative: none).
+	LeaveDelay time.Duration
+	// Node is this process's number in socket ids, 1 to 2^23-1, unique
+	// among the nodes of a cluster; 0 draws one at random.
+	Node uint32
 }

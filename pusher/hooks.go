@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/herald-push/herald/pusher/webhook"
@@ -31,30 +30,15 @@ type WebhookOptions struct {
 }
 
 // hooks is the Protocol's webhook state: a dispatcher per app with URLs
-// and the occupancy of those apps' channels, across loops.
+// (occupancy decides the channel events, presence the member events).
 type hooks struct {
 	by       map[*App]*webhook.Dispatcher
 	counters webhook.Counters
-	delay    time.Duration
-
-	mu    sync.Mutex
-	chans map[string]*occupancy // by hub name
-}
-
-// occupancy is one channel's subscriptions on this node; pending while
-// its channel_vacated waits out the delay (gen names that wait).
-type occupancy struct {
-	n       int
-	gen     uint64
-	pending bool
 }
 
 // newHooks starts a dispatcher for each app with webhooks.
 func newHooks(apps map[string]*App, o WebhookOptions) (*hooks, error) {
-	h := &hooks{by: map[*App]*webhook.Dispatcher{}, chans: map[string]*occupancy{}, delay: o.VacateDelay}
-	if h.delay == 0 {
-		h.delay = DefaultVacateDelay
-	}
+	h := &hooks{by: map[*App]*webhook.Dispatcher{}}
 	for _, a := range apps {
 		if len(a.Webhooks) == 0 {
 			continue
@@ -88,67 +72,12 @@ func (h *hooks) of(a *App) *webhook.Dispatcher {
 	return h.by[a]
 }
 
-// subscribed counts a subscription to ch: the channel's first posts
-// channel_occupied, unless it ends a pending channel_vacated.
-func (h *hooks) subscribed(a *App, ch string) {
-	d := h.of(a)
-	if d == nil || strings.HasPrefix(ch, serverToUserPrefix) {
-		return
+// channel posts channel_occupied or channel_vacated (never for the
+// #server-to-user- channels).
+func (h *hooks) channel(a *App, ch, name string) {
+	if d := h.of(a); d != nil && !strings.HasPrefix(ch, serverToUserPrefix) {
+		d.Send(webhook.Event{Name: name, Channel: ch})
 	}
-	name := hubName(a, ch)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	o := h.chans[name]
-	if o == nil {
-		o = &occupancy{}
-		h.chans[name] = o
-	}
-	o.n++
-	if o.n > 1 {
-		return
-	}
-	if o.pending {
-		o.pending = false
-		o.gen++
-		return
-	}
-	d.Send(webhook.Event{Name: webhook.ChannelOccupied, Channel: ch})
-}
-
-// unsubscribed counts a subscription's end: the channel's last posts
-// channel_vacated after the delay, if nobody subscribed meanwhile.
-func (h *hooks) unsubscribed(a *App, ch string) {
-	d := h.of(a)
-	if d == nil || strings.HasPrefix(ch, serverToUserPrefix) {
-		return
-	}
-	name := hubName(a, ch)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	o := h.chans[name]
-	if o == nil || o.n == 0 {
-		return
-	}
-	o.n--
-	if o.n > 0 {
-		return
-	}
-	if h.delay < 0 {
-		delete(h.chans, name)
-		d.Send(webhook.Event{Name: webhook.ChannelVacated, Channel: ch})
-		return
-	}
-	o.pending = true
-	o.gen++
-	gen := o.gen
-	time.AfterFunc(h.delay, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if h.chans[name] == o && o.pending && o.gen == gen {
-			delete(h.chans, name)
-			d.Send(webhook.Event{Name: webhook.ChannelVacated, Channel: ch})
-		}
-	})
 }
 
 // member posts member_added or member_removed.

@@ -87,7 +87,8 @@ func withHooks(r *hookReceiver, vacate time.Duration, edit func(*Options)) func(
 
 func TestWebhookEvents(t *testing.T) {
 	r := newHookReceiver(t, nil)
-	n := start(t, withHooks(r, 20*time.Millisecond, nil))
+	// No leave delay: member_removed before the channel's vacated.
+	n := start(t, withHooks(r, 20*time.Millisecond, func(o *Options) { o.LeaveDelay = -1 }))
 	const ch = "presence-room"
 	cd := func(uid string) string { return `{"user_id":"` + uid + `"}` }
 	a1, a2, b := n.connect(t), n.connect(t), n.connect(t)

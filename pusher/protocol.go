@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,9 +92,14 @@ type Protocol struct {
 	loops []protoLoop
 
 	interval, tolerance int64
-	tagKey              [32]byte
-	presence            presence
-	hooks               *hooks // nil: no app has webhooks
+	// node is this process's part of every socket id (a random number,
+	// shifted above the connection ids); tagKeys key each app's socket-id
+	// tags (from the app's secret, so every node checks every node's ids).
+	node     uint64
+	tagKeys  map[*App][]byte
+	presence presence
+	occ      *occupancy // nil: the hub counts, no webhooks
+	hooks    *hooks     // nil: no app has webhooks
 
 	unknownApp, authFailed, clientEvents, rateClosed, slowClosed, dropped, subLimited atomic.Uint64
 	membersLimited, userInfoLimited, budgetClosed                                     atomic.Uint64
@@ -116,6 +120,7 @@ type socket struct {
 	c        *server.Conn
 	app      *App // nil: unknown key (closed with 4001 at open)
 	channels []string
+	pending  []*pending // subscriptions waiting for the Broker
 	tat      int64
 	bad      uint8 // protocol version refused (closed with 4007 at open)
 }
@@ -134,17 +139,28 @@ func New(o Options) *Protocol {
 	if o.ActivityTimeout <= 0 {
 		o.ActivityTimeout = defaultActivity
 	}
-	p := &Protocol{o: o, apps: map[string]*App{}, byID: map[string]*App{}}
+	p := &Protocol{o: o, apps: map[string]*App{}, byID: map[string]*App{}, tagKeys: map[*App][]byte{}}
 	for i := range o.Apps {
 		a := &o.Apps[i]
 		p.apps[a.Key], p.byID[a.ID] = a, a
+		m := hmac.New(sha256.New, []byte(a.Secret))
+		m.Write([]byte("herald pusher socket id"))
+		p.tagKeys[a] = m.Sum(nil)
+	}
+	p.node = uint64(o.Node) << connBits
+	if o.Node == 0 {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		p.node = uint64(1+binary.BigEndian.Uint32(b[:])%(1<<nodeBits-1)) << connBits
 	}
 	if o.CommandRate > 0 {
 		p.interval = max(1, int64(float64(time.Second)/o.CommandRate))
 		p.tolerance = p.interval * max(1, int64(2*o.CommandRate)-1)
 	}
-	_, _ = rand.Read(p.tagKey[:])
-	p.presence.chans = map[string]*presenceChannel{}
+	p.presence = presence{p: p, delay: o.LeaveDelay, chans: map[string]*presenceChannel{}}
+	if p.presence.delay == 0 {
+		p.presence.delay = DefaultLeaveDelay
+	}
 	for _, a := range p.apps {
 		if len(a.Webhooks) > 0 {
 			// Validate has checked the URLs: newHooks cannot fail on them.
@@ -154,6 +170,7 @@ func New(o Options) *Protocol {
 			break
 		}
 	}
+	p.occ = newOccupancy(p, o.Webhooks.VacateDelay)
 	return p
 }
 
@@ -230,7 +247,7 @@ func (p *Protocol) OnOpen(c *server.Conn) {
 		p.fail(s, CodeBadProtocol, "Unsupported protocol version")
 		return
 	}
-	inner, _ := json.Marshal(map[string]any{"socket_id": p.socketID(c.ID()), "activity_timeout": p.o.ActivityTimeout})
+	inner, _ := json.Marshal(map[string]any{"socket_id": p.socketID(s), "activity_timeout": p.o.ActivityTimeout})
 	p.send(s, map[string]any{"event": "pusher:connection_established", "data": string(inner)})
 }
 
@@ -283,35 +300,52 @@ func (p *Protocol) OnClose(c *server.Conn) {
 	}
 }
 
-// socketID is the Pusher socket id of connection id: "{id}.{tag}", the
-// tag a keyed hash of the id, so an id names one live connection of this
-// process.
-func (p *Protocol) socketID(id uint64) string {
-	return strconv.FormatUint(id, 10) + "." + strconv.FormatUint(uint64(p.tag(id)), 10)
+// Socket numbers: the first part of a socket id is the node's number
+// (nodeBits, drawn at random by each process unless Options.Node sets it)
+// above the connection id (connBits), so that the ids of two nodes differ
+// and an id of an earlier process names no connection of this one.
+const (
+	connBits = 40
+	nodeBits = 23
+)
+
+// num is s's socket number, the first part of its socket id, unique
+// across the nodes of a cluster: what an exclusion (socket_id) names.
+func (s *socket) num() uint64 { return s.p.node | s.c.ID() }
+
+// socketID is s's Pusher socket id: "{number}.{tag}", the tag a hash of
+// the number keyed by the app's secret.
+func (p *Protocol) socketID(s *socket) string {
+	return p.formatSocketID(s.app, s.num())
 }
 
-func (p *Protocol) tag(id uint64) uint32 {
-	m := hmac.New(sha256.New, p.tagKey[:])
+// formatSocketID is the socket id of number n in app a.
+func (p *Protocol) formatSocketID(a *App, n uint64) string {
+	return strconv.FormatUint(n, 10) + "." + strconv.FormatUint(uint64(p.tag(a, n)), 10)
+}
+
+func (p *Protocol) tag(a *App, n uint64) uint32 {
+	m := hmac.New(sha256.New, p.tagKeys[a])
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], id)
+	binary.BigEndian.PutUint64(b[:], n)
 	m.Write(b[:])
 	return binary.BigEndian.Uint32(m.Sum(nil)) % 1_000_000_000
 }
 
-// parseSocketID returns the connection id a socket id names: ok false
-// when it is malformed, id 0 when it is well formed but names no
-// connection of this process.
-func (p *Protocol) parseSocketID(sid string) (id uint64, ok bool) {
-	a, b, found := strings.Cut(sid, ".")
+// parseSocketID returns the socket number a socket id of app a names: ok
+// false when it is malformed, n 0 when it is well formed but its tag is
+// not the app's (it names no connection of any node).
+func (p *Protocol) parseSocketID(a *App, sid string) (n uint64, ok bool) {
+	x, y, found := strings.Cut(sid, ".")
 	if !found {
 		return 0, false
 	}
-	n, err1 := strconv.ParseUint(a, 10, 64)
-	t, err2 := strconv.ParseUint(b, 10, 64)
+	n, err1 := strconv.ParseUint(x, 10, 64)
+	t, err2 := strconv.ParseUint(y, 10, 64)
 	if err1 != nil || err2 != nil {
 		return 0, false
 	}
-	if uint64(p.tag(n)) != t {
+	if uint64(p.tag(a, n)) != t {
 		return 0, true
 	}
 	return n, true
@@ -406,38 +440,4 @@ func isCache(ch string) bool {
 		}
 	}
 	return false
-}
-
-// presence is the node's presence registry: who is in each presence
-// channel, one member per user id however many connections it has.
-//
-// Each channel keeps its member list encoded as it appears in
-// subscription_succeeded's data string (ids and hash, each member's
-// entries encoded once, when it joins), appended to as members join and
-// rebuilt into fresh buffers only after a member left: a join costs O(1)
-// amortised under mu; the message is assembled outside it, from buffers
-// no later join writes into.
-type presence struct {
-	mu    sync.Mutex
-	chans map[string]*presenceChannel // by hub name
-}
-
-type presenceChannel struct {
-	members map[string]*member // by user id
-	sockets map[*socket]string // each subscribed socket's user id
-	order   []*member          // the members, in list order
-	// ids and hash are the encoded list ("\"a\",\"b\"" and
-	// "\"a\":{..},\"b\":null"); stale after a member left, until the
-	// next join rebuilds them.
-	ids, hash []byte
-	stale     bool
-}
-
-type member struct {
-	id    string
-	info  json.RawMessage // user_info (null when none)
-	idEnc []byte          // the id, JSON-encoded within the data string
-	entry []byte          // idEnc ":" user_info, JSON-encoded within the data string
-	idx   int             // position in order
-	conns int
 }

@@ -219,12 +219,23 @@ func TestDrainAdvisesReconnect(t *testing.T) {
 
 func TestSocketID(t *testing.T) {
 	p := New(Options{Apps: []App{testApp}})
-	sid := p.socketID(12345)
-	if id, ok := p.parseSocketID(sid); !ok || id != 12345 {
+	a := p.byID[testApp.ID]
+	n := p.node | 12345
+	sid := p.formatSocketID(a, n)
+	if id, ok := p.parseSocketID(a, sid); !ok || id != n {
 		t.Fatalf("%s: %d %v", sid, id, ok)
 	}
-	if id, ok := p.parseSocketID("12345.1"); !ok || id != 0 {
+	if id, ok := p.parseSocketID(a, "12345.1"); !ok || id != 0 {
 		t.Errorf("forged tag: %d %v", id, ok)
+	}
+	// Another node (another process) reads the same id, and numbers its
+	// own connections apart.
+	q := New(Options{Apps: []App{testApp}, Node: 7})
+	if id, ok := q.parseSocketID(q.byID[testApp.ID], sid); !ok || id != n {
+		t.Errorf("another node reads %s as %d %v", sid, id, ok)
+	}
+	if q.node == p.node || q.node != 7<<connBits {
+		t.Errorf("node numbers %x and %x", p.node, q.node)
 	}
 	if err := Validate([]App{testApp, testApp}); err == nil {
 		t.Error("duplicate apps accepted")

@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,7 +52,7 @@ func (p *Protocol) Trigger(appID string, ev Event) error {
 	}
 	var exclude uint64
 	if ev.SocketID != "" {
-		id, ok := p.parseSocketID(ev.SocketID)
+		id, ok := p.parseSocketID(a, ev.SocketID)
 		if !ok {
 			return fmt.Errorf("socket_id %q: want NNN.NNN: %w", ev.SocketID, ErrBadRequest)
 		}
@@ -62,7 +63,7 @@ func (p *Protocol) Trigger(appID string, ev Event) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
-		if _, err := p.o.Hub.Publish(hubName(a, ch), wire(kindEvent, exclude, b)); err != nil {
+		if err := p.publish(hubName(a, ch), wire(kindEvent, exclude, b)); err != nil {
 			switch {
 			case errors.Is(err, hub.ErrTooLarge):
 				return fmt.Errorf("%w: %w", ErrTooLarge, err)
@@ -77,9 +78,25 @@ func (p *Protocol) Trigger(appID string, ev Event) error {
 	return nil
 }
 
+// publish sends a hub payload to channel name: through the Broker, to
+// every node, when there is one, else to the hub.
+func (p *Protocol) publish(name string, data []byte) error {
+	if p.o.Broker == nil {
+		_, err := p.o.Hub.Publish(name, data)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	_, err := p.o.Broker.Publish(ctx, name, data)
+	return err
+}
+
 // info describes one hub channel: every field is set (the API keeps those
 // asked for); UserCount only for presence channels.
 func (p *Protocol) info(name, ch string, ci hub.ChannelInfo) ChannelInfo {
+	if n, ok := p.occ.count(name); ok {
+		ci.Subscribers = n // the cluster's
+	}
 	out := ChannelInfo{Occupied: ci.Subscribers > 0, SubscriptionCount: ci.Subscribers}
 	if isPresence(ch) {
 		out.UserCount = p.presence.count(name)
@@ -94,6 +111,17 @@ func (p *Protocol) Channels(appID, prefix string) (map[string]ChannelInfo, error
 		return nil, err
 	}
 	out := map[string]ChannelInfo{}
+	if p.o.Roster != nil {
+		// Every node's channels, as the roster tells them.
+		for ch, n := range p.occ.list(a, prefix) {
+			info := ChannelInfo{Occupied: true, SubscriptionCount: n}
+			if isPresence(ch) {
+				info.UserCount = p.presence.count(hubName(a, ch))
+			}
+			out[ch] = info
+		}
+		return out, nil
+	}
 	o := hub.ListOptions{Prefix: hubName(a, prefix), Limit: 1000}
 	for {
 		page, more := p.o.Hub.List(o)
@@ -125,7 +153,8 @@ func (p *Protocol) Channel(appID, ch string) (ChannelInfo, error) {
 	return p.info(name, ch, ci), nil
 }
 
-// Users lists the user ids present in a presence channel of this node.
+// Users lists the user ids present in a presence channel: of the whole
+// cluster with a Roster.
 func (p *Protocol) Users(appID, ch string) ([]string, error) {
 	a, err := p.app(appID)
 	if err != nil {
