@@ -56,7 +56,7 @@ type fakeConn struct {
 // fake server cuts it off as a slow consumer. A client that stopped
 // reading always reaches it; one that reads must not, however busy the
 // machine: it is far longer than any stall of a reading client.
-const fakeWriteTimeout = 2 * time.Second
+const fakeWriteTimeout = 5 * time.Second
 
 // write sends p, and cuts off a client that has not taken it within
 // fakeWriteTimeout (a slow consumer).

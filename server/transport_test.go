@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/herald-push/herald/codec"
@@ -41,11 +42,17 @@ func TestCloseCodes(t *testing.T) {
 		{name: "app close", byApp: func(c *Conn) { c.Close(4321, "app says so") }, code: 4321, reason: "app says so"},
 		{name: "token expiry", byApp: func(c *Conn) { c.expiresAt = 1; c.pc.SetTimer(1) }, code: CloseTokenExpired, reason: "token expired"},
 	}
+	// The subtests run in parallel on one server: dialling and taking the
+	// opened connection are paired under a lock, so that each subtest acts
+	// on its own connection.
+	var dialing sync.Mutex
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			dialing.Lock()
 			wc := wstest.Dial(t, s.Addr().String(), wstest.Options{})
 			c := <-app.opened
+			dialing.Unlock()
 			if tc.byApp != nil {
 				onLoop(t, c, func() { tc.byApp(c) })
 			}
@@ -112,14 +119,17 @@ func TestWriteFrame(t *testing.T) {
 		{name: "deflate, small window", ext: "permessage-deflate; server_max_window_bits=10", rsv1: true, payload: small},
 		{name: "deflate, not worth it", ext: "permessage-deflate", payload: "tiny"},
 	}
+	var dialing sync.Mutex // pairs each subtest's dial with its opened connection
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			dialing.Lock()
 			wc := wstest.Dial(t, s.Addr().String(), wstest.Options{Extensions: tc.ext})
+			c := <-app.opened
+			dialing.Unlock()
 			if tc.ext != "" && wc.Extensions == "" {
 				t.Fatal("permessage-deflate not negotiated")
 			}
-			c := <-app.opened
 			f := NewFrame(codec.AppendFrame(nil, codec.OpText, true, []byte(tc.payload)))
 			var ok, tooBig, open bool
 			onLoop(t, c, func() {
