@@ -325,6 +325,11 @@ func (s *Server) open(pc *poller.Conn, li int32, peer *tlsPeer) {
 		s.refuse(pc, 503, "server is draining")
 		return
 	}
+	// TLS connections were paced by the TLS listener (tlsSide.admit).
+	if peer == nil && s.paced() {
+		s.refusePaced(c)
+		return
+	}
 	if s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
 		s.stats.HandshakesFailed.Add(1)
 		s.stats.RefusedMaxConns.Add(1)

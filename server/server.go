@@ -78,6 +78,9 @@ type Server struct {
 	// adm counts what is held at accept: handshakes in progress, per
 	// address.
 	adm admission
+	// pace is the accept pace's bucket (Config.AcceptRate), nil without
+	// one.
+	pace *rate.Limiter
 	// inbound is the reassembly memory of the fragmented messages in
 	// progress; the poller counts the partial frames it holds.
 	inbound atomic.Int64
@@ -156,6 +159,9 @@ type counters struct {
 	RefusedHandshakesPerIP atomic.Uint64
 	RefusedConnsPerIP      atomic.Uint64
 	RefusedMaxConns        atomic.Uint64
+	// RefusedAcceptRate counts connections refused at accept by the
+	// accept pace (Config.AcceptRate).
+	RefusedAcceptRate atomic.Uint64
 	// FirstByteTimeouts counts the handshake timeouts of connections that
 	// sent nothing (Config.FirstByteTimeout; also in HandshakeTimeouts).
 	FirstByteTimeouts atomic.Uint64
@@ -204,6 +210,7 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		hsLimit: codec.HandshakeLimits{MaxHeaderBytes: cfg.MaxHeaderBytes},
 	}
 	s.adm.init(cfg)
+	s.pace = newPace(cfg)
 	if cfg.Compression {
 		z, err := codec.NewDeflate(codec.DeflateConfig{
 			Level:       cfg.CompressionLevel,

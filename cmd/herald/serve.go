@@ -153,6 +153,9 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&o.PusherSecret, "pusher-secret", o.PusherSecret, "the Pusher app's secret (signs channel auth); prefer --pusher-secret-file or HERALD_PUSHER_SECRET, a flag shows in ps")
 	fs.StringVar(&o.PusherSecretFile, "pusher-secret-file", o.PusherSecretFile, "file holding the Pusher app's secret (its first line)")
 	fs.StringSliceVar(&o.PusherWebhooks, "pusher-webhook", o.PusherWebhooks, "http(s) URL the Pusher app's webhooks are posted to (repeatable)")
+	// Accept pace.
+	fs.Float64Var(&c.AcceptRate, "accept-rate", c.AcceptRate, "new connections per second the node takes, plain and TLS together; past it 503 with Retry-After (TLS: closed before the handshake); 0 = no pace")
+	fs.IntVar(&c.AcceptBurst, "accept-burst", c.AcceptBurst, "new connections that may arrive at once above --accept-rate (0 = one second's worth)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
