@@ -340,7 +340,7 @@ func (s *Server) open(pc *poller.Conn, li int32, peer *tlsPeer) {
 	if peer == nil {
 		// Plain connections are admitted here, as they are accepted;
 		// TLS ones were admitted by the TLS listener (see tlsSide.admit).
-		ip, hasIP := peerIP(pc.RemoteAddr())
+		ip, hasIP := s.adm.peerOf(pc)
 		hold, status, reason := s.admit(ip, hasIP)
 		if status != 0 {
 			s.stats.HandshakesFailed.Add(1)

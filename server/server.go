@@ -456,6 +456,16 @@ func (a *admission) init(cfg Config) {
 	}
 }
 
+// peerOf is the address the per-address limits count pc under: none
+// (and no system call) when neither limit is on.
+func (a *admission) peerOf(pc *poller.Conn) (netip.Addr, bool) {
+	if a.hsPerIP == nil && a.connsPerIP == nil {
+		return netip.Addr{}, false
+	}
+	ap, ok := pc.RemoteAddrPort()
+	return ap.Addr(), ok
+}
+
 // ipHold is what one connection holds against the per-address limits.
 type ipHold struct {
 	ip       netip.Addr
