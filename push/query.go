@@ -15,9 +15,10 @@ type query string
 // parseQuery returns raw as a query; bad escapes keep the raw text.
 func parseQuery(raw string) query { return query(raw) }
 
-// each calls fn with every key and value, unescaped, in order, until fn
-// returns false.
-func (q query) each(fn func(k, v string) bool) {
+// each calls fn with every key, unescaped, and its value as sent (the
+// caller unescapes the values it uses), in order, until fn returns
+// false.
+func (q query) each(fn func(k, rawV string) bool) {
 	raw := string(q)
 	for raw != "" {
 		var kv string
@@ -26,7 +27,7 @@ func (q query) each(fn func(k, v string) bool) {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
-		if !fn(unescape(k), unescape(v)) {
+		if !fn(unescape(k), v) {
 			return
 		}
 	}
@@ -48,7 +49,7 @@ func (q query) first(k string) string {
 	var out string
 	q.each(func(key, v string) bool {
 		if key == k {
-			out = v
+			out = unescape(v)
 			return false
 		}
 		return true
@@ -60,7 +61,7 @@ func (q query) all(k string) []string {
 	var out []string
 	q.each(func(key, v string) bool {
 		if key == k {
-			out = append(out, v)
+			out = append(out, unescape(v))
 		}
 		return true
 	})
@@ -107,7 +108,7 @@ func (q query) pending() *pendingSubs {
 		if k != "since" {
 			return true
 		}
-		ch, pos, ok := parsePosition(v)
+		ch, pos, ok := parsePosition(unescape(v))
 		if !ok {
 			return true
 		}
@@ -123,10 +124,13 @@ func (q query) pending() *pendingSubs {
 // at is the recovery position asked for ch, a copy of its own, or nil;
 // ps may be nil. Only a position found is allocated.
 func (ps *pendingSubs) at(ch string) *hub.Position {
-	if p, ok := ps.sinceOf(ch); ok {
-		return &p
+	p, ok := ps.sinceOf(ch)
+	if !ok {
+		return nil
 	}
-	return nil
+	np := new(hub.Position)
+	*np = p
+	return np
 }
 
 // sinceOf is the recovery position asked for ch, if any; ps may be nil.
