@@ -187,3 +187,26 @@ func TestAcceptPaceTLS(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestAcceptPaceConfig: no bucket without a rate, a second's worth of
+// burst by default, negative settings refused.
+func TestAcceptPaceConfig(t *testing.T) {
+	t.Parallel()
+	if newPace(Config{}) != nil {
+		t.Error("a bucket without AcceptRate")
+	}
+	if l := newPace(Config{AcceptRate: 250}); l == nil || l.Burst() != 250 {
+		t.Errorf("default burst: %v, want 250", l)
+	}
+	if l := newPace(Config{AcceptRate: 0.5}); l == nil || l.Burst() != 1 {
+		t.Errorf("burst of a slow pace: %v, want 1", l)
+	}
+	if l := newPace(Config{AcceptRate: 10, AcceptBurst: 3}); l == nil || l.Burst() != 3 {
+		t.Errorf("burst: %v, want 3", l)
+	}
+	for _, c := range []Config{{Listen: ":0", AcceptRate: -1}, {Listen: ":0", AcceptBurst: -1}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v: no error", c)
+		}
+	}
+}
