@@ -92,6 +92,7 @@ var nodeMetrics = []metric{
 	{"limit_refusals_total", helpRefusals, counter, "limit", "handshakes_per_ip", func(s *Stats) float64 { return u(s.Server.RefusedHandshakesPerIP) }},
 	{"limit_refusals_total", helpRefusals, counter, "limit", "conns_per_ip", func(s *Stats) float64 { return u(s.Server.RefusedConnsPerIP) }},
 	{"limit_refusals_total", helpRefusals, counter, "limit", "max_conns", func(s *Stats) float64 { return u(s.Server.RefusedMaxConns) }},
+	{"limit_refusals_total", helpRefusals, counter, "limit", "accept_rate", func(s *Stats) float64 { return u(s.Server.RefusedAcceptRate) }},
 	{"limit_refusals_total", helpRefusals, counter, "limit", "fds", func(s *Stats) float64 { return u(s.Server.RefusedFds) }},
 	{"limit_refusals_total", helpRefusals, counter, "limit", "subscriptions", func(s *Stats) float64 { return u(s.Push.SubscriptionLimited) }},
 	{"limit_refusals_total", helpRefusals, counter, "limit", "channels", func(s *Stats) float64 { return u(s.Hub.ChannelLimited) }},

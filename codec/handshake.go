@@ -364,6 +364,16 @@ func AppendAccept(dst []byte, req *Request, protocol string, extensions string) 
 // soon rather than at once), and reason as the body (control characters in it become spaces). The caller
 // closes the connection once it is written.
 func AppendHTTPError(dst []byte, status int, reason string) []byte {
+	retry := 0
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		retry = 1
+	}
+	return AppendHTTPRetry(dst, status, reason, retry)
+}
+
+// AppendHTTPRetry is AppendHTTPError with a Retry-After of retryAfter
+// seconds, whatever the status; none when retryAfter is 0 or less.
+func AppendHTTPRetry(dst []byte, status int, reason string, retryAfter int) []byte {
 	text := http.StatusText(status)
 	if text == "" {
 		text = "Error"
@@ -383,8 +393,11 @@ func AppendHTTPError(dst []byte, status int, reason string) []byte {
 		dst = append(dst, "Allow: GET\r\n"...)
 	case http.StatusUpgradeRequired:
 		dst = append(dst, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"...)
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		dst = append(dst, "Retry-After: 1\r\n"...)
+	}
+	if retryAfter > 0 {
+		dst = append(dst, "Retry-After: "...)
+		dst = strconv.AppendInt(dst, int64(retryAfter), 10)
+		dst = append(dst, "\r\n"...)
 	}
 	dst = append(dst, "\r\n"...)
 	for i := 0; i < len(reason); i++ {

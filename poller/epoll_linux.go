@@ -72,7 +72,12 @@ type epollLoop struct {
 
 	// Loop goroutine only from here on.
 
-	lns    []int        // listening sockets this loop accepts on
+	lns []int // listening sockets this loop accepts on
+	// peer is the address accept4 wrote for the connection being opened,
+	// peerFd its descriptor while OnOpen runs (-1 otherwise), so that
+	// OnOpen's RemoteAddrPort costs no getpeername.
+	peer   unix.RawSockaddrAny
+	peerFd int32
 	next   int          // round-robin position among peers (acceptor)
 	fds    []*Conn      // open connections by fd
 	rbuf   []byte       // the loop's read buffer
@@ -132,6 +137,7 @@ func newEpollLoop(k *core, idx int, bufs *pool.Bytes) (*epollLoop, error) {
 		bufs:    bufs,
 		done:    make(chan struct{}),
 		reserve: -1,
+		peerFd:  -1,
 		rbuf:    make([]byte, k.cfg.ReadBufferCap),
 		events:  make([]unix.EpollEvent, epollBatch),
 	}
@@ -336,13 +342,14 @@ func (e *epollLoop) shutdown() {
 }
 
 // open registers fd, a connected socket, as connection c (a new one if c
-// is nil) and calls OnOpen. On failure fd is closed.
-func (e *epollLoop) open(fd int, c *Conn) error {
+// is nil) and calls OnOpen; accepted says fd came from the loops'
+// listeners. On failure fd is closed.
+func (e *epollLoop) open(fd int, c *Conn, accepted bool) error {
 	k := e.l.k
 	if c == nil {
 		c = &Conn{id: k.nextID.Add(1)}
 	}
-	setSockOpts(fd, &k.cfg, k.log)
+	setSockOpts(fd, &k.cfg, k.log, accepted)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: int32(uint32(c.id))}
 	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		_ = unix.Close(fd)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -107,6 +108,14 @@ func (d *gnetDriver) addr(c *Conn, remote bool) net.Addr {
 		return c.x.gc.RemoteAddr()
 	}
 	return c.x.gc.LocalAddr()
+}
+
+func (d *gnetDriver) addrPort(c *Conn) (netip.AddrPort, bool) {
+	if a, ok := c.x.gc.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
+	}
+	return netip.AddrPort{}, false
 }
 
 func (d *gnetDriver) post(fn func()) error {

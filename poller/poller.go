@@ -1,6 +1,9 @@
 package poller
 
-import "net"
+import (
+	"net"
+	"net/netip"
+)
 
 // A backend runs the loops over the operating system's readiness API and
 // owns the sockets; everything else in the package (Conn, Loop and its
@@ -49,6 +52,9 @@ type driver interface {
 	finish(c *Conn)
 	// addr returns c's remote (or local) address, nil if unknown.
 	addr(c *Conn, remote bool) net.Addr
+	// addrPort returns c's remote IP and port, false if unknown; it
+	// allocates nothing.
+	addrPort(c *Conn) (netip.AddrPort, bool)
 	// post queues fn to run on the loop through Loop.runTask and wakes the
 	// loop. Safe for concurrent use. Once the loop is stopping it returns
 	// ErrStopped (possibly wrapped) and fn never runs.

@@ -2,6 +2,7 @@ package poller
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -13,12 +14,13 @@ type stubDriver struct {
 	writes int
 }
 
-func (s *stubDriver) write(c *Conn, bufs [][]byte)       { s.writes++ }
-func (s *stubDriver) outbound(c *Conn) int               { return 0 }
-func (s *stubDriver) shut(c *Conn)                       { s.l.remove(c) }
-func (s *stubDriver) finish(c *Conn)                     { s.l.remove(c) }
-func (s *stubDriver) addr(c *Conn, remote bool) net.Addr { return nil }
-func (s *stubDriver) post(fn func()) error               { s.l.runTask(fn); return nil }
+func (s *stubDriver) write(c *Conn, bufs [][]byte)          { s.writes++ }
+func (s *stubDriver) outbound(c *Conn) int                  { return 0 }
+func (s *stubDriver) shut(c *Conn)                          { s.l.remove(c) }
+func (s *stubDriver) finish(c *Conn)                        { s.l.remove(c) }
+func (s *stubDriver) addr(c *Conn, remote bool) net.Addr    { return nil }
+func (s *stubDriver) addrPort(*Conn) (netip.AddrPort, bool) { return netip.AddrPort{}, false }
+func (s *stubDriver) post(fn func()) error                  { s.l.runTask(fn); return nil }
 
 // timerLog records the wheel tick at which each connection's timer fired.
 type timerLog struct {

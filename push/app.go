@@ -364,20 +364,16 @@ func (a *App) OnOpen(c *server.Conn) {
 		}
 		pl.users[sub] = append(pl.users[sub], sess)
 		var since *hub.Position
-		if p, ok := ps.sinceOf("user:" + sub); ok && sess.streaming() {
+		if sess.streaming() {
 			// A stream's id carries the personal channel's position too.
-			since = &p
+			since = ps.at("user:" + sub)
 		}
 		a.subscribe(sess, "user:"+sub, since, nil, true)
 	}
 	if ps != nil {
 		delete(pl.pending, sess)
 		for _, ch := range ps.channels {
-			var since *hub.Position
-			if p, ok := ps.since[ch]; ok {
-				since = &p
-			}
-			a.subscribe(sess, ch, since, nil, false)
+			a.subscribe(sess, ch, ps.at(ch), nil, false)
 		}
 	}
 }

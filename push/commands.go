@@ -194,6 +194,8 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 	a.addChannel(s, ch)
 	if s.streaming() {
 		a.streamJoined(s, ch, pos, since, recovered)
+	} else if !quiet && !s.raw && len(id) == 0 {
+		a.replySubscribed(s, ch, pos, since != nil, recovered)
 	} else if !quiet && !s.raw {
 		r := map[string]any{"op": "subscribed", "channel": ch, "offset": pos.Offset, "epoch": pos.Epoch}
 		if since != nil {

@@ -7,12 +7,19 @@ import (
 	"github.com/herald-push/herald/hub"
 )
 
-// query is a parsed URL query that keeps order and repeats.
-type query [][2]string
+// query is a raw URL query, read in order with its repeats. It is parsed
+// on each look-up rather than into a slice: an upgrade asks for a handful
+// of keys, and a parse would allocate on every handshake.
+type query string
 
-// parseQuery parses a raw query; bad escapes keep the raw text.
-func parseQuery(raw string) query {
-	var q query
+// parseQuery returns raw as a query; bad escapes keep the raw text.
+func parseQuery(raw string) query { return query(raw) }
+
+// each calls fn with every key, unescaped, and its value as sent (the
+// caller unescapes the values it uses), in order, until fn returns
+// false.
+func (q query) each(fn func(k, rawV string) bool) {
+	raw := string(q)
 	for raw != "" {
 		var kv string
 		kv, raw, _ = strings.Cut(raw, "&")
@@ -20,12 +27,18 @@ func parseQuery(raw string) query {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
-		q = append(q, [2]string{unescape(k), unescape(v)})
+		if !fn(unescape(k), v) {
+			return
+		}
 	}
-	return q
 }
 
+// unescape decodes a query component; it allocates only when s holds an
+// escape ('%' or '+').
 func unescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
 	if v, err := url.QueryUnescape(s); err == nil {
 		return v
 	}
@@ -33,22 +46,45 @@ func unescape(s string) string {
 }
 
 func (q query) first(k string) string {
-	for _, kv := range q {
-		if kv[0] == k {
-			return kv[1]
+	var out string
+	q.each(func(key, v string) bool {
+		if key == k {
+			out = unescape(v)
+			return false
 		}
-	}
-	return ""
+		return true
+	})
+	return out
 }
 
 func (q query) all(k string) []string {
 	var out []string
-	for _, kv := range q {
-		if kv[0] == k {
-			out = append(out, kv[1])
+	q.each(func(key, v string) bool {
+		if key == k {
+			out = append(out, unescape(v))
 		}
-	}
+		return true
+	})
 	return out
+}
+
+// count is how many times k appears.
+func (q query) count(k string) int {
+	n := 0
+	q.each(func(key, _ string) bool {
+		if key == k {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+// pendingOne is the pendingSubs of a URL with one channel, allocated
+// with that channel's slice in one object.
+type pendingOne struct {
+	ps  pendingSubs
+	one [1]string
 }
 
 // pending returns the subscriptions the upgrade URL asks for: every
@@ -56,22 +92,45 @@ func (q query) all(k string) []string {
 // recover from (malformed since values are ignored). Nil when there are
 // none.
 func (q query) pending() *pendingSubs {
-	var ps pendingSubs
-	ps.channels = q.all("channel")
-	if len(ps.channels) == 0 {
+	var ps *pendingSubs
+	switch n := q.count("channel"); n {
+	case 0:
 		return nil
+	case 1:
+		po := &pendingOne{}
+		po.one[0] = q.first("channel")
+		po.ps.channels = po.one[:]
+		ps = &po.ps
+	default:
+		ps = &pendingSubs{channels: q.all("channel")}
 	}
-	for _, s := range q.all("since") {
-		ch, pos, ok := parsePosition(s)
+	q.each(func(k, v string) bool {
+		if k != "since" {
+			return true
+		}
+		ch, pos, ok := parsePosition(unescape(v))
 		if !ok {
-			continue
+			return true
 		}
 		if ps.since == nil {
 			ps.since = map[string]hub.Position{}
 		}
 		ps.since[ch] = pos
+		return true
+	})
+	return ps
+}
+
+// at is the recovery position asked for ch, a copy of its own, or nil;
+// ps may be nil. Only a position found is allocated.
+func (ps *pendingSubs) at(ch string) *hub.Position {
+	p, ok := ps.sinceOf(ch)
+	if !ok {
+		return nil
 	}
-	return &ps
+	np := new(hub.Position)
+	*np = p
+	return np
 }
 
 // sinceOf is the recovery position asked for ch, if any; ps may be nil.

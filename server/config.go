@@ -159,6 +159,22 @@ type Config struct {
 	// on the bridge, counted. "bridge" bridges every connection to the
 	// loops through a socket pair and two goroutines.
 	TLSEngine string `json:"tls_engine"`
+
+	// Accept pace: a node-wide token bucket on new connections.
+
+	// AcceptRate is the pace at which the node takes new connections,
+	// plain and TLS together, in connections per second; a connection
+	// past it is refused as it is accepted: on the WebSocket port with
+	// HTTP 503 and a Retry-After of 1 to 3 seconds (jittered, so refused
+	// clients do not come back together), on the TLS port closed before
+	// its TLS handshake. 0 means no pace (the default: the right figure
+	// depends on the node's cores and on what a handshake costs there,
+	// see docs/security.md); it must not be negative.
+	AcceptRate float64 `json:"accept_rate"`
+	// AcceptBurst is how many connections may arrive at once above
+	// AcceptRate (the bucket's size); 0 means one second's worth of
+	// AcceptRate (at least 1).
+	AcceptBurst int `json:"accept_burst"`
 }
 
 // TLS engines (Config.TLSEngine).
@@ -303,6 +319,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSMaxHandshakes < 0 {
 		errs = append(errs, errors.New("tls_max_handshakes: must not be negative"))
+	}
+	if c.AcceptRate < 0 || c.AcceptBurst < 0 {
+		errs = append(errs, fmt.Errorf("accept_rate (%v) and accept_burst (%d): must not be negative (0: no pace, and one second's worth)", c.AcceptRate, c.AcceptBurst))
 	}
 	if c.MaxConns < 0 || c.Loops < 0 {
 		errs = append(errs, errors.New("max_conns and loops must not be negative"))

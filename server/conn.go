@@ -327,6 +327,11 @@ func (s *Server) open(pc *poller.Conn, li int32, peer *tlsPeer) {
 		s.refuse(pc, 503, "server is draining")
 		return
 	}
+	// TLS connections were paced by the TLS listener (tlsSide.admit).
+	if peer == nil && s.paced() {
+		s.refusePaced(c)
+		return
+	}
 	if s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
 		s.stats.HandshakesFailed.Add(1)
 		s.stats.RefusedMaxConns.Add(1)
@@ -337,7 +342,7 @@ func (s *Server) open(pc *poller.Conn, li int32, peer *tlsPeer) {
 	if peer == nil {
 		// Plain connections are admitted here, as they are accepted;
 		// TLS ones were admitted by the TLS listener (see tlsSide.admit).
-		ip, hasIP := peerIP(pc.RemoteAddr())
+		ip, hasIP := s.adm.peerOf(pc)
 		hold, status, reason := s.admit(ip, hasIP)
 		if status != 0 {
 			s.stats.HandshakesFailed.Add(1)

@@ -78,6 +78,9 @@ type Server struct {
 	// adm counts what is held at accept: handshakes in progress, per
 	// address.
 	adm admission
+	// pace is the accept pace's bucket (Config.AcceptRate), nil without
+	// one.
+	pace *rate.Limiter
 	// inbound is the reassembly memory of the fragmented messages in
 	// progress; the poller counts the partial frames it holds.
 	inbound atomic.Int64
@@ -161,6 +164,9 @@ type counters struct {
 	RefusedHandshakesPerIP atomic.Uint64
 	RefusedConnsPerIP      atomic.Uint64
 	RefusedMaxConns        atomic.Uint64
+	// RefusedAcceptRate counts connections refused at accept by the
+	// accept pace (Config.AcceptRate).
+	RefusedAcceptRate atomic.Uint64
 	// FirstByteTimeouts counts the handshake timeouts of connections that
 	// sent nothing (Config.FirstByteTimeout; also in HandshakeTimeouts).
 	FirstByteTimeouts atomic.Uint64
@@ -209,6 +215,7 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		hsLimit: codec.HandshakeLimits{MaxHeaderBytes: cfg.MaxHeaderBytes},
 	}
 	s.adm.init(cfg)
+	s.pace = newPace(cfg)
 	if cfg.Compression {
 		z, err := codec.NewDeflate(codec.DeflateConfig{
 			Level:       cfg.CompressionLevel,
@@ -452,6 +459,16 @@ func (a *admission) init(cfg Config) {
 	if cfg.MaxConnsPerIP > 0 {
 		a.connsPerIP = auth.NewIPLimiter(cfg.MaxConnsPerIP)
 	}
+}
+
+// peerOf is the address the per-address limits count pc under: none
+// (and no system call) when neither limit is on.
+func (a *admission) peerOf(pc *poller.Conn) (netip.Addr, bool) {
+	if a.hsPerIP == nil && a.connsPerIP == nil {
+		return netip.Addr{}, false
+	}
+	ap, ok := pc.RemoteAddrPort()
+	return ap.Addr(), ok
 }
 
 // ipHold is what one connection holds against the per-address limits.

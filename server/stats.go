@@ -32,6 +32,10 @@ type Stats struct {
 	RefusedHandshakesPerIP uint64 `json:"refused_handshakes_per_ip"`
 	RefusedConnsPerIP      uint64 `json:"refused_conns_per_ip"`
 	RefusedMaxConns        uint64 `json:"refused_max_conns"`
+	// RefusedAcceptRate counts connections refused at accept by the
+	// accept pace (Config.AcceptRate): a 503 on the WebSocket port, a
+	// close before the TLS handshake on the TLS port.
+	RefusedAcceptRate uint64 `json:"refused_accept_rate"`
 	// RefusedFds counts connections refused with a 503 because the
 	// process was out of file descriptors (plain ones at accept, TLS ones
 	// when their socket pair failed); AcceptErrors the accept failures
@@ -83,6 +87,7 @@ func (s *Server) Stats() Stats {
 		RefusedHandshakesPerIP: c.RefusedHandshakesPerIP.Load(),
 		RefusedConnsPerIP:      c.RefusedConnsPerIP.Load(),
 		RefusedMaxConns:        c.RefusedMaxConns.Load(),
+		RefusedAcceptRate:      c.RefusedAcceptRate.Load(),
 		RefusedFds:             s.refusedFds(),
 		AcceptErrors:           s.acceptErrors(),
 		ProtocolErrors:         c.ProtocolErrors.Load(),

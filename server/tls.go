@@ -138,6 +138,12 @@ func (t *tlsSide) stop() {
 // close (connection slot). Called on the bridge's accepting goroutine.
 func (t *tlsSide) admit(remote net.Addr) (any, bool) {
 	s := t.srv
+	if s.paced() {
+		if ok, left := s.refusalLog.allow(); ok {
+			s.log.Info("tls connection refused", "remote", remote, "status", 503, "reason", "accept_rate", "suppressed", left)
+		}
+		return nil, false
+	}
 	ip, hasIP := peerIP(remote)
 	h, status, reason := s.admit(ip, hasIP)
 	if status != 0 {

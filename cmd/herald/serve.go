@@ -169,6 +169,9 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.Var(&hk.BreakerOpen, "hook-breaker-open", "how long an open hook breaker refuses before it probes the backend (0 = 5s)")
 	fs.Var(&h.PusherLeaveDelay, "pusher-leave-delay", "how long a presence member whose last connection left stays before member_removed, so a reload is no leave (0 = 1s, negative = none)")
 	fs.Var(&h.PusherNodeTimeout, "pusher-node-timeout", "with NATS, how long a node's presence heartbeat may be silent before the other nodes drop its members (0 = 5s)")
+	// Accept pace.
+	fs.Float64Var(&c.AcceptRate, "accept-rate", c.AcceptRate, "new connections per second the node takes, plain and TLS together; past it 503 with Retry-After (TLS: closed before the handshake); 0 = no pace")
+	fs.IntVar(&c.AcceptBurst, "accept-burst", c.AcceptBurst, "new connections that may arrive at once above --accept-rate (0 = one second's worth)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")

@@ -44,6 +44,9 @@ type opts struct {
 	sustDur                     time.Duration
 	settle                      time.Duration
 	only                        string
+	// phases is "all" or "handshake" (the first ramp alone, see
+	// runHandshake); baseline is a second herald binary for it.
+	phases, baseline string
 }
 
 func main() {
@@ -63,6 +66,8 @@ func main() {
 	flag.DurationVar(&o.sustDur, "sust-duration", 5*time.Second, "sustained phase length")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "wait before each memory sample")
 	flag.StringVar(&o.only, "only", "", "comma-separated server names to run (default all)")
+	flag.StringVar(&o.phases, "phases", "all", "all, or handshake: only the first ramp's CPU per handshake, herald anonymous and with HS256 tokens against bare gnet, printed and written to results/handshake.txt")
+	flag.StringVar(&o.baseline, "baseline", "", "with -phases handshake: another herald binary, run as herald-base and herald-base-hs256 in the same rounds")
 	flag.Parse()
 	for m := range strings.SplitSeq(modes, ",") {
 		o.modes = append(o.modes, m == "pinned")
@@ -72,7 +77,11 @@ func main() {
 		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
 		o.nMax = int(rl.Max) - 1000
 	}
-	if err := run(o); err != nil {
+	runPhases := run
+	if o.phases == "handshake" {
+		runPhases = runHandshake
+	}
+	if err := runPhases(o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}

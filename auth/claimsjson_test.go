@@ -1,0 +1,52 @@
+package auth
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// claimsSeeds are claim sets of every shape decodeClaims takes or leaves.
+var claimsSeeds = []string{
+	`{"sub":"alice","channels":["news","chat:*"],"exp":1893553445,"iat":1893549845}`,
+	`{"sub":"a","pub":"x","aud":["a","b"],"iss":"i","jti":"j","nbf":1.5}`,
+	` { "SUB" : "upper" , "Channels" : [ ] , "Exp" : null } `,
+	`{"sub":"a","sub":"b","exp":1,"exp":null,"channels":["x"],"channels":null}`,
+	`{"other":123,"flag":true,"n":null,"s":"v","neg":-0.5e+3}`,
+	`{}`, `{"sub":null}`, `{"exp":1e400}`, `{"exp":"1"}`, `{"sub":1}`, `{"channels":[1]}`,
+	`{"sub":"\u0061"}`, `{"sub":"é"}`, `{"nested":{"a":1}}`, `{"a":[1]}`, `{"sub":"a",}`,
+	`{"sub":"a"} x`, `[]`, `"x"`, `{"exp":01}`, `{"exp":-}`, `{"exp":1.}`, `{"exp":1e}`,
+	`{"channels":["a",]}`, `{"channels":["a" "b"]}`, `{"sub" "a"}`, `{"aud":""}`, `{"":"x"}`,
+}
+
+// FuzzDecodeClaims: whatever decodeClaims accepts, encoding/json accepts
+// too and decodes to the same claims.
+func FuzzDecodeClaims(f *testing.F) {
+	for _, s := range claimsSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got, want wireClaims
+		if !decodeClaims(b, &got) {
+			return
+		}
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("%q: decodeClaims took it, encoding/json: %v", b, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: decodeClaims %+v, encoding/json %+v", b, got, want)
+		}
+	})
+}
+
+// TestDecodeClaimsTakesTokens: the claims herald's tokens carry take the
+// fast decoder, not the fallback.
+func TestDecodeClaimsTakesTokens(t *testing.T) {
+	t.Parallel()
+	for _, s := range claimsSeeds[:5] {
+		var wc wireClaims
+		if !decodeClaims([]byte(s), &wc) {
+			t.Errorf("%s: left to encoding/json", s)
+		}
+	}
+}

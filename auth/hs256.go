@@ -1,0 +1,124 @@
+package auth
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"hash"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// hs256 is Verify's fast path for HS256 tokens, the common case on a
+// connection's upgrade. jwt/v5 decodes a token's header into a map and its
+// claims before it checks the signature, and builds an HMAC for each
+// token; here the signature is checked first, with a pooled HMAC, against
+// the token's own bytes, the header is recognised from a small cache of
+// the header segments seen (one per issuer in practice), and only then are
+// the claims decoded, into the same wireClaims as the library path, and
+// validated by the library's own Validator with the same options. Any
+// token this path does not accept (another algorithm, a bad signature,
+// expired claims, anything malformed) goes through the library path,
+// which gives the error; so this path can only accept what the library
+// would, and a token it refuses costs the library path's price.
+type hs256 struct {
+	macs      sync.Pool // of hash.Hash: HMAC-SHA256 with the secret
+	validator *jwt.Validator
+	// headers maps a header segment, as sent, to whether it says HS256
+	// (its "alg", read as the library reads it); at most maxHeaders.
+	headers  sync.Map
+	nheaders atomic.Int32
+}
+
+// maxHeaders bounds the header cache: tokens are signed by a handful of
+// issuers, each with one header; a client cannot grow it past this.
+const maxHeaders = 32
+
+// sigLen is the length of an HS256 signature.
+const sigLen = sha256.Size
+
+func newHS256(secret []byte, validator *jwt.Validator) *hs256 {
+	key := append([]byte(nil), secret...)
+	h := &hs256{validator: validator}
+	h.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return h
+}
+
+// verify returns the claims of token when it is a valid HS256 token, or
+// false to let the library path decide.
+func (h *hs256) verify(token string, wc *wireClaims) bool {
+	head, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return false
+	}
+	payload, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(sig, '.') >= 0 || !h.isHS256(head) {
+		return false
+	}
+	if base64.RawURLEncoding.DecodedLen(len(sig)) != sigLen {
+		return false
+	}
+	var got, want [sigLen]byte
+	if n, err := base64.RawURLEncoding.Decode(got[:], bytesOf(sig)); err != nil || n != sigLen {
+		return false
+	}
+	mac := h.macs.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write(bytesOf(token[:len(head)+1+len(payload)]))
+	mac.Sum(want[:0])
+	h.macs.Put(mac)
+	if !hmac.Equal(got[:], want[:]) {
+		return false
+	}
+	var buf [768]byte
+	claims := buf[:0]
+	if n := base64.RawURLEncoding.DecodedLen(len(payload)); n > len(buf) {
+		claims = make([]byte, 0, n)
+	}
+	n, err := base64.RawURLEncoding.Decode(claims[:cap(claims)], bytesOf(payload))
+	if err != nil {
+		return false
+	}
+	if claims = claims[:n]; !decodeClaims(claims, wc) {
+		// Beyond the common shape: encoding/json decides (on a copy, so
+		// that buf stays on the stack).
+		*wc = wireClaims{}
+		if json.Unmarshal(bytes.Clone(claims), wc) != nil {
+			return false
+		}
+	}
+	return h.validator.Validate(wc) == nil
+}
+
+// isHS256 reports whether a header segment says "alg":"HS256", decoding
+// it as jwt/v5 does (base64url without padding, JSON into a map, the
+// exact key "alg") the first time it is seen.
+func (h *hs256) isHS256(head string) bool {
+	if v, ok := h.headers.Load(head); ok {
+		return v.(bool)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return false
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	alg, _ := m["alg"].(string)
+	is := alg == "HS256"
+	if h.nheaders.Add(1) <= maxHeaders {
+		// A copy: the segment points into the caller's buffer.
+		h.headers.Store(strings.Clone(head), is)
+	}
+	return is
+}
+
+// bytesOf is s's bytes, read-only, without a copy.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
