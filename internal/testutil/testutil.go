@@ -146,7 +146,8 @@ func (s *SyncBuffer) String() string {
 
 // Start runs the binary with args, replacing "{port}" in them with a free
 // port that becomes p.Addr, and "{port:NAME}" with another free port stored
-// in p.Extra[NAME]. It waits until p.Addr accepts TCP connections.
+// in p.Extra[NAME]. It waits until p.Addr and every p.Extra address accept
+// TCP connections (a process may open its listeners one after the other).
 func Start(t testing.TB, bin string, args ...string) *Proc {
 	t.Helper()
 	p := &Proc{Log: &SyncBuffer{}, Extra: map[string]string{}, done: make(chan struct{})}
@@ -181,21 +182,27 @@ func Start(t testing.TB, bin string, args ...string) *Proc {
 	}()
 	t.Cleanup(func() { p.Stop(t) })
 	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", p.Addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
+	addrs := []string{p.Addr}
+	for _, a := range p.Extra {
+		addrs = append(addrs, a)
+	}
+	for _, addr := range addrs {
+		for {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-p.done:
+				t.Fatalf("%s exited early: %v\n%s", bin, p.waitErr, p.Log)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not listen on %s within 15s\n%s", bin, addr, p.Log)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited early: %v\n%s", bin, p.waitErr, p.Log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not listen on %s within 15s\n%s", bin, p.Addr, p.Log)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return p
 }
