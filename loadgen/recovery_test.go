@@ -155,3 +155,32 @@ func TestShootoutSteps(t *testing.T) {
 		}
 	})
 }
+
+// TestRecoveryResultSkipsFailedPublishes checks that a message whose
+// publish failed (the only node restarting) is expected by no client: a
+// client with every other message is complete, and recovered.
+func TestRecoveryResultSkipsFailedPublishes(t *testing.T) {
+	t.Parallel()
+	f := &fleet{targets: make([]target, 1)}
+	all, short := &client{id: 0}, &client{id: 1}
+	for _, s := range []uint64{0, 1, 3, 4} {
+		all.mark(s)
+		all.unique++
+	}
+	for _, s := range []uint64{0, 1, 3} {
+		short.mark(s)
+		short.unique++
+	}
+	all.drv.drops, short.drv.drops = 1, 1
+	f.clients = []*client{all, short}
+
+	r := f.recoveryResult(4, []uint64{2}, []bool{true, true})
+	if r.Expected != 8 || r.Delivered != 7 || r.CompleteClients != 1 || r.AffectedClients != 2 || r.RecoveredClients != 1 || r.RecoveredPct != 50 {
+		t.Errorf("expected %d, delivered %d, complete %d, affected %d, recovered %d (%.0f%%); want 8, 7, 1, 2, 1 (50%%)",
+			r.Expected, r.Delivered, r.CompleteClients, r.AffectedClients, r.RecoveredClients, r.RecoveredPct)
+	}
+	// Without the failure known, seq 2 is missing for both.
+	if r := f.recoveryResult(4, nil, []bool{true, true}); r.CompleteClients != 0 {
+		t.Errorf("complete %d without the failed seq skipped; want 0", r.CompleteClients)
+	}
+}
