@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -182,5 +183,18 @@ func TestRecoveryResultSkipsFailedPublishes(t *testing.T) {
 	// Without the failure known, seq 2 is missing for both.
 	if r := f.recoveryResult(4, nil, []bool{true, true}); r.CompleteClients != 0 {
 		t.Errorf("complete %d without the failed seq skipped; want 0", r.CompleteClients)
+	}
+}
+
+// TestPendingKeyTellsNodesApart checks that two attempts from one local
+// address:port (the kernel gives one to connections to different nodes
+// with IP_BIND_ADDRESS_NO_PORT) are told apart by their remote end.
+func TestPendingKeyTellsNodesApart(t *testing.T) {
+	t.Parallel()
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 40000}
+	a := pendingKey(local, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080})
+	b := pendingKey(local, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8090})
+	if a == b {
+		t.Errorf("one key %q for connections to two nodes", a)
 	}
 }
