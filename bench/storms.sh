@@ -161,10 +161,10 @@ NATS_PORT=$((PORT_BASE + 10))
 NATS_PID=
 start_nats() {
 	echo "bin/natsd -port $NATS_PORT -store WORK/nats-store" >>"$WORK/commands.txt"
-	"$BIN/natsd" -port "$NATS_PORT" -store "$WORK/nats-store" >>"$WORK/natsd.log" 2>&1 &
+	local nlog="$WORK/natsd-r$r.log" i # one log per start: READY is this start's
+	"$BIN/natsd" -port "$NATS_PORT" -store "$WORK/nats-store" >"$nlog" 2>&1 &
 	NATS_PID=$!; PIDS+=("$NATS_PID")
-	local i
-	for i in $(seq 100); do grep -q READY "$WORK/natsd.log" 2>/dev/null && return 0; sleep 0.1; done
+	for i in $(seq 100); do grep -q READY "$nlog" 2>/dev/null && return 0; sleep 0.1; done
 	log "natsd not ready"; return 1
 }
 NATS=(--broker "nats://127.0.0.1:$NATS_PORT" --broker-replicas 1) # one natsd: it has no cluster routes
