@@ -142,6 +142,26 @@ func TestShootoutSteps(t *testing.T) {
 			t.Errorf("latency holds %d deliveries, dups %d; want %d, 0", res.Latency.Count(), res.Duplicates, 3*(4+8+16+20))
 		}
 	})
+	t.Run("late registration", func(t *testing.T) {
+		t.Parallel()
+		// The server adds each connection to its broadcast set 20 ms
+		// after its 101: the settle pause covers it, so no step loses
+		// the newest clients' first message.
+		srv := newFakeServer(t, fakePolicy{registerLate: 20 * time.Millisecond})
+		cfg := srv.baseConfig(ScenarioShootout)
+		cfg.ShootoutStart, cfg.Conns, cfg.Count, cfg.Interval = 4, 20, 3, 10*time.Millisecond
+		cfg.P95Bound, cfg.ShootoutSettle = time.Minute, time.Second
+		res := run(t, cfg)
+		sh := res.Shootout
+		if sh == nil || sh.MaxPassing != 20 || sh.Stop != "max" {
+			t.Fatalf("shootout %+v; want every step passed up to 20", sh)
+		}
+		for _, st := range sh.Steps {
+			if st.Deliveries != st.Expected {
+				t.Errorf("step %d: %d of %d deliveries", st.Clients, st.Deliveries, st.Expected)
+			}
+		}
+	})
 	t.Run("first step over the bound", func(t *testing.T) {
 		t.Parallel()
 		// Every message is held 50 ms: no delivery can be within 1 ms.
