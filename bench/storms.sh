@@ -141,6 +141,8 @@ loadgen() {
 	local p=$!; PIDS+=("$p")
 	wait "$p" || rc=$?
 	[ "$rc" = 0 ] || log "$name: loadgen exited $rc (see $WORK/$name.log)"
+	# The deploy command names a script in the work directory.
+	[ -f "$OUT/$name.json" ] && sed -i "s#$WORK/#WORK/#g" "$OUT/$name.json"
 	for svg in shootout recovery; do
 		[ -f "$WORK/plots/$name/$svg.svg" ] && cp "$WORK/plots/$name/$svg.svg" "$OUT/$name.svg"
 	done
