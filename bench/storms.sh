@@ -29,6 +29,7 @@ BIN=${BIN:-$ROOT/bin}
 OUT=${OUT:-$ROOT/bench/results/storms}
 ROUNDS=${ROUNDS:-3}
 PEERS=${PEERS:-gnet nbio gws gorilla}
+SCENARIOS=${SCENARIOS:-shootout jitter deploy} # a subset runs only those
 PORT_BASE=${PORT_BASE:-18600} # below the kernel's ephemeral range
 
 # shootout: one loadgen process holds every client, and both it and the
@@ -160,6 +161,9 @@ WS2=$((PORT_BASE + 2)) API2=$((PORT_BASE + 3))
 WS3=$((PORT_BASE + 4)) API3=$((PORT_BASE + 5))
 NATS_PORT=$((PORT_BASE + 10))
 
+# want SCENARIO: whether SCENARIOS names it.
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
 NATS_PID=
 start_nats() {
 	echo "bin/natsd -port $NATS_PORT -store WORK/nats-store" >>"$WORK/commands.txt"
@@ -213,6 +217,7 @@ EOF
 log "rounds $ROUNDS: shootout up to $SHOOT_MAX clients (herald, $PEERS), jitter, deploy"
 for r in $(seq 1 "$ROUNDS"); do
 	# shootout, herald and the peers in turn, the same client settings.
+	if want shootout; then
 	log "round $r: shootout herald"
 	start_herald "herald-shootout" "$WS1" "$API1"
 	shootout_run "shootout-herald-r$r" "ws://127.0.0.1:$WS1/ws?channel=bench" \
@@ -224,8 +229,10 @@ for r in $(seq 1 "$ROUNDS"); do
 		shootout_run "shootout-$s-r$r" "ws://127.0.0.1:$WS1/ws" "http://127.0.0.1:$API1/publish"
 		stop "$LAST_PID"
 	done
+	fi
 
 	# jitter, herald alone (memory broker).
+	if want jitter; then
 	log "round $r: jitter herald alone"
 	start_herald "herald-jitter" "$WS1" "$API1" --history-size "$HISTORY"
 	h=$LAST_PID
@@ -245,8 +252,12 @@ for r in $(seq 1 "$ROUNDS"); do
 		"${ARGS[@]}"
 	metrics "jitter-nats3-r$r-n1" "$API1"; metrics "jitter-nats3-r$r-n2" "$API2"; metrics "jitter-nats3-r$r-n3" "$API3"
 	stop "$n1"; stop "$n2"; stop "$n3"
+	want deploy || { stop "$NATS_PID"; NATS_PID=; }
+	fi
 
 	# deploy, 3 nodes on NATS: node 3 SIGTERMed, publishing through node 1.
+	if want deploy; then
+	[ -n "$NATS_PID" ] || start_nats
 	log "round $r: deploy 3 nodes on NATS"
 	start_herald "herald-n1" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"; n1=$LAST_PID
 	start_herald "herald-n2" "$WS2" "$API2" --history-size "$HISTORY" "${NATS[@]}"; n2=$LAST_PID
@@ -268,7 +279,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		"${ARGS[@]}"
 	metrics "restart-alone-nats-r$r" "$API1"
 	stop "$(cat "$WORK/restart-nats.pid")"; rm -f "$WORK/restart-nats.pid"
-	stop "$NATS_PID"
+	stop "$NATS_PID"; NATS_PID=
 
 	# deploy, herald alone in memory restarted: its history goes with it.
 	log "round $r: restart herald alone in memory"
@@ -281,6 +292,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		"${ARGS[@]}"
 	metrics "restart-alone-mem-r$r" "$API1"
 	stop "$(cat "$WORK/restart-mem.pid")"; rm -f "$WORK/restart-mem.pid"
+	fi
 done
 
 cp "$WORK/commands.txt" "$OUT/commands.txt"
