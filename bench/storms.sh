@@ -14,6 +14,7 @@
 #
 #   bash bench/storms.sh                 # or: make bench-storms (~20 min)
 #   ROUNDS=1 SHOOT_MAX=8000 bash bench/storms.sh   # a short look
+#   SCENARIOS=shootout ROUNDS=5 OUT=dir bash bench/storms.sh  # a subset
 #
 # Results: JSON and plots in OUT (default bench/results/storms), the
 # medians in OUT/summary.md and OUT/summary.json; logs and NATS's store in
@@ -64,7 +65,7 @@ cleanup() {
 	# Nodes restarted by the deploy command wrote their PIDs to files.
 	for f in "$WORK"/*.pid; do [ -f "$f" ] && PIDS+=("$(cat "$f")"); done
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	sleep 1
+	[ "${#PIDS[@]}" = 0 ] || sleep 1
 	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	log "logs in $WORK"
 }
@@ -96,11 +97,20 @@ wait_gone() {
 	return 1
 }
 
+# forget PID: takes a PID that has been waited for off the list the exit
+# trap kills (so that a reused PID is never signalled).
+forget() {
+	local p keep=()
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+
 # stop PID: SIGTERM, then SIGKILL if it has not gone within 20 s.
 stop() {
 	kill -TERM "$1" 2>/dev/null || true
 	wait_gone "$1" || kill -KILL "$1" 2>/dev/null || true
 	wait "$1" 2>/dev/null || true
+	forget "$1"
 }
 
 HERALD_FLAGS=(--allow-anonymous --log-level warn --ping-interval 0 --pprof=false
@@ -141,6 +151,7 @@ loadgen() {
 		>"$WORK/$name.out" 2>"$WORK/$name.log" &
 	local p=$!; PIDS+=("$p")
 	wait "$p" || rc=$?
+	forget "$p"
 	[ "$rc" = 0 ] || log "$name: loadgen exited $rc (see $WORK/$name.log)"
 	# The deploy command names a script in the work directory.
 	[ -f "$OUT/$name.json" ] && sed -i "s#$WORK/#WORK/#g" "$OUT/$name.json"
@@ -214,84 +225,84 @@ EOF
 	chmod +x "$file"
 }
 
-log "rounds $ROUNDS: shootout up to $SHOOT_MAX clients (herald, $PEERS), jitter, deploy"
+log "rounds $ROUNDS of: $SCENARIOS (shootout up to $SHOOT_MAX clients: herald, $PEERS)"
 for r in $(seq 1 "$ROUNDS"); do
 	# shootout, herald and the peers in turn, the same client settings.
 	if want shootout; then
-	log "round $r: shootout herald"
-	start_herald "herald-shootout" "$WS1" "$API1"
-	shootout_run "shootout-herald-r$r" "ws://127.0.0.1:$WS1/ws?channel=bench" \
-		"http://127.0.0.1:$API1/api/publish?channel=bench"
-	stop "$LAST_PID"
-	for s in $PEERS; do
-		log "round $r: shootout $s"
-		start_peer "$s" "$WS1" "$API1"
-		shootout_run "shootout-$s-r$r" "ws://127.0.0.1:$WS1/ws" "http://127.0.0.1:$API1/publish"
+		log "round $r: shootout herald"
+		start_herald "herald-shootout" "$WS1" "$API1"
+		shootout_run "shootout-herald-r$r" "ws://127.0.0.1:$WS1/ws?channel=bench" \
+			"http://127.0.0.1:$API1/api/publish?channel=bench"
 		stop "$LAST_PID"
-	done
+		for s in $PEERS; do
+			log "round $r: shootout $s"
+			start_peer "$s" "$WS1" "$API1"
+			shootout_run "shootout-$s-r$r" "ws://127.0.0.1:$WS1/ws" "http://127.0.0.1:$API1/publish"
+			stop "$LAST_PID"
+		done
 	fi
 
 	# jitter, herald alone (memory broker).
 	if want jitter; then
-	log "round $r: jitter herald alone"
-	start_herald "herald-jitter" "$WS1" "$API1" --history-size "$HISTORY"
-	h=$LAST_PID
-	jitter_args "jitter-alone-r$r" "$API1"
-	loadgen "jitter-alone-r$r" -url "ws://127.0.0.1:$WS1/ws" "${ARGS[@]}"
-	metrics "jitter-alone-r$r" "$API1"
-	stop "$h"
+		log "round $r: jitter herald alone"
+		start_herald "herald-jitter" "$WS1" "$API1" --history-size "$HISTORY"
+		h=$LAST_PID
+		jitter_args "jitter-alone-r$r" "$API1"
+		loadgen "jitter-alone-r$r" -url "ws://127.0.0.1:$WS1/ws" "${ARGS[@]}"
+		metrics "jitter-alone-r$r" "$API1"
+		stop "$h"
 
-	# jitter, 3 nodes on one natsd, clients spread over the nodes.
-	log "round $r: jitter 3 nodes on NATS"
-	start_nats
-	start_herald "herald-n1" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"; n1=$LAST_PID
-	start_herald "herald-n2" "$WS2" "$API2" --history-size "$HISTORY" "${NATS[@]}"; n2=$LAST_PID
-	start_herald "herald-n3" "$WS3" "$API3" --history-size "$HISTORY" "${NATS[@]}"; n3=$LAST_PID
-	jitter_args "jitter-nats3-r$r" "$API1"
-	loadgen "jitter-nats3-r$r" -urls "ws://127.0.0.1:$WS1/ws,ws://127.0.0.1:$WS2/ws,ws://127.0.0.1:$WS3/ws" \
-		"${ARGS[@]}"
-	metrics "jitter-nats3-r$r-n1" "$API1"; metrics "jitter-nats3-r$r-n2" "$API2"; metrics "jitter-nats3-r$r-n3" "$API3"
-	stop "$n1"; stop "$n2"; stop "$n3"
-	want deploy || { stop "$NATS_PID"; NATS_PID=; }
+		# jitter, 3 nodes on one natsd, clients spread over the nodes.
+		log "round $r: jitter 3 nodes on NATS"
+		start_nats
+		start_herald "herald-n1" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"; n1=$LAST_PID
+		start_herald "herald-n2" "$WS2" "$API2" --history-size "$HISTORY" "${NATS[@]}"; n2=$LAST_PID
+		start_herald "herald-n3" "$WS3" "$API3" --history-size "$HISTORY" "${NATS[@]}"; n3=$LAST_PID
+		jitter_args "jitter-nats3-r$r" "$API1"
+		loadgen "jitter-nats3-r$r" -urls "ws://127.0.0.1:$WS1/ws,ws://127.0.0.1:$WS2/ws,ws://127.0.0.1:$WS3/ws" \
+			"${ARGS[@]}"
+		metrics "jitter-nats3-r$r-n1" "$API1"; metrics "jitter-nats3-r$r-n2" "$API2"; metrics "jitter-nats3-r$r-n3" "$API3"
+		stop "$n1"; stop "$n2"; stop "$n3"
+		want deploy || { stop "$NATS_PID"; NATS_PID=; }
 	fi
 
 	# deploy, 3 nodes on NATS: node 3 SIGTERMed, publishing through node 1.
 	if want deploy; then
-	[ -n "$NATS_PID" ] || start_nats
-	log "round $r: deploy 3 nodes on NATS"
-	start_herald "herald-n1" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"; n1=$LAST_PID
-	start_herald "herald-n2" "$WS2" "$API2" --history-size "$HISTORY" "${NATS[@]}"; n2=$LAST_PID
-	start_herald "herald-n3" "$WS3" "$API3" --history-size "$HISTORY" "${NATS[@]}"; n3=$LAST_PID
-	deploy_args "deploy-nats3-r$r" "$API1"
-	loadgen "deploy-nats3-r$r" -urls "ws://127.0.0.1:$WS1/ws,ws://127.0.0.1:$WS2/ws,ws://127.0.0.1:$WS3/ws" \
-		-deploy-cmd "kill -TERM $n3" "${ARGS[@]}"
-	metrics "deploy-nats3-r$r-n1" "$API1"; metrics "deploy-nats3-r$r-n2" "$API2"
-	stop "$n1"; stop "$n2"; stop "$n3"
+		[ -n "$NATS_PID" ] || start_nats
+		log "round $r: deploy 3 nodes on NATS"
+		start_herald "herald-n1" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"; n1=$LAST_PID
+		start_herald "herald-n2" "$WS2" "$API2" --history-size "$HISTORY" "${NATS[@]}"; n2=$LAST_PID
+		start_herald "herald-n3" "$WS3" "$API3" --history-size "$HISTORY" "${NATS[@]}"; n3=$LAST_PID
+		deploy_args "deploy-nats3-r$r" "$API1"
+		loadgen "deploy-nats3-r$r" -urls "ws://127.0.0.1:$WS1/ws,ws://127.0.0.1:$WS2/ws,ws://127.0.0.1:$WS3/ws" \
+			-deploy-cmd "kill -TERM $n3" "${ARGS[@]}"
+		metrics "deploy-nats3-r$r-n1" "$API1"; metrics "deploy-nats3-r$r-n2" "$API2"
+		stop "$n1"; stop "$n2"; stop "$n3"
 
-	# deploy, herald alone on NATS restarted on the same port.
-	log "round $r: restart herald alone on NATS"
-	start_herald "herald-restart-nats" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"
-	echo "$LAST_PID" >"$WORK/restart-nats.pid"
-	restart_script "$WORK/restart-nats.sh" "$WORK/restart-nats.pid" "herald-restart-nats" "$WS1" "$API1" \
-		--history-size "$HISTORY" "${NATS[@]}"
-	deploy_args "restart-alone-nats-r$r" "$API1"
-	loadgen "restart-alone-nats-r$r" -url "ws://127.0.0.1:$WS1/ws" -deploy-cmd "$WORK/restart-nats.sh" \
-		"${ARGS[@]}"
-	metrics "restart-alone-nats-r$r" "$API1"
-	stop "$(cat "$WORK/restart-nats.pid")"; rm -f "$WORK/restart-nats.pid"
-	stop "$NATS_PID"; NATS_PID=
+		# deploy, herald alone on NATS restarted on the same port.
+		log "round $r: restart herald alone on NATS"
+		start_herald "herald-restart-nats" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"
+		echo "$LAST_PID" >"$WORK/restart-nats.pid"
+		restart_script "$WORK/restart-nats.sh" "$WORK/restart-nats.pid" "herald-restart-nats" "$WS1" "$API1" \
+			--history-size "$HISTORY" "${NATS[@]}"
+		deploy_args "restart-alone-nats-r$r" "$API1"
+		loadgen "restart-alone-nats-r$r" -url "ws://127.0.0.1:$WS1/ws" -deploy-cmd "$WORK/restart-nats.sh" \
+			"${ARGS[@]}"
+		metrics "restart-alone-nats-r$r" "$API1"
+		stop "$(cat "$WORK/restart-nats.pid")"; rm -f "$WORK/restart-nats.pid"
+		stop "$NATS_PID"; NATS_PID=
 
-	# deploy, herald alone in memory restarted: its history goes with it.
-	log "round $r: restart herald alone in memory"
-	start_herald "herald-restart-mem" "$WS1" "$API1" --history-size "$HISTORY"
-	echo "$LAST_PID" >"$WORK/restart-mem.pid"
-	restart_script "$WORK/restart-mem.sh" "$WORK/restart-mem.pid" "herald-restart-mem" "$WS1" "$API1" \
-		--history-size "$HISTORY"
-	deploy_args "restart-alone-mem-r$r" "$API1"
-	loadgen "restart-alone-mem-r$r" -url "ws://127.0.0.1:$WS1/ws" -deploy-cmd "$WORK/restart-mem.sh" \
-		"${ARGS[@]}"
-	metrics "restart-alone-mem-r$r" "$API1"
-	stop "$(cat "$WORK/restart-mem.pid")"; rm -f "$WORK/restart-mem.pid"
+		# deploy, herald alone in memory restarted: its history goes with it.
+		log "round $r: restart herald alone in memory"
+		start_herald "herald-restart-mem" "$WS1" "$API1" --history-size "$HISTORY"
+		echo "$LAST_PID" >"$WORK/restart-mem.pid"
+		restart_script "$WORK/restart-mem.sh" "$WORK/restart-mem.pid" "herald-restart-mem" "$WS1" "$API1" \
+			--history-size "$HISTORY"
+		deploy_args "restart-alone-mem-r$r" "$API1"
+		loadgen "restart-alone-mem-r$r" -url "ws://127.0.0.1:$WS1/ws" -deploy-cmd "$WORK/restart-mem.sh" \
+			"${ARGS[@]}"
+		metrics "restart-alone-mem-r$r" "$API1"
+		stop "$(cat "$WORK/restart-mem.pid")"; rm -f "$WORK/restart-mem.pid"
 	fi
 done
 
