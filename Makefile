@@ -12,7 +12,7 @@ FUZZTIME  ?= 30s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 
-.PHONY: all build run test test-deps lint vet fmt-check cross fuzz bench bench-micro bench-compare bench-mem load-cluster clean
+.PHONY: all build run test test-deps lint vet fmt-check cross fuzz bench bench-micro bench-compare bench-mem bench-storms load-cluster clean
 
 all: build
 
@@ -86,6 +86,10 @@ bench-compare: build
 ## bench-mem: RSS per idle connection, N sized to the open-file limit.
 bench-mem: build
 	$(GO) run ./cmd/idlebench -server $(BIN)/herald
+
+## bench-storms: shootout (herald vs the peers), jitter and deploy, herald alone and 3 nodes on NATS, medians of 3 (~20 min; bench/STORMS.md).
+bench-storms: build
+	bash bench/storms.sh
 
 ## load-cluster: K nodes over NATS on one box, aiming at 1M connections and one broadcast (not in `make test`).
 load-cluster: build

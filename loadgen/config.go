@@ -142,6 +142,12 @@ type Config struct {
 	ShootoutStart  int           `json:"shootout_start,omitempty"`
 	ShootoutFactor float64       `json:"shootout_factor,omitempty"`
 	P95Bound       time.Duration `json:"p95_bound,omitempty"`
+	// ShootoutSettle is the pause between a step's ramp and its first
+	// broadcast (0 means 250 ms, negative none): servers that add a
+	// connection to their broadcast set after writing its 101 (gorilla's
+	// and gws's examples do) would otherwise miss the newest clients'
+	// first message, a loss that says nothing of their fan-out.
+	ShootoutSettle time.Duration `json:"shootout_settle,omitempty"`
 
 	// Procs > 1 runs the connections in that many worker processes (see
 	// ServeWorker), each with an equal share of Conns, ConnectRate and
@@ -217,6 +223,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	defDur(&cfg.Offline, 2*time.Second)
 	defDur(&cfg.DeployAt, cfg.Duration/3)
 	defDur(&cfg.P95Bound, 500*time.Millisecond)
+	defDur(&cfg.ShootoutSettle, 250*time.Millisecond)
 	def(&cfg.ShootoutStart, 1000)
 	if cfg.ShootoutFactor == 0 {
 		cfg.ShootoutFactor = 2
@@ -251,7 +258,7 @@ func (cfg Config) withDefaults() (Config, error) {
 			extra = time.Duration(cfg.Count) * cfg.Interval
 		case ScenarioShootout:
 			steps := 1 + int(math.Ceil(math.Log(float64(cfg.Conns)/float64(cfg.ShootoutStart))/math.Log(cfg.ShootoutFactor)))
-			extra = time.Duration(steps) * (time.Duration(cfg.Count)*cfg.Interval + cfg.Drain + ramp)
+			extra = time.Duration(steps) * (time.Duration(cfg.Count)*cfg.Interval + cfg.Drain + ramp + max(cfg.ShootoutSettle, 0))
 		case ScenarioJitter, ScenarioDeploy:
 			extra = cfg.Duration + cfg.Offline
 		}

@@ -137,7 +137,7 @@ func (f *fleet) attemptTo(ctx context.Context, src string, node int, cl *client,
 	var key string
 	if cl != nil {
 		closed = make(chan struct{})
-		key = nc.LocalAddr().String()
+		key = pendingKey(nc.LocalAddr(), nc.RemoteAddr())
 		f.mu.Lock()
 		if f.pending == nil {
 			f.pending = make(map[string]*dialInfo)

@@ -34,6 +34,9 @@ type fakePolicy struct {
 	drop  uint64        // seq+1 of a message not delivered (0: none)
 	dup   uint64        // seq+1 of a message delivered twice (0: none)
 	delay time.Duration // added before every broadcast
+	// registerLate adds a connection to the broadcast set that long
+	// after its 101, as servers that register it afterwards do.
+	registerLate time.Duration
 }
 
 // fakeServer is a small goroutine-per-connection WebSocket server: every
@@ -92,6 +95,11 @@ func newFakeServer(t *testing.T, policy fakePolicy) *fakeServer {
 			return
 		}
 		c := &fakeConn{nc: nc}
+		if s.policy.registerLate > 0 {
+			s.mu.Unlock()
+			time.Sleep(s.policy.registerLate)
+			s.mu.Lock()
+		}
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		defer func() {

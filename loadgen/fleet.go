@@ -56,7 +56,7 @@ type fleet struct {
 	phaseEnded chan struct{}
 
 	mu        sync.Mutex           // guards the fields below
-	pending   map[string]*dialInfo // by local address, until OnOpen takes it
+	pending   map[string]*dialInfo // by pendingKey, until OnOpen takes it
 	failures  map[string]int64
 	dropped   map[string]int64
 	handshake Hist
@@ -172,6 +172,22 @@ func newFleet(cfg Config) (*fleet, error) {
 	return f, nil
 }
 
+// pendingKey names a dialed connection by both of its ends: with
+// IP_BIND_ADDRESS_NO_PORT the kernel gives one local address:port to
+// connections to different nodes at once, so the local end alone does
+// not tell two attempts apart (the deploy and multi-node jitter runs
+// then gave one client's connection to another).
+func pendingKey(local, remote net.Addr) string {
+	var l, r string
+	if local != nil {
+		l = local.String()
+	}
+	if remote != nil {
+		r = remote.String()
+	}
+	return l + ">" + r
+}
+
 // OnOpen sends the upgrade request. It runs on the connection's loop.
 func (f *fleet) OnOpen(c *poller.Conn) {
 	key, err := codec.NewClientKey(nil)
@@ -179,16 +195,19 @@ func (f *fleet) OnOpen(c *poller.Conn) {
 	wc.dec.Init(&f.dec)
 	c.SetContext(wc)
 	host, uri := f.host, f.uri
-	if f.recovery {
-		if a := c.LocalAddr(); a != nil {
-			f.mu.Lock()
-			di := f.pending[a.String()]
-			delete(f.pending, a.String())
-			f.mu.Unlock()
-			if di != nil {
-				wc.cl, wc.closed, wc.reconnAt = di.cl, di.closed, di.reconnAt
-				host, uri = di.t.host, di.t.uri
-			}
+	if f.recovery && err == nil {
+		key := pendingKey(c.LocalAddr(), c.RemoteAddr())
+		f.mu.Lock()
+		di := f.pending[key]
+		delete(f.pending, key)
+		f.mu.Unlock()
+		if di == nil {
+			// Not one of ours to resume: without its client it would
+			// open unsubscribed and count as a plain connection.
+			err = errors.New("loadgen: no client for connection " + key)
+		} else {
+			wc.cl, wc.closed, wc.reconnAt = di.cl, di.closed, di.reconnAt
+			host, uri = di.t.host, di.t.uri
 		}
 	}
 	if err != nil {

@@ -90,6 +90,8 @@ type localMember struct {
 	// published is set by Run before finish, for the recovery scenarios'
 	// per-client counts.
 	published int64
+	// failedSeqs are the seqs whose publish failed: no client expects them.
+	failedSeqs []uint64
 }
 
 func newLocalMember(cfg Config) (*localMember, error) {
@@ -265,7 +267,7 @@ func (m *localMember) finish(ctx context.Context) (*Result, error) {
 	_ = f.cl.Stop()
 	if f.recovery {
 		// The loops and drivers are done: the clients are ours.
-		r.Recovery = f.recoveryResult(m.published, open)
+		r.Recovery = f.recoveryResult(m.published, m.failedSeqs, open)
 	}
 
 	f.mu.Lock()

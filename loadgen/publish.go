@@ -164,6 +164,20 @@ type pubStats struct {
 	failures  map[string]int64
 	latency   Hist
 	firstSend int64
+	// failedSeqs are the seqs whose publish failed (recorded by
+	// recordSeq): the recovery scenarios expect every other seq below
+	// published + len(failedSeqs).
+	failedSeqs []uint64
+}
+
+// recordSeq is record for message seq, whose failure it also keeps.
+func (s *pubStats) recordSeq(began time.Time, seq uint64, err error) {
+	s.record(began, err)
+	if err != nil {
+		s.mu.Lock()
+		s.failedSeqs = append(s.failedSeqs, seq)
+		s.mu.Unlock()
+	}
 }
 
 func (s *pubStats) record(began time.Time, err error) {
@@ -194,6 +208,7 @@ func (s *pubStats) merge(o *pubStats) {
 	s.published += o.published
 	s.failures = addCounts(s.failures, o.failures)
 	s.latency.Merge(o.latency)
+	s.failedSeqs = append(s.failedSeqs, o.failedSeqs...)
 	if s.firstSend == 0 {
 		s.firstSend = o.firstSend
 	}
@@ -238,7 +253,7 @@ func sustained(ctx context.Context, p publisher, rate float64, d time.Duration, 
 			var buf []byte
 			for j := range jobs {
 				buf = appendPayload(buf[:0], j.due, j.seq, size)
-				s.record(time.Unix(0, j.due), p.publish(ctx, buf))
+				s.recordSeq(time.Unix(0, j.due), j.seq, p.publish(ctx, buf))
 			}
 		})
 	}

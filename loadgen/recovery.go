@@ -65,16 +65,20 @@ func (cl *client) mark(seq uint64) (dup bool) {
 	return false
 }
 
-// has reports whether the client has every seq below n.
-func (cl *client) has(n int64) bool {
+// has reports whether the client has every seq below n but those in
+// skip (the seqs whose publish failed).
+func (cl *client) has(n int64, skip map[uint64]bool) bool {
 	var c int64
 	for _, w := range cl.seen {
 		c += int64(bits.OnesCount64(w))
 	}
-	if c < n {
+	if c < n-int64(len(skip)) {
 		return false
 	}
 	for s := range uint64(n) {
+		if skip[s] {
+			continue
+		}
 		if int(s/64) >= len(cl.seen) || cl.seen[s/64]&(1<<(s%64)) == 0 {
 			return false
 		}
@@ -406,13 +410,21 @@ type RecoveryResult struct {
 
 // recoveryResult sums the clients. It runs once the loops and drivers
 // have stopped; open tells which clients were open when the drivers did.
-func (f *fleet) recoveryResult(published int64, open []bool) *RecoveryResult {
+// published messages went out; the seqs in failed did not (their publish
+// failed, e.g. while the only node restarted), so a complete client has
+// every seq below published + len(failed) but those.
+func (f *fleet) recoveryResult(published int64, failed []uint64, open []bool) *RecoveryResult {
 	r := &RecoveryResult{Clients: int64(len(f.clients)), OpenByNode: make([]int64, len(f.targets))}
+	skip := make(map[uint64]bool, len(failed))
+	for _, s := range failed {
+		skip[s] = true
+	}
+	total := published + int64(len(skip))
 	for i, cl := range f.clients {
 		d := &cl.drv
 		r.Delivered += cl.unique
 		r.Duplicates += cl.dups
-		complete := cl.dups == 0 && cl.has(published)
+		complete := cl.dups == 0 && cl.has(total, skip)
 		if complete {
 			r.CompleteClients++
 		}

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,6 +142,26 @@ func TestShootoutSteps(t *testing.T) {
 			t.Errorf("latency holds %d deliveries, dups %d; want %d, 0", res.Latency.Count(), res.Duplicates, 3*(4+8+16+20))
 		}
 	})
+	t.Run("late registration", func(t *testing.T) {
+		t.Parallel()
+		// The server adds each connection to its broadcast set 20 ms
+		// after its 101: the settle pause covers it, so no step loses
+		// the newest clients' first message.
+		srv := newFakeServer(t, fakePolicy{registerLate: 20 * time.Millisecond})
+		cfg := srv.baseConfig(ScenarioShootout)
+		cfg.ShootoutStart, cfg.Conns, cfg.Count, cfg.Interval = 4, 20, 3, 10*time.Millisecond
+		cfg.P95Bound, cfg.ShootoutSettle = time.Minute, time.Second
+		res := run(t, cfg)
+		sh := res.Shootout
+		if sh == nil || sh.MaxPassing != 20 || sh.Stop != "max" {
+			t.Fatalf("shootout %+v; want every step passed up to 20", sh)
+		}
+		for _, st := range sh.Steps {
+			if st.Deliveries != st.Expected {
+				t.Errorf("step %d: %d of %d deliveries", st.Clients, st.Deliveries, st.Expected)
+			}
+		}
+	})
 	t.Run("first step over the bound", func(t *testing.T) {
 		t.Parallel()
 		// Every message is held 50 ms: no delivery can be within 1 ms.
@@ -154,4 +175,46 @@ func TestShootoutSteps(t *testing.T) {
 			t.Errorf("shootout %+v; want one failed step, stop p95, nothing passing", sh)
 		}
 	})
+}
+
+// TestRecoveryResultSkipsFailedPublishes checks that a message whose
+// publish failed (the only node restarting) is expected by no client: a
+// client with every other message is complete, and recovered.
+func TestRecoveryResultSkipsFailedPublishes(t *testing.T) {
+	t.Parallel()
+	f := &fleet{targets: make([]target, 1)}
+	all, short := &client{id: 0}, &client{id: 1}
+	for _, s := range []uint64{0, 1, 3, 4} {
+		all.mark(s)
+		all.unique++
+	}
+	for _, s := range []uint64{0, 1, 3} {
+		short.mark(s)
+		short.unique++
+	}
+	all.drv.drops, short.drv.drops = 1, 1
+	f.clients = []*client{all, short}
+
+	r := f.recoveryResult(4, []uint64{2}, []bool{true, true})
+	if r.Expected != 8 || r.Delivered != 7 || r.CompleteClients != 1 || r.AffectedClients != 2 || r.RecoveredClients != 1 || r.RecoveredPct != 50 {
+		t.Errorf("expected %d, delivered %d, complete %d, affected %d, recovered %d (%.0f%%); want 8, 7, 1, 2, 1 (50%%)",
+			r.Expected, r.Delivered, r.CompleteClients, r.AffectedClients, r.RecoveredClients, r.RecoveredPct)
+	}
+	// Without the failure known, seq 2 is missing for both.
+	if r := f.recoveryResult(4, nil, []bool{true, true}); r.CompleteClients != 0 {
+		t.Errorf("complete %d without the failed seq skipped; want 0", r.CompleteClients)
+	}
+}
+
+// TestPendingKeyTellsNodesApart checks that two attempts from one local
+// address:port (the kernel gives one to connections to different nodes
+// with IP_BIND_ADDRESS_NO_PORT) are told apart by their remote end.
+func TestPendingKeyTellsNodesApart(t *testing.T) {
+	t.Parallel()
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 40000}
+	a := pendingKey(local, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080})
+	b := pendingKey(local, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8090})
+	if a == b {
+		t.Errorf("one key %q for connections to two nodes", a)
+	}
 }

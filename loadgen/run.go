@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -102,6 +103,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if lm != nil {
 		ps.mu.Lock()
 		lm.published = ps.published
+		lm.failedSeqs = slices.Clone(ps.failedSeqs)
 		ps.mu.Unlock()
 	}
 	// Collect even when ctx has ended: members answer at once then.

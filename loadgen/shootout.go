@@ -40,7 +40,8 @@ type ShootoutResult struct {
 }
 
 // shootout steps the client count up from ShootoutStart by
-// ShootoutFactor: at each step it opens the new clients, broadcasts Count
+// ShootoutFactor: at each step it opens the new clients, waits
+// ShootoutSettle, broadcasts Count
 // messages Interval apart, waits up to Drain for every delivery and takes
 // the step's percentiles; it stops at the first step that fails.
 func shootout(ctx context.Context, cfg Config, m *localMember, pub publisher, ps *pubStats) *ShootoutResult {
@@ -59,6 +60,8 @@ func shootout(ctx context.Context, cfg Config, m *localMember, pub publisher, ps
 		if open := int(f.open.Load()); open < n {
 			f.ramp(ctx, n-open)
 		}
+		// Every step follows a ramp (the first one Run's).
+		sleepCtx(ctx, cfg.ShootoutSettle)
 		step := ShootoutStep{Clients: n, Open: f.open.Load()}
 		before := delivered()
 		var sp pubStats

@@ -94,6 +94,7 @@ func run(args []string) error {
 	fs.IntVar(&cfg.ShootoutStart, "shootout-start", 0, "shootout: first step's clients (default 1000)")
 	fs.Float64Var(&cfg.ShootoutFactor, "shootout-factor", 0, "shootout: growth from step to step (default 2)")
 	fs.DurationVar(&cfg.P95Bound, "p95-bound", 0, "shootout: a step passes with p95 at most this (default 500ms)")
+	fs.DurationVar(&cfg.ShootoutSettle, "shootout-settle", 0, "shootout: pause between a step's ramp and its broadcasts (default 250ms; <0 none)")
 	fs.IntVar(&cfg.Procs, "procs", 1, "worker processes (to pass the open-file limit of one)")
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	fs.StringVar(&plots, "plots", "", "write latency.svg, ramp.svg and rate.svg (and recovery.svg or shootout.svg) to this directory")
