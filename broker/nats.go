@@ -217,6 +217,9 @@ func NewNATS(ctx context.Context, h *hub.Hub, cfg NATSConfig) (*NATS, error) {
 		nats.Timeout(2 * time.Second),
 		nats.RetryOnFailedConnect(cfg.Optional),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if b.ctx.Err() != nil {
+				return // Close ended the connection: nothing was lost
+			}
 			cfg.Log.Warn("broker: lost NATS; local delivery goes on, publishes are refused until it is back", "url", cfg.URL, "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
