@@ -214,11 +214,12 @@ func TestErrors(t *testing.T) {
 }
 
 // fakeServer upgrades every request and runs script on the connection;
-// it records the Authorization header of each.
+// it records the Authorization header and the arrival time of each.
 type fakeServer struct {
 	*httptest.Server
 	mu    sync.Mutex
 	auths []string
+	at    []time.Time
 }
 
 func newFake(t *testing.T, script func(n int, conn net.Conn)) *fakeServer {
@@ -226,6 +227,7 @@ func newFake(t *testing.T, script func(n int, conn net.Conn)) *fakeServer {
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.auths = append(f.auths, r.Header.Get("Authorization"))
+		f.at = append(f.at, time.Now()) // before the 101: a client that saw it finds it here
 		n := len(f.auths)
 		f.mu.Unlock()
 		conn, _, _, err := ws.UpgradeHTTP(r, w)
@@ -326,16 +328,12 @@ func TestCloseCodes(t *testing.T) {
 	t.Run("1001 with reconnect advice waits as told", func(t *testing.T) {
 		const advice = 400 * time.Millisecond
 		var closedAt time.Time
-		var upgrades []time.Time
 		var mu sync.Mutex
 		f := newFake(t, func(n int, conn net.Conn) {
-			mu.Lock()
-			upgrades = append(upgrades, time.Now())
 			if n == 1 {
+				mu.Lock()
 				closedAt = time.Now()
-			}
-			mu.Unlock()
-			if n == 1 {
+				mu.Unlock()
 				ws.WriteFrame(conn, ws.NewCloseFrame(ws.NewCloseFrameBody(1001, "server shutting down; reconnect_after_ms=400")))
 				wsutil.ReadClientData(conn)
 				return
@@ -354,10 +352,12 @@ func TestCloseCodes(t *testing.T) {
 		next[heraldclient.Connected](t, c)
 		mu.Lock()
 		defer mu.Unlock()
-		if len(upgrades) != 2 {
-			t.Fatalf("%d upgrades, want 2", len(upgrades))
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.at) != 2 {
+			t.Fatalf("%d upgrade requests, want 2", len(f.at))
 		}
-		if e := upgrades[1].Sub(closedAt); e < advice {
+		if e := f.at[1].Sub(closedAt); e < advice {
 			t.Fatalf("reconnected %v after the close, sooner than the advised %v", e, advice)
 		}
 	})
