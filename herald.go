@@ -216,6 +216,19 @@ type Config struct {
 	// second) may stay silent before the other nodes take its members for
 	// gone (0: broker.DefaultNodeTimeout, 5 s). NATS broker only.
 	PusherNodeTimeout server.Duration `json:"pusher_node_timeout"`
+
+	// Presence on herald's own protocol (docs/protocol.md, "Presence").
+	//
+	// PresenceChannels lists the channel patterns (the syntax of
+	// anonymous_subscribe) of the channels outside namespaces that have
+	// presence; a namespace's channels have it with its "presence"
+	// option. Empty: none.
+	PresenceChannels []string `json:"presence_channels"`
+	// PresenceLeaveDelay is how long a member whose last connection (on
+	// any node) left stays before its leave event, so a reload, or a
+	// reconnection to another node, is no leave (0:
+	// push.DefaultPresenceLeaveDelay, 1 s; negative: none).
+	PresenceLeaveDelay server.Duration `json:"presence_leave_delay"`
 }
 
 // DefaultAPIListen is the API listener's default address: loopback only.
@@ -375,6 +388,11 @@ func New(cfg Config) (*Node, error) {
 			return n.broker.Publish(context.Background(), channel, data)
 		}
 	}
+	if po.Presence, err = presenceChannels(cfg, n.ns); err != nil {
+		n.closeBrokers()
+		return nil, err
+	}
+	po.PresenceLeaveDelay = cfg.PresenceLeaveDelay.D()
 	n.push = push.New(po)
 	var app server.App = n.push
 	if n.pusher != nil {

@@ -169,6 +169,8 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.Var(&hk.BreakerOpen, "hook-breaker-open", "how long an open hook breaker refuses before it probes the backend (0 = 5s)")
 	fs.Var(&h.PusherLeaveDelay, "pusher-leave-delay", "how long a presence member whose last connection left stays before member_removed, so a reload is no leave (0 = 1s, negative = none)")
 	fs.Var(&h.PusherNodeTimeout, "pusher-node-timeout", "with NATS, how long a node's presence heartbeat may be silent before the other nodes drop its members (0 = 5s)")
+	fs.StringSliceVar(&h.PresenceChannels, "presence-channel", h.PresenceChannels, "channel pattern (outside namespaces) whose channels have presence: join/leave events and a member list (repeatable)")
+	fs.Var(&h.PresenceLeaveDelay, "presence-leave-delay", "how long a presence member whose last connection left stays before its leave event, so a reload is no leave (0 = 1s, negative = none)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
