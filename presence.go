@@ -3,7 +3,9 @@ package herald
 import (
 	"fmt"
 
+	"github.com/herald-push/herald/api"
 	"github.com/herald-push/herald/auth"
+	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/namespace"
 )
 
@@ -33,4 +35,22 @@ func presenceChannels(cfg Config, t *namespace.Table) (func(string) bool, error)
 		}
 		return pats.Match(ch)
 	}, nil
+}
+
+var _ api.PresenceBackend = apiBackend{}
+
+// Presence answers GET /api/presence: the node's view of a presence
+// channel's members (with NATS, the cluster's).
+func (b apiBackend) Presence(channel string, limit int) (api.Presence, error) {
+	if !hub.ValidChannel(channel) {
+		return api.Presence{}, fmt.Errorf("%w: channel %.300q: %w", api.ErrBadRequest, channel, hub.ErrInvalidChannel)
+	}
+	if _, err := b.n.ns.Lookup(channel); err != nil {
+		return api.Presence{}, apiError(err)
+	}
+	p, ok := b.n.push.Presence(channel, limit)
+	if !ok {
+		return api.Presence{}, fmt.Errorf("%w: channel %.300q has no presence (see presence_channels and the namespaces' presence option)", api.ErrBadRequest, channel)
+	}
+	return api.Presence{Channel: channel, Count: p.Count, Users: p.Users}, nil
 }
