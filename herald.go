@@ -282,8 +282,10 @@ type Node struct {
 	// memory broker on one node, a NATS broker of its own (stream
 	// HERALD_PUSHER) beside the main one with NATS.
 	pusherBroker broker.Broker
-	// roster shares presence between the nodes (NATS only).
-	roster  *broker.Roster
+	// roster shares presence between the nodes (NATS only, with Pusher
+	// apps or presence channels), under rosterNode.
+	roster     *broker.Roster
+	rosterNode uint32
 	srv     *server.Server
 	workers *pool.Workers
 	broker  broker.Broker
@@ -363,6 +365,17 @@ func New(cfg Config) (*Node, error) {
 	if err := n.openBroker(); err != nil {
 		return nil, err
 	}
+	presenceOn, err := presenceChannels(cfg, n.ns)
+	if err != nil {
+		n.closeBrokers()
+		return nil, err
+	}
+	if _, single := n.broker.(*broker.Memory); !single && !cfg.Echo && (presenceOn != nil || len(cfg.Pusher) > 0) {
+		if err := n.openRoster(cfg); err != nil {
+			n.closeBrokers()
+			return nil, err
+		}
+	}
 	if err := n.newPusher(cfg, origins, slow); err != nil {
 		n.closeBrokers()
 		return nil, err
@@ -388,12 +401,15 @@ func New(cfg Config) (*Node, error) {
 			return n.broker.Publish(context.Background(), channel, data)
 		}
 	}
-	if po.Presence, err = presenceChannels(cfg, n.ns); err != nil {
-		n.closeBrokers()
-		return nil, err
-	}
+	po.Presence = presenceOn
 	po.PresenceLeaveDelay = cfg.PresenceLeaveDelay.D()
+	if n.roster != nil && presenceOn != nil {
+		po.PresenceRoster = pushRoster{n.roster}
+	}
 	n.push = push.New(po)
+	if n.roster != nil {
+		n.startRoster()
+	}
 	var app server.App = n.push
 	if n.pusher != nil {
 		app = server.NewMux(n.push, server.Route{Prefix: "/app/", App: n.pusher})
@@ -458,9 +474,7 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 		}
 		n.pusherBroker = b
 		pb = pusherBroker{b}
-		if err := n.openRoster(cfg, &node); err != nil {
-			return err
-		}
+		node = n.rosterNode
 	}
 	var roster pusher.Roster
 	if n.roster != nil {
@@ -484,7 +498,6 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 	})
 	if n.roster != nil {
 		p := n.pusher
-		n.roster.Start(func(e broker.RosterEntry) { p.RemoteChange(pusher.RemoteEntry(e)) })
 		if err := n.roster.OnTerminate(func(app, user string) { _ = p.TerminateUser(app, user) }); err != nil {
 			return fmt.Errorf("pusher_apps: %w", err)
 		}
@@ -512,15 +525,15 @@ func (c clusterPusher) TerminateUser(app, user string) error {
 
 // openRoster opens the presence roster under a node number of its own:
 // drawn at random, and drawn again while a live node holds it.
-func (n *Node) openRoster(cfg Config, node *uint32) error {
+func (n *Node) openRoster(cfg Config) error {
 	for try := 0; ; try++ {
-		*node = 1 + rand.Uint32N(1<<23-1)
+		node := 1 + rand.Uint32N(1<<23-1)
 		r, err := broker.NewRoster(context.Background(), broker.RosterConfig{
 			URL:         cfg.Broker,
-			Name:        "herald pusher presence " + cfg.Listen,
+			Name:        "herald presence " + cfg.Listen,
 			Optional:    cfg.BrokerOptional,
 			Replicas:    cfg.BrokerReplicas,
-			Node:        *node,
+			Node:        node,
 			NodeTimeout: cfg.PusherNodeTimeout.D(),
 			Log:         n.log,
 		})
@@ -528,9 +541,9 @@ func (n *Node) openRoster(cfg Config, node *uint32) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("pusher_apps: %w", err)
+			return fmt.Errorf("presence roster: %w", err)
 		}
-		n.roster = r
+		n.roster, n.rosterNode = r, node
 		return nil
 	}
 }

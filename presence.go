@@ -2,11 +2,15 @@ package herald
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/herald-push/herald/api"
 	"github.com/herald-push/herald/auth"
+	"github.com/herald-push/herald/broker"
 	"github.com/herald-push/herald/hub"
 	"github.com/herald-push/herald/namespace"
+	"github.com/herald-push/herald/push"
+	"github.com/herald-push/herald/pusher"
 )
 
 // presenceChannels is push.Options.Presence for cfg: a namespace's
@@ -53,4 +57,32 @@ func (b apiBackend) Presence(channel string, limit int) (api.Presence, error) {
 		return api.Presence{}, fmt.Errorf("%w: channel %.300q has no presence (see presence_channels and the namespaces' presence option)", api.ErrBadRequest, channel)
 	}
 	return api.Presence{Channel: channel, Count: p.Count, Users: p.Users}, nil
+}
+
+// pushRosterPrefix starts the roster's channel names of herald's own
+// presence channels: the Pusher protocol's are "{app id}:{channel}", and
+// no app id starts with a NUL byte, so the two never meet.
+const pushRosterPrefix = "\x00herald:"
+
+// pushRoster is push.PresenceRoster on the node's roster, which the
+// Pusher protocol's presence shares.
+type pushRoster struct{ r *broker.Roster }
+
+func (p pushRoster) Put(ch, user string, info []byte) { p.r.Put(pushRosterPrefix+ch, user, info) }
+func (p pushRoster) Remove(ch, user string)           { p.r.Remove(pushRosterPrefix+ch, user) }
+
+// startRoster starts the roster, handing the other nodes' changes to the
+// protocol they belong to: herald's presence channels (by their prefix)
+// or the Pusher apps'.
+func (n *Node) startRoster() {
+	app, p := n.push, n.pusher
+	n.roster.Start(func(e broker.RosterEntry) {
+		if ch, ok := strings.CutPrefix(e.Channel, pushRosterPrefix); ok {
+			app.RemotePresence(push.PresenceEntry{Node: e.Node, Channel: ch, User: e.User, Gone: e.Gone, NodeDown: e.NodeDown})
+			return
+		}
+		if p != nil {
+			p.RemoteChange(pusher.RemoteEntry(e))
+		}
+	})
 }
