@@ -214,7 +214,8 @@ type Config struct {
 	PusherLeaveDelay server.Duration `json:"pusher_leave_delay"`
 	// PusherNodeTimeout is how long a node's presence heartbeat (one a
 	// second) may stay silent before the other nodes take its members for
-	// gone (0: broker.DefaultNodeTimeout, 5 s). NATS broker only.
+	// gone (0: broker.DefaultNodeTimeout, 5 s); herald's own presence
+	// channels share the heartbeat and the timeout. NATS broker only.
 	PusherNodeTimeout server.Duration `json:"pusher_node_timeout"`
 
 	// Presence on herald's own protocol (docs/protocol.md, "Presence").
@@ -286,14 +287,14 @@ type Node struct {
 	// apps or presence channels), under rosterNode.
 	roster     *broker.Roster
 	rosterNode uint32
-	srv     *server.Server
-	workers *pool.Workers
-	broker  broker.Broker
-	dedup   *broker.Dedup
-	ns      *namespace.Table
-	reg     *prometheus.Registry
-	fanout  prometheus.Histogram
-	handler Handler
+	srv        *server.Server
+	workers    *pool.Workers
+	broker     broker.Broker
+	dedup      *broker.Dedup
+	ns         *namespace.Table
+	reg        *prometheus.Registry
+	fanout     prometheus.Histogram
+	handler    Handler
 
 	apiAddr  net.Addr
 	apiStats api.Stats

@@ -42,7 +42,8 @@ type PresenceEntry struct {
 }
 
 // Presence is a presence channel's members, a snapshot: Count is exact,
-// Users lists at most the limit asked for, in the order they joined.
+// Users lists at most the limit asked for, in no set order (join order
+// until a member leaves).
 type Presence struct {
 	Count int      `json:"count"`
 	Users []string `json:"users"`
