@@ -154,6 +154,8 @@ type App struct {
 	channelLimited atomic.Uint64
 	rateClosed     atomic.Uint64
 	paged          atomic.Uint64
+	presEvents     atomic.Uint64
+	presMembers    atomic.Int64
 }
 
 // appLoop is the App's state for one event loop, touched only by that
@@ -280,6 +282,12 @@ type Stats struct {
 	// PagedBacklogs counts recovery backlogs that did not fit the output
 	// budget and were sent in pages.
 	PagedBacklogs uint64 `json:"paged_backlogs"`
+	// PresenceMembers is the members of presence channels this node
+	// knows (with NATS, the cluster's), one per user and channel;
+	// PresenceEvents counts the join and leave events it decided (each
+	// once, however many subscribers it reached).
+	PresenceMembers int64  `json:"presence_members"`
+	PresenceEvents  uint64 `json:"presence_events"`
 }
 
 // Stats returns the App's counters. Safe from any goroutine.
@@ -289,6 +297,7 @@ func (a *App) Stats() Stats {
 		Kicked: a.kicked.Load(), Commands: a.commands.Load(), CommandErrors: a.commandErrors.Load(),
 		SubscriptionLimited: a.subLimited.Load(), ChannelLimited: a.channelLimited.Load(),
 		CommandRateClosed: a.rateClosed.Load(), PagedBacklogs: a.paged.Load(),
+		PresenceMembers: a.presMembers.Load(), PresenceEvents: a.presEvents.Load(),
 	}
 }
 

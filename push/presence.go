@@ -126,6 +126,7 @@ func (a *App) presenceJoined(s *Session, ch string) Presence {
 			m = &presenceMember{user: user, idx: len(pc.order)}
 			pc.members[user] = m
 			pc.order = append(pc.order, m)
+			pr.a.presMembers.Add(1)
 			pr.eventLocked(pc, ch, "join", user)
 		}
 		m.away = false // a leave waiting for the delay is off
@@ -206,6 +207,7 @@ func (a *App) RemotePresence(e PresenceEntry) {
 		m = &presenceMember{user: e.User, idx: len(pc.order)}
 		pc.members[e.User] = m
 		pc.order = append(pc.order, m)
+		a.presMembers.Add(1)
 		pr.eventLocked(pc, e.Channel, "join", e.User)
 	}
 	m.away = false
@@ -237,6 +239,7 @@ func (pr *presence) absentLocked(ch string, pc *presenceChannel, m *presenceMemb
 // subscribers. Lock held.
 func (pr *presence) removeLocked(ch string, pc *presenceChannel, m *presenceMember) {
 	delete(pc.members, m.user)
+	pr.a.presMembers.Add(-1)
 	last := pc.order[len(pc.order)-1]
 	pc.order[m.idx], last.idx = last, m.idx
 	pc.order[len(pc.order)-1] = nil
@@ -276,6 +279,7 @@ type presenceEvent struct {
 // event streams get no events. Lock held; the writes happen after it,
 // on the loops.
 func (pr *presence) eventLocked(pc *presenceChannel, ch, op, user string) {
+	pr.a.presEvents.Add(1)
 	if len(pc.subs) == 0 {
 		return
 	}

@@ -105,6 +105,10 @@ func TestPresenceTabs(t *testing.T) {
 
 	tab1.NC.Close()
 	expect(t, bob, `{"op":"leave","channel":"room:1","user":"alice"}`)
+	// Joins of bob, alice and carol, leaves of carol and alice.
+	if st := n.app.Stats(); st.PresenceMembers != 1 || st.PresenceEvents != 5 {
+		t.Fatalf("Stats: %d members, %d events; want 1 and 5", st.PresenceMembers, st.PresenceEvents)
+	}
 	if p, _ := n.app.Presence("room:1", 0); p.Count != 1 || len(p.Users) != 1 || p.Users[0] != "bob" {
 		t.Fatalf("Presence = %+v, want bob alone", p)
 	}
