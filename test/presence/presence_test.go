@@ -306,3 +306,47 @@ func TestPresenceCluster(t *testing.T) {
 		t.Fatalf("A's GET /api/presence after B died: %+v", p)
 	}
 }
+
+// TestPresenceReload: a user whose only tab closes and comes back within
+// the leave delay never left: no leave, no second join, still listed; on
+// one node and moving from one node to another on NATS. (The delay is
+// longer than the test, so a wrong leave could only come at once.)
+func TestPresenceReload(t *testing.T) {
+	t.Parallel()
+	conf := `{"log_level": "warn", "demo": false, "presence_channels": ["lobby"], "presence_leave_delay": "1m"}`
+	const ch = "lobby"
+	t.Run("one node", func(t *testing.T) {
+		t.Parallel()
+		n := start(t, conf)
+		bob, _ := n.join(t, "bob", ch)
+		alice, _ := n.join(t, "alice", ch)
+		bob.event("join", ch, "alice")
+		alice.Close()
+		waitFor(t, "alice's close", func() bool { return n.subscribers(t, ch) == 1 })
+		if p := n.presenceOf(t, ch); p.Count != 2 {
+			t.Fatalf("alice gone for the delay: %+v, want her still listed", p)
+		}
+		if _, r := n.join(t, "alice", ch); r.Presence.Count != 2 {
+			t.Fatalf("alice back: %+v", r.Presence)
+		}
+		n.join(t, "carol", ch)
+		bob.event("join", ch, "carol") // nothing of alice came before it
+	})
+	t.Run("to another node", func(t *testing.T) {
+		t.Parallel()
+		ns := natstest.Start(t, 0, t.TempDir())
+		flags := []string{"--broker", fmt.Sprintf("nats://127.0.0.1:%d", natstest.Port(ns))}
+		a, b := start(t, conf, flags...), start(t, conf, flags...)
+		bob, _ := a.join(t, "bob", ch)
+		alice, _ := b.join(t, "alice", ch)
+		bob.event("join", ch, "alice")
+		alice.Close()
+		waitFor(t, "alice's close on B", func() bool { return b.subscribers(t, ch) == 0 })
+		if _, r := a.join(t, "alice", ch); r.Presence.Count != 2 {
+			t.Fatalf("alice on A: %+v", r.Presence)
+		}
+		b.join(t, "carol", ch)
+		bob.event("join", ch, "carol") // no leave of alice before it
+		waitFor(t, "B's view", func() bool { return b.presenceOf(t, ch).Count == 3 })
+	})
+}
