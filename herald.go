@@ -214,8 +214,22 @@ type Config struct {
 	PusherLeaveDelay server.Duration `json:"pusher_leave_delay"`
 	// PusherNodeTimeout is how long a node's presence heartbeat (one a
 	// second) may stay silent before the other nodes take its members for
-	// gone (0: broker.DefaultNodeTimeout, 5 s). NATS broker only.
+	// gone (0: broker.DefaultNodeTimeout, 5 s); herald's own presence
+	// channels share the heartbeat and the timeout. NATS broker only.
 	PusherNodeTimeout server.Duration `json:"pusher_node_timeout"`
+
+	// Presence on herald's own protocol (docs/protocol.md, "Presence").
+	//
+	// PresenceChannels lists the channel patterns (the syntax of
+	// anonymous_subscribe) of the channels outside namespaces that have
+	// presence; a namespace's channels have it with its "presence"
+	// option. Empty: none.
+	PresenceChannels []string `json:"presence_channels"`
+	// PresenceLeaveDelay is how long a member whose last connection (on
+	// any node) left stays before its leave event, so a reload, or a
+	// reconnection to another node, is no leave (0:
+	// push.DefaultPresenceLeaveDelay, 1 s; negative: none).
+	PresenceLeaveDelay server.Duration `json:"presence_leave_delay"`
 }
 
 // DefaultAPIListen is the API listener's default address: loopback only.
@@ -269,16 +283,18 @@ type Node struct {
 	// memory broker on one node, a NATS broker of its own (stream
 	// HERALD_PUSHER) beside the main one with NATS.
 	pusherBroker broker.Broker
-	// roster shares presence between the nodes (NATS only).
-	roster  *broker.Roster
-	srv     *server.Server
-	workers *pool.Workers
-	broker  broker.Broker
-	dedup   *broker.Dedup
-	ns      *namespace.Table
-	reg     *prometheus.Registry
-	fanout  prometheus.Histogram
-	handler Handler
+	// roster shares presence between the nodes (NATS only, with Pusher
+	// apps or presence channels), under rosterNode.
+	roster     *broker.Roster
+	rosterNode uint32
+	srv        *server.Server
+	workers    *pool.Workers
+	broker     broker.Broker
+	dedup      *broker.Dedup
+	ns         *namespace.Table
+	reg        *prometheus.Registry
+	fanout     prometheus.Histogram
+	handler    Handler
 
 	apiAddr  net.Addr
 	apiStats api.Stats
@@ -350,6 +366,17 @@ func New(cfg Config) (*Node, error) {
 	if err := n.openBroker(); err != nil {
 		return nil, err
 	}
+	presenceOn, err := presenceChannels(cfg, n.ns)
+	if err != nil {
+		n.closeBrokers()
+		return nil, err
+	}
+	if _, single := n.broker.(*broker.Memory); !single && !cfg.Echo && (presenceOn != nil || len(cfg.Pusher) > 0) {
+		if err := n.openRoster(cfg); err != nil {
+			n.closeBrokers()
+			return nil, err
+		}
+	}
 	if err := n.newPusher(cfg, origins, slow); err != nil {
 		n.closeBrokers()
 		return nil, err
@@ -375,7 +402,15 @@ func New(cfg Config) (*Node, error) {
 			return n.broker.Publish(context.Background(), channel, data)
 		}
 	}
+	po.Presence = presenceOn
+	po.PresenceLeaveDelay = cfg.PresenceLeaveDelay.D()
+	if n.roster != nil && presenceOn != nil {
+		po.PresenceRoster = pushRoster{n.roster}
+	}
 	n.push = push.New(po)
+	if n.roster != nil {
+		n.startRoster()
+	}
 	var app server.App = n.push
 	if n.pusher != nil {
 		app = server.NewMux(n.push, server.Route{Prefix: "/app/", App: n.pusher})
@@ -440,9 +475,7 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 		}
 		n.pusherBroker = b
 		pb = pusherBroker{b}
-		if err := n.openRoster(cfg, &node); err != nil {
-			return err
-		}
+		node = n.rosterNode
 	}
 	var roster pusher.Roster
 	if n.roster != nil {
@@ -466,7 +499,6 @@ func (n *Node) newPusher(cfg Config, origins *auth.OriginPolicy, slow push.SlowP
 	})
 	if n.roster != nil {
 		p := n.pusher
-		n.roster.Start(func(e broker.RosterEntry) { p.RemoteChange(pusher.RemoteEntry(e)) })
 		if err := n.roster.OnTerminate(func(app, user string) { _ = p.TerminateUser(app, user) }); err != nil {
 			return fmt.Errorf("pusher_apps: %w", err)
 		}
@@ -494,15 +526,15 @@ func (c clusterPusher) TerminateUser(app, user string) error {
 
 // openRoster opens the presence roster under a node number of its own:
 // drawn at random, and drawn again while a live node holds it.
-func (n *Node) openRoster(cfg Config, node *uint32) error {
+func (n *Node) openRoster(cfg Config) error {
 	for try := 0; ; try++ {
-		*node = 1 + rand.Uint32N(1<<23-1)
+		node := 1 + rand.Uint32N(1<<23-1)
 		r, err := broker.NewRoster(context.Background(), broker.RosterConfig{
 			URL:         cfg.Broker,
-			Name:        "herald pusher presence " + cfg.Listen,
+			Name:        "herald presence " + cfg.Listen,
 			Optional:    cfg.BrokerOptional,
 			Replicas:    cfg.BrokerReplicas,
-			Node:        *node,
+			Node:        node,
 			NodeTimeout: cfg.PusherNodeTimeout.D(),
 			Log:         n.log,
 		})
@@ -510,9 +542,9 @@ func (n *Node) openRoster(cfg Config, node *uint32) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("pusher_apps: %w", err)
+			return fmt.Errorf("presence roster: %w", err)
 		}
-		n.roster = r
+		n.roster, n.rosterNode = r, node
 		return nil
 	}
 }

@@ -109,6 +109,8 @@ var nodeMetrics = []metric{
 
 	{"recovery_pages_total", "Recovery backlogs larger than the output budget, sent in pages.", counter, "", "", func(s *Stats) float64 { return u(s.Push.PagedBacklogs) }},
 	{"dropped_messages_total", "Messages dropped for slow subscribers (drop policy).", counter, "", "", func(s *Stats) float64 { return u(s.Push.Dropped) }},
+	{"presence_members", "Members of herald's presence channels this node knows (with NATS, the cluster's), one per user and channel.", gauge, "", "", func(s *Stats) float64 { return i(s.Push.PresenceMembers) }},
+	{"presence_events_total", "Join and leave events of herald's presence channels decided on this node.", counter, "", "", func(s *Stats) float64 { return u(s.Push.PresenceEvents) }},
 	{"commands_total", "Client protocol commands received.", counter, "", "", func(s *Stats) float64 { return u(s.Push.Commands) }},
 	{"command_errors_total", "Client protocol commands answered with an error.", counter, "", "", func(s *Stats) float64 { return u(s.Push.CommandErrors) }},
 

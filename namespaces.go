@@ -96,7 +96,11 @@ func Check(cfg Config) error {
 	if err := checkSizes(cfg); err != nil {
 		return err
 	}
-	if _, err := newNamespaces(cfg); err != nil {
+	t, err := newNamespaces(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := presenceChannels(cfg, t); err != nil {
 		return err
 	}
 	if len(cfg.Pusher) > 0 && !cfg.Echo {

@@ -123,6 +123,28 @@ type Backend interface {
 	Stats() any
 }
 
+// PresenceBackend is the part of a Backend that serves GET
+// /api/presence. A Backend without it answers with 501 not_implemented.
+type PresenceBackend interface {
+	// Presence returns the members of a presence channel: their exact
+	// count and at most limit user ids. Errors wrapping ErrBadRequest (a
+	// channel without presence) are 400, ErrUnknownNamespace 400.
+	Presence(channel string, limit int) (Presence, error)
+}
+
+// Presence is a presence channel's members (GET /api/presence).
+type Presence struct {
+	Channel string   `json:"channel"`
+	Count   int      `json:"count"`
+	Users   []string `json:"users"`
+}
+
+// Bounds of GET /api/presence's list.
+const (
+	DefaultPresenceList = 100
+	MaxPresenceList     = 1000
+)
+
 // HistoryBackend is the part of a Backend that serves the history API
 // (GET and DELETE /api/history) and idempotent publishes
 // (idempotency_key). A Backend without it answers those with 501
@@ -285,6 +307,7 @@ func NewHandler(b Backend, o Options) http.Handler {
 	mux.Handle("GET /api/channels", h.auth(h.channels))
 	mux.Handle("GET /api/history", h.auth(h.history))
 	mux.Handle("DELETE /api/history", h.auth(h.removeHistory))
+	mux.Handle("GET /api/presence", h.auth(h.presence))
 	mux.Handle("GET /api/stats", h.auth(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, b.Stats())
 	}))
@@ -615,6 +638,42 @@ func (h *handlers) history(w http.ResponseWriter, r *http.Request) {
 		out["next"] = msgs[len(msgs)-1].Offset
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// presence answers GET /api/presence?channel=&limit= with
+// {"channel":..,"count":N,"users":[...]}: the exact count, at most limit
+// users (default DefaultPresenceList).
+func (h *handlers) presence(w http.ResponseWriter, r *http.Request) {
+	pb, ok := h.b.(PresenceBackend)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "not_implemented", "this node serves no presence API")
+		return
+	}
+	q := r.URL.Query()
+	ch := q.Get("channel")
+	if ch == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "?channel= is required")
+		return
+	}
+	limit := DefaultPresenceList
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxPresenceList {
+			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: want 1 to %d, got %q", MaxPresenceList, s))
+			return
+		}
+		limit = n
+	}
+	p, err := pb.Presence(ch, limit)
+	if err != nil {
+		writeBackendError(w, err)
+		return
+	}
+	p.Channel = ch
+	if p.Users == nil {
+		p.Users = []string{}
+	}
+	writeJSON(w, http.StatusOK, p)
 }
 
 // dataValue is a payload as the envelope carries it: inlined when it is

@@ -146,3 +146,20 @@ func BenchmarkCanSubscribe(b *testing.B) {
 		})
 	}
 }
+
+func TestCompilePatterns(t *testing.T) {
+	t.Parallel()
+	p, err := CompilePatterns([]string{"room:*", "lobby", "{sub}.x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ch, want := range map[string]bool{"room:1": true, "lobby": true, "news": false, "user:a": false, ".x": false} {
+		if got := p.Match(ch); got != want {
+			t.Errorf("Match(%q) = %v, want %v", ch, got, want)
+		}
+	}
+	var none *Patterns
+	if none.Match("lobby") {
+		t.Error("nil Patterns matched")
+	}
+}

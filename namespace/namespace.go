@@ -67,6 +67,10 @@ type Config struct {
 	// namespace's channels (API and pub), bytes; its envelope frame must
 	// fit write_buffer_limit. 0: max_publish_size.
 	MaxMessageSize int `json:"max_message_size,omitempty"`
+	// Presence gives the namespace's channels presence: who is
+	// subscribed, one member per user, with join and leave events and a
+	// member list (docs/protocol.md, "Presence"). Unset: false.
+	Presence bool `json:"presence,omitempty"`
 }
 
 // Defaults are the node's top-level settings (defaults applied), which
@@ -88,7 +92,7 @@ type Namespace struct {
 	// own values).
 	Hub hub.ChannelOptions
 
-	anonSub, anonPub, clientPub bool
+	anonSub, anonPub, clientPub, presence bool
 }
 
 // top is the Namespace of channels outside any namespace: the top-level
@@ -110,6 +114,11 @@ func (n *Namespace) AnonymousPublish() bool { return n.anonPub }
 // ClientPublish reports whether clients may publish with pub in the
 // namespace (where their claims allow it).
 func (n *Namespace) ClientPublish() bool { return n.clientPub }
+
+// Presence reports whether the namespace's channels have presence. The
+// top level has none: channels outside namespaces get it from the
+// presence_channels patterns instead.
+func (n *Namespace) Presence() bool { return n.presence }
 
 // MaxMessageSize is the largest payload published to the namespace; 0
 // means the top-level max_publish_size.
@@ -152,7 +161,7 @@ func build(c Config) (*Namespace, error) {
 	if err := validName(c.Name); err != nil {
 		return nil, err
 	}
-	ns := &Namespace{Name: c.Name, anonSub: true, clientPub: true, anonPub: c.AnonymousPublish}
+	ns := &Namespace{Name: c.Name, anonSub: true, clientPub: true, anonPub: c.AnonymousPublish, presence: c.Presence}
 	if c.AnonymousSubscribe != nil {
 		ns.anonSub = *c.AnonymousSubscribe
 	}

@@ -129,7 +129,7 @@ func TestNewRefuses(t *testing.T) {
 func TestUnknownField(t *testing.T) {
 	t.Parallel()
 	var list []Config
-	dec := json.NewDecoder(strings.NewReader(`[{"name": "a", "presence": true}]`))
+	dec := json.NewDecoder(strings.NewReader(`[{"name": "a", "presense": true}]`))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&list); err == nil {
 		t.Fatal("an option that does not exist was accepted")
@@ -199,5 +199,30 @@ func BenchmarkPublish(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestPresenceOption(t *testing.T) {
+	t.Parallel()
+	tab, err := New(parse(t, `[{"name": "room", "presence": true}, {"name": "news"}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		channel string
+		want    bool
+	}{
+		{channel: "room:1", want: true},
+		{channel: "news:1", want: false},
+		{channel: "plain", want: false},
+		{channel: "user:alice", want: false},
+	} {
+		ns, err := tab.Lookup(tc.channel)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.channel, err)
+		}
+		if got := ns.Presence(); got != tc.want {
+			t.Errorf("%s: presence %v, want %v", tc.channel, got, tc.want)
+		}
 	}
 }

@@ -110,6 +110,19 @@ type Options struct {
 	// its HubOptions, so history and sizes follow too. Nil: no
 	// namespaces.
 	Namespaces *namespace.Table
+	// Presence, when set, reports which channels have presence
+	// (docs/protocol.md, "Presence"): one member per token subject,
+	// join and leave events to the channel's subscribers, the member
+	// list in the subscribed reply and the presence command. Nil: no
+	// channel has presence.
+	Presence func(channel string) bool
+	// PresenceLeaveDelay is how long a member whose last connection left
+	// stays before its leave event (0: DefaultPresenceLeaveDelay;
+	// negative: none).
+	PresenceLeaveDelay time.Duration
+	// PresenceRoster, when set, shares the presence channels' members
+	// with the other nodes; hand its changes to App.RemotePresence.
+	PresenceRoster PresenceRoster
 }
 
 // App is herald's client protocol (docs/protocol.md), a server.App on top
@@ -123,6 +136,8 @@ type App struct {
 	o     Options
 	srv   *server.Server
 	loops []appLoop // indexed by Loop.Index; touched only by that loop
+	// pres is the node's presence view, nil without Options.Presence.
+	pres *presence
 
 	// interval is the command bucket's nanoseconds per command and
 	// tolerance how far ahead of now its arrival time may run (burst−1
@@ -139,6 +154,8 @@ type App struct {
 	channelLimited atomic.Uint64
 	rateClosed     atomic.Uint64
 	paged          atomic.Uint64
+	presEvents     atomic.Uint64
+	presMembers    atomic.Int64
 }
 
 // appLoop is the App's state for one event loop, touched only by that
@@ -189,6 +206,9 @@ func New(o Options) *App {
 		o.CommandRate = DefaultCommandRate
 	}
 	a := &App{o: o}
+	if o.Presence != nil {
+		a.pres = newPresence(a)
+	}
 	if o.CommandRate > 0 {
 		a.interval = max(1, int64(float64(time.Second)/o.CommandRate))
 		a.tolerance = a.interval * max(1, int64(2*o.CommandRate)-1)
@@ -262,6 +282,12 @@ type Stats struct {
 	// PagedBacklogs counts recovery backlogs that did not fit the output
 	// budget and were sent in pages.
 	PagedBacklogs uint64 `json:"paged_backlogs"`
+	// PresenceMembers is the members of presence channels this node
+	// knows (with NATS, the cluster's), one per user and channel;
+	// PresenceEvents counts the join and leave events it decided (each
+	// once, however many subscribers it reached).
+	PresenceMembers int64  `json:"presence_members"`
+	PresenceEvents  uint64 `json:"presence_events"`
 }
 
 // Stats returns the App's counters. Safe from any goroutine.
@@ -271,6 +297,7 @@ func (a *App) Stats() Stats {
 		Kicked: a.kicked.Load(), Commands: a.commands.Load(), CommandErrors: a.commandErrors.Load(),
 		SubscriptionLimited: a.subLimited.Load(), ChannelLimited: a.channelLimited.Load(),
 		CommandRateClosed: a.rateClosed.Load(), PagedBacklogs: a.paged.Load(),
+		PresenceMembers: a.presMembers.Load(), PresenceEvents: a.presEvents.Load(),
 	}
 }
 
@@ -388,6 +415,9 @@ func (a *App) OnClose(c *server.Conn) {
 	for _, ch := range sess.channels {
 		a.o.Hub.Unsubscribe(l, ch, sess)
 		a.release(ch)
+		if a.hasPresence(ch) {
+			a.presenceLeft(sess, ch)
+		}
 	}
 	sess.channels = nil
 	pl := &a.loops[l.Index()]

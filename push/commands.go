@@ -61,6 +61,8 @@ func (a *App) command(s *Session, payload []byte) {
 		a.publish(s, &cmd)
 	case "ping":
 		a.reply(s, cmd.ID, map[string]any{"op": "pong"})
+	case "presence":
+		a.presenceQuery(s, &cmd)
 	case "msg":
 		a.appMessage(s, &cmd)
 	case "":
@@ -186,20 +188,33 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 		subscribe = a.o.Hub.SubscribeTrusted
 	}
 	pos, backlog, recovered, err := subscribe(l, ch, s, since)
+	pres := a.hasPresence(ch)
 	if err != nil {
 		a.release(ch)
+		if pres {
+			a.presenceLeft(s, ch) // a resubscription that failed
+		}
 		a.subscribeRefused(s, id, ch, err)
 		return
 	}
 	a.addChannel(s, ch)
+	var members Presence
+	if pres {
+		members = a.presenceJoined(s, ch)
+	}
 	if s.streaming() {
 		a.streamJoined(s, ch, pos, since, recovered)
-	} else if !quiet && !s.raw && len(id) == 0 {
+	} else if !quiet && !s.raw && len(id) == 0 && !pres {
+		// The common reply, built in the loop's scratch memory; one with
+		// an id or a member list goes the general way.
 		a.replySubscribed(s, ch, pos, since != nil, recovered)
 	} else if !quiet && !s.raw {
 		r := map[string]any{"op": "subscribed", "channel": ch, "offset": pos.Offset, "epoch": pos.Epoch}
 		if since != nil {
 			r["recovered"] = recovered
+		}
+		if pres {
+			r["presence"] = members
 		}
 		a.reply(s, id, r)
 	}
@@ -229,6 +244,9 @@ func (a *App) unsubscribe(s *Session, ch string) bool {
 	a.o.Hub.Unsubscribe(s.conn.Loop(), ch, s)
 	a.dropPager(s, ch)
 	a.release(ch)
+	if a.hasPresence(ch) {
+		a.presenceLeft(s, ch)
+	}
 	return true
 }
 

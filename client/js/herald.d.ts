@@ -49,6 +49,13 @@ declare class Herald {
   publish(channel: string, data: unknown): Promise<number>;
 
   /**
+   * Asks the members of a presence channel: the exact count and at most
+   * 100 users; rejects with a HeraldError (bad_request: the channel has no
+   * presence; forbidden).
+   */
+  presence(channel: string): Promise<Herald.Presence>;
+
+  /**
    * Sends an application message {"op":"msg"} to the server's handler;
    * false when the client is closed or too many commands wait.
    */
@@ -153,6 +160,22 @@ declare namespace Herald {
     channel: string;
     offset: number;
     epoch: string;
+    /** The members when it subscribed, for a presence channel. */
+    presence?: PresenceList;
+  }
+  /** A presence channel's members: count is exact, users at most 100. */
+  interface PresenceList {
+    count: number;
+    users: string[];
+  }
+  /** The answer of presence(). */
+  interface Presence extends PresenceList {
+    channel: string;
+  }
+  /** A user joined (its first connection) or left (its last) a presence channel. */
+  interface PresenceEvent {
+    channel: string;
+    user: string;
   }
   interface RecoveredEvent {
     channel: string;
@@ -180,6 +203,8 @@ declare namespace Herald {
     open: (ev: OpenEvent) => void;
     subscribed: (ev: SubscribedEvent) => void;
     recovered: (ev: RecoveredEvent) => void;
+    join: (ev: PresenceEvent) => void;
+    leave: (ev: PresenceEvent) => void;
     publication: (data: any, meta: Meta) => void;
     message: (data: any) => void;
     close: (ev: CloseEvent) => void;

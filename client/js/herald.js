@@ -121,8 +121,8 @@
 
     /**
      * on adds a listener for an event: message, publication, subscribed,
-     * recovered, open, close, reconnect, error or state (see README.md). It returns a function that
-     * removes it.
+     * recovered, join, leave, open, close, reconnect, error or state (see
+     * README.md). It returns a function that removes it.
      */
     on(event, fn) {
       let set = this._listeners.get(event);
@@ -183,6 +183,24 @@
         const id = this._nextId++;
         this._pending.set(id, { resolve: resolve, reject: reject });
         if (!this._enqueue({ op: 'pub', channel: channel, data: data, id: id })) {
+          this._pending.delete(id);
+          reject(new HeraldError('queue_full', 'herald: too many commands waiting for a connection'));
+        }
+      });
+    }
+
+    /**
+     * presence resolves with {channel, count, users} of a presence channel
+     * (docs/protocol.md, "Presence"): the exact count and at most 100
+     * users. It rejects with a HeraldError (bad_request for a channel
+     * without presence, forbidden), or when the connection drops first.
+     */
+    presence(channel) {
+      return new Promise((resolve, reject) => {
+        if (this._closed) return reject(new HeraldError('closed', 'herald: client is closed'));
+        const id = this._nextId++;
+        this._pending.set(id, { resolve: resolve, reject: reject });
+        if (!this._enqueue({ op: 'presence', channel: channel, id: id })) {
           this._pending.delete(id);
           reject(new HeraldError('queue_full', 'herald: too many commands waiting for a connection'));
         }
@@ -389,6 +407,13 @@
         case 'published':
           this._settle(m.id, null, m.offset);
           return;
+        case 'presence':
+          this._settle(m.id, null, { channel: m.channel, count: m.count, users: m.users || [] });
+          return;
+        case 'join':
+        case 'leave':
+          if (this._channels.has(m.channel)) this._emit(m.op, { channel: m.channel, user: m.user });
+          return;
         case 'error': {
           const err = new HeraldError(m.code, m.message, m.channel);
           if (!this._settle(m.id, err)) this._emit('error', err);
@@ -413,7 +438,9 @@
         ch.offset = m.offset;
         ch.epoch = m.epoch;
       }
-      this._emit('subscribed', { channel: m.channel, offset: m.offset, epoch: m.epoch });
+      const ev = { channel: m.channel, offset: m.offset, epoch: m.epoch };
+      if (m.presence) ev.presence = { count: m.presence.count, users: m.presence.users || [] };
+      this._emit('subscribed', ev);
       if (asked) this._emit('recovered', { channel: m.channel, recovered: m.recovered === true, offset: m.offset, epoch: m.epoch });
     }
 
@@ -462,7 +489,7 @@
     _write(cmd) {
       const ws = this._ws;
       if (!ws || ws === PENDING || ws.readyState !== OPEN) {
-        if (cmd.op === 'pub' || cmd.op === 'msg') this._queue.push(cmd);
+        if (cmd.op === 'pub' || cmd.op === 'msg' || cmd.op === 'presence') this._queue.push(cmd);
         return;
       }
       try {

@@ -172,6 +172,8 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	// Accept pace.
 	fs.Float64Var(&c.AcceptRate, "accept-rate", c.AcceptRate, "new connections per second the node takes, plain and TLS together; past it 503 with Retry-After (TLS: closed before the handshake); 0 = no pace")
 	fs.IntVar(&c.AcceptBurst, "accept-burst", c.AcceptBurst, "new connections that may arrive at once above --accept-rate (0 = one second's worth)")
+	fs.StringSliceVar(&h.PresenceChannels, "presence-channel", h.PresenceChannels, "channel pattern (outside namespaces) whose channels have presence: join/leave events and a member list (repeatable)")
+	fs.Var(&h.PresenceLeaveDelay, "presence-leave-delay", "how long a presence member whose last connection left stays before its leave event, so a reload is no leave (0 = 1s, negative = none)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")

@@ -263,3 +263,31 @@ test('unsubscribe sends unsub after the last handler', (t) => {
   assert.equal(h.position('news'), null);
   h.close();
 });
+
+test('presence: join and leave events, the subscribed list and presence()', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const ws = mockWS();
+  const h = new Herald('ws://x/ws', { WebSocket: ws.MockWS, pingInterval: 0 });
+  const evs = [];
+  for (const name of ['subscribed', 'join', 'leave']) h.on(name, (a) => evs.push([name, a]));
+  ws.last().open();
+  h.subscribe('room:1', () => {});
+  ws.last().recv({ op: 'subscribed', channel: 'room:1', offset: 0, epoch: 'e', presence: { count: 2, users: ['a', 'b'] } });
+  ws.last().recv({ op: 'join', channel: 'room:1', user: 'c' });
+  ws.last().recv({ op: 'leave', channel: 'room:1', user: 'a' });
+  ws.last().recv({ op: 'join', channel: 'elsewhere', user: 'z' }); // not subscribed here
+  assert.deepEqual(evs, [
+    ['subscribed', { channel: 'room:1', offset: 0, epoch: 'e', presence: { count: 2, users: ['a', 'b'] } }],
+    ['join', { channel: 'room:1', user: 'c' }],
+    ['leave', { channel: 'room:1', user: 'a' }],
+  ]);
+  const asked = h.presence('room:1');
+  const refused = h.presence('news');
+  const [q1, q2] = ws.last().sent.slice(-2);
+  assert.deepEqual([q1.op, q1.channel, q2.channel], ['presence', 'room:1', 'news']);
+  ws.last().recv({ op: 'presence', channel: 'room:1', count: 2, users: ['b', 'c'], id: q1.id });
+  ws.last().recv({ op: 'error', code: 'bad_request', message: 'channel has no presence', channel: 'news', id: q2.id });
+  assert.deepEqual(await asked, { channel: 'room:1', count: 2, users: ['b', 'c'] });
+  await assert.rejects(refused, { name: 'HeraldError', code: 'bad_request' });
+  h.close();
+});

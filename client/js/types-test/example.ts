@@ -40,6 +40,11 @@ const offs: Array<() => void> = [
   h.on('close', (ev) => console.log(ev.code, ev.reason, ev.willReconnect)),
   h.on('reconnect', (ev) => console.log(ev.attempt, ev.delay, ev.cause)),
   h.on('state', (s: Herald.State) => console.log(s)),
+  h.on('join', (ev: Herald.PresenceEvent) => console.log(ev.channel, ev.user)),
+  h.on('leave', (ev) => console.log(ev.channel, ev.user)),
+  h.on('subscribed', (ev) => {
+    if (ev.presence) console.log(ev.presence.count, ev.presence.users.join(','));
+  }),
 ];
 const onError = (err: Error) => {
   if (err instanceof HeraldError) console.log(err.code, err.channel, err.message);
@@ -81,3 +86,9 @@ h.close();
 h.on('nope', () => {});
 // @ts-expect-error: so is the listener's shape
 h.on('recovered', (ev: { recovered: string }) => console.log(ev));
+
+async function members(): Promise<void> {
+  const p: Herald.Presence = await h.presence('room:1');
+  console.log(p.channel, p.count, p.users.length);
+}
+void members();
