@@ -1,6 +1,6 @@
 // Package procstat reads a process's memory and thread count from
-// /proc/PID/status (Linux), for the tests and benchmark tools that measure
-// herald from outside its process.
+// /proc/PID/status and its CPU time from /proc/PID/stat (Linux), for the
+// tests and benchmark tools that measure herald from outside its process.
 package procstat
 
 import (
@@ -44,4 +44,26 @@ func Read(pid int) (Status, error) {
 		return s, fmt.Errorf("procstat: no VmRSS in /proc/%d/status", pid)
 	}
 	return s, nil
+}
+
+// CPUTicks returns the user and system time pid has used, in clock ticks
+// (USER_HZ, 100 a second on Linux), from /proc/PID/stat; 0 if it cannot
+// be read.
+func CPUTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: the fields start after its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
 }

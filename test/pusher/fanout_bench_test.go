@@ -23,6 +23,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/herald-push/herald/internal/procstat"
 	"github.com/herald-push/herald/internal/testutil"
 )
 
@@ -124,7 +125,7 @@ func TestFanoutPusherVsHerald(t *testing.T) {
 	for range rounds {
 		for side := range 2 {
 			want := got[side].Load() + int64(k*n)
-			t0 := cpuTicks(pid)
+			t0 := procstat.CPUTicks(pid)
 			for range k {
 				publish[side]()
 			}
@@ -135,7 +136,7 @@ func TestFanoutPusherVsHerald(t *testing.T) {
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
-			ticks := cpuTicks(pid) - t0
+			ticks := procstat.CPUTicks(pid) - t0
 			perMsg[side] = append(perMsg[side], float64(ticks)*10_000/float64(k*n)) // 10 ms ticks → µs
 		}
 	}
@@ -243,17 +244,4 @@ func pusherPost(t *testing.T, api, path string, body []byte) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST %s: %s", path, resp.Status)
 	}
-}
-
-// cpuTicks is the process's user+system time in clock ticks (10 ms).
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
-	var u, s int64
-	fmt.Sscan(f[11], &u)
-	fmt.Sscan(f[12], &s)
-	return u + s
 }

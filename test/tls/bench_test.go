@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/herald-push/herald/internal/procstat"
 )
 
 // upgradeOver sends a WebSocket upgrade on c and waits for the 101.
@@ -22,19 +22,6 @@ func upgradeOver(tb testing.TB, c net.Conn, br *bufio.Reader) {
 	if err != nil || resp.StatusCode != 101 {
 		tb.Fatalf("upgrade: %v %v", resp, err)
 	}
-}
-
-// cpuTicks returns the process's user+system time in clock ticks (Linux).
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+2:])
-	var u, s int64
-	fmt.Sscan(f[11], &u)
-	fmt.Sscan(f[12], &s)
-	return u + s
 }
 
 // BenchmarkIdleConn holds idle WebSocket connections subscribed to one
@@ -110,7 +97,7 @@ func BenchmarkHandshake(b *testing.B) {
 			case "tls1.3":
 				addr, conf = srv.tlsAddr, srv.tlsConfig(tls.VersionTLS13)
 			}
-			t0 := cpuTicks(pid)
+			t0 := procstat.CPUTicks(pid)
 			start := time.Now()
 			for b.Loop() {
 				var c net.Conn
@@ -127,7 +114,7 @@ func BenchmarkHandshake(b *testing.B) {
 				c.Close()
 			}
 			el := time.Since(start)
-			ticks := cpuTicks(pid) - t0
+			ticks := procstat.CPUTicks(pid) - t0
 			b.ReportMetric(float64(b.N)/el.Seconds(), "handshakes/s")
 			b.ReportMetric(float64(ticks)*1e4/float64(b.N), "server-µs/handshake") // 100 ticks/s
 			srv.Stop(b)

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/herald-push/herald/internal/procstat"
 )
 
 // The CPU measurements below are measurements only, not tests of a
@@ -203,11 +205,11 @@ func TestHandshakeCPU(t *testing.T) {
 	for range rounds {
 		for i, tg := range targets {
 			time.Sleep(300 * time.Millisecond)
-			t0, n0, w0 := cpuTicks(tg.pid), cpuNanos(tg.pid), time.Now()
+			t0, n0, w0 := procstat.CPUTicks(tg.pid), cpuNanos(tg.pid), time.Now()
 			handshakes(t, tg.addr, tg.conf, n, par)
 			el := time.Since(w0)
 			time.Sleep(300 * time.Millisecond) // the server's side of the closes
-			ticks[i] = append(ticks[i], float64(cpuTicks(tg.pid)-t0)*1e4/float64(n))
+			ticks[i] = append(ticks[i], float64(procstat.CPUTicks(tg.pid)-t0)*1e4/float64(n))
 			nanos[i] = append(nanos[i], float64(cpuNanos(tg.pid)-n0)/1e3/float64(n))
 			rate[i] = append(rate[i], float64(n)/el.Seconds())
 		}
@@ -369,10 +371,10 @@ func TestBroadcastCPU(t *testing.T) {
 		for i, m := range modes {
 			time.Sleep(300 * time.Millisecond)
 			baseGot[m.side] = got[m.side].Load()
-			t0, n0, r0 := cpuTicks(pid), cpuNanos(pid), records.Load()
+			t0, n0, r0 := procstat.CPUTicks(pid), cpuNanos(pid), records.Load()
 			run(m.side, m.burst)
 			del := float64(int64(k) * perSide)
-			ticks[i] = append(ticks[i], float64(cpuTicks(pid)-t0)*1e4/del)
+			ticks[i] = append(ticks[i], float64(procstat.CPUTicks(pid)-t0)*1e4/del)
 			nanos[i] = append(nanos[i], float64(cpuNanos(pid)-n0)/1e3/del)
 			recs[i] = append(recs[i], float64(records.Load()-r0)/del)
 		}
