@@ -201,16 +201,4 @@ func apiCall(t *testing.T, method, u, body string, hdr map[string]string) (int, 
 }
 
 // metric reads one sample from /metrics ("name{labels}" as printed).
-func metric(t *testing.T, n *node, name string) float64 {
-	t.Helper()
-	_, body := apiCall(t, "GET", n.API+"/metrics", "", nil)
-	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			var v float64
-			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(line, name)), &v)
-			return v
-		}
-	}
-	t.Fatalf("metric %s not found", name)
-	return 0
-}
+func metric(t *testing.T, n *node, name string) float64 { return testutil.Metric(t, n.API, name) }

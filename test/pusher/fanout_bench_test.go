@@ -76,7 +76,7 @@ func TestFanoutPusherVsHerald(t *testing.T) {
 		resp.Body.Close()
 		time.Sleep(time.Second)
 		rss, _ := p.RSS()
-		return [2]int64{rss, int64(serverMetric(t, api, "go_memstats_heap_alloc_bytes"))}
+		return [2]int64{rss, int64(testutil.Metric(t, api, "go_memstats_heap_alloc_bytes"))}
 	}
 	// The two kinds are opened in alternating quarters, so that neither
 	// pays alone for the heap's growth as the count rises.
@@ -147,28 +147,6 @@ func TestFanoutPusherVsHerald(t *testing.T) {
 	}
 	t.Logf("server CPU per delivered message (K = %d events of %d B to N = %d, %d rounds): Pusher %.2f µs %v, herald %.2f µs %v, ratio %.2f",
 		k, len(payload), n, rounds, med(perMsg[0]), perMsg[0], med(perMsg[1]), perMsg[1], med(perMsg[0])/med(perMsg[1]))
-}
-
-// serverMetric reads one unlabelled sample from the server's /metrics.
-func serverMetric(t *testing.T, api, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + api + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no %s in /metrics", name)
-	return 0
 }
 
 // benchEnv reads a positive integer from the environment, or def.

@@ -5,37 +5,18 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
-	"net/http"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/herald-push/herald/internal/testutil"
 )
 
 // metric reads one sample of herald's /metrics.
-func metric(t testing.TB, api, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + api + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no %s in /metrics", name)
-	return 0
-}
+func metric(t testing.TB, api, name string) float64 { return testutil.Metric(t, api, name) }
 
 // frame is a masked client text frame.
 func frame(s string) []byte {
