@@ -4,50 +4,21 @@
 //   node cluster.js HOST PORT_A PORT_B KEY SECRET APP_ID API_PORT_A API_PORT_B
 // Prints one JSON line: {"ok":bool, "results":{scenario:true|"error"}}.
 'use strict';
-const crypto = require('crypto');
-const PusherMod = require('pusher-js');
-const Pusher = PusherMod.default || PusherMod;
+const { harness } = require('./harness');
 const PusherServer = require('pusher');
 
 const [host, portA, portB, key, secret, appId, apiA, apiB] = process.argv.slice(2);
 const backendB = new PusherServer({ appId, key, secret, host, port: apiB, useTLS: false });
 const backendA = new PusherServer({ appId, key, secret, host, port: apiA, useTLS: false });
-const sign = (s) => crypto.createHmac('sha256', secret).update(s).digest('hex');
-
-function client(port, userId) {
-  return new Pusher(key, {
-    cluster: 'mt1', wsHost: host, wsPort: Number(port), forceTLS: false,
-    enabledTransports: ['ws'], disableStats: true,
-    channelAuthorization: {
-      customHandler: ({ socketId, channelName }, cb) => {
-        if (channelName.startsWith('presence-')) {
-          const channel_data = JSON.stringify({ user_id: userId, user_info: { name: 'user ' + userId } });
-          cb(null, { auth: key + ':' + sign(socketId + ':' + channelName + ':' + channel_data), channel_data });
-        } else {
-          cb(null, { auth: key + ':' + sign(socketId + ':' + channelName) });
-        }
-      },
-    },
-  });
-}
-
-const clients = [];
-function track(c) { clients.push(c); return c; }
-function waitFor(fn, what) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('timeout waiting for ' + what)), 15000);
-    fn((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
-  });
-}
-const subscribed = (ch) => waitFor((ok, fail) => {
-  ch.bind('pusher:subscription_succeeded', ok);
-  ch.bind('pusher:subscription_error', (e) => fail(new Error('subscription_error ' + JSON.stringify(e))));
-}, 'subscription of ' + ch.name);
+// Cross-node events wait on the broker too: a longer bound than on one node.
+const h = harness({ host, key, secret, timeoutMs: 15000 });
+const { waitFor, subscribed } = h;
+const client = (port, userId) => h.client(port, { userId });
 
 const scenarios = {
   // An event triggered through node B's API reaches a client on node A.
   async eventAcross() {
-    const a = track(client(portA, 'e1'));
+    const a = client(portA, 'e1');
     const ch = a.subscribe('news');
     await subscribed(ch);
     const got = waitFor((ok) => ch.bind('tick', ok), 'the event on node A');
@@ -57,7 +28,7 @@ const scenarios = {
   },
   // A client event from node A reaches a client on node B.
   async clientEventAcross() {
-    const a = track(client(portA, 'c1')), b = track(client(portB, 'c2'));
+    const a = client(portA, 'c1'), b = client(portB, 'c2');
     const ca = a.subscribe('private-chat'), cb = b.subscribe('private-chat');
     await Promise.all([subscribed(ca), subscribed(cb)]);
     const got = waitFor((ok) => cb.bind('client-typing', ok), 'the client event on node B');
@@ -68,11 +39,11 @@ const scenarios = {
   // Presence: each node's member sees the other's; the backend of either
   // node lists both; the last leave on B is member_removed on A.
   async presenceAcross() {
-    const a = track(client(portA, 'u1'));
+    const a = client(portA, 'u1');
     const pa = a.subscribe('presence-lobby');
     await subscribed(pa);
     const added = waitFor((ok) => pa.bind('pusher:member_added', ok), 'member_added on node A');
-    const b = track(client(portB, 'u2'));
+    const b = client(portB, 'u2');
     const pb = b.subscribe('presence-lobby');
     const members = await subscribed(pb);
     if (members.count !== 2 || !members.get('u1')) throw new Error('members on B ' + JSON.stringify(members.members));
@@ -90,13 +61,4 @@ const scenarios = {
   },
 };
 
-(async () => {
-  const results = {};
-  let ok = true;
-  for (const [name, fn] of Object.entries(scenarios)) {
-    try { await fn(); results[name] = true; } catch (e) { ok = false; results[name] = String(e && e.message || e); }
-  }
-  for (const c of clients) { try { c.disconnect(); } catch (_) {} }
-  process.stdout.write(JSON.stringify({ ok, results }) + '\n');
-  process.exit(ok ? 0 : 1);
-})();
+h.run(scenarios);

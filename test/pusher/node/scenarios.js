@@ -3,9 +3,7 @@
 //   node scenarios.js HOST PORT KEY SECRET APP_ID API_PORT
 // Prints one JSON line: {"ok":bool, "results":{scenario:true|"error"}}.
 'use strict';
-const crypto = require('crypto');
-const PusherMod = require('pusher-js');
-const Pusher = PusherMod.default || PusherMod;
+const { harness } = require('./harness');
 const EchoMod = require('laravel-echo');
 const Echo = EchoMod.default || EchoMod;
 const PusherServer = require('pusher');
@@ -14,56 +12,15 @@ const [host, port, key, secret, appId, apiPort] = process.argv.slice(2);
 // The backend side: Pusher's own Node server library, pointed at herald's
 // API listener.
 const backend = new PusherServer({ appId, key, secret, host, port: apiPort, useTLS: false });
-const sign = (s) => crypto.createHmac('sha256', secret).update(s).digest('hex');
-
-// The application's auth endpoint, done in-process: what a backend's
-// /broadcasting/auth answers.
-function channelAuth(userId) {
-  return {
-    customHandler: ({ socketId, channelName }, cb) => {
-      if (channelName.startsWith('presence-')) {
-        const channel_data = JSON.stringify({ user_id: userId, user_info: { name: 'user ' + userId } });
-        cb(null, { auth: key + ':' + sign(socketId + ':' + channelName + ':' + channel_data), channel_data });
-      } else {
-        cb(null, { auth: key + ':' + sign(socketId + ':' + channelName) });
-      }
-    },
-  };
-}
-
-function client(opts = {}) {
-  const userId = opts.userId || 'anon';
-  return new Pusher(opts.key || key, {
-    cluster: 'mt1', wsHost: host, wsPort: Number(port), forceTLS: false,
-    enabledTransports: ['ws'], disableStats: true,
-    channelAuthorization: channelAuth(userId),
-    userAuthentication: {
-      customHandler: ({ socketId }, cb) => {
-        const user_data = JSON.stringify({ id: userId });
-        cb(null, { auth: key + ':' + sign(socketId + '::user::' + user_data), user_data });
-      },
-    },
-  });
-}
-
-const clients = [];
-function track(c) { clients.push(c); return c; }
-function waitFor(fn, what) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('timeout waiting for ' + what)), 8000);
-    fn((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
-  });
-}
-const subscribed = (ch) => waitFor((ok, fail) => {
-  ch.bind('pusher:subscription_succeeded', ok);
-  ch.bind('pusher:subscription_error', (e) => fail(new Error('subscription_error ' + JSON.stringify(e))));
-}, 'subscription of ' + ch.name);
+const h = harness({ host, key, secret });
+const { Pusher, sign, track, waitFor, subscribed } = h;
+const client = (opts) => h.client(port, opts);
 
 const scenarios = {
   // A backend triggers through the HTTP API; pusher-js clients receive it,
   // except the one whose socket_id the backend excluded.
   async serverTrigger() {
-    const a = track(client()), b = track(client());
+    const a = client(), b = client();
     const ca = a.subscribe('orders'), cb = b.subscribe('orders');
     await Promise.all([subscribed(ca), subscribed(cb)]);
     const got = waitFor((ok) => ca.bind('order-shipped', ok), 'order-shipped');
@@ -84,7 +41,7 @@ const scenarios = {
   },
   // The backend queries channels and presence members.
   async serverQueries() {
-    const a = track(client({ userId: 'q1' })), b = track(client({ userId: 'q2' }));
+    const a = client({ userId: 'q1' }), b = client({ userId: 'q2' });
     const pa = a.subscribe('presence-desk'), pb = b.subscribe('presence-desk');
     await Promise.all([subscribed(pa), subscribed(pb)]);
     const users = await (await backend.get({ path: '/channels/presence-desk/users' })).json();
@@ -96,7 +53,7 @@ const scenarios = {
     if (!one.occupied || one.user_count !== 2 || one.subscription_count !== 2) throw new Error('channel ' + JSON.stringify(one));
   },
   async public() {
-    const a = track(client());
+    const a = client();
     const ch = a.subscribe('news');
     await subscribed(ch);
     // A client event on a public channel is refused with pusher:error.
@@ -106,7 +63,7 @@ const scenarios = {
     if (!e || !e.data || !/only supported on private and presence/.test(e.data.message)) throw new Error('unexpected error ' + JSON.stringify(e));
   },
   async private() {
-    const a = track(client()), b = track(client());
+    const a = client(), b = client();
     const ca = a.subscribe('private-room'), cb = b.subscribe('private-room');
     await Promise.all([subscribed(ca), subscribed(cb)]);
     const got = waitFor((ok) => cb.bind('client-msg', ok), 'client-msg');
@@ -124,11 +81,11 @@ const scenarios = {
     if (e.status !== 401) throw new Error('got ' + JSON.stringify(e));
   },
   async presence() {
-    const a = track(client({ userId: 'u1' }));
+    const a = client({ userId: 'u1' });
     const pa = a.subscribe('presence-lobby');
     await subscribed(pa);
     const added = waitFor((ok) => pa.bind('pusher:member_added', ok), 'member_added');
-    const b = track(client({ userId: 'u2' }));
+    const b = client({ userId: 'u2' });
     const pb = b.subscribe('presence-lobby');
     const members = await subscribed(pb);
     if (members.count !== 2 || !members.get('u1')) throw new Error('members ' + JSON.stringify(members.members));
@@ -140,14 +97,14 @@ const scenarios = {
     if (r.id !== 'u2' || pa.members.count !== 1) throw new Error('member_removed ' + JSON.stringify(r));
   },
   async signin() {
-    const a = track(client({ userId: 'u9' }));
+    const a = client({ userId: 'u9' });
     const ok = waitFor((done) => a.bind('pusher:signin_success', done), 'signin_success');
     a.signin();
     const d = await ok;
     if (!d || JSON.parse(d.user_data).id !== 'u9') throw new Error('signin ' + JSON.stringify(d));
   },
   async unknownApp() {
-    const c = track(client({ key: 'no-such-key' }));
+    const c = client({ key: 'no-such-key' });
     const e = await waitFor((ok) => c.connection.bind('error', ok), 'error for an unknown app');
     const code = (e.data && e.data.code) || (e.error && e.error.data && e.error.data.code);
     if (code !== 4001) throw new Error('error ' + JSON.stringify(e));
@@ -174,13 +131,4 @@ const scenarios = {
   },
 };
 
-(async () => {
-  const results = {};
-  let ok = true;
-  for (const [name, fn] of Object.entries(scenarios)) {
-    try { await fn(); results[name] = true; } catch (e) { ok = false; results[name] = String(e && e.message || e); }
-  }
-  for (const c of clients) { try { c.disconnect(); } catch (_) {} }
-  process.stdout.write(JSON.stringify({ ok, results }) + '\n');
-  process.exit(ok ? 0 : 1);
-})();
+h.run(scenarios);
