@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/herald-push/herald/auth"
@@ -157,29 +156,11 @@ func measureHandshake(o opts, s server, pinned bool, n int) (m hsMeasurement, er
 	if pinned {
 		srvCPU, lgCPU = 0, 1
 	}
-	wsAddr, apiAddr, err := freePorts(21000 + 2*(n%5000))
+	srv, wsAddr, _, stop, err := startServer(s, srvCPU, 21000+2*(n%5000))
 	if err != nil {
 		return m, err
 	}
-	srv := command(srvCPU, s.bin, s.args(wsAddr, apiAddr)...)
-	srv.Stderr = os.Stderr
-	if err := srv.Start(); err != nil {
-		return m, fmt.Errorf("start %s: %w", s.name, err)
-	}
-	defer func() {
-		_ = srv.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = srv.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = srv.Process.Kill()
-			<-done
-		}
-	}()
-	if err := waitListening(wsAddr, 10*time.Second); err != nil {
-		return m, err
-	}
+	defer stop()
 	pid := srv.Process.Pid
 	time.Sleep(500 * time.Millisecond)
 	src := fmt.Sprintf("127.0.%d.%d", (n*3)/250%250, 2+(n*3)%250)

@@ -171,21 +171,20 @@ func command(cpu int, bin string, args ...string) *exec.Cmd {
 	return exec.Command("taskset", append([]string{"-c", fmt.Sprint(cpu), bin}, args...)...)
 }
 
-func measure(o opts, s server, pinned bool, n int) (m measurement, err error) {
-	srvCPU, lgCPU := -1, -1
-	if pinned {
-		srvCPU, lgCPU = 0, 1
-	}
-	wsAddr, apiAddr, err := freePorts(21000 + 2*n)
+// startServer starts s pinned to cpu (or not, when cpu < 0) on a pair of
+// free ports from portBase and waits until it listens; stop ends it
+// (SIGTERM, then SIGKILL after 10 s).
+func startServer(s server, cpu, portBase int) (srv *exec.Cmd, wsAddr, apiAddr string, stop func(), err error) {
+	wsAddr, apiAddr, err = freePorts(portBase)
 	if err != nil {
-		return m, err
+		return nil, "", "", nil, err
 	}
-	srv := command(srvCPU, s.bin, s.args(wsAddr, apiAddr)...)
+	srv = command(cpu, s.bin, s.args(wsAddr, apiAddr)...)
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
-		return m, fmt.Errorf("start %s: %w", s.name, err)
+		return nil, "", "", nil, fmt.Errorf("start %s: %w", s.name, err)
 	}
-	defer func() {
+	stop = func() {
 		_ = srv.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = srv.Wait(); close(done) }()
@@ -195,10 +194,24 @@ func measure(o opts, s server, pinned bool, n int) (m measurement, err error) {
 			_ = srv.Process.Kill()
 			<-done
 		}
-	}()
+	}
 	if err := waitListening(wsAddr, 10*time.Second); err != nil {
+		stop()
+		return nil, "", "", nil, err
+	}
+	return srv, wsAddr, apiAddr, stop, nil
+}
+
+func measure(o opts, s server, pinned bool, n int) (m measurement, err error) {
+	srvCPU, lgCPU := -1, -1
+	if pinned {
+		srvCPU, lgCPU = 0, 1
+	}
+	srv, wsAddr, apiAddr, stop, err := startServer(s, srvCPU, 21000+2*n)
+	if err != nil {
 		return m, err
 	}
+	defer stop()
 	pid := srv.Process.Pid
 	time.Sleep(500 * time.Millisecond)
 	m.RSS0, _, _ = procMem(pid)
