@@ -253,3 +253,42 @@ func TestAcceptPausesWithoutReserve(t *testing.T) {
 		t.Fatalf("echo: got %q", got)
 	}
 }
+
+// TestShedServesOnceDescriptorsAreFree runs shed, as accept does after an
+// EMFILE, at a moment descriptors have been freed again (as when a burst
+// of closes races the refusals): the waiting connection is served, not
+// refused with Config.Overload, and accept goes on as usual.
+func TestShedServesOnceDescriptorsAreFree(t *testing.T) {
+	t.Parallel()
+	const overload = "HTTP/1.1 503 Service Unavailable\r\n\r\n"
+	s := startServer(t, Config{Backend: BackendEpoll, Loops: 1, Overload: []byte(overload)}, &funcs{data: lineEcho})
+	e := epollOf(t, s.Loops()[0])
+	fd := rawClients(t, 1)[0]
+	var state shedState
+	var refused int
+	onLoop(t, s.Loops()[0], func() {
+		// The loop is busy here, so the connection waits in the backlog
+		// until shed takes it.
+		rawConnect(t, fd, s)
+		lfd := e.lns[0]
+		pfd := []unix.PollFd{{Fd: int32(lfd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(pfd, int(testTimeout/time.Millisecond)); n != 1 || err != nil {
+			t.Errorf("listener not readable: %d, %v", n, err)
+			return
+		}
+		refused, state = e.shed(lfd)
+	})
+	if refused != 0 || state != shedRecovered {
+		t.Fatalf("shed refused %d, state %d; want 0 and shedRecovered", refused, state)
+	}
+	if st := s.AcceptStats(); st.Shed != 0 {
+		t.Fatalf("shed count %d, want 0", st.Shed)
+	}
+	waitFor(t, "the connection to open", func() bool { return s.Conns() == 1 })
+	if _, err := unix.Write(fd, []byte("hi\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(rawRead(t, fd)); got != "hi\n" {
+		t.Fatalf("echo: got %q, want the echo (not the overload answer)", got)
+	}
+}

@@ -156,8 +156,11 @@ func (e *epollLoop) accept(lfd int) {
 				continue
 			case unix.EMFILE, unix.ENFILE:
 				k.acceptErrors.Add(1)
-				shed, drained := e.shed(lfd)
-				if drained {
+				shed, state := e.shed(lfd)
+				if state == shedRecovered {
+					continue
+				}
+				if state == shedDrained {
 					// Every waiting connection was answered: nothing is
 					// left to spin on, so the shortest pause will do, and
 					// the next clients wait no longer than that.
@@ -173,67 +176,94 @@ func (e *epollLoop) accept(lfd int) {
 			return
 		}
 		e.backoff = 0
-		if k.refusing.Load() {
-			_ = unix.Close(fd)
-			continue
-		}
-		to := e
-		if len(e.lns) == 1 && !k.cfg.ReusePort && len(e.peers) > 1 {
-			to = e.peers[e.next%len(e.peers)]
-			e.next++
-		}
-		if to == e {
-			// OnOpen may ask for the peer's address: accept4 gave it.
-			e.peerFd = int32(fd)
-			err := e.open(fd, nil, true)
-			e.peerFd = -1
-			if err != nil {
-				k.log.Debug("poller: open", "err", err)
-			}
-			continue
-		}
-		if err := to.post(func() {
-			if err := to.open(fd, nil, true); err != nil {
-				k.log.Debug("poller: open", "err", err)
-			}
-		}); err != nil {
-			_ = unix.Close(fd)
-		}
+		e.place(fd)
 	}
 }
 
+// place opens fd, a connection just accepted, on a loop: this one when
+// each loop has its own listener, else the loops in turn.
+func (e *epollLoop) place(fd int) {
+	k := e.l.k
+	if k.refusing.Load() {
+		_ = unix.Close(fd)
+		return
+	}
+	to := e
+	if len(e.lns) == 1 && !k.cfg.ReusePort && len(e.peers) > 1 {
+		to = e.peers[e.next%len(e.peers)]
+		e.next++
+	}
+	if to == e {
+		// OnOpen may ask for the peer's address: accept4 gave it.
+		e.peerFd = int32(fd)
+		err := e.open(fd, nil, true)
+		e.peerFd = -1
+		if err != nil {
+			k.log.Debug("poller: open", "err", err)
+		}
+		return
+	}
+	if err := to.post(func() {
+		if err := to.open(fd, nil, true); err != nil {
+			k.log.Debug("poller: open", "err", err)
+		}
+	}); err != nil {
+		_ = unix.Close(fd)
+	}
+}
+
+// shedState is how shed left the listener's queue.
+type shedState int
+
+const (
+	// shedPending: connections may be left waiting.
+	shedPending shedState = iota
+	// shedDrained: every waiting connection was answered.
+	shedDrained
+	// shedRecovered: descriptors were freed meanwhile; the connection
+	// that showed it was served, and accept goes on as usual.
+	shedRecovered
+)
+
 // shed refuses connections waiting on lfd while the process is out of
 // descriptors: it closes the reserve descriptor, accepts one connection in
-// its place, sends it Config.Overload, closes it and reopens the reserve;
-// at most acceptBatch of them. It returns how many it refused, and
-// whether it emptied the queue.
-func (e *epollLoop) shed(lfd int) (n int, drained bool) {
+// its place, reopens the reserve and, if that fails (still out), sends
+// the connection Config.Overload, closes it and reopens the reserve
+// again; at most acceptBatch of them. A reserve that reopens beside the
+// new connection means descriptors were freed: that connection is served,
+// not refused. It returns how many it refused, and the queue's state.
+func (e *epollLoop) shed(lfd int) (n int, state shedState) {
 	k := e.l.k
 	for range acceptBatch {
 		if e.reserve < 0 {
 			if k.noReserve {
-				return n, false
+				return n, shedPending
 			}
 			// Lost earlier to another thread's open: try again now.
 			if e.reserve = openReserve(); e.reserve < 0 {
-				return n, false
+				return n, shedPending
 			}
 		}
 		_ = unix.Close(e.reserve)
 		k.acceptCalls.Add(1)
-		fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		if err == nil {
+		fd, err := accept4(lfd, &e.peer)
+		e.reserve = openReserve()
+		switch {
+		case err == nil && e.reserve >= 0:
+			e.place(fd)
+			return n, shedRecovered
+		case err == nil:
 			k.shed.Add(1) // before the answer: a peer that read it finds it counted
 			refuse(fd, k.cfg.Overload, e.rbuf)
 			n++
-		}
-		e.reserve = openReserve()
-		if err != nil && err != unix.EINTR && err != unix.ECONNABORTED {
-			// EAGAIN: the queue is empty; else another thread took the slot.
-			return n, err == unix.EAGAIN
+			e.reserve = openReserve()
+		case err == unix.EAGAIN:
+			return n, shedDrained
+		case err != unix.EINTR && err != unix.ECONNABORTED:
+			return n, shedPending // another thread took the slot
 		}
 	}
-	return n, false
+	return n, shedPending
 }
 
 // refuse sends msg to fd, a connection just accepted, and closes it. What
