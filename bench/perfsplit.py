@@ -20,7 +20,7 @@ RULES = [
     ("syscall epoll_wait", r"__x64_sys_epoll_pwait|__x64_sys_epoll_wait"),
     ("syscall other", r"__x64_sys_|x64_sys_call"),
     ("runtime scheduler", r"runtime\.(schedule|findRunnable|mcall|park_m|goschedImpl|stopm|startm|notesleep|futex)"),
-    ("user: request parse", r"codec\.parse|gobwas/ws\.Upgrader|httphead"),
+    ("user: request parse", r"codec\.(\(\*Request\)\.)?parse|codec\.ParseHTTPRequest|gobwas/ws\.Upgrader|httphead"),
     ("user: Accept (query, token, session)", r"push\.\(\*App\)\.Accept"),
     ("user: OnOpen (subscribe, reply)", r"push\.\(\*App\)\.OnOpen"),
     ("user: accept and open bookkeeping", r"epollLoop\)\.open|server\.\(\*Server\)\.open|handler\)\.OnOpen|eventloop\)\.accept|register0|OnOpen"),

@@ -151,7 +151,19 @@ func FuzzParseRequest(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		orig := bytes.Clone(data)
-		req, n, err := ParseRequest(data, HandshakeLimits{MaxHeaderBytes: limit})
+		// The in-place parse agrees with the copying one.
+		lim := HandshakeLimits{MaxHeaderBytes: limit}
+		hreq, hn, herr := ParseHTTPRequest(bytes.Clone(orig), lim)
+		var view Request
+		vn, verr := ParseHTTPRequestView(&view, bytes.Clone(orig), lim)
+		if hn != vn || (herr == nil) != (verr == nil) || (herr != nil && herr.Error() != verr.Error()) {
+			t.Fatalf("view: n=%d err=%v; copy: n=%d err=%v", vn, verr, hn, herr)
+		}
+		if herr == nil && (!equalRequests(view, *hreq) || view.Plain != hreq.Plain ||
+			view.LastEventID != hreq.LastEventID || len(view.Extensions) != len(hreq.Extensions)) {
+			t.Fatalf("view %+v, copy %+v", view, *hreq)
+		}
+		req, n, err := ParseRequest(data, lim)
 		if !bytes.Equal(data, orig) {
 			t.Fatal("ParseRequest modified its input")
 		}

@@ -35,9 +35,12 @@ type HandshakeLimits struct {
 
 // Request is a parsed WebSocket upgrade request (RFC 6455 section 4.2.1).
 //
-// Its strings and Extensions share one private copy of the header bytes, so
-// a Request stays valid after the caller's input buffer is reused, and
-// keeping any one field keeps that copy (at most MaxHeaderBytes) alive.
+// From ParseRequest and ParseHTTPRequest, its strings and Extensions share
+// one private copy of the header bytes, so a Request stays valid after the
+// caller's input buffer is reused, and keeping any one field keeps that
+// copy (at most MaxHeaderBytes) alive. From ParseHTTPRequestView they
+// alias the caller's buffer instead and are valid only as long as it is
+// left unchanged; Clone makes such a view a Request of the first kind.
 // Extensions' byte slices must be treated as read-only. A Request is not
 // safe for concurrent modification.
 type Request struct {
@@ -104,7 +107,51 @@ func ParseHTTPRequest(buf []byte, lim HandshakeLimits) (*Request, int, error) {
 	return parse(buf, lim, true)
 }
 
+// ParseHTTPRequestView is ParseHTTPRequest without the copy: it parses
+// into dst, whose previous contents it replaces (reusing the capacity of
+// its Protocols and Extensions), and dst's strings alias buf. dst is valid
+// only until buf's first n bytes change; a caller that keeps the request
+// past that keeps dst.Clone(). Header field names in buf are lowered in
+// place. It allocates nothing for a request without percent-escapes in
+// its path, repeated X-Forwarded-For fields or more subprotocols and
+// extension offers than dst had room for: the upgrade path of a server
+// that answers each request before it reads the next.
+func ParseHTTPRequestView(dst *Request, buf []byte, lim HandshakeLimits) (int, error) {
+	n, err := headerLength(buf, lim)
+	if err != nil {
+		return 0, err
+	}
+	if err := dst.parse(buf[:n], true); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// Clone returns a Request that owns a copy of r's header bytes, valid
+// whatever becomes of the buffer r was parsed from.
+func (r *Request) Clone() (*Request, error) {
+	c := &Request{}
+	if err := c.parse(bytes.Clone(r.raw), true); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 func parse(buf []byte, lim HandshakeLimits, plain bool) (*Request, int, error) {
+	n, err := headerLength(buf, lim)
+	if err != nil {
+		return nil, 0, err
+	}
+	req := &Request{}
+	if err := req.parse(bytes.Clone(buf[:n]), plain); err != nil {
+		return nil, n, err
+	}
+	return req, n, nil
+}
+
+// headerLength returns the length of the complete header at the head of
+// buf, ErrIncomplete while it is not, or 431 past lim.
+func headerLength(buf []byte, lim HandshakeLimits) (int, error) {
 	limit := lim.MaxHeaderBytes
 	if limit <= 0 {
 		limit = DefaultMaxHeaderBytes
@@ -112,15 +159,11 @@ func parse(buf []byte, lim HandshakeLimits, plain bool) (*Request, int, error) {
 	n := headerEnd(buf[:min(len(buf), limit)])
 	if n < 0 {
 		if len(buf) >= limit {
-			return nil, 0, &HandshakeError{Status: http.StatusRequestHeaderFieldsTooLarge, Reason: "request header too large"}
+			return 0, &HandshakeError{Status: http.StatusRequestHeaderFieldsTooLarge, Reason: "request header too large"}
 		}
-		return nil, 0, ErrIncomplete
+		return 0, ErrIncomplete
 	}
-	req, err := parseRequest(bytes.Clone(buf[:n]), plain)
-	if err != nil {
-		return nil, n, err
-	}
-	return req, n, nil
+	return n, nil
 }
 
 // Which of the required header fields parseRequest has seen.
@@ -134,28 +177,29 @@ const (
 	seenAuthorization
 )
 
-// parseRequest parses a complete header. raw is a private copy that the
-// returned Request's strings alias; the only writes to it lower the case of
-// field names, which no string aliases.
-func parseRequest(raw []byte, allowPlain bool) (*Request, error) {
+// parse parses a complete header into req, replacing what it held. raw
+// is the bytes req's strings alias; the only writes to it lower the case
+// of field names, which no string aliases, so parsing raw again gives the
+// same Request.
+func (req *Request) parse(raw []byte, allowPlain bool) error {
+	*req = Request{raw: raw, Protocols: req.Protocols[:0], Extensions: req.Extensions[:0]}
 	line, rest := nextLine(raw)
 	rl, ok := httphead.ParseRequestLine(line)
 	switch {
 	case !ok || hasCTL(line):
-		return nil, badRequest("malformed request line")
+		return badRequest("malformed request line")
 	case rl.Version.Major != 1:
-		return nil, &HandshakeError{Status: http.StatusHTTPVersionNotSupported, Reason: "HTTP/1.1 required"}
+		return &HandshakeError{Status: http.StatusHTTPVersionNotSupported, Reason: "HTTP/1.1 required"}
 	case rl.Version.Minor < 1:
 		// HTTP/1.0 is a version this server speaks, but it has no Upgrade
 		// (RFC 6455 4.1 asks for 1.1 or later): a bad request, not a
 		// version it cannot answer in.
-		return nil, badRequest("WebSocket upgrade needs HTTP/1.1")
+		return badRequest("WebSocket upgrade needs HTTP/1.1")
 	case string(rl.Method) != http.MethodGet:
-		return nil, &HandshakeError{Status: http.StatusMethodNotAllowed, Reason: "method must be GET"}
+		return &HandshakeError{Status: http.StatusMethodNotAllowed, Reason: "method must be GET"}
 	}
-	req := &Request{raw: raw}
 	if err := req.setURI(rl.URI); err != nil {
-		return nil, err
+		return err
 	}
 
 	var seen, valid int
@@ -165,23 +209,23 @@ func parseRequest(raw []byte, allowPlain bool) (*Request, error) {
 			break
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return nil, badRequest("obsolete header line folding")
+			return badRequest("obsolete header line folding")
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isToken(line[:colon]) {
-			return nil, badRequest("malformed header field")
+			return badRequest("malformed header field")
 		}
 		name, value := line[:colon], trimOWS(line[colon+1:])
 		if hasCTL(value) {
-			return nil, badRequest("control character in header field")
+			return badRequest("control character in header field")
 		}
 		lowerASCII(name)
 		bit, err := req.setField(string(name), value)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if bit&(seenHost|seenVersion|seenKey|seenOrigin|seenAuthorization) != 0 && seen&bit != 0 {
-			return nil, badRequest("duplicate " + string(name) + " header field")
+			return badRequest("duplicate " + string(name) + " header field")
 		}
 		seen |= bit
 		if bit != 0 && fieldValid(bit, value) {
@@ -191,20 +235,20 @@ func parseRequest(raw []byte, allowPlain bool) (*Request, error) {
 
 	switch {
 	case valid&seenHost == 0:
-		return nil, badRequest("missing or invalid Host")
+		return badRequest("missing or invalid Host")
 	case allowPlain && seen&(seenUpgrade|seenVersion|seenKey) == 0:
 		req.Plain = true
-		return req, nil
+		return nil
 	case valid&seenUpgrade == 0:
-		return nil, ErrNotUpgrade
+		return ErrNotUpgrade
 	case valid&seenConnection == 0:
-		return nil, badRequest("missing Connection: Upgrade")
+		return badRequest("missing Connection: Upgrade")
 	case valid&seenVersion == 0:
-		return nil, &HandshakeError{Status: http.StatusUpgradeRequired, Reason: "Sec-WebSocket-Version must be 13"}
+		return &HandshakeError{Status: http.StatusUpgradeRequired, Reason: "Sec-WebSocket-Version must be 13"}
 	case valid&seenKey == 0:
-		return nil, badRequest("missing or invalid Sec-WebSocket-Key")
+		return badRequest("missing or invalid Sec-WebSocket-Key")
 	}
-	return req, nil
+	return nil
 }
 
 // setField records one header field (name lowered) and returns the bit of

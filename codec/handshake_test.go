@@ -440,3 +440,75 @@ func TestParseHTTPRequestPlain(t *testing.T) {
 		t.Fatalf("upgrade: %+v %v", req, err)
 	}
 }
+
+// TestParseHTTPRequestView checks the in-place parse against the copying
+// one: the same request, with one Request reused across requests (nothing
+// of the previous one left), and a Clone that survives the buffer.
+func TestParseHTTPRequestView(t *testing.T) {
+	t.Parallel()
+	full := upgradeRequest("GET /ws/a%20b?channel=news HTTP/1.1",
+		"Origin: https://example.com",
+		"Authorization: Bearer abc",
+		"Sec-WebSocket-Protocol: herald.v1, chat",
+		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-foo",
+		"User-Agent: test/1.0",
+		"X-Forwarded-For: 10.0.0.1",
+		"+X-Forwarded-For: 10.0.0.2",
+		"Last-Event-ID: news:3:abc",
+		"+Cookie: a=1",
+	)
+	bare := upgradeRequest("GET /ws HTTP/1.1")
+	plain := "GET /sse?channel=x HTTP/1.1\r\nHost: h\r\n\r\n"
+	var view Request
+	for _, raw := range []string{full, bare, plain, full} {
+		want, wn, werr := ParseHTTPRequest([]byte(raw), HandshakeLimits{})
+		buf := []byte(raw + "\x81\x80....")
+		n, err := ParseHTTPRequestView(&view, buf, HandshakeLimits{})
+		if err != nil || werr != nil || n != wn {
+			t.Fatalf("view: n=%d err=%v; copy: n=%d err=%v", n, err, wn, werr)
+		}
+		if !equalRequests(view, *want) || view.Plain != want.Plain || view.LastEventID != want.LastEventID ||
+			len(view.Extensions) != len(want.Extensions) || view.Field("Cookie") != want.Field("Cookie") {
+			t.Fatalf("view of %q\n got %+v\nwant %+v", raw, view, *want)
+		}
+		own, err := view.Clone()
+		if err != nil {
+			t.Fatalf("clone: %v", err)
+		}
+		for i := range buf {
+			buf[i] = '#'
+		}
+		if !equalRequests(*own, *want) || own.Plain != want.Plain || own.LastEventID != want.LastEventID ||
+			len(own.Extensions) != len(want.Extensions) || own.Field("Cookie") != want.Field("Cookie") {
+			t.Fatalf("clone after the buffer changed\n got %+v\nwant %+v", *own, *want)
+		}
+		for i, e := range own.Extensions {
+			if !bytes.Equal(e.Name, want.Extensions[i].Name) {
+				t.Fatalf("clone's extension %d: %q, want %q", i, e.Name, want.Extensions[i].Name)
+			}
+		}
+	}
+}
+
+// TestParseHTTPRequestViewAllocs: a browser's upgrade parsed into a
+// reused Request allocates nothing.
+func TestParseHTTPRequestViewAllocs(t *testing.T) {
+	raw := []byte(upgradeRequest("GET /ws?channel=news&token=abc HTTP/1.1",
+		"Origin: https://example.com",
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0",
+		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+		"+Accept-Encoding: gzip, deflate, br",
+		"+Cache-Control: no-cache",
+	))
+	buf := bytes.Clone(raw)
+	var req Request
+	allocs := testing.AllocsPerRun(200, func() {
+		copy(buf, raw)
+		if _, err := ParseHTTPRequestView(&req, buf, HandshakeLimits{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per parse, want 0", allocs)
+	}
+}

@@ -169,9 +169,16 @@ type appLoop struct {
 	// pagers holds the recovery backlogs waiting for room in a session's
 	// output budget (flagPaging).
 	pagers map[*Session][]*pager
-	// pending holds what an upgrade request asked for, from Accept until
-	// OnOpen acts on it, so an idle session keeps none of it.
-	pending map[*Session]*pendingSubs
+	// opening is the session being opened and what its upgrade request
+	// asked for, from admit until its OnOpen acts on it (synchronously,
+	// in the same upgrade, once Accept or the connect hook said yes), so
+	// an idle session keeps none of it.
+	opening opening
+	// one is the pending subscriptions of an upgrade URL with a single
+	// channel, reused by each accepted upgrade of the loop; the channel
+	// is a view of the request (server.App.Accept), valid until OnOpen
+	// returns.
+	one pendingOne
 	// streams holds the event-stream sessions' positions (flagStream).
 	streams map[*Session]*stream
 	// hooked holds the sessions the connect hook authorized, with what
@@ -312,7 +319,7 @@ func (a *App) Accept(c *server.Conn, req *codec.Request) (string, error) {
 		return "", err
 	}
 	sess.raw = q.first("format") == "raw"
-	ps := q.pending()
+	ps := q.pending(&a.loops[c.Loop().Index()].one)
 	if sess.claims == nil {
 		return "", a.askConnect(c, req, sess, ps)
 	}
@@ -320,16 +327,18 @@ func (a *App) Accept(c *server.Conn, req *codec.Request) (string, error) {
 	return "", nil
 }
 
+// opening is a session between admit and its OnOpen.
+type opening struct {
+	sess *Session
+	ps   *pendingSubs
+}
+
 // admit makes sess the connection's session, with the subscriptions ps
-// the upgrade asked for (nil: none), for OnOpen to act on.
+// the upgrade asked for (nil: none), for OnOpen to act on; OnOpen runs
+// next on this loop, in the same upgrade.
 func (a *App) admit(c *server.Conn, sess *Session, ps *pendingSubs) {
 	pl := &a.loops[c.Loop().Index()]
-	if ps != nil {
-		if pl.pending == nil {
-			pl.pending = map[*Session]*pendingSubs{}
-		}
-		pl.pending[sess] = ps
-	}
+	pl.opening = opening{sess: sess, ps: ps}
 	if sess.streaming() {
 		if pl.streams == nil {
 			pl.streams = map[*Session]*stream{}
@@ -380,7 +389,11 @@ func (a *App) OnOpen(c *server.Conn) {
 		c.ExpireAt(now.Add(ttl))
 	}
 	pl := &a.loops[c.Loop().Index()]
-	ps := pl.pending[sess]
+	var ps *pendingSubs
+	if pl.opening.sess == sess {
+		ps = pl.opening.ps
+	}
+	pl.opening = opening{}
 	if sess.streaming() && !c.WriteFrame(streamPrelude) {
 		a.overflow(c)
 		return
@@ -398,7 +411,6 @@ func (a *App) OnOpen(c *server.Conn) {
 		a.subscribe(sess, "user:"+sub, since, nil, true)
 	}
 	if ps != nil {
-		delete(pl.pending, sess)
 		for _, ch := range ps.channels {
 			a.subscribe(sess, ch, ps.at(ch), nil, false)
 		}
@@ -422,7 +434,9 @@ func (a *App) OnClose(c *server.Conn) {
 	sess.channels = nil
 	pl := &a.loops[l.Index()]
 	delete(pl.index, sess)
-	delete(pl.pending, sess)
+	if pl.opening.sess == sess {
+		pl.opening = opening{}
+	}
 	delete(pl.streams, sess)
 	a.forgetHooks(pl, sess)
 	if sess.flags&flagPaging != 0 {

@@ -88,6 +88,7 @@ func (a *App) askConnect(c *server.Conn, req *codec.Request, sess *Session, ps *
 		hr.Transport = "sse"
 	}
 	hr.Headers, hr.Cookies = a.o.Hooks.Forwarded(req)
+	ps = ps.clone() // it points into req, a view that ends with Accept
 	ok := a.call(c, &hr, func(res *hook.Result, err error) {
 		if !c.Deferred() {
 			return // closed or timed out meanwhile
@@ -278,7 +279,7 @@ func (a *App) asking(s *Session, ch string) bool {
 func (a *App) askSubscribe(s *Session, ch string, since *hub.Position, id json.RawMessage, quiet bool) {
 	ch = strings.Clone(ch)
 	if since != nil {
-		p := *since
+		p := ownPosition(*since)
 		since = &p
 	}
 	id = append(json.RawMessage(nil), id...)

@@ -43,7 +43,7 @@ func (a *App) acquire(s *Session, ch string, since *hub.Position, id json.RawMes
 	// ch, since and id may point into.
 	ch = strings.Clone(ch)
 	if since != nil {
-		p := *since
+		p := ownPosition(*since)
 		since = &p
 	}
 	id = append(json.RawMessage(nil), id...)

@@ -90,14 +90,15 @@ type pendingOne struct {
 // pending returns the subscriptions the upgrade URL asks for: every
 // channel= and, for those with a since=channel:offset:epoch, where to
 // recover from (malformed since values are ignored). Nil when there are
-// none.
-func (q query) pending() *pendingSubs {
+// none. A URL with one channel and no since fills po, which it reuses,
+// and allocates nothing; the strings are views of q.
+func (q query) pending(po *pendingOne) *pendingSubs {
 	var ps *pendingSubs
 	switch n := q.count("channel"); n {
 	case 0:
 		return nil
 	case 1:
-		po := &pendingOne{}
+		*po = pendingOne{}
 		po.one[0] = q.first("channel")
 		po.ps.channels = po.one[:]
 		ps = &po.ps
@@ -121,6 +122,30 @@ func (q query) pending() *pendingSubs {
 	return ps
 }
 
+// clone is a copy of ps that owns its strings, for a use that outlives the
+// upgrade request they point into (a deferred upgrade); nil for nil.
+func (ps *pendingSubs) clone() *pendingSubs {
+	if ps == nil {
+		return nil
+	}
+	c := &pendingSubs{channels: make([]string, len(ps.channels))}
+	for i, ch := range ps.channels {
+		c.channels[i] = strings.Clone(ch)
+	}
+	if ps.since != nil {
+		c.since = make(map[string]hub.Position, len(ps.since))
+		for ch, p := range ps.since {
+			c.since[strings.Clone(ch)] = ownPosition(p)
+		}
+	}
+	return c
+}
+
+// ownPosition is p with an epoch string of its own.
+func ownPosition(p hub.Position) hub.Position {
+	return hub.Position{Offset: p.Offset, Epoch: strings.Clone(p.Epoch)}
+}
+
 // at is the recovery position asked for ch, a copy of its own, or nil;
 // ps may be nil. Only a position found is allocated.
 func (ps *pendingSubs) at(ch string) *hub.Position {
@@ -129,7 +154,7 @@ func (ps *pendingSubs) at(ch string) *hub.Position {
 		return nil
 	}
 	np := new(hub.Position)
-	*np = p
+	*np = ownPosition(p)
 	return np
 }
 

@@ -67,7 +67,7 @@ func (a *App) AcceptStream(c *server.Conn, req *codec.Request) (bool, error) {
 		return false, err
 	}
 	sess.flags |= flagStream
-	ps := q.pending()
+	ps := q.pending(&a.loops[c.Loop().Index()].one)
 	if ps == nil {
 		ps = &pendingSubs{}
 	}

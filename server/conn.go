@@ -21,9 +21,14 @@ type App interface {
 	// returns the subprotocol to select ("" for none), or a
 	// *codec.HandshakeError to refuse the upgrade with that HTTP status,
 	// or ErrDeferred to answer later (Conn.Complete, Conn.Refuse) once
-	// work off the loop has decided. req stays valid after the call.
+	// work off the loop has decided. req and its strings are a view of
+	// the loop's input (codec.ParseHTTPRequestView), valid until the
+	// upgrade's OnOpen returns (or, deferred, until Accept returns): what
+	// the App keeps past that it copies (strings.Clone, req.Clone). The
+	// server keeps its own copy of a deferred request.
 	Accept(c *Conn, req *codec.Request) (protocol string, err error)
-	// OnOpen runs right after the 101 response is queued.
+	// OnOpen runs right after the 101 response is queued; for an upgrade
+	// answered at once, the request Accept saw is still valid.
 	OnOpen(c *Conn)
 	// OnMessage receives each complete text or binary message. payload is
 	// valid only during the call.
@@ -47,7 +52,7 @@ type WritableApp interface {
 // fields, codec.Request.Plain) is offered to AcceptStream instead of being
 // refused with 400. The App claims the request (ok) or lets the server
 // refuse it as a WebSocket endpoint does; a *codec.HandshakeError refuses
-// it with that status. A claimed stream is answered 200 with
+// it with that status. req is valid as long as it is for Accept. A claimed stream is answered 200 with
 // Content-Type: text/event-stream, then OnOpen runs and the connection
 // carries only what the App queues (WriteFrame, WriteStream), within the
 // same output budget as a WebSocket; the server sends a comment
@@ -530,8 +535,19 @@ func (s *Server) messageDeadline(c *Conn) time.Duration {
 
 // handshake parses the upgrade request. It returns the bytes consumed (0
 // while the header is incomplete) and false if the connection was refused.
+//
+// The request is parsed in place into the loop's request (no copy of the
+// header, no allocation: the upgrade path of a reconnect storm), so it
+// is a view of in, valid until handshake returns; a deferred upgrade
+// keeps a copy.
 func (s *Server) handshake(c *Conn, in []byte) (int, bool) {
-	req, n, err := codec.ParseHTTPRequest(in, s.hsLimit)
+	req := &s.loops[c.li].req
+	n, err := codec.ParseHTTPRequestView(req, in, s.hsLimit)
+	if checkViews && n > 0 {
+		// Race builds scribble over the header once it is consumed, so
+		// that an App keeping a view of it fails its tests.
+		defer scribble(in[:n])
+	}
 	if errors.Is(err, codec.ErrIncomplete) {
 		return 0, true
 	}

@@ -29,11 +29,17 @@ func (s *Server) deferUpgrade(c *Conn, req *codec.Request, n, avail int) (int, b
 	if avail > n {
 		return s.refuseHandshake(c, errEarlyData, 400)
 	}
+	// req is a view of the input, which the loop reuses once this
+	// returns.
+	own, err := req.Clone()
+	if err != nil {
+		return s.refuseHandshake(c, err, 400)
+	}
 	ls := &s.loops[c.li]
 	if ls.deferred == nil {
 		ls.deferred = map[*Conn]*codec.Request{}
 	}
-	ls.deferred[c] = req
+	ls.deferred[c] = own
 	s.stats.HandshakesDeferred.Add(1)
 	return n, true
 }

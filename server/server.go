@@ -118,8 +118,12 @@ type loopState struct {
 	// counts.
 	reassembly map[*Conn]int64
 	// deferred holds the upgrade requests whose answer the App deferred
-	// (ErrDeferred), until Conn.Complete or Conn.Refuse.
+	// (ErrDeferred), until Conn.Complete or Conn.Refuse: copies of their
+	// own.
 	deferred map[*Conn]*codec.Request
+	// req is the request being handled: each upgrade is parsed into it,
+	// as a view of the connection's input (Server.handshake).
+	req codec.Request
 }
 
 // loopCounters are one loop's message counters. Only the loop writes
