@@ -24,6 +24,17 @@ func accept4(lfd int, rsa *unix.RawSockaddrAny) (int, error) {
 	return int(fd), nil
 }
 
+// epollPoll is epoll_wait(2) with a timeout of 0, as a raw system call:
+// it never blocks, so the runtime need not know it is in one. (It is
+// epoll_pwait with no signal mask, which every architecture has.)
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
 // peerAddrPort asks the kernel for fd's peer address.
 func peerAddrPort(fd int) (netip.AddrPort, bool) {
 	var rsa unix.RawSockaddrAny

@@ -194,9 +194,17 @@ func (e *epollLoop) run() {
 		if e.paused && e.resumeAt.Before(due) {
 			due = e.resumeAt
 		}
-		wait := time.Until(due)
-		msec := max(int((wait+time.Millisecond-1)/time.Millisecond), 0)
-		n, err := unix.EpollWait(e.epfd, e.events, msec)
+		// What is ready already is taken without blocking, and without
+		// the scheduler's bookkeeping of a blocking system call (which
+		// hands the P over and wakes sysmon): a busy loop, in a storm of
+		// handshakes, finds events there nearly every time. Only when none
+		// are ready does it sleep until the next event or due.
+		n, err := epollPoll(e.epfd, e.events)
+		if n == 0 && err == nil {
+			wait := time.Until(due)
+			msec := max(int((wait+time.Millisecond-1)/time.Millisecond), 0)
+			n, err = unix.EpollWait(e.epfd, e.events, msec)
+		}
 		if err != nil && err != unix.EINTR {
 			e.l.k.log.Error("poller: epoll_wait failed; closing the loop", "loop", e.l.idx, "err", err)
 			e.shutdown()
@@ -577,7 +585,16 @@ func (e *epollLoop) readFailed(c *Conn, err error) {
 		e.closeConn(c, io.EOF)
 	case err == unix.EAGAIN || err == unix.EINTR:
 		// Nothing after all; level-triggered readiness will say so again.
+	case err == unix.ECONNRESET:
+		e.closeConn(c, errReadReset) // the common one: no allocation
 	default:
-		e.closeConn(c, fmt.Errorf("poller: %w", os.NewSyscallError("read", err)))
+		e.closeConn(c, readError(err))
 	}
 }
+
+// readError wraps a failed read's errno.
+func readError(err error) error { return fmt.Errorf("poller: %w", os.NewSyscallError("read", err)) }
+
+// errReadReset is a read's ECONNRESET, made once: a peer that resets is
+// how most clients of a storm leave, and each close reports it.
+var errReadReset = readError(unix.ECONNRESET)
