@@ -863,7 +863,13 @@ func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) 
 func apiError(err error) error {
 	switch {
 	case errors.Is(err, namespace.ErrUnknown):
-		return fmt.Errorf("%w: %w", api.ErrUnknownNamespace, err)
+		// The namespace's refusal alone: it names the namespace and the
+		// channel, which the layers between would only repeat.
+		var unknown *namespace.UnknownError
+		if errors.As(err, &unknown) {
+			err = unknown
+		}
+		return api.Refused(api.ErrUnknownNamespace, err)
 	case errors.Is(err, hub.ErrInvalidChannel):
 		return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	case errors.Is(err, hub.ErrTooLarge):
