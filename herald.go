@@ -230,6 +230,15 @@ type Config struct {
 	// reconnection to another node, is no leave (0:
 	// push.DefaultPresenceLeaveDelay, 1 s; negative: none).
 	PresenceLeaveDelay server.Duration `json:"presence_leave_delay"`
+
+	// Presence member cap (docs/security.md).
+	//
+	// PresenceMaxMembers caps the members (distinct users) of one of
+	// herald's presence channels, as max_presence_members does a Pusher
+	// app's: a subscribe of a new member past it is answered with the
+	// error code "limit" (0: push.DefaultPresenceMaxMembers, 100;
+	// negative: no cap).
+	PresenceMaxMembers int `json:"presence_max_members"`
 }
 
 // DefaultAPIListen is the API listener's default address: loopback only.
@@ -404,6 +413,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	po.Presence = presenceOn
 	po.PresenceLeaveDelay = cfg.PresenceLeaveDelay.D()
+	po.PresenceMaxMembers = cfg.PresenceMaxMembers
 	if n.roster != nil && presenceOn != nil {
 		po.PresenceRoster = pushRoster{n.roster}
 	}
@@ -853,7 +863,13 @@ func (b apiBackend) Publish(channel string, data []byte) (api.Published, error) 
 func apiError(err error) error {
 	switch {
 	case errors.Is(err, namespace.ErrUnknown):
-		return fmt.Errorf("%w: %w", api.ErrUnknownNamespace, err)
+		// The namespace's refusal alone: it names the namespace and the
+		// channel, which the layers between would only repeat.
+		var unknown *namespace.UnknownError
+		if errors.As(err, &unknown) {
+			err = unknown
+		}
+		return api.Refused(api.ErrUnknownNamespace, err)
 	case errors.Is(err, hub.ErrInvalidChannel):
 		return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
 	case errors.Is(err, hub.ErrTooLarge):

@@ -97,6 +97,7 @@ var nodeMetrics = []metric{
 	{"limit_refusals_total", helpRefusals, counter, "limit", "subscriptions", func(s *Stats) float64 { return u(s.Push.SubscriptionLimited) }},
 	{"limit_refusals_total", helpRefusals, counter, "limit", "channels", func(s *Stats) float64 { return u(s.Hub.ChannelLimited) }},
 	{"limit_refusals_total", helpRefusals, counter, "limit", "publish_size", func(s *Stats) float64 { return u(s.Hub.TooLarge) }},
+	{"limit_refusals_total", helpRefusals, counter, "limit", "presence_members", func(s *Stats) float64 { return u(s.Push.PresenceLimited) }},
 	{"unknown_namespace_total", "Subscriptions, publishes and history reads refused: the channel's prefix names no configured namespace.", counter, "", "", func(s *Stats) float64 { return u(s.UnknownNamespace) }},
 	{"pusher_limit_refusals_total", helpPusherRefusals, counter, "limit", "presence_members", func(s *Stats) float64 {
 		return pusherOf(s, func(p *pusher.Stats) uint64 { return p.PresenceMembersLimited })

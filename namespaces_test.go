@@ -61,8 +61,14 @@ func TestNamespacesAPI(t *testing.T) {
 			if e.Error.Code != tc.code {
 				t.Errorf("%s: code %q (%s), want %q", tc.name, e.Error.Code, e.Error.Message, tc.code)
 			}
-			if tc.code == "unknown_namespace" && !strings.Contains(e.Error.Message, `"nope"`) {
-				t.Errorf("%s: message %q does not name the namespace", tc.name, e.Error.Message)
+			// Said once: the namespace's refusal, after the broadcast's
+			// own context.
+			const refusal = `unknown namespace "nope" (channel "nope:a")`
+			if tc.code == "unknown_namespace" && (!strings.HasSuffix(e.Error.Message, refusal) || strings.Count(e.Error.Message, "unknown namespace") != 1) {
+				t.Errorf("%s: message %q, want it to end with %q and say unknown namespace once", tc.name, e.Error.Message, refusal)
+			}
+			if tc.code == "unknown_namespace" && tc.method == "POST" && !strings.Contains(tc.target, "broadcast") && e.Error.Message != refusal {
+				t.Errorf("%s: message %q, want %q", tc.name, e.Error.Message, refusal)
 			}
 		}
 	}

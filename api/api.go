@@ -251,6 +251,19 @@ var (
 	ErrUnknownNamespace = errors.New("unknown namespace")
 )
 
+// Refused returns err as a Backend error of kind (one of the errors
+// above): the API answers it with kind's status and code and with err's
+// message alone, for an err that says what was refused already (where
+// "kind: err" would say it twice). errors.Is holds for kind and for what
+// err wraps.
+func Refused(kind, err error) error { return &refused{kind: kind, err: err} }
+
+// refused is Refused's error.
+type refused struct{ kind, err error }
+
+func (r *refused) Error() string   { return r.err.Error() }
+func (r *refused) Unwrap() []error { return []error{r.kind, r.err} }
+
 // Options configure the API listener's handlers.
 type Options struct {
 	// APIKey, when set, is required on /api/ and /debug/pprof/ as

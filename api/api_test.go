@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -393,15 +394,22 @@ func TestPusherMount(t *testing.T) {
 
 func TestUnknownNamespace(t *testing.T) {
 	t.Parallel()
-	b := &fakeBackend{ready: true, err: fmt.Errorf("namespace \"nope\" of channel \"nope:a\" is not configured: %w", ErrUnknownNamespace)}
+	refusal := errors.New(`unknown namespace "nope" (channel "nope:a")`)
+	b := &fakeBackend{ready: true, err: Refused(ErrUnknownNamespace, refusal)}
 	h := NewHandler(b, Options{})
-	for _, tc := range []struct{ method, target, body string }{
-		{"POST", "/api/publish?channel=nope:a", "hi"},
-		{"POST", "/api/broadcast", `{"channels":["nope:a"],"data":1}`},
+	for _, tc := range []struct{ method, target, body, message string }{
+		{"POST", "/api/publish?channel=nope:a", "hi", refusal.Error()},
+		{"POST", "/api/broadcast", `{"channels":["nope:a"],"data":1}`, `channel "nope:a" (after 0 published): ` + refusal.Error()},
 	} {
 		w := call(h, tc.method, tc.target, tc.body, nil)
-		if w.Code != http.StatusBadRequest || errorCode(t, w) != "unknown_namespace" || !strings.Contains(w.Body.String(), `\"nope\"`) {
-			t.Errorf("%s %s: %d %s, want 400 unknown_namespace naming the namespace", tc.method, tc.target, w.Code, w.Body)
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
 		}
+		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != http.StatusBadRequest || e.Error.Code != "unknown_namespace" || e.Error.Message != tc.message {
+			t.Errorf("%s %s: %d %s, want 400 unknown_namespace %q", tc.method, tc.target, w.Code, w.Body, tc.message)
+		}
+	}
+	if err := Refused(ErrUnknownNamespace, refusal); !errors.Is(err, ErrUnknownNamespace) || !errors.Is(err, refusal) {
+		t.Errorf("Refused(ErrUnknownNamespace, refusal) = %v, matches neither", err)
 	}
 }

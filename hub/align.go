@@ -27,7 +27,7 @@ func (h *Hub) Align(channel string, pos Position) error {
 	for {
 		c, err := h.channel(channel, false)
 		if err != nil {
-			return fmt.Errorf("hub: align %q: %w", channel, err)
+			return inContext(err, "align", channel)
 		}
 		c.mu.Lock()
 		if c.gone {

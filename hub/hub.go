@@ -71,7 +71,8 @@ type Config struct {
 	// Options, when set, gives a channel's own settings (a namespace's
 	// history, recovery and payload limit) from its name, or refuses the
 	// name: Publish, Subscribe and the other calls that would create the
-	// channel then fail with an error wrapping the one it returned. The
+	// channel then fail with the error it returned, as it is (it is to
+	// name the channel; the hub adds nothing that would say it twice). The
 	// hub asks once when it creates a channel, and on each publish for
 	// the payload limit, so it must be cheap, must not allocate on
 	// success and must always answer the same for one name. Nil: every
@@ -231,7 +232,7 @@ func (h *Hub) publish(name string, data []byte, at *Position, client bool, store
 	for {
 		c, err := h.channel(name, client)
 		if err != nil {
-			return nil, fmt.Errorf("hub: publish to %q: %w", name, err)
+			return nil, inContext(err, "publish to", name)
 		}
 		c.mu.Lock()
 		if c.gone {
@@ -366,7 +367,7 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 	for {
 		c, err := h.channel(channel, client)
 		if err != nil {
-			return Position{}, nil, false, fmt.Errorf("hub: subscribe to %q: %w", channel, err)
+			return Position{}, nil, false, inContext(err, "subscribe to", channel)
 		}
 		already := ls.has(c, sub)
 		c.mu.Lock()

@@ -32,7 +32,7 @@ func (h *Hub) check(name string, data []byte) (note uint32, err error) {
 	}
 	limit, err := h.payloadLimit(name)
 	if err != nil {
-		return 0, fmt.Errorf("hub: publish to %q: %w", name, err)
+		return 0, err // Config.Options's refusal, which names the channel
 	}
 	if len(data) > limit {
 		h.tooLarge.Add(1)
@@ -77,7 +77,7 @@ func (h *Hub) reserve(channel string, client bool) error {
 	for {
 		c, err := h.channel(channel, client)
 		if err != nil {
-			return fmt.Errorf("hub: reserve %q: %w", channel, err)
+			return inContext(err, "reserve", channel)
 		}
 		c.mu.Lock()
 		if c.gone {

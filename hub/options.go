@@ -58,7 +58,7 @@ func (cfg Config) resolve(o ChannelOptions) chanOpts {
 }
 
 // options returns the shared options of the channel called name, or the
-// error Config.Options refuses it with. It takes h.mu for a value the hub
+// error Config.Options refuses it with (a refusal). It takes h.mu for a value the hub
 // has not seen yet; the caller must not hold it.
 func (h *Hub) options(name string) (*chanOpts, error) {
 	if h.cfg.Options == nil {
@@ -66,7 +66,7 @@ func (h *Hub) options(name string) (*chanOpts, error) {
 	}
 	o, err := h.cfg.Options(name)
 	if err != nil {
-		return nil, err
+		return nil, refusal{err}
 	}
 	if o == (ChannelOptions{}) {
 		return h.defOpts, nil
@@ -127,4 +127,23 @@ func (h *Hub) HistoryTTL(channel string) time.Duration {
 		return h.cfg.HistoryTTL
 	}
 	return o.ttl
+}
+
+// refusal is Config.Options's refusal of a channel, as h.channel and
+// h.options return it: the calls that meet it return it as it is, since
+// it names the channel itself (a namespace's refusal would otherwise say
+// the channel twice), where the hub's own errors get the call's context.
+type refusal struct{ err error }
+
+func (r refusal) Error() string { return r.err.Error() }
+func (r refusal) Unwrap() error { return r.err }
+
+// inContext is err, an error of h.channel or h.options, as the call
+// (what, e.g. "subscribe to") on channel returns it: a refusal as it
+// is, else wrapped with the call and the channel's name.
+func inContext(err error, what, channel string) error {
+	if r, ok := err.(refusal); ok {
+		return r.err
+	}
+	return fmt.Errorf("hub: %s %q: %w", what, channel, err)
 }

@@ -13,8 +13,26 @@ import (
 )
 
 // ErrUnknown reports a channel whose prefix names no configured namespace,
-// while at least one is configured. Errors wrapping it name the namespace.
+// while at least one is configured. Lookup's error is an *UnknownError,
+// which matches it (errors.Is) and names the namespace and the channel.
 var ErrUnknown = errors.New("unknown namespace")
+
+// UnknownError is Lookup's refusal of a channel whose prefix names no
+// configured namespace. Its message says so once, for clients and logs
+// alike: unknown namespace "foo" (channel "foo:bar"). It matches
+// ErrUnknown.
+type UnknownError struct {
+	Namespace, Channel string
+}
+
+// Error names the namespace and the channel (each cut to a length a
+// reply or a log line can carry).
+func (e *UnknownError) Error() string {
+	return fmt.Sprintf("unknown namespace %.100q (channel %.300q)", e.Namespace, e.Channel)
+}
+
+// Is reports whether target is ErrUnknown.
+func (e *UnknownError) Is(target error) bool { return target == ErrUnknown }
 
 // Limits of a namespace's settings.
 const (
@@ -249,7 +267,7 @@ func (t *Table) Unknown() uint64 {
 // unknownError is the error of a channel in no configured namespace.
 func (t *Table) unknownError(prefix, channel string) error {
 	// The configured names are not listed: the error goes to clients.
-	return fmt.Errorf("namespace %.100q of channel %.300q is not configured: %w", prefix, channel, ErrUnknown)
+	return &UnknownError{Namespace: prefix, Channel: channel}
 }
 
 // HubOptions is the hub's hook (hub.Config.Options): the channel's

@@ -3,6 +3,7 @@ package namespace
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,8 +52,9 @@ func TestLookup(t *testing.T) {
 	for _, tc := range tests {
 		ns, err := tab.Lookup(tc.channel)
 		if tc.unknown {
-			if !errors.Is(err, ErrUnknown) || !strings.Contains(err.Error(), "of channel \""+tc.channel+"\"") {
-				t.Errorf("Lookup(%q) = %v, want ErrUnknown naming the channel", tc.channel, err)
+			prefix, _, _ := strings.Cut(tc.channel, ":")
+			if want := fmt.Sprintf("unknown namespace %q (channel %q)", prefix, tc.channel); !errors.Is(err, ErrUnknown) || err.Error() != want {
+				t.Errorf("Lookup(%q) = %v, want ErrUnknown: %s", tc.channel, err, want)
 			}
 			continue
 		}

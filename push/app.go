@@ -123,6 +123,12 @@ type Options struct {
 	// PresenceRoster, when set, shares the presence channels' members
 	// with the other nodes; hand its changes to App.RemotePresence.
 	PresenceRoster PresenceRoster
+	// PresenceMaxMembers caps the members (distinct users) of one
+	// presence channel; a subscribe of a new member past it is answered
+	// with the error code "limit" (members of other nodes are not
+	// refused). 0 means DefaultPresenceMaxMembers (100), a negative value
+	// sets no cap.
+	PresenceMaxMembers int
 }
 
 // App is herald's client protocol (docs/protocol.md), a server.App on top
@@ -295,6 +301,8 @@ type Stats struct {
 	// once, however many subscribers it reached).
 	PresenceMembers int64  `json:"presence_members"`
 	PresenceEvents  uint64 `json:"presence_events"`
+	// PresenceLimited counts subscribes refused by PresenceMaxMembers.
+	PresenceLimited uint64 `json:"presence_limited"`
 }
 
 // Stats returns the App's counters. Safe from any goroutine.
@@ -305,6 +313,7 @@ func (a *App) Stats() Stats {
 		SubscriptionLimited: a.subLimited.Load(), ChannelLimited: a.channelLimited.Load(),
 		CommandRateClosed: a.rateClosed.Load(), PagedBacklogs: a.paged.Load(),
 		PresenceMembers: a.presMembers.Load(), PresenceEvents: a.presEvents.Load(),
+		PresenceLimited: a.presenceLimited(),
 	}
 }
 

@@ -197,11 +197,16 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 		a.subscribeRefused(s, id, ch, err)
 		return
 	}
-	a.addChannel(s, ch)
 	var members Presence
 	if pres {
-		members = a.presenceJoined(s, ch)
+		if members, err = a.presenceJoined(s, ch); err != nil {
+			a.o.Hub.Unsubscribe(l, ch, s)
+			a.release(ch)
+			a.replyError(s, id, errLimit, "too many members in this presence channel (limit "+strconv.Itoa(a.pres.limit)+")", ch)
+			return
+		}
 	}
+	a.addChannel(s, ch)
 	if s.streaming() {
 		a.streamJoined(s, ch, pos, since, recovered)
 	} else if !quiet && !s.raw && len(id) == 0 && !pres {

@@ -49,11 +49,11 @@ func TestNamespaces(t *testing.T) {
 		want []string
 	}{
 		{name: "unknown namespace sub", cmds: []string{`{"op":"sub","channel":"nope:a","id":1}`},
-			want: []string{`{"op":"error","code":"unknown_namespace","channel":"nope:a","id":1}`}},
+			want: []string{`{"op":"error","code":"unknown_namespace","channel":"nope:a","id":1,"message":"unknown namespace \"nope\" (channel \"nope:a\")"}`}},
 		{name: "unknown namespace in the URL", path: "/ws?channel=nope:a",
-			want: []string{`{"op":"error","code":"unknown_namespace","channel":"nope:a"}`}},
+			want: []string{`{"op":"error","code":"unknown_namespace","channel":"nope:a","message":"unknown namespace \"nope\" (channel \"nope:a\")"}`}},
 		{name: "unknown namespace pub", cmds: []string{`{"op":"pub","channel":"nope:a","data":1}`},
-			want: []string{`{"op":"error","code":"unknown_namespace","channel":"nope:a"}`}},
+			want: []string{`{"op":"error","code":"unknown_namespace","channel":"nope:a","message":"unknown namespace \"nope\" (channel \"nope:a\")"}`}},
 		{name: "unprefixed channels keep working", cmds: []string{`{"op":"sub","channel":"news"}`, `{"op":"pub","channel":"news","data":1}`},
 			want: []string{`{"op":"subscribed","channel":"news"}`, `{"op":"published","channel":"news"}`}},
 		{name: "anonymous publish where allowed", cmds: []string{`{"op":"pub","channel":"open:a","data":1}`},

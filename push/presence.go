@@ -2,19 +2,22 @@ package push
 
 import (
 	"encoding/json"
-	"slices"
-	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/herald-push/herald/codec"
 	"github.com/herald-push/herald/hub"
+	"github.com/herald-push/herald/internal/memberset"
 	"github.com/herald-push/herald/server"
 )
 
 // DefaultPresenceLeaveDelay is how long a member whose last connection
 // left stays in a presence channel before its leave event: a page reload,
 // or a client reconnecting to another node, within it is no leave.
-const DefaultPresenceLeaveDelay = time.Second
+const DefaultPresenceLeaveDelay = memberset.DefaultLeaveDelay
+
+// DefaultPresenceMaxMembers is a presence channel's most members
+// (distinct users) when Options.PresenceMaxMembers is 0, Pusher's cap.
+const DefaultPresenceMaxMembers = 100
 
 // MaxPresenceList is the most user ids a member list carries (the
 // subscribed reply's and the presence reply's); the count beside it is
@@ -24,7 +27,8 @@ const MaxPresenceList = 100
 // PresenceRoster shares presence between the nodes of a cluster
 // (Options.PresenceRoster; broker.Roster has these methods): this node
 // tells it which members it has, and hands the other nodes' changes to
-// App.RemotePresence. Its methods must not block.
+// App.RemotePresence. Its methods must not block (they run under the
+// member set's lock).
 type PresenceRoster interface {
 	// Put records that this node has channel's member user.
 	Put(channel, user string, info []byte)
@@ -50,50 +54,43 @@ type Presence struct {
 }
 
 // presence is the node's view of presence: who is in each presence
-// channel, one member per user however many connections it has on
-// whatever nodes. A member is in its channel while it has a connection
-// here or an entry of another node (through the roster), and for the
-// leave delay after it had neither. Join and leave events are decided
-// here and delivered to this node's subscribers only, each on its own
-// loop, so every node tells its own. Safe for concurrent use: the
-// loops, the API and the roster's goroutine meet under mu, which is
-// never held while a loop runs a session's work.
+// channel (the member set is memberset.Set's, across this node's
+// connections and the other nodes' entries in the roster). Join and leave
+// events are decided there and delivered here to this node's subscribers
+// only, each on its own loop, so every node tells its own. Safe for
+// concurrent use: the loops, the API and the roster's goroutine meet
+// under the set's lock, which is never held while a loop runs a
+// session's work.
 type presence struct {
-	a      *App
-	delay  time.Duration // negative: none
-	roster PresenceRoster
-	mu     sync.Mutex
-	chans  map[string]*presenceChannel
+	a     *App
+	set   *presenceSet
+	limit int // members of one channel; 0 or less: none
+	// limited counts joins refused by limit.
+	limited atomic.Uint64
 }
 
-// presenceChannel is one presence channel on this node.
-type presenceChannel struct {
-	members map[string]*presenceMember
-	order   []*presenceMember // the members, in join order (swap-removed)
-	// subs are this node's subscribed sessions, each with its user (""
-	// for anonymous clients, which receive events but are no members).
-	subs map[*Session]string
-}
+// presenceSet is the member set of herald's presence channels: a
+// subscriber is a session, a member and a channel carry nothing of the
+// protocol's own.
+type presenceSet = memberset.Set[*Session, struct{}, struct{}]
 
-type presenceMember struct {
-	user  string
-	idx   int      // position in order
-	conns int      // this node's connections
-	nodes []uint32 // the other nodes that have it
-	// leaving counts the member's absences; the removal that waits out
-	// the delay goes ahead if it is still the latest and away still set.
-	leaving uint64
-	away    bool
-}
+// presenceChannel is one presence channel of the set.
+type presenceChannel = memberset.Channel[*Session, struct{}, struct{}]
 
-func (m *presenceMember) present() bool { return m.conns > 0 || len(m.nodes) > 0 }
+// presenceMember is one member of a presence channel.
+type presenceMember = memberset.Member[struct{}]
 
 func newPresence(a *App) *presence {
-	d := a.o.PresenceLeaveDelay
-	if d == 0 {
-		d = DefaultPresenceLeaveDelay
+	pr := &presence{a: a, limit: a.o.PresenceMaxMembers}
+	if pr.limit == 0 {
+		pr.limit = DefaultPresenceMaxMembers
 	}
-	return &presence{a: a, delay: d, roster: a.o.PresenceRoster, chans: map[string]*presenceChannel{}}
+	var roster memberset.Roster
+	if a.o.PresenceRoster != nil {
+		roster = a.o.PresenceRoster
+	}
+	pr.set = memberset.New(memberset.Config{LeaveDelay: a.o.PresenceLeaveDelay, Roster: roster}, presenceNotifier{pr})
+	return pr
 }
 
 // hasPresence reports whether ch is a presence channel.
@@ -101,167 +98,70 @@ func (a *App) hasPresence(ch string) bool {
 	return a.o.Presence != nil && a.o.Presence(ch)
 }
 
-// channelLocked is ch's entry, made when new. Lock held.
-func (pr *presence) channelLocked(ch string) *presenceChannel {
-	pc := pr.chans[ch]
-	if pc == nil {
-		pc = &presenceChannel{members: map[string]*presenceMember{}, subs: map[*Session]string{}}
-		pr.chans[ch] = pc
-	}
-	return pc
+// presenceNotifier tells a presence channel's subscribers of the set's
+// changes (memberset.Events). The set's lock is held.
+type presenceNotifier struct{ pr *presence }
+
+// Added tells the channel's subscribers of a new member.
+func (e presenceNotifier) Added(c *presenceChannel, m *presenceMember, _ []byte) {
+	e.pr.a.presMembers.Add(1)
+	e.pr.eventLocked(c, "join", m.User())
+}
+
+// Removed tells the channel's subscribers of a member's leave.
+func (e presenceNotifier) Removed(c *presenceChannel, m *presenceMember, _ memberset.Leave) {
+	e.pr.a.presMembers.Add(-1)
+	e.pr.eventLocked(c, "leave", m.User())
 }
 
 // presenceJoined records s's new subscription to the presence channel ch
 // and returns the member list for its subscribed reply. The channel's
-// other subscribers hear of s's user if it is a new member. s's loop.
-func (a *App) presenceJoined(s *Session, ch string) Presence {
+// other subscribers hear of s's user if it is a new member; a new member
+// past the channel's cap is refused (memberset.ErrFull), nothing changed.
+// s's loop.
+func (a *App) presenceJoined(s *Session, ch string) (Presence, error) {
 	pr := a.pres
-	user := s.claims.Subject
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.channelLocked(ch)
-	if _, again := pc.subs[s]; !again && user != "" {
-		m := pc.members[user]
-		if m == nil {
-			m = &presenceMember{user: user, idx: len(pc.order)}
-			pc.members[user] = m
-			pc.order = append(pc.order, m)
-			pr.a.presMembers.Add(1)
-			pr.eventLocked(pc, ch, "join", user)
-		}
-		m.away = false // a leave waiting for the delay is off
-		if m.conns == 0 && pr.roster != nil {
-			pr.roster.Put(ch, user, nil)
-		}
-		m.conns++
+	var p Presence
+	if _, err := pr.set.Join(ch, s, s.claims.Subject, nil, pr.limit, func(c *presenceChannel) { p = snapshot(c, MaxPresenceList) }); err != nil {
+		pr.limited.Add(1)
+		return Presence{}, err
 	}
-	pc.subs[s] = user
-	return pc.snapshot(MaxPresenceList)
+	return p, nil
 }
 
 // presenceLeft records that s's subscription to ch ended; its user
 // leaves (after the delay) if s was its last connection in the cluster.
 // s's loop.
 func (a *App) presenceLeft(s *Session, ch string) {
-	pr := a.pres
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.chans[ch]
-	if pc == nil {
-		return
-	}
-	user, ok := pc.subs[s]
-	if !ok {
-		return
-	}
-	delete(pc.subs, s)
-	if user == "" {
-		pr.dropLocked(ch, pc)
-		return
-	}
-	m := pc.members[user]
-	m.conns--
-	if m.conns > 0 {
-		return
-	}
-	if pr.roster != nil {
-		pr.roster.Remove(ch, user)
-	}
-	if !m.present() {
-		pr.absentLocked(ch, pc, m)
-	}
+	a.pres.set.Leave(ch, s)
 }
 
 // RemotePresence applies another node's presence change (wire the
 // roster's changes of this protocol's channels to it). Safe from any
 // goroutine; it never blocks on a loop.
 func (a *App) RemotePresence(e PresenceEntry) {
-	pr := a.pres
-	if pr == nil || e.User == "" || !a.hasPresence(e.Channel) {
+	if a.pres == nil || e.User == "" || !a.hasPresence(e.Channel) {
 		return
 	}
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if e.Gone {
-		pc := pr.chans[e.Channel]
-		if pc == nil {
-			return
-		}
-		m := pc.members[e.User]
-		if m == nil {
-			return
-		}
-		i := slices.Index(m.nodes, e.Node)
-		if i < 0 {
-			return
-		}
-		m.nodes = slices.Delete(m.nodes, i, i+1)
-		if !m.present() {
-			pr.absentLocked(e.Channel, pc, m)
-		}
-		return
-	}
-	pc := pr.channelLocked(e.Channel)
-	m := pc.members[e.User]
-	if m == nil {
-		m = &presenceMember{user: e.User, idx: len(pc.order)}
-		pc.members[e.User] = m
-		pc.order = append(pc.order, m)
-		a.presMembers.Add(1)
-		pr.eventLocked(pc, e.Channel, "join", e.User)
-	}
-	m.away = false
-	if !slices.Contains(m.nodes, e.Node) {
-		m.nodes = append(m.nodes, e.Node)
-	}
+	a.pres.set.Remote(memberset.Entry{Node: e.Node, Channel: e.Channel, User: e.User, Gone: e.Gone, NodeDown: e.NodeDown})
 }
 
-// absentLocked starts m's leave: now without a delay, else once the
-// delay passed with m still absent. Lock held.
-func (pr *presence) absentLocked(ch string, pc *presenceChannel, m *presenceMember) {
-	m.leaving++
-	m.away = true
-	if pr.delay < 0 {
-		pr.removeLocked(ch, pc, m)
-		return
+// presenceLimited is the number of subscribes the member cap refused.
+func (a *App) presenceLimited() uint64 {
+	if a.pres == nil {
+		return 0
 	}
-	gen := m.leaving
-	time.AfterFunc(pr.delay, func() {
-		pr.mu.Lock()
-		defer pr.mu.Unlock()
-		if pr.chans[ch] == pc && pc.members[m.user] == m && m.away && m.leaving == gen && !m.present() {
-			pr.removeLocked(ch, pc, m)
-		}
-	})
+	return a.pres.limited.Load()
 }
 
-// removeLocked takes m out of its channel and tells the channel's
-// subscribers. Lock held.
-func (pr *presence) removeLocked(ch string, pc *presenceChannel, m *presenceMember) {
-	delete(pc.members, m.user)
-	pr.a.presMembers.Add(-1)
-	last := pc.order[len(pc.order)-1]
-	pc.order[m.idx], last.idx = last, m.idx
-	pc.order[len(pc.order)-1] = nil
-	pc.order = pc.order[:len(pc.order)-1]
-	pr.eventLocked(pc, ch, "leave", m.user)
-	pr.dropLocked(ch, pc)
-}
-
-// dropLocked forgets pc once it has no member and no subscriber. Lock
+// snapshot is c's member list, at most limit users. The set's lock is
 // held.
-func (pr *presence) dropLocked(ch string, pc *presenceChannel) {
-	if len(pc.members) == 0 && len(pc.subs) == 0 {
-		delete(pr.chans, ch)
-	}
-}
-
-// snapshot is pc's member list, at most limit users. Lock held.
-func (pc *presenceChannel) snapshot(limit int) Presence {
-	n := min(limit, len(pc.order))
-	p := Presence{Count: len(pc.order), Users: make([]string, n)}
+func snapshot(c *presenceChannel, limit int) Presence {
+	members := c.Members()
+	n := min(limit, len(members))
+	p := Presence{Count: len(members), Users: make([]string, n)}
 	for i := range n {
-		p.Users[i] = pc.order[i].user
+		p.Users[i] = members[i].User()
 	}
 	return p
 }
@@ -278,18 +178,19 @@ type presenceEvent struct {
 // subscriber that unsubscribed meanwhile gets nothing; raw clients and
 // event streams get no events. Lock held; the writes happen after it,
 // on the loops.
-func (pr *presence) eventLocked(pc *presenceChannel, ch, op, user string) {
+func (pr *presence) eventLocked(pc *presenceChannel, op, user string) {
 	pr.a.presEvents.Add(1)
-	if len(pc.subs) == 0 {
+	if pc.NumSubscribers() == 0 {
 		return
 	}
+	ch := pc.Key()
 	ev, err := json.Marshal(presenceEvent{Op: op, Channel: ch, User: user})
 	if err != nil {
 		return
 	}
 	f := server.NewFrame(codec.AppendFrame(make([]byte, 0, codec.FrameHeaderLen(len(ev), false)+len(ev)), codec.OpText, true, ev))
 	by := map[int][]*Session{}
-	for s := range pc.subs {
+	for s := range pc.Subscribers() {
 		if s.raw || s.streaming() {
 			continue
 		}
@@ -318,13 +219,9 @@ func (a *App) Presence(ch string, limit int) (Presence, bool) {
 	if limit <= 0 {
 		limit = MaxPresenceList
 	}
-	pr := a.pres
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pc := pr.chans[ch]; pc != nil {
-		return pc.snapshot(limit), true
-	}
-	return Presence{Users: []string{}}, true
+	p := Presence{Users: []string{}}
+	a.pres.set.View(ch, func(c *presenceChannel) { p = snapshot(c, limit) })
+	return p, true
 }
 
 // presenceQuery answers {"op":"presence","channel":C}: the channel's

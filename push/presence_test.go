@@ -14,10 +14,19 @@ import (
 // with the given leave delay.
 func startPresence(t *testing.T, delay time.Duration) *pushNode {
 	t.Helper()
+	return startPresenceWith(t, delay, nil)
+}
+
+// startPresenceWith is startPresence with edit applied to the Options.
+func startPresenceWith(t *testing.T, delay time.Duration, edit func(*Options)) *pushNode {
+	t.Helper()
 	return startPush(t, hub.Config{}, func(o *Options, _ *server.Config) {
 		o.Presence = func(ch string) bool { return strings.HasPrefix(ch, "room:") }
 		o.PresenceLeaveDelay = delay
 		o.CommandRate = -1
+		if edit != nil {
+			edit(o)
+		}
 	})
 }
 
@@ -36,15 +45,13 @@ func (n *pushNode) joinAs(t *testing.T, user, ch string) (*wstest.Conn, map[stri
 
 // conns is the node's connection count of user in ch (-1: no member).
 func (n *pushNode) conns(ch, user string) (conns int, away bool) {
-	pr := n.app.pres
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pc := pr.chans[ch]; pc != nil {
-		if m := pc.members[user]; m != nil {
-			return m.conns, m.away
+	conns = -1
+	n.app.pres.set.View(ch, func(c *presenceChannel) {
+		if m := c.Member(user); m != nil {
+			conns, away = m.Conns(), m.Away()
 		}
-	}
-	return -1, false
+	})
+	return conns, away
 }
 
 // users is a presence list as the JSON decoder gives it.
@@ -205,9 +212,9 @@ func TestPresenceScope(t *testing.T) {
 	expect(t, anon, `{"op":"join","channel":"room:1","user":"carol"}`)
 	anon.NC.Close()
 	waitFor(t, "the anonymous close", func() bool {
-		n.app.pres.mu.Lock()
-		defer n.app.pres.mu.Unlock()
-		return len(n.app.pres.chans["room:1"].subs) == 2
+		subs := 0
+		n.app.pres.set.View("room:1", func(c *presenceChannel) { subs = c.NumSubscribers() })
+		return subs == 2
 	})
 	if p, _ := n.app.Presence("room:1", 0); p.Count != 2 {
 		t.Fatalf("Presence = %+v, want bob and carol", p)
@@ -221,7 +228,8 @@ func TestPresenceScope(t *testing.T) {
 // not.
 func TestPresenceListCap(t *testing.T) {
 	t.Parallel()
-	n := startPresence(t, -1)
+	// No member cap: the list's cap is what is looked at.
+	n := startPresenceWith(t, -1, func(o *Options) { o.PresenceMaxMembers = -1 })
 	for i := range MaxPresenceList + 2 {
 		n.app.RemotePresence(PresenceEntry{Node: 2, Channel: "room:1", User: "u" + strings.Repeat("x", i)})
 	}
@@ -240,4 +248,53 @@ func askPresence(t *testing.T, n *pushNode, ch string) *wstest.Conn {
 	c := n.dial(t, "/ws?token="+token(t, "zed", []string{"room:*"}, nil))
 	send(c, `{"op":"presence","channel":"`+ch+`"}`)
 	return c
+}
+
+// TestPresenceMemberCap: a presence channel takes at most
+// PresenceMaxMembers members; a subscribe of a new member past it is
+// answered with the error code "limit" (the connection stays, nothing
+// changed, nobody told), while another tab of a member, an anonymous
+// subscriber (no member) and other nodes' members are not refused. Once
+// a member left, the next one is taken.
+func TestPresenceMemberCap(t *testing.T) {
+	t.Parallel()
+	n := startPresenceWith(t, -1, func(o *Options) { o.PresenceMaxMembers = 2 })
+	alice, _ := n.joinAs(t, "alice", "room:1")
+	bob, _ := n.joinAs(t, "bob", "room:1")
+	expect(t, alice, `{"op":"join","channel":"room:1","user":"bob"}`)
+	_, r := n.joinAs(t, "alice", "room:1") // a second tab
+	checkPresence(t, r, 2, "alice", "bob")
+	_, r = n.joinAs(t, "", "room:1")
+	checkPresence(t, r, 2, "alice", "bob")
+
+	carol := n.dial(t, "/ws?token="+token(t, "carol", []string{"room:*"}, nil))
+	send(carol, `{"op":"sub","channel":"room:1","id":1}`)
+	got := expect(t, carol, `{"op":"error","code":"limit","channel":"room:1","id":1}`)
+	if msg, _ := got["message"].(string); !strings.Contains(msg, "presence channel") || !strings.Contains(msg, "limit 2") {
+		t.Fatalf("refusal message %q", msg)
+	}
+	send(carol, `{"op":"ping"}`)
+	expect(t, carol, `{"op":"pong"}`)
+	send(carol, `{"op":"unsub","channel":"room:1"}`)
+	expect(t, carol, `{"op":"error","code":"not_subscribed","channel":"room:1"}`)
+	if p, _ := n.app.Presence("room:1", 0); p.Count != 2 {
+		t.Fatalf("Presence = %+v, want alice and bob", p)
+	}
+	if st := n.app.Stats(); st.PresenceLimited != 1 || st.PresenceMembers != 2 {
+		t.Fatalf("Stats: %d limited, %d members; want 1 and 2", st.PresenceLimited, st.PresenceMembers)
+	}
+
+	// Another node's member is not refused: its node admitted it.
+	n.app.RemotePresence(PresenceEntry{Node: 2, Channel: "room:1", User: "remy"})
+	expect(t, alice, `{"op":"join","channel":"room:1","user":"remy"}`)
+	n.app.RemotePresence(PresenceEntry{Node: 2, Channel: "room:1", User: "remy", Gone: true})
+	expect(t, alice, `{"op":"leave","channel":"room:1","user":"remy"}`)
+
+	// bob leaves: carol is taken, and told to the others (the refused
+	// subscribe told nothing: the next event alice sees is bob's leave).
+	bob.NC.Close()
+	expect(t, alice, `{"op":"leave","channel":"room:1","user":"bob"}`)
+	send(carol, `{"op":"sub","channel":"room:1"}`)
+	checkPresence(t, expect(t, carol, `{"op":"subscribed","channel":"room:1"}`), 2, "alice", "carol")
+	expect(t, alice, `{"op":"join","channel":"room:1","user":"carol"}`)
 }

@@ -270,7 +270,7 @@ func (p *Protocol) join(s *socket, ch, uid string, info json.RawMessage) {
 		p.occ.subscribed(s.app, ch)
 		p.send(s, map[string]any{"event": "pusher_internal:subscription_succeeded", "channel": ch, "data": "{}"})
 	} else {
-		first, snap, ok := p.presence.join(name, s, ch, uid, info, s.app.presenceCap())
+		first, snap, ok := p.presence.join(name, s, uid, info, s.app.presenceCap())
 		if !ok {
 			p.o.Hub.Unsubscribe(l, name, s)
 			p.release(name)

@@ -3,19 +3,18 @@ package pusher
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/herald-push/herald/internal/memberset"
 	"github.com/herald-push/herald/pusher/webhook"
 )
 
 // DefaultLeaveDelay is how long a member whose last connection left
 // stays in its presence channels before member_removed: a page reload, or
 // a client reconnecting to another node, within it is no leave.
-const DefaultLeaveDelay = time.Second
+const DefaultLeaveDelay = memberset.DefaultLeaveDelay
 
 // Roster shares presence between the nodes of a cluster (the broker
 // package's Roster has these methods): each node tells it the members it
@@ -49,262 +48,142 @@ type RemoteEntry struct {
 }
 
 // presence is the node's view of presence: who is in each presence
-// channel, one member per user id however many connections it has on
-// whatever nodes. A member is in its channel while it has a connection
-// here or an entry of another node (through the Roster), and for
-// LeaveDelay after it had neither; member events are decided here and
-// delivered to this node's subscribers only, so every node tells its own.
+// channel (the member set is memberset.Set's, across this node's
+// connections and the other nodes' entries in the Roster, with
+// LeaveDelay); member events are decided there and delivered here to
+// this node's subscribers only, so every node tells its own.
 //
 // Each channel keeps its member list encoded as it appears in
 // subscription_succeeded's data string (ids and hash, each member's
 // entries encoded once, when it joins), appended to as members join and
 // rebuilt into fresh buffers only after a member left: a join costs O(1)
-// amortised under mu; the message is assembled outside it, from buffers
-// no later join writes into.
+// amortised under the set's lock; the message is assembled outside it,
+// from buffers no later join writes into.
 type presence struct {
-	p     *Protocol
-	delay time.Duration // LeaveDelay; negative: none
-	mu    sync.Mutex
-	chans map[string]*presenceChannel // by hub name
+	p   *Protocol
+	set *presenceSet
 }
 
-type presenceChannel struct {
-	app     *App
-	ch      string             // the Pusher channel name
-	members map[string]*member // by user id
-	sockets map[*socket]string // each subscribed socket's user id
-	order   []*member          // the members, in list order
-	// ids and hash are the encoded list ("\"a\",\"b\"" and
-	// "\"a\":{..},\"b\":null"); stale after a member left, until the
-	// next join rebuilds them.
+// presenceSet is the member set of the Pusher apps' presence channels,
+// by hub name ("{app id}:{channel}"): a subscriber is a socket.
+type presenceSet = memberset.Set[*socket, member, memberList]
+
+// presenceChannel is one presence channel of the set.
+type presenceChannel = memberset.Channel[*socket, member, memberList]
+
+// presenceMember is one member of a presence channel.
+type presenceMember = memberset.Member[member]
+
+// member is what a presence member carries: its user_info and its
+// entries of the encoded list.
+type member struct {
+	info  json.RawMessage // user_info (null when none)
+	idEnc []byte          // the id, JSON-encoded within the data string
+	entry []byte          // idEnc ":" user_info, JSON-encoded within the data string
+}
+
+// memberList is a channel's encoded member list: ids and hash
+// ("\"a\",\"b\"" and "\"a\":{..},\"b\":null"); stale after a member
+// left, until the next join rebuilds them.
+type memberList struct {
 	ids, hash []byte
 	stale     bool
 }
 
-type member struct {
-	id    string
-	info  json.RawMessage // user_info (null when none)
-	idEnc []byte          // the id, JSON-encoded within the data string
-	entry []byte          // idEnc ":" user_info, JSON-encoded within the data string
-	idx   int             // position in order
-	conns int             // this node's connections
-	nodes []uint32        // the other nodes that have it
-	// leaving counts the member's absences (no connection, no node); the
-	// removal that waits out LeaveDelay goes ahead if it is still the
-	// latest. last is the node whose leave made it absent (0: this one),
-	// down whether that node stopped.
-	leaving uint64
-	away    bool
-	last    uint32
-	down    bool
+// newPresence returns the presence of p, with delay (LeaveDelay).
+func newPresence(p *Protocol, delay time.Duration) presence {
+	pr := presence{p: p}
+	var roster memberset.Roster
+	if p.o.Roster != nil {
+		roster = p.o.Roster
+	}
+	pr.set = memberset.New(memberset.Config{LeaveDelay: delay, Roster: roster}, presenceNotifier{p})
+	return pr
 }
 
-// present reports whether m has a connection here or on another node.
-func (m *member) present() bool { return m.conns > 0 || len(m.nodes) > 0 }
-
-// channelLocked is name's channel, made when new. Lock held.
-func (pr *presence) channelLocked(name string, a *App, ch string) *presenceChannel {
-	pc := pr.chans[name]
-	if pc == nil {
-		pc = &presenceChannel{app: a, ch: ch, members: map[string]*member{}, sockets: map[*socket]string{}}
-		pr.chans[name] = pc
+// channelOf is the app and Pusher channel name of a hub name (nil: no
+// app of this node's).
+func (p *Protocol) channelOf(name string) (*App, string) {
+	appID, ch, ok := strings.Cut(name, ":")
+	if !ok {
+		return nil, ""
 	}
-	return pc
+	return p.byID[appID], ch
+}
+
+// presenceNotifier tells a presence channel's sockets of the set's
+// changes and posts member_removed (memberset.Events). The set's lock is
+// held.
+type presenceNotifier struct{ p *Protocol }
+
+// Added encodes a new member and tells the channel's sockets.
+func (n presenceNotifier) Added(c *presenceChannel, m *presenceMember, info []byte) {
+	m.Data = newMember(m.User(), info)
+	c.Data.add(m.Data)
+	_, ch := n.p.channelOf(c.Key())
+	d, _ := json.Marshal(map[string]any{"user_id": m.User(), "user_info": m.Data.info})
+	n.p.deliverLocal(ch, "pusher_internal:member_added", string(d), socketList(c))
+}
+
+// Removed tells the channel's sockets of a member's leave; the webhook
+// is posted by the node whose leave it was (by the first live node when
+// that node stopped).
+func (n presenceNotifier) Removed(c *presenceChannel, m *presenceMember, by memberset.Leave) {
+	c.Data.stale = true
+	a, ch := n.p.channelOf(c.Key())
+	d, _ := json.Marshal(map[string]any{"user_id": m.User()})
+	n.p.deliverLocal(ch, "pusher_internal:member_removed", string(d), socketList(c))
+	if by.Node == 0 || (by.Down && n.p.o.Roster != nil && n.p.o.Roster.First()) {
+		n.p.hooks.member(a, ch, webhook.MemberRemoved, m.User())
+	}
 }
 
 // join adds s as uid to a presence channel and returns whether uid is a
 // new member (whom the channel's other sockets are told of) and the
 // member list; ok false (nothing changed) when uid is new and the channel
 // already has limit members.
-func (pr *presence) join(name string, s *socket, ch, uid string, info json.RawMessage, limit int) (first bool, sn snapshot, ok bool) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.channelLocked(name, s.app, ch)
-	m := pc.members[uid]
-	if m == nil {
-		if len(pc.members) >= limit {
-			pr.dropLocked(name, pc)
-			return false, snapshot{}, false
+func (pr *presence) join(name string, s *socket, uid string, info json.RawMessage, limit int) (first bool, sn snapshot, ok bool) {
+	first, err := pr.set.Join(name, s, uid, compactInfo(info), limit, func(c *presenceChannel) {
+		l := &c.Data
+		if l.stale {
+			l.rebuild(c.Members())
 		}
-		first = true
-		m = newMember(uid, info)
-		pc.members[uid] = m
-		pc.add(m)
-		d, _ := json.Marshal(map[string]any{"user_id": uid, "user_info": m.info})
-		pr.p.deliverLocal(ch, "pusher_internal:member_added", string(d), pc.socketList())
-	}
-	m.away = false // a removal waiting for the delay is off
-	if m.conns == 0 && pr.p.o.Roster != nil {
-		pr.p.o.Roster.Put(name, uid, compactInfo(info))
-	}
-	pc.sockets[s] = uid
-	m.conns++
-	if pc.stale {
-		pc.rebuild()
-	}
-	// Full slices: a later append never writes into what sn reads.
-	return first, snapshot{ids: pc.ids[:len(pc.ids):len(pc.ids)], hash: pc.hash[:len(pc.hash):len(pc.hash)], count: len(pc.order)}, true
+		// Full slices: a later append never writes into what sn reads.
+		sn = snapshot{ids: l.ids[:len(l.ids):len(l.ids)], hash: l.hash[:len(l.hash):len(l.hash)], count: c.Len()}
+	})
+	return first, sn, err == nil
 }
 
 // leave removes s from a presence channel; the member leaves (after the
 // delay) if s was its last connection in the cluster.
-func (pr *presence) leave(name string, s *socket) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.chans[name]
-	if pc == nil {
-		return
-	}
-	uid, ok := pc.sockets[s]
-	if !ok {
-		return
-	}
-	delete(pc.sockets, s)
-	m := pc.members[uid]
-	m.conns--
-	if m.conns > 0 {
-		return
-	}
-	if pr.p.o.Roster != nil {
-		pr.p.o.Roster.Remove(name, uid)
-	}
-	if !m.present() {
-		pr.absentLocked(name, pc, m, 0, false)
-	}
-}
+func (pr *presence) leave(name string, s *socket) { pr.set.Leave(name, s) }
 
 // remote applies another node's change.
 func (pr *presence) remote(e RemoteEntry) {
-	appID, ch, ok := strings.Cut(e.Channel, ":")
-	a := pr.p.byID[appID]
-	if !ok || a == nil || !isPresence(ch) {
+	a, ch := pr.p.channelOf(e.Channel)
+	if a == nil || !isPresence(ch) {
 		return
 	}
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if e.Gone {
-		pc := pr.chans[e.Channel]
-		if pc == nil {
-			return
-		}
-		m := pc.members[e.User]
-		if m == nil {
-			return
-		}
-		i := slices.Index(m.nodes, e.Node)
-		if i < 0 {
-			return
-		}
-		m.nodes = slices.Delete(m.nodes, i, i+1)
-		if !m.present() {
-			pr.absentLocked(e.Channel, pc, m, e.Node, e.NodeDown)
-		}
-		return
-	}
-	pc := pr.channelLocked(e.Channel, a, ch)
-	m := pc.members[e.User]
-	if m == nil {
-		m = newMember(e.User, json.RawMessage(e.Info))
-		pc.members[e.User] = m
-		pc.add(m)
-		d, _ := json.Marshal(map[string]any{"user_id": e.User, "user_info": m.info})
-		pr.p.deliverLocal(ch, "pusher_internal:member_added", string(d), pc.socketList())
-	}
-	m.away = false
-	if !slices.Contains(m.nodes, e.Node) {
-		m.nodes = append(m.nodes, e.Node)
-	}
+	pr.set.Remote(memberset.Entry{Node: e.Node, Channel: e.Channel, User: e.User, Info: e.Info, Gone: e.Gone, NodeDown: e.NodeDown})
 }
 
-// absentLocked starts m's leave: now without a delay, else once the delay
-// passed with m still absent. node is the node whose leave it was (0:
-// this one). Lock held.
-func (pr *presence) absentLocked(name string, pc *presenceChannel, m *member, node uint32, down bool) {
-	m.leaving++
-	m.away, m.last, m.down = true, node, down
-	if pr.delay < 0 {
-		pr.removeLocked(name, pc, m)
-		return
-	}
-	gen := m.leaving
-	time.AfterFunc(pr.delay, func() {
-		pr.mu.Lock()
-		defer pr.mu.Unlock()
-		if pr.chans[name] == pc && pc.members[m.id] == m && m.away && m.leaving == gen && !m.present() {
-			pr.removeLocked(name, pc, m)
-		}
-	})
-}
-
-// removeLocked takes m out of its channel and tells the channel's
-// sockets; the webhook is posted by the node whose leave it was (by the
-// first live node when that node stopped). Lock held.
-func (pr *presence) removeLocked(name string, pc *presenceChannel, m *member) {
-	delete(pc.members, m.id)
-	last := pc.order[len(pc.order)-1]
-	pc.order[m.idx], last.idx = last, m.idx
-	pc.order[len(pc.order)-1] = nil
-	pc.order = pc.order[:len(pc.order)-1]
-	pc.stale = true
-	d, _ := json.Marshal(map[string]any{"user_id": m.id})
-	pr.p.deliverLocal(pc.ch, "pusher_internal:member_removed", string(d), pc.socketList())
-	if m.last == 0 || (m.down && pr.p.o.Roster != nil && pr.p.o.Roster.First()) {
-		pr.p.hooks.member(pc.app, pc.ch, webhook.MemberRemoved, m.id)
-	}
-	pr.dropLocked(name, pc)
-}
-
-// dropLocked forgets pc once it has no member and no socket. Lock held.
-func (pr *presence) dropLocked(name string, pc *presenceChannel) {
-	if len(pc.members) == 0 && len(pc.sockets) == 0 {
-		delete(pr.chans, name)
-	}
-}
-
-// socketList is pc's subscribed sockets. Lock held.
-func (pc *presenceChannel) socketList() []*socket {
-	out := make([]*socket, 0, len(pc.sockets))
-	for s := range pc.sockets {
+// socketList is c's subscribed sockets. The set's lock is held.
+func socketList(c *presenceChannel) []*socket {
+	out := make([]*socket, 0, c.NumSubscribers())
+	for s := range c.Subscribers() {
 		out = append(out, s)
 	}
 	return out
 }
 
 // userOf is s's user id in a presence channel.
-func (pr *presence) userOf(name string, s *socket) (string, bool) {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pc := pr.chans[name]; pc != nil {
-		uid, ok := pc.sockets[s]
-		return uid, ok
-	}
-	return "", false
-}
+func (pr *presence) userOf(name string, s *socket) (string, bool) { return pr.set.UserOf(name, s) }
 
 // users lists a presence channel's user ids.
-func (pr *presence) users(name string) []string {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	pc := pr.chans[name]
-	if pc == nil {
-		return []string{}
-	}
-	out := make([]string, 0, len(pc.members))
-	for id := range pc.members {
-		out = append(out, id)
-	}
-	return out
-}
+func (pr *presence) users(name string) []string { return pr.set.Users(name) }
 
 // count is a presence channel's number of users.
-func (pr *presence) count(name string) int {
-	pr.mu.Lock()
-	defer pr.mu.Unlock()
-	if pc := pr.chans[name]; pc != nil {
-		return len(pc.members)
-	}
-	return 0
-}
+func (pr *presence) count(name string) int { return pr.set.Count(name) }
 
 // RemoteChange applies another node's presence change (wire the Roster's
 // changes to it). Safe from any goroutine; it never blocks on a loop.
@@ -351,8 +230,8 @@ func embed(text []byte) []byte {
 }
 
 // newMember encodes a member's entries once.
-func newMember(uid string, info json.RawMessage) *member {
-	m := &member{id: uid, info: info}
+func newMember(uid string, info json.RawMessage) member {
+	var m member
 	var idText bytes.Buffer
 	e := json.NewEncoder(&idText)
 	e.SetEscapeHTML(false)
@@ -373,28 +252,26 @@ func compactInfo(info json.RawMessage) json.RawMessage {
 	return compact.Bytes()
 }
 
-// add appends m to pc's encoded list (stale: nothing to append to).
-func (pc *presenceChannel) add(m *member) {
-	m.idx = len(pc.order)
-	pc.order = append(pc.order, m)
-	if pc.stale {
+// add appends m to the encoded list (stale: nothing to append to).
+func (l *memberList) add(m member) {
+	if l.stale {
 		return
 	}
-	if len(pc.ids) > 0 {
-		pc.ids, pc.hash = append(pc.ids, ','), append(pc.hash, ',')
+	if len(l.ids) > 0 {
+		l.ids, l.hash = append(l.ids, ','), append(l.hash, ',')
 	}
-	pc.ids, pc.hash = append(pc.ids, m.idEnc...), append(pc.hash, m.entry...)
+	l.ids, l.hash = append(l.ids, m.idEnc...), append(l.hash, m.entry...)
 }
 
-// rebuild encodes pc's list again into fresh buffers (a snapshot taken
+// rebuild encodes members again into fresh buffers (a snapshot taken
 // before still reads the old ones).
-func (pc *presenceChannel) rebuild() {
+func (l *memberList) rebuild(members []*presenceMember) {
 	var ids, hash []byte
-	for i, m := range pc.order {
+	for i, m := range members {
 		if i > 0 {
 			ids, hash = append(ids, ','), append(hash, ',')
 		}
-		ids, hash = append(ids, m.idEnc...), append(hash, m.entry...)
+		ids, hash = append(ids, m.Data.idEnc...), append(hash, m.Data.entry...)
 	}
-	pc.ids, pc.hash, pc.stale = ids, hash, false
+	l.ids, l.hash, l.stale = ids, hash, false
 }

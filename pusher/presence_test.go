@@ -7,7 +7,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/herald-push/herald/pusher/webhook"
 	"github.com/herald-push/herald/server"
 )
 
@@ -162,5 +164,66 @@ func TestCheckBudget(t *testing.T) {
 	m := newMember(strings.Repeat("\x01", MaxUserID), json.RawMessage(`"`+strings.Repeat(`\"`, (MaxUserInfo-2)/2)+`"`))
 	if got := 2*(len(m.idEnc)+1) + len(m.entry) + 1; got > maxMemberBytes {
 		t.Fatalf("worst member takes %d bytes, bound %d", got, maxMemberBytes)
+	}
+}
+
+// Sockets of one user joining and leaving a presence channel at the same
+// moment, on two loops: each round is one member and one occupancy, so
+// exactly one member_added, member_removed, channel_occupied and
+// channel_vacated each (the member set decides a user's first join and
+// last leave under one lock).
+func TestPresenceSameUserAtOnce(t *testing.T) {
+	r := newHookReceiver(t, nil)
+	n := start(t, func(o *Options, c *server.Config) {
+		withHooks(r, -1, func(o *Options) { o.LeaveDelay = -1 })(o, c)
+		o.CommandRate = -1
+		c.Loops = 2
+	})
+	var cs []*client
+	for range 6 {
+		cs = append(cs, n.connect(t))
+	}
+	const rounds = 20
+	const ch = "presence-once"
+	for range rounds {
+		for _, c := range cs {
+			c.subscribe(ch, `{"user_id":"u"}`)
+		}
+		for _, c := range cs {
+			c.until("pusher_internal:subscription_succeeded")
+		}
+		for _, c := range cs {
+			c.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]any{"channel": ch}})
+		}
+		for _, c := range cs {
+			c.ping()
+		}
+	}
+	// A client event closes the story: the webhooks go out in order, so
+	// every one posted before it has arrived with it.
+	end := cs[0]
+	end.subscribed("private-end", "")
+	end.send(map[string]any{"event": "client-end", "channel": "private-end", "data": "x"})
+	got := map[webhook.Event]int{}
+	for {
+		select {
+		case e := <-r.events:
+			if e.Name == webhook.ClientEvent {
+				for _, name := range []string{webhook.MemberAdded, webhook.MemberRemoved} {
+					if k := got[webhook.Event{Name: name, Channel: ch, UserID: "u"}]; k != rounds {
+						t.Errorf("%s posted %d times, want %d", name, k, rounds)
+					}
+				}
+				for _, name := range []string{webhook.ChannelOccupied, webhook.ChannelVacated} {
+					if k := got[webhook.Event{Name: name, Channel: ch}]; k != rounds {
+						t.Errorf("%s posted %d times, want %d", name, k, rounds)
+					}
+				}
+				return
+			}
+			got[e]++
+		case <-time.After(testTimeout):
+			t.Fatalf("no client_event webhook; got %v", got)
+		}
 	}
 }

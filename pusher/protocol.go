@@ -157,10 +157,7 @@ func New(o Options) *Protocol {
 		p.interval = max(1, int64(float64(time.Second)/o.CommandRate))
 		p.tolerance = p.interval * max(1, int64(2*o.CommandRate)-1)
 	}
-	p.presence = presence{p: p, delay: o.LeaveDelay, chans: map[string]*presenceChannel{}}
-	if p.presence.delay == 0 {
-		p.presence.delay = DefaultLeaveDelay
-	}
+	p.presence = newPresence(p, o.LeaveDelay)
 	for _, a := range p.apps {
 		if len(a.Webhooks) > 0 {
 			// Validate has checked the URLs: newHooks cannot fail on them.

@@ -174,6 +174,8 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.IntVar(&c.AcceptBurst, "accept-burst", c.AcceptBurst, "new connections that may arrive at once above --accept-rate (0 = one second's worth)")
 	fs.StringSliceVar(&h.PresenceChannels, "presence-channel", h.PresenceChannels, "channel pattern (outside namespaces) whose channels have presence: join/leave events and a member list (repeatable)")
 	fs.Var(&h.PresenceLeaveDelay, "presence-leave-delay", "how long a presence member whose last connection left stays before its leave event, so a reload is no leave (0 = 1s, negative = none)")
+	// Presence member cap.
+	fs.IntVar(&h.PresenceMaxMembers, "presence-max-members", h.PresenceMaxMembers, "members (distinct users) of one presence channel; a new member past it gets error limit (0 = 100, negative = no cap)")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target heap growth in percent (GOGC; the GOGC environment variable wins)")
 	fs.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")

@@ -350,3 +350,36 @@ func TestPresenceReload(t *testing.T) {
 		waitFor(t, "B's view", func() bool { return b.presenceOf(t, ch).Count == 3 })
 	})
 }
+
+// TestPresenceMemberCapFlag: --presence-max-members caps a channel's
+// members on the binary: a new member past it is answered error limit,
+// counted in herald_limit_refusals_total{limit="presence_members"}, and
+// the connection stays; a member's second tab is taken.
+func TestPresenceMemberCapFlag(t *testing.T) {
+	t.Parallel()
+	n := start(t, `{"log_level": "warn", "demo": false, "presence_channels": ["lobby"], "presence_leave_delay": "-1s"}`, "--presence-max-members", "1")
+	const ch = "lobby"
+	alice, _ := n.join(t, "alice", ch)
+	if _, r := n.join(t, "alice", ch); r.Presence.Count != 1 {
+		t.Fatalf("alice's second tab: %+v", r.Presence)
+	}
+	bob := n.dial(t, "bob")
+	bob.send(`{"op":"sub","channel":"` + ch + `"}`)
+	if m := bob.next(); m.Op != "error" || m.Code != "limit" || m.Channel != ch {
+		t.Fatalf("bob past the cap: %+v, want error limit", m)
+	}
+	bob.send(`{"op":"ping"}`)
+	if m := bob.next(); m.Op != "pong" {
+		t.Fatalf("after the refusal: %+v, want pong", m)
+	}
+	if got := testutil.Metric(t, n.API, `herald_limit_refusals_total{limit="presence_members"}`); got != 1 {
+		t.Fatalf("herald_limit_refusals_total{limit=\"presence_members\"} = %v, want 1", got)
+	}
+	if p := n.presenceOf(t, ch); p.Count != 1 || !slices.Equal(p.Users, []string{"alice"}) {
+		t.Fatalf("GET /api/presence: %+v", p)
+	}
+	alice.send(`{"op":"ping"}`)
+	if m := alice.next(); m.Op != "pong" { // no join of bob came first
+		t.Fatalf("alice: %+v, want pong", m)
+	}
+}
