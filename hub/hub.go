@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -474,6 +475,9 @@ func (h *Hub) channel(name string, client bool) (*channel, error) {
 			h.channelLimited.Add(1)
 			return nil, fmt.Errorf("%d client channels: %w", h.clients, ErrChannelLimit)
 		}
+		// The caller's name may be a view of its input (an upgrade
+		// request, a command): the table keeps a copy of its own.
+		name = strings.Clone(name)
 		c = newChannel(name, opts)
 		c.client, c.idx = client, len(h.all)
 		h.chans[name] = c
