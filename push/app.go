@@ -322,12 +322,12 @@ func (a *App) Accept(c *server.Conn, req *codec.Request) (string, error) {
 	if req.Path != a.o.Path {
 		return "", &codec.HandshakeError{Status: 404, Reason: "no WebSocket endpoint at " + req.Path + " (use " + a.o.Path + ")"}
 	}
-	q := parseQuery(req.RawQuery)
-	sess, err := a.authenticate(c, req, q)
+	q := parseQuery(req.RawQuery).scan()
+	sess, err := a.authenticate(c, req, q.token)
 	if err != nil {
 		return "", err
 	}
-	sess.raw = q.first("format") == "raw"
+	sess.raw = q.format == "raw"
 	ps := q.pending(&a.loops[c.Loop().Index()].one)
 	if sess.claims == nil {
 		return "", a.askConnect(c, req, sess, ps)
@@ -362,11 +362,10 @@ var _ server.StreamApp = (*App)(nil)
 // authenticate checks a request's Origin and token, for the WebSocket
 // and the event stream alike, and returns the new session: without its
 // claims when the connect hook is to decide.
-func (a *App) authenticate(c *server.Conn, req *codec.Request, q query) (*Session, error) {
+func (a *App) authenticate(c *server.Conn, req *codec.Request, token string) (*Session, error) {
 	if a.o.Origins != nil && req.Origin != "" && !a.o.Origins.Allowed(req.Origin, req.Host) {
 		return nil, &codec.HandshakeError{Status: 403, Reason: "origin not allowed"}
 	}
-	token := q.first("token")
 	if token == "" {
 		if t, ok := strings.CutPrefix(req.Authorization, "Bearer "); ok {
 			token = strings.TrimSpace(t)

@@ -80,6 +80,59 @@ func (q query) count(k string) int {
 	return n
 }
 
+// upgradeQuery is what an upgrade reads of its URL, found in one pass:
+// the first value (unescaped) of each key it takes once, and how many
+// channel= and since= there are.
+type upgradeQuery struct {
+	q                               query
+	token, format, channel, lastEID string
+	channels, sinces                int
+}
+
+// scan reads q's keys of an upgrade in one pass.
+func (q query) scan() upgradeQuery {
+	u := upgradeQuery{q: q}
+	var seen uint8
+	first := func(bit uint8, dst *string, v string) {
+		if seen&bit == 0 {
+			seen |= bit
+			*dst = unescape(v)
+		}
+	}
+	q.each(func(k, v string) bool {
+		switch k {
+		case "channel":
+			first(1, &u.channel, v)
+			u.channels++
+		case "since":
+			u.sinces++
+		case "token":
+			first(2, &u.token, v)
+		case "format":
+			first(4, &u.format, v)
+		case "lastEventId":
+			first(8, &u.lastEID, v)
+		}
+		return true
+	})
+	return u
+}
+
+// pending is query.pending without a second pass for the common URL: one
+// channel and no since.
+func (u *upgradeQuery) pending(po *pendingOne) *pendingSubs {
+	if u.channels == 1 && u.sinces == 0 {
+		*po = pendingOne{}
+		po.one[0] = u.channel
+		po.ps.channels = po.one[:]
+		return &po.ps
+	}
+	if u.channels == 0 {
+		return nil
+	}
+	return u.q.pending(po)
+}
+
 // pendingOne is the pendingSubs of a URL with one channel, allocated
 // with that channel's slice in one object.
 type pendingOne struct {

@@ -61,8 +61,8 @@ func (a *App) AcceptStream(c *server.Conn, req *codec.Request) (bool, error) {
 	if req.Path != a.o.StreamPath {
 		return false, nil
 	}
-	q := parseQuery(req.RawQuery)
-	sess, err := a.authenticate(c, req, q)
+	q := parseQuery(req.RawQuery).scan()
+	sess, err := a.authenticate(c, req, q.token)
 	if err != nil {
 		return false, err
 	}
@@ -73,7 +73,7 @@ func (a *App) AcceptStream(c *server.Conn, req *codec.Request) (bool, error) {
 	}
 	last := req.LastEventID
 	if last == "" {
-		last = q.first("lastEventId")
+		last = q.lastEID
 	}
 	for _, p := range strings.Fields(last) {
 		ch, pos, ok := parsePosition(p)
