@@ -241,13 +241,30 @@ func NewNATS(ctx context.Context, h *hub.Hub, cfg NATSConfig) (*NATS, error) {
 		return nil, fmt.Errorf("broker: jetstream: %w", err)
 	}
 	if nc.IsConnected() {
-		if err := b.initStream(ctx); err != nil && !cfg.Optional {
+		err := b.initStream(ctx)
+		for try := 1; unanswered(err) && try < initTries && ctx.Err() == nil; try++ {
+			err = b.initStream(ctx)
+		}
+		if err != nil && !cfg.Optional {
 			nc.Close()
 			b.cancel()
 			return nil, err
 		}
 	}
 	return b, nil
+}
+
+// initTries bounds NewNATS's and NewRoster's attempts at a stream
+// lookup or creation that NATS left unanswered.
+const initTries = 4
+
+// unanswered reports a JetStream request that timed out. A NATS cluster
+// leaves a stream lookup unanswered while another node's creation of the
+// stream is under way (its replicas elect a leader; nodes that start
+// together), and answers it once the stream has a leader: such a request
+// is worth sending again.
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }
 
 // maxBytes is the stream's byte bound in JetStream's terms (-1: none).
@@ -308,7 +325,7 @@ func (b *NATS) initStream(ctx context.Context) error {
 	if err != nil {
 		why := fmt.Sprintf("stream %s: %v", b.cfg.Stream, err)
 		b.streamErr.Store(&why)
-		return fmt.Errorf("broker: %s", why)
+		return fmt.Errorf("broker: stream %s: %w", b.cfg.Stream, err)
 	}
 	if sc := s.CachedInfo().Config; (sc.MaxAge > 0 && sc.MaxAge < b.cfg.MaxAge) || (sc.MaxMsgsPerSubject > 0 && sc.MaxMsgsPerSubject < int64(max(b.cfg.HistorySize, 0)+1)) {
 		b.cfg.Log.Warn("broker: the stream keeps less than this node's history needs (another node created it, or the configuration grew): recovery reads only what it kept",
