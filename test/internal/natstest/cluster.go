@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ func (m Member) Options() (*server.Options, error) {
 		o.Routes = server.RoutesFromStr(m.Routes)
 		for _, u := range o.Routes {
 			if u == nil || u.Host == "" {
-				return nil, fmt.Errorf("routes %q: want nats-route://HOST:PORT,...", m.Routes)
+				return nil, fmt.Errorf("routes %q: want nats-route://HOST:PORT URLs, comma-separated", m.Routes)
 			}
 		}
 	}
@@ -168,7 +169,7 @@ func StartCluster(t testing.TB, n int, dir string) *Cluster {
 	}
 	c := &Cluster{}
 	for i := range members {
-		members[i].Routes = joinComma(routes)
+		members[i].Routes = strings.Join(routes, ",")
 		o, err := members[i].Options()
 		if err != nil {
 			t.Fatal(err)
@@ -198,7 +199,7 @@ func (c *Cluster) URLs() string {
 	for _, s := range c.Servers {
 		us = append(us, s.ClientURL())
 	}
-	return joinComma(us)
+	return strings.Join(us, ",")
 }
 
 // URLsFrom is URLs with server i first: a client connects to the first
@@ -208,17 +209,5 @@ func (c *Cluster) URLsFrom(i int) string {
 	for k := range c.Servers {
 		us = append(us, c.Servers[(i+k)%len(c.Servers)].ClientURL())
 	}
-	return joinComma(us)
-}
-
-// joinComma joins ss with commas.
-func joinComma(ss []string) string {
-	out := ""
-	for i, s := range ss {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
+	return strings.Join(us, ",")
 }
