@@ -4,8 +4,9 @@
 // binary, internal/testutil), each on its own NATS server, the stream and
 // the presence bucket created with --broker-replicas 3, and
 // gorilla/websocket clients with signed tokens. It covers fan-out,
-// recovery on another node and presence across the nodes, and the loss
-// of the NATS server a node is connected to.
+// recovery on another node and presence across the nodes, the loss of
+// the NATS server a node is connected to, and test/cmd/natsd's cluster
+// flags (three natsd processes clustered by -cluster and -routes).
 package natscluster
 
 import (
