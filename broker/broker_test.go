@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -104,5 +105,18 @@ func TestUnanswered(t *testing.T) {
 				t.Errorf("unanswered(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestConflictPause: a publish that lost the compare-and-set again waits
+// less than attempt milliseconds, 8 at most.
+func TestConflictPause(t *testing.T) {
+	t.Parallel()
+	for attempt := 1; attempt <= maxConflicts; attempt++ {
+		for range 100 {
+			if d := conflictPause(attempt); d < 0 || d >= time.Duration(min(attempt, 8))*time.Millisecond {
+				t.Fatalf("conflictPause(%d) = %v", attempt, d)
+			}
+		}
 	}
 }

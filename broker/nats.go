@@ -336,8 +336,39 @@ func (b *NATS) initStream(ctx context.Context) error {
 		b.cfg.Log.Warn("broker: the stream's duplicate window is shorter than the idempotency window: a retry reaching another node after it is stored again",
 			"stream", b.cfg.Stream, "duplicates", d, "idempotency_window", b.cfg.DuplicateWindow)
 	}
+	if err := b.awaitDirect(ctx, s); err != nil {
+		why := fmt.Sprintf("stream %s: %v", b.cfg.Stream, err)
+		b.streamErr.Store(&why)
+		return fmt.Errorf("broker: stream %s: %w", b.cfg.Stream, err)
+	}
 	b.stream.Store(&s)
 	return nil
+}
+
+// awaitDirect waits (5 s at most) until the stream answers direct gets,
+// which is how a publish and a watch read a channel's last message. A
+// replicated stream just created answers them with "no responders" for
+// a moment (up to a few hundred ms here, on every server of the
+// cluster) while its replicas start, so until then the node is not
+// ready.
+func (b *NATS) awaitDirect(ctx context.Context, s jetstream.Stream) error {
+	if !s.CachedInfo().Config.AllowDirect {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	subj := b.cfg.SubjectPrefix + ".%ready" // no channel's: subjectFor writes every % as %25
+	for {
+		_, err := s.GetLastMsgForSubject(ctx, subj)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return nil // an answer (not found, surely): the replicas serve direct gets
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no replica answers direct gets: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Ready reports whether NATS is connected and the stream known.
@@ -444,14 +475,37 @@ func (b *NATS) publish(ctx context.Context, channel string, data []byte, id stri
 			b.published.Add(1)
 			b.noteTip(channel, tip{seq: ack.Sequence, pos: next})
 			return next, false, nil
-		case isWrongLastSeq(err) && attempt < 32:
+		case isWrongLastSeq(err) && attempt < maxConflicts:
 			b.conflicts.Add(1) // another node published in between: reread
 			known = false
-			continue
+			if attempt == 0 {
+				continue
+			}
+			// Conflicts in a row: the node that won holds the channel's
+			// tip in its cache and publishes again at once, before this
+			// one has reread it (and in a NATS cluster the reread may be
+			// answered by a replica behind the leader). A random pause
+			// lets the others' writes land.
+			select {
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-time.After(conflictPause(attempt)):
+				continue
+			}
 		}
 		b.refused.Add(1)
 		return hub.Position{}, false, fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, channel, err)
 	}
+}
+
+// maxConflicts bounds a publish's attempts lost to other writers.
+const maxConflicts = 32
+
+// conflictPause is how long a publish waits after its attempt-th
+// conflict in a row (attempt >= 1): random, up to attempt milliseconds
+// (8 at most), so writers that collided do not collide again in step.
+func conflictPause(attempt int) time.Duration {
+	return rand.N(time.Duration(min(attempt, 8)) * time.Millisecond)
 }
 
 // RemoveHistory purges channel's subject from the stream (JetStream purge

@@ -21,8 +21,11 @@ import (
 // NewRoster succeeds: a cluster leaves the stream lookup of a node
 // unanswered while another node's creation is under way (in about half
 // the rounds here), and the node asks again instead of failing its
-// start. The stream ends with 3 replicas, and a publish through one node
-// reaches the others.
+// start. Each node's first publish, right after its start, is stored: a
+// replicated stream just created has no replica answering direct gets
+// for a moment (the last message's read), and NewNATS returns only once
+// one does. The stream ends with 3 replicas, and a publish through one
+// node reaches the others.
 func TestNATSClusterConcurrentStart(t *testing.T) {
 	const rounds = 3
 	for round := range rounds {
@@ -39,6 +42,11 @@ func TestNATSClusterConcurrentStart(t *testing.T) {
 				url := nc.Servers[i].ClientURL()
 				wg.Go(func() {
 					nodes[i], errs[i] = broker.NewNATS(context.Background(), hubs[i], broker.NATSConfig{URL: url, Replicas: 3, HistorySize: 50, Log: quiet})
+					if errs[i] == nil { // at once: a node publishes as soon as it started
+						if _, err := nodes[i].Publish(context.Background(), fmt.Sprintf("first-%d", i), []byte("x")); err != nil {
+							errs[i] = fmt.Errorf("the first publish: %w", err)
+						}
+					}
 				})
 				wg.Go(func() {
 					var r *broker.Roster
@@ -97,5 +105,67 @@ func checkStreamReplicas(t *testing.T, urls, name string, replicas int) {
 	}
 	if got := s.CachedInfo().Config.Replicas; got != replicas {
 		t.Fatalf("stream %s has %d replicas, want %d", name, got, replicas)
+	}
+}
+
+// TestNATSClusterContention: three nodes, each on its own server of a
+// 3-server cluster, publish to one channel at once as fast as they can.
+// Every publish is stored (none refused after losing the
+// compare-and-set too often: a node that lost twice in a row pauses at
+// random, so the winner, which publishes again from its cache at once,
+// does not starve the others), and the offsets acknowledged are 1 … N
+// once each, in one epoch.
+func TestNATSClusterContention(t *testing.T) {
+	nc := natstest.StartCluster(t, 3, t.TempDir())
+	const each = 300
+	var nodes []*broker.NATS
+	for i := range 3 {
+		b, err := broker.NewNATS(context.Background(), hub.New(hub.Config{HistorySize: 50}),
+			broker.NATSConfig{URL: nc.Servers[i].ClientURL(), Replicas: 3, HistorySize: 50, Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Close() })
+		nodes = append(nodes, b)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[uint64]int{}
+		eps  = map[string]bool{}
+		errs []error
+	)
+	for i, b := range nodes {
+		wg.Go(func() {
+			for k := range each {
+				pos, err := b.Publish(context.Background(), "busy", fmt.Appendf(nil, "%d-%d", i, k))
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("node %d, publish %d: %w", i, k, err))
+				} else {
+					seen[pos.Offset]++
+					eps[pos.Epoch] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs[:min(len(errs), 5)] {
+		t.Error(err)
+	}
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d publishes refused", len(errs), 3*each)
+	}
+	if len(eps) != 1 {
+		t.Errorf("epochs %v, want one", eps)
+	}
+	for off := uint64(1); off <= 3*each; off++ {
+		if seen[off] != 1 {
+			t.Fatalf("offset %d acknowledged %d times, want once", off, seen[off])
+		}
+	}
+	for i, b := range nodes {
+		t.Logf("node %d: %+v", i, b.Stats())
 	}
 }
