@@ -360,7 +360,11 @@ func (b *NATS) awaitDirect(ctx context.Context, s jetstream.Stream) error {
 	subj := b.cfg.SubjectPrefix + ".%ready" // no channel's: subjectFor writes every % as %25
 	for {
 		_, err := s.GetLastMsgForSubject(ctx, subj)
-		if !errors.Is(err, nats.ErrNoResponders) {
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+		case ctx.Err() != nil:
+			return fmt.Errorf("no replica answers direct gets: %w", ctx.Err())
+		default:
 			return nil // an answer (not found, surely): the replicas serve direct gets
 		}
 		select {
