@@ -12,9 +12,16 @@
 #             moving to the others; and herald alone restarted (SIGTERM,
 #             then started again on the same port), in memory and on NATS.
 #
+# NATS is one natsd (NATS_SERVERS=1, the default), or with NATS_SERVERS=3
+# a 3-server NATS cluster (natsd -cluster -routes, JetStream clustered):
+# the stream and the presence bucket are created with --broker-replicas 3
+# and herald node i connects to NATS server i (its URL only: the cluster
+# tells it of the others, which it fails over to).
+#
 #   bash bench/storms.sh                 # or: make bench-storms (~20 min)
 #   ROUNDS=1 SHOOT_MAX=8000 bash bench/storms.sh   # a short look
 #   SCENARIOS=shootout ROUNDS=5 OUT=dir bash bench/storms.sh  # a subset
+#   NATS_SERVERS=3 SCENARIOS="jitter deploy" bash bench/storms.sh  # on a NATS cluster
 #
 # Results: JSON and plots in OUT (default bench/results/storms), the
 # medians in OUT/summary.md and OUT/summary.json; logs and NATS's store in
@@ -27,7 +34,12 @@ ROOT=$(pwd)
 
 GO=${GO:-go}
 BIN=${BIN:-$ROOT/bin}
-OUT=${OUT:-$ROOT/bench/results/storms}
+NATS_SERVERS=${NATS_SERVERS:-1} # 1: one natsd; 3: a 3-server NATS cluster
+case $NATS_SERVERS in
+1) OUT=${OUT:-$ROOT/bench/results/storms} ;;
+3) OUT=${OUT:-$ROOT/bench/results/storms-cluster} ;;
+*) echo "NATS_SERVERS=$NATS_SERVERS: want 1 or 3" >&2; exit 2 ;;
+esac
 ROUNDS=${ROUNDS:-3}
 PEERS=${PEERS:-gnet nbio gws gorilla}
 SCENARIOS=${SCENARIOS:-shootout jitter deploy} # a subset runs only those
@@ -170,21 +182,54 @@ metrics() {
 WS1=$PORT_BASE API1=$((PORT_BASE + 1))
 WS2=$((PORT_BASE + 2)) API2=$((PORT_BASE + 3))
 WS3=$((PORT_BASE + 4)) API3=$((PORT_BASE + 5))
-NATS_PORT=$((PORT_BASE + 10))
+NATS_PORT=$((PORT_BASE + 10))   # NATS server k (1..3): client port NATS_PORT+k-1,
+NATS_ROUTE=$((PORT_BASE + 13))  # route port NATS_ROUTE+k-1 (with NATS_SERVERS=3)
 
 # want SCENARIO: whether SCENARIOS names it.
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
-NATS_PID=
+# start_nats starts NATS_SERVERS natsd and waits until each printed READY
+# (in a cluster: JetStream takes streams with 3 replicas through it); it
+# sets NATS_PIDS. stop_nats stops them.
+NATS_PIDS=()
 start_nats() {
-	echo "bin/natsd -port $NATS_PORT -store WORK/nats-store" >>"$WORK/commands.txt"
-	local nlog="$WORK/natsd-r$r.log" i # one log per start: READY is this start's
-	"$BIN/natsd" -port "$NATS_PORT" -store "$WORK/nats-store" >"$nlog" 2>&1 &
-	NATS_PID=$!; PIDS+=("$NATS_PID")
-	for i in $(seq 100); do grep -q READY "$nlog" 2>/dev/null && return 0; sleep 0.1; done
-	log "natsd not ready"; return 1
+	local k nlog i args routes=
+	for k in $(seq "$NATS_SERVERS"); do routes+="${routes:+,}nats-route://127.0.0.1:$((NATS_ROUTE + k - 1))"; done
+	for k in $(seq "$NATS_SERVERS"); do
+		args=(-port "$((NATS_PORT + k - 1))" -store "$WORK/nats-store-$k")
+		[ "$NATS_SERVERS" = 1 ] || args+=(-name "nats-$k" -cluster "127.0.0.1:$((NATS_ROUTE + k - 1))" -routes "$routes")
+		echo "bin/natsd ${args[*]}" | sed "s#$WORK/#WORK/#g" >>"$WORK/commands.txt"
+		nlog="$WORK/natsd-$k-r$r.log" # one log per start: READY is this start's
+		"$BIN/natsd" "${args[@]}" >"$nlog" 2>&1 &
+		NATS_PIDS+=("$!"); PIDS+=("$!")
+	done
+	for k in $(seq "$NATS_SERVERS"); do
+		for i in $(seq 600); do grep -q READY "$WORK/natsd-$k-r$r.log" 2>/dev/null && continue 2; sleep 0.1; done
+		log "natsd $k not ready (see $WORK/natsd-$k-r$r.log)"; return 1
+	done
 }
-NATS=(--broker "nats://127.0.0.1:$NATS_PORT" --broker-replicas 1) # one natsd: it has no cluster routes
+stop_nats() {
+	local p
+	for p in "${NATS_PIDS[@]}"; do stop "$p"; done
+	NATS_PIDS=()
+}
+
+# nats_flags K sets NATS to the broker flags of a node on NATS server K:
+# its URL only (a cluster's servers tell their clients of the others),
+# and replicas for as many servers.
+nats_flags() {
+	local k=$1
+	if [ "$NATS_SERVERS" = 1 ]; then k=1; fi
+	NATS=(--broker "nats://127.0.0.1:$((NATS_PORT + k - 1))" --broker-replicas "$NATS_SERVERS")
+}
+
+# start_nodes starts herald nodes 1..3 for jitter and deploy, node k on
+# NATS server k (all on the one natsd with NATS_SERVERS=1); sets n1 n2 n3.
+start_nodes() {
+	nats_flags 1; start_herald "herald-n1" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"; n1=$LAST_PID
+	nats_flags 2; start_herald "herald-n2" "$WS2" "$API2" --history-size "$HISTORY" "${NATS[@]}"; n2=$LAST_PID
+	nats_flags 3; start_herald "herald-n3" "$WS3" "$API3" --history-size "$HISTORY" "${NATS[@]}"; n3=$LAST_PID
+}
 
 shootout_run() { # NAME WSURL PUBURL
 	loadgen "$1" -url "$2" -scenario shootout -conns "$SHOOT_MAX" -shootout-start "$SHOOT_START" \
@@ -225,7 +270,7 @@ EOF
 	chmod +x "$file"
 }
 
-log "rounds $ROUNDS of: $SCENARIOS (shootout up to $SHOOT_MAX clients: herald, $PEERS)"
+log "rounds $ROUNDS of: $SCENARIOS (shootout up to $SHOOT_MAX clients: herald, $PEERS; NATS: $NATS_SERVERS server(s))"
 for r in $(seq 1 "$ROUNDS"); do
 	# shootout, herald and the peers in turn, the same client settings.
 	if want shootout; then
@@ -252,27 +297,23 @@ for r in $(seq 1 "$ROUNDS"); do
 		metrics "jitter-alone-r$r" "$API1"
 		stop "$h"
 
-		# jitter, 3 nodes on one natsd, clients spread over the nodes.
-		log "round $r: jitter 3 nodes on NATS"
+		# jitter, 3 nodes on NATS, clients spread over the nodes.
+		log "round $r: jitter 3 nodes on NATS ($NATS_SERVERS server(s))"
 		start_nats
-		start_herald "herald-n1" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"; n1=$LAST_PID
-		start_herald "herald-n2" "$WS2" "$API2" --history-size "$HISTORY" "${NATS[@]}"; n2=$LAST_PID
-		start_herald "herald-n3" "$WS3" "$API3" --history-size "$HISTORY" "${NATS[@]}"; n3=$LAST_PID
+		start_nodes
 		jitter_args "jitter-nats3-r$r" "$API1"
 		loadgen "jitter-nats3-r$r" -urls "ws://127.0.0.1:$WS1/ws,ws://127.0.0.1:$WS2/ws,ws://127.0.0.1:$WS3/ws" \
 			"${ARGS[@]}"
 		metrics "jitter-nats3-r$r-n1" "$API1"; metrics "jitter-nats3-r$r-n2" "$API2"; metrics "jitter-nats3-r$r-n3" "$API3"
 		stop "$n1"; stop "$n2"; stop "$n3"
-		want deploy || { stop "$NATS_PID"; NATS_PID=; }
+		want deploy || stop_nats
 	fi
 
 	# deploy, 3 nodes on NATS: node 3 SIGTERMed, publishing through node 1.
 	if want deploy; then
-		[ -n "$NATS_PID" ] || start_nats
-		log "round $r: deploy 3 nodes on NATS"
-		start_herald "herald-n1" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"; n1=$LAST_PID
-		start_herald "herald-n2" "$WS2" "$API2" --history-size "$HISTORY" "${NATS[@]}"; n2=$LAST_PID
-		start_herald "herald-n3" "$WS3" "$API3" --history-size "$HISTORY" "${NATS[@]}"; n3=$LAST_PID
+		[ "${#NATS_PIDS[@]}" -gt 0 ] || start_nats
+		log "round $r: deploy 3 nodes on NATS ($NATS_SERVERS server(s))"
+		start_nodes
 		deploy_args "deploy-nats3-r$r" "$API1"
 		loadgen "deploy-nats3-r$r" -urls "ws://127.0.0.1:$WS1/ws,ws://127.0.0.1:$WS2/ws,ws://127.0.0.1:$WS3/ws" \
 			-deploy-cmd "kill -TERM $n3" "${ARGS[@]}"
@@ -281,6 +322,7 @@ for r in $(seq 1 "$ROUNDS"); do
 
 		# deploy, herald alone on NATS restarted on the same port.
 		log "round $r: restart herald alone on NATS"
+		nats_flags 1
 		start_herald "herald-restart-nats" "$WS1" "$API1" --history-size "$HISTORY" "${NATS[@]}"
 		echo "$LAST_PID" >"$WORK/restart-nats.pid"
 		restart_script "$WORK/restart-nats.sh" "$WORK/restart-nats.pid" "herald-restart-nats" "$WS1" "$API1" \
@@ -290,7 +332,7 @@ for r in $(seq 1 "$ROUNDS"); do
 			"${ARGS[@]}"
 		metrics "restart-alone-nats-r$r" "$API1"
 		stop "$(cat "$WORK/restart-nats.pid")"; rm -f "$WORK/restart-nats.pid"
-		stop "$NATS_PID"; NATS_PID=
+		stop_nats
 
 		# deploy, herald alone in memory restarted: its history goes with it.
 		log "round $r: restart herald alone in memory"
@@ -307,5 +349,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 cp "$WORK/commands.txt" "$OUT/commands.txt"
-python3 bench/storms_summary.py "$OUT" "$ROUNDS" "$OFFLINE" "$PEERS" | tee "$OUT/summary.md"
+nats_desc=NATS
+[ "$NATS_SERVERS" = 1 ] || nats_desc="a $NATS_SERVERS-server NATS cluster"
+python3 bench/storms_summary.py "$OUT" "$ROUNDS" "$OFFLINE" "$PEERS" "$nats_desc" | tee "$OUT/summary.md"
 log "done: $OUT/summary.md"

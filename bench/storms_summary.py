@@ -2,7 +2,10 @@
 """Medians of bench/storms.sh's rounds: reads OUT/*.json (loadgen's
 results), prints Markdown tables and writes OUT/summary.json.
 
-    python3 bench/storms_summary.py OUT ROUNDS OFFLINE "PEERS"
+    python3 bench/storms_summary.py OUT ROUNDS OFFLINE "PEERS" ["NATS"]
+
+NATS names what the nodes shared in the labels (default "NATS"; storms.sh
+passes "a 3-server NATS cluster" with NATS_SERVERS=3).
 """
 import json
 import os
@@ -189,6 +192,7 @@ def checks(res, bound_s):
 
 def main():
     out, nrounds, offline, peers = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
+    nats = sys.argv[5] if len(sys.argv) > 5 else "NATS"
     rounds = list(range(1, nrounds + 1))
     bound_s = dur_s(offline) + 0.5
     res = {"p95_bound": "500ms", "replay_bound_s": bound_s}
@@ -211,7 +215,7 @@ def main():
         ("downtime_p99_ms", "downtime p99", " ms"),
         ("live_p99_ms", "live p99", " ms"),
     ]
-    res["jitter"] = recovery(out, "jitter", [("jitter-alone", "herald alone"), ("jitter-nats3", "3 nodes on NATS")],
+    res["jitter"] = recovery(out, "jitter", [("jitter-alone", "herald alone"), ("jitter-nats3", f"3 nodes on {nats}")],
                              rounds, bound_s, f"jitter (replay bound D + 0.5 s = {bound_s:g} s)", jcols)
     dcols = [
         ("published", "published", ""),
@@ -227,8 +231,8 @@ def main():
         ("downtime_max_ms", "downtime max", " ms"),
         ("replay_p99_ms", "replay p99", " ms"),
     ]
-    res["deploy"] = recovery(out, "deploy", [("deploy-nats3", "3 nodes on NATS, node 3 SIGTERMed"),
-                                             ("restart-alone-nats", "herald alone on NATS, restarted"),
+    res["deploy"] = recovery(out, "deploy", [("deploy-nats3", f"3 nodes on {nats}, node 3 SIGTERMed"),
+                                             ("restart-alone-nats", f"herald alone on {nats}, restarted"),
                                              ("restart-alone-mem", "herald alone in memory, restarted")],
                              rounds, bound_s, "deploy", dcols)
     checks(res, bound_s)

@@ -3,9 +3,14 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/herald-push/herald/hub"
 )
@@ -74,5 +79,44 @@ func TestMemory(t *testing.T) {
 	}
 	if _, err := b.Publish(context.Background(), "a b", nil); !errors.Is(err, hub.ErrInvalidChannel) {
 		t.Fatalf("invalid channel: %v", err)
+	}
+}
+
+// TestUnanswered: NewNATS and NewRoster ask again only for a request NATS
+// left unanswered (a cluster forming the stream for another node), also
+// through the errors that wrap it, never for an answer.
+func TestUnanswered(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"deadline", fmt.Errorf("broker: stream HERALD: %w", context.DeadlineExceeded), true},
+		{"nats timeout", fmt.Errorf("broker: roster: bucket B: %w", nats.ErrTimeout), true},
+		{"not found", fmt.Errorf("broker: stream HERALD: %w", jetstream.ErrStreamNotFound), false},
+		{"no responders", nats.ErrNoResponders, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := unanswered(tc.err); got != tc.want {
+				t.Errorf("unanswered(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestConflictPause: a publish that lost the compare-and-set again waits
+// less than attempt milliseconds, 8 at most.
+func TestConflictPause(t *testing.T) {
+	t.Parallel()
+	for attempt := 1; attempt <= maxConflicts; attempt++ {
+		for range 100 {
+			if d := conflictPause(attempt); d < 0 || d >= time.Duration(min(attempt, 8))*time.Millisecond {
+				t.Fatalf("conflictPause(%d) = %v", attempt, d)
+			}
+		}
 	}
 }

@@ -241,13 +241,30 @@ func NewNATS(ctx context.Context, h *hub.Hub, cfg NATSConfig) (*NATS, error) {
 		return nil, fmt.Errorf("broker: jetstream: %w", err)
 	}
 	if nc.IsConnected() {
-		if err := b.initStream(ctx); err != nil && !cfg.Optional {
+		err := b.initStream(ctx)
+		for try := 1; unanswered(err) && try < initTries && ctx.Err() == nil; try++ {
+			err = b.initStream(ctx)
+		}
+		if err != nil && !cfg.Optional {
 			nc.Close()
 			b.cancel()
 			return nil, err
 		}
 	}
 	return b, nil
+}
+
+// initTries bounds NewNATS's and NewRoster's attempts at a stream
+// lookup or creation that NATS left unanswered.
+const initTries = 4
+
+// unanswered reports a JetStream request that timed out. A NATS cluster
+// leaves a stream lookup unanswered while another node's creation of the
+// stream is under way (its replicas elect a leader; nodes that start
+// together), and answers it once the stream has a leader: such a request
+// is worth sending again.
+func unanswered(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }
 
 // maxBytes is the stream's byte bound in JetStream's terms (-1: none).
@@ -308,7 +325,7 @@ func (b *NATS) initStream(ctx context.Context) error {
 	if err != nil {
 		why := fmt.Sprintf("stream %s: %v", b.cfg.Stream, err)
 		b.streamErr.Store(&why)
-		return fmt.Errorf("broker: %s", why)
+		return fmt.Errorf("broker: stream %s: %w", b.cfg.Stream, err)
 	}
 	if sc := s.CachedInfo().Config; (sc.MaxAge > 0 && sc.MaxAge < b.cfg.MaxAge) || (sc.MaxMsgsPerSubject > 0 && sc.MaxMsgsPerSubject < int64(max(b.cfg.HistorySize, 0)+1)) {
 		b.cfg.Log.Warn("broker: the stream keeps less than this node's history needs (another node created it, or the configuration grew): recovery reads only what it kept",
@@ -319,8 +336,43 @@ func (b *NATS) initStream(ctx context.Context) error {
 		b.cfg.Log.Warn("broker: the stream's duplicate window is shorter than the idempotency window: a retry reaching another node after it is stored again",
 			"stream", b.cfg.Stream, "duplicates", d, "idempotency_window", b.cfg.DuplicateWindow)
 	}
+	if err := b.awaitDirect(ctx, s); err != nil {
+		why := fmt.Sprintf("stream %s: %v", b.cfg.Stream, err)
+		b.streamErr.Store(&why)
+		return fmt.Errorf("broker: stream %s: %w", b.cfg.Stream, err)
+	}
 	b.stream.Store(&s)
 	return nil
+}
+
+// awaitDirect waits (5 s at most) until the stream answers direct gets,
+// which is how a publish and a watch read a channel's last message. A
+// replicated stream just created answers them with "no responders" for
+// a moment (up to a few hundred ms here, on every server of the
+// cluster) while its replicas start, so until then the node is not
+// ready.
+func (b *NATS) awaitDirect(ctx context.Context, s jetstream.Stream) error {
+	if !s.CachedInfo().Config.AllowDirect {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	subj := b.cfg.SubjectPrefix + ".%ready" // no channel's: subjectFor writes every % as %25
+	for {
+		_, err := s.GetLastMsgForSubject(ctx, subj)
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+		case ctx.Err() != nil:
+			return fmt.Errorf("no replica answers direct gets: %w", ctx.Err())
+		default:
+			return nil // an answer (not found, surely): the replicas serve direct gets
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no replica answers direct gets: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Ready reports whether NATS is connected and the stream known.
@@ -427,14 +479,37 @@ func (b *NATS) publish(ctx context.Context, channel string, data []byte, id stri
 			b.published.Add(1)
 			b.noteTip(channel, tip{seq: ack.Sequence, pos: next})
 			return next, false, nil
-		case isWrongLastSeq(err) && attempt < 32:
+		case isWrongLastSeq(err) && attempt < maxConflicts:
 			b.conflicts.Add(1) // another node published in between: reread
 			known = false
-			continue
+			if attempt == 0 {
+				continue
+			}
+			// Conflicts in a row: the node that won holds the channel's
+			// tip in its cache and publishes again at once, before this
+			// one has reread it (and in a NATS cluster the reread may be
+			// answered by a replica behind the leader). A random pause
+			// lets the others' writes land.
+			select {
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-time.After(conflictPause(attempt)):
+				continue
+			}
 		}
 		b.refused.Add(1)
 		return hub.Position{}, false, fmt.Errorf("%w: publish to %q: %w", ErrUnavailable, channel, err)
 	}
+}
+
+// maxConflicts bounds a publish's attempts lost to other writers.
+const maxConflicts = 32
+
+// conflictPause is how long a publish waits after its attempt-th
+// conflict in a row (attempt >= 1): random, up to attempt milliseconds
+// (8 at most), so writers that collided do not collide again in step.
+func conflictPause(attempt int) time.Duration {
+	return rand.N(time.Duration(min(attempt, 8)) * time.Millisecond)
 }
 
 // RemoveHistory purges channel's subject from the stream (JetStream purge

@@ -177,7 +177,11 @@ func NewRoster(ctx context.Context, cfg RosterConfig) (*Roster, error) {
 		return nil, fmt.Errorf("broker: roster: jetstream: %w", err)
 	}
 	if nc.IsConnected() {
-		if err := r.open(ctx); err != nil {
+		err := r.open(ctx)
+		for try := 1; unanswered(err) && try < initTries && ctx.Err() == nil; try++ {
+			err = r.open(ctx)
+		}
+		if err != nil {
 			nc.Close()
 			r.cancel()
 			return nil, err
@@ -212,7 +216,7 @@ func (r *Roster) open(ctx context.Context) error {
 	if err != nil {
 		why := fmt.Sprintf("bucket %s: %v", r.cfg.Bucket, err)
 		r.why.Store(&why)
-		return fmt.Errorf("broker: roster: %s", why)
+		return fmt.Errorf("broker: roster: bucket %s: %w", r.cfg.Bucket, err)
 	}
 	if st, err := kv.Status(ctx); err == nil {
 		r.marker.Store(st.LimitMarkerTTL() > 0)
