@@ -502,8 +502,11 @@ func (b *NATS) publish(ctx context.Context, channel string, data []byte, id stri
 	}
 }
 
-// maxConflicts bounds a publish's attempts lost to other writers.
-const maxConflicts = 32
+// maxConflicts bounds a publish's attempts lost to other writers; the
+// publish's timeout bounds them too, and is what ends a long contention
+// first (at 8 ms a pause, 1,000 attempts take seconds): a publish is
+// refused for contention only after trying for that long.
+const maxConflicts = 1000
 
 // conflictPause is how long a publish waits after its attempt-th
 // conflict in a row (attempt >= 1): random, up to attempt milliseconds
