@@ -65,19 +65,7 @@ func startNode(t *testing.T, name, natsURLs string, extra ...string) *node {
 // waitReady waits until n's /readyz answers 200.
 func (n *node) waitReady(t *testing.T) {
 	t.Helper()
-	waitFor(t, n.name+" ready", func() bool { st, _ := get(n.API + "/readyz"); return st == http.StatusOK })
-}
-
-// get fetches u and returns its status and body.
-func get(u string) (int, []byte) {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(u)
-	if err != nil {
-		return 0, []byte(err.Error())
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	waitFor(t, n.name+" ready", func() bool { st, _ := testutil.Get(n.API + "/readyz"); return st == http.StatusOK })
 }
 
 // position is a channel position, as the API and the protocol give it.
@@ -245,7 +233,7 @@ type presence struct {
 // presenceOf asks n's API for channel's members.
 func (n *node) presenceOf(t *testing.T, channel string) presence {
 	t.Helper()
-	st, b := get(n.API + "/api/presence?channel=" + url.QueryEscape(channel))
+	st, b := testutil.Get(n.API + "/api/presence?channel=" + url.QueryEscape(channel))
 	if st != http.StatusOK {
 		t.Fatalf("%s: GET /api/presence?channel=%s: %d %s", n.name, channel, st, b)
 	}

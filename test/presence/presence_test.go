@@ -8,7 +8,6 @@ package presence
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -51,20 +50,8 @@ func start(t *testing.T, conf string, extra ...string) *node {
 		"--listen", "127.0.0.1:{port}", "--api-listen", "127.0.0.1:{port:api}", "--loops=2"}, extra...)
 	p := testutil.Start(t, testutil.Binary(t, "herald"), args...)
 	n := &node{Proc: p, API: "http://" + p.Extra["api"], WS: "ws://" + p.Addr}
-	waitFor(t, "/readyz", func() bool { st, _ := get(n.API + "/readyz"); return st == http.StatusOK })
+	waitFor(t, "/readyz", func() bool { st, _ := testutil.Get(n.API + "/readyz"); return st == http.StatusOK })
 	return n
-}
-
-// get fetches u and returns its status and body.
-func get(u string) (int, []byte) {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(u)
-	if err != nil {
-		return 0, []byte(err.Error())
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
 }
 
 // presence is GET /api/presence's answer.
@@ -77,7 +64,7 @@ type presence struct {
 // presenceOf asks n's API for ch's members.
 func (n *node) presenceOf(t *testing.T, ch string) presence {
 	t.Helper()
-	st, b := get(n.API + "/api/presence?channel=" + url.QueryEscape(ch))
+	st, b := testutil.Get(n.API + "/api/presence?channel=" + url.QueryEscape(ch))
 	if st != http.StatusOK {
 		t.Fatalf("GET /api/presence?channel=%s: %d %s", ch, st, b)
 	}
@@ -180,7 +167,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // subscribers is the node's subscriber count of ch (GET /api/channels).
 func (n *node) subscribers(t *testing.T, ch string) int {
 	t.Helper()
-	st, b := get(n.API + "/api/channels?prefix=" + url.QueryEscape(ch))
+	st, b := testutil.Get(n.API + "/api/channels?prefix=" + url.QueryEscape(ch))
 	if st != http.StatusOK {
 		t.Fatalf("GET /api/channels: %d %s", st, b)
 	}
@@ -257,7 +244,7 @@ func TestPresence(t *testing.T) {
 	}
 	t.Run("no presence", func(t *testing.T) {
 		for _, ch := range []string{"news:1", "plain"} {
-			if st, b := get(n.API + "/api/presence?channel=" + ch); st != http.StatusBadRequest {
+			if st, b := testutil.Get(n.API + "/api/presence?channel=" + ch); st != http.StatusBadRequest {
 				t.Errorf("GET /api/presence?channel=%s: %d %s, want 400", ch, st, b)
 			}
 		}
