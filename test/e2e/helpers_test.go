@@ -94,18 +94,8 @@ func (n *node) mustDial(t *testing.T, query string) *client {
 	return c
 }
 
-// msg is any server → client message.
-type msg struct {
-	Op        string          `json:"op"`
-	Channel   string          `json:"channel"`
-	Offset    uint64          `json:"offset"`
-	Epoch     string          `json:"epoch"`
-	Recovered *bool           `json:"recovered"`
-	Data      json.RawMessage `json:"data"`
-	Code      string          `json:"code"`
-	Message   string          `json:"message"`
-	ID        json.RawMessage `json:"id"`
-}
+// msg is a server → client message.
+type msg = testutil.Msg
 
 func (c *client) next(d time.Duration) (msg, error) {
 	c.SetReadDeadline(time.Now().Add(d))

@@ -160,13 +160,7 @@ func (n *node) mustDial(t *testing.T, query, sid string) *websocket.Conn {
 }
 
 // msg is a server → client message.
-type msg struct {
-	Op      string          `json:"op"`
-	Channel string          `json:"channel"`
-	Data    json.RawMessage `json:"data"`
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
-}
+type msg = testutil.Msg
 
 func next(t *testing.T, c *websocket.Conn) msg {
 	t.Helper()

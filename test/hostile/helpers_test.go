@@ -347,17 +347,8 @@ func (n *node) offset(channel string) uint64 {
 
 // ---- well-behaved clients (gorilla) ----
 
-// msg is any server → client message of the push protocol.
-type msg struct {
-	Op        string          `json:"op"`
-	Channel   string          `json:"channel"`
-	Offset    uint64          `json:"offset"`
-	Epoch     string          `json:"epoch"`
-	Recovered *bool           `json:"recovered"`
-	Data      json.RawMessage `json:"data"`
-	Code      string          `json:"code"`
-	Message   string          `json:"message"`
-}
+// msg is a server → client message.
+type msg = testutil.Msg
 
 // client is a reading client with JSON helpers.
 type client struct {

@@ -71,17 +71,8 @@ func start(t *testing.T) *node {
 	}
 }
 
-// msg is any server → client message.
-type msg struct {
-	Op        string          `json:"op"`
-	Channel   string          `json:"channel"`
-	Offset    uint64          `json:"offset"`
-	Epoch     string          `json:"epoch"`
-	Recovered *bool           `json:"recovered"`
-	Data      json.RawMessage `json:"data"`
-	Code      string          `json:"code"`
-	Message   string          `json:"message"`
-}
+// msg is a server → client message.
+type msg = testutil.Msg
 
 type client struct {
 	t *testing.T

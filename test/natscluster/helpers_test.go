@@ -121,22 +121,8 @@ func (n *node) mustPublish(t *testing.T, channel string, i int) position {
 	return p
 }
 
-// msg is any server → client message.
-type msg struct {
-	Op        string          `json:"op"`
-	Channel   string          `json:"channel"`
-	Offset    uint64          `json:"offset"`
-	Epoch     string          `json:"epoch"`
-	Recovered *bool           `json:"recovered"`
-	Data      json.RawMessage `json:"data"`
-	User      string          `json:"user"`
-	Code      string          `json:"code"`
-	Message   string          `json:"message"`
-	Presence  *struct {
-		Count int      `json:"count"`
-		Users []string `json:"users"`
-	} `json:"presence"`
-}
+// msg is a server → client message.
+type msg = testutil.Msg
 
 // client is one WebSocket connection to a node.
 type client struct {

@@ -75,18 +75,8 @@ func (n *node) presenceOf(t *testing.T, ch string) presence {
 	return p
 }
 
-// msg is any server → client message.
-type msg struct {
-	Op       string `json:"op"`
-	Channel  string `json:"channel"`
-	User     string `json:"user"`
-	Code     string `json:"code"`
-	Count    int    `json:"count"`
-	Presence *struct {
-		Count int      `json:"count"`
-		Users []string `json:"users"`
-	} `json:"presence"`
-}
+// msg is a server → client message.
+type msg = testutil.Msg
 
 type client struct {
 	t *testing.T
