@@ -871,9 +871,9 @@ func apiError(err error) error {
 		}
 		return api.Refused(api.ErrUnknownNamespace, err)
 	case errors.Is(err, hub.ErrInvalidChannel):
-		return fmt.Errorf("%w: %w", api.ErrBadRequest, err)
+		return api.Refused(api.ErrBadRequest, clientReason(err))
 	case errors.Is(err, hub.ErrTooLarge):
-		return fmt.Errorf("%w: %w", api.ErrTooLarge, err)
+		return api.Refused(api.ErrTooLarge, clientReason(err))
 	case errors.Is(err, hub.ErrChannelLimit):
 		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 	case errors.Is(err, broker.ErrUnavailable):
@@ -881,6 +881,23 @@ func apiError(err error) error {
 	}
 	return err
 }
+
+// clientReason is err said once, as a client reads it: a hub's
+// ChannelError by its Reason (the layers a broker adds only repeat it),
+// else err as it is. errors.Is still holds for what err wraps.
+func clientReason(err error) error {
+	var ce *hub.ChannelError
+	if errors.As(err, &ce) {
+		return reason{ce}
+	}
+	return err
+}
+
+// reason is a ChannelError that reads as its Reason.
+type reason struct{ *hub.ChannelError }
+
+func (r reason) Error() string { return r.Reason() }
+func (r reason) Unwrap() error { return r.ChannelError }
 
 var _ api.HistoryBackend = apiBackend{}
 
@@ -904,7 +921,7 @@ func (b apiBackend) PublishOnce(channel string, data []byte, key string) (api.Pu
 // timeout), then kept current for the watch's linger.
 func (b apiBackend) History(q api.HistoryQuery) (api.HistoryPage, error) {
 	if !hub.ValidChannel(q.Channel) {
-		return api.HistoryPage{}, fmt.Errorf("%w: channel %.300q: %w", api.ErrBadRequest, q.Channel, hub.ErrInvalidChannel)
+		return api.HistoryPage{}, apiError(&hub.ChannelError{Op: "history of", Channel: q.Channel, Err: hub.ErrInvalidChannel})
 	}
 	if _, err := b.n.ns.Lookup(q.Channel); err != nil {
 		return api.HistoryPage{}, apiError(err)

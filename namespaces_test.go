@@ -61,11 +61,12 @@ func TestNamespacesAPI(t *testing.T) {
 			if e.Error.Code != tc.code {
 				t.Errorf("%s: code %q (%s), want %q", tc.name, e.Error.Code, e.Error.Message, tc.code)
 			}
-			// Said once: the namespace's refusal, after the broadcast's
-			// own context.
+			// Said once: the namespace's refusal, which names the
+			// channel, then a broadcast's own context.
 			const refusal = `unknown namespace "nope" (channel "nope:a")`
-			if tc.code == "unknown_namespace" && (!strings.HasSuffix(e.Error.Message, refusal) || strings.Count(e.Error.Message, "unknown namespace") != 1) {
-				t.Errorf("%s: message %q, want it to end with %q and say unknown namespace once", tc.name, e.Error.Message, refusal)
+			if tc.code == "unknown_namespace" && (!strings.HasPrefix(e.Error.Message, refusal) || strings.Count(e.Error.Message, "unknown namespace") != 1 ||
+				strings.Count(e.Error.Message, `"nope:a"`) != 1) {
+				t.Errorf("%s: message %q, want it to start with %q and say unknown namespace and the channel once", tc.name, e.Error.Message, refusal)
 			}
 			if tc.code == "unknown_namespace" && tc.method == "POST" && !strings.Contains(tc.target, "broadcast") && e.Error.Message != refusal {
 				t.Errorf("%s: message %q, want %q", tc.name, e.Error.Message, refusal)

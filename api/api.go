@@ -592,7 +592,10 @@ func (h *handlers) broadcast(w http.ResponseWriter, r *http.Request) {
 	for _, ch := range req.Channels {
 		p, err := h.publishOne(ch, req.Data, key)
 		if err != nil {
-			writeBackendError(w, fmt.Errorf("channel %q (after %d published): %w", ch, len(out), err))
+			if q := strconv.Quote(ch); !strings.Contains(err.Error(), q) {
+				err = fmt.Errorf("channel %s: %w", q, err) // name it, once
+			}
+			writeBackendError(w, fmt.Errorf("%w (after %d published)", err, len(out)))
 			return
 		}
 		out = append(out, p)

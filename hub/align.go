@@ -19,7 +19,7 @@ import "fmt"
 // interleaved with PublishAt.
 func (h *Hub) Align(channel string, pos Position) error {
 	if !ValidChannel(channel) {
-		return fmt.Errorf("hub: align %.300q: %w", channel, ErrInvalidChannel)
+		return invalidChannel("align", channel)
 	}
 	if pos.Epoch == "" {
 		return fmt.Errorf("hub: align %q at %d/%q: %w", channel, pos.Offset, pos.Epoch, ErrBadPosition)

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"errors"
-	"fmt"
 )
 
 // MaxPayload is the largest payload Publish accepts on a channel without
@@ -28,7 +27,7 @@ func (h *Hub) Check(channel string, data []byte) error {
 // verdict, whose note it returns for Encode. It counts size refusals.
 func (h *Hub) check(name string, data []byte) (note uint32, err error) {
 	if !ValidChannel(name) {
-		return 0, fmt.Errorf("hub: publish to %.300q: %w", name, ErrInvalidChannel)
+		return 0, invalidChannel("publish to", name)
 	}
 	limit, err := h.payloadLimit(name)
 	if err != nil {
@@ -36,7 +35,7 @@ func (h *Hub) check(name string, data []byte) (note uint32, err error) {
 	}
 	if len(data) > limit {
 		h.tooLarge.Add(1)
-		return 0, fmt.Errorf("hub: publish %d bytes to %q (limit %d): %w", len(data), name, limit, ErrTooLarge)
+		return 0, &ChannelError{Op: "publish to", Channel: name, Size: len(data), Limit: limit, Err: ErrTooLarge}
 	}
 	if enc := h.cfg.Encoder; enc != nil {
 		note, err = enc.Check(name, data)
@@ -72,7 +71,7 @@ func (h *Hub) ReserveTrusted(channel string) error {
 // reserve implements Reserve (client) and ReserveTrusted.
 func (h *Hub) reserve(channel string, client bool) error {
 	if !ValidChannel(channel) {
-		return fmt.Errorf("hub: reserve %.300q: %w", channel, ErrInvalidChannel)
+		return invalidChannel("reserve", channel)
 	}
 	for {
 		c, err := h.channel(channel, client)

@@ -1,7 +1,5 @@
 package hub
 
-import "fmt"
-
 // HistoryPage is one page of a channel's history, as History returns it.
 type HistoryPage struct {
 	// Epoch is the channel's epoch ("" when the hub does not know the
@@ -32,7 +30,7 @@ type HistoryPage struct {
 // older than the channel's TTL first. Safe for concurrent use.
 func (h *Hub) History(channel string, since *Position, limit int) (HistoryPage, error) {
 	if !ValidChannel(channel) {
-		return HistoryPage{}, fmt.Errorf("hub: history of %.300q: %w", channel, ErrInvalidChannel)
+		return HistoryPage{}, invalidChannel("history of", channel)
 	}
 	limit = max(limit, 1)
 	h.mu.RLock()
@@ -89,7 +87,7 @@ type Removed struct {
 // for concurrent use.
 func (h *Hub) RemoveHistory(channel string) (Removed, error) {
 	if !ValidChannel(channel) {
-		return Removed{}, fmt.Errorf("hub: remove history of %.300q: %w", channel, ErrInvalidChannel)
+		return Removed{}, invalidChannel("remove history of", channel)
 	}
 	h.mu.RLock()
 	c := h.chans[channel]
