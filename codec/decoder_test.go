@@ -320,18 +320,25 @@ func maskBytes(s string) []byte {
 
 func TestDecoderRules(t *testing.T) {
 	t.Parallel()
-	strategies := []struct {
+	// Each case makes its own strategies: the random one holds a
+	// generator, which parallel cases must not share.
+	strategies := func() []struct {
 		name string
 		next func() int
-	}{
-		{name: "whole", next: whole},
-		{name: "byte by byte", next: byteByByte},
-		{name: "random chunks", next: randomChunks(1, 7)},
+	} {
+		return []struct {
+			name string
+			next func() int
+		}{
+			{name: "whole", next: whole},
+			{name: "byte by byte", next: byteByByte},
+			{name: "random chunks", next: randomChunks(1, 7)},
+		}
 	}
 	for _, tc := range decoderCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			for _, s := range strategies {
+			for _, s := range strategies() {
 				cfg := tc.cfg
 				got, err := decodeWith(&cfg, tc.stream, s.next)
 				if code := closeCode(t, err); code != tc.code {
