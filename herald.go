@@ -396,7 +396,7 @@ func New(cfg Config) (*Node, error) {
 		Origins:  origins,
 		Slow:     slow,
 		Workers:  n.workers,
-		Interest: n.broker,
+		Interest: interestOf(n.broker),
 		Hooks:    n.hooks,
 
 		MaxSubscriptions: cfg.MaxSubscriptions,
@@ -880,6 +880,18 @@ func apiError(err error) error {
 		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 	}
 	return err
+}
+
+// interestOf is the push.Interest of b: none for Memory, whose hub is
+// the only copy of every channel (its Acquire lets every subscription
+// proceed at once), so a subscription on one node costs no reservation
+// in the hub and no deferred join; b itself for a broker that watches
+// channels on other nodes' behalf.
+func interestOf(b broker.Broker) push.Interest {
+	if _, local := b.(*broker.Memory); local {
+		return nil
+	}
+	return b
 }
 
 // clientReason is err said once, as a client reads it: a hub's
