@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -406,13 +407,9 @@ func (h *handlers) channels(w http.ResponseWriter, r *http.Request) {
 	case "1", "true":
 		cq.Users = true
 	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxChannelPage {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: want 1 to %d, got %q", MaxChannelPage, s))
-			return
-		}
-		cq.Limit = n
+	var ok bool
+	if cq.Limit, ok = limitParam(w, q, cq.Limit, MaxChannelPage); !ok {
+		return
 	}
 	list, next := h.b.Channels(cq)
 	out := map[string]any{"channels": list}
@@ -627,13 +624,8 @@ func (h *handlers) history(w http.ResponseWriter, r *http.Request) {
 		}
 		hq.Since = &n
 	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxHistoryPage {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: want 1 to %d, got %q", MaxHistoryPage, s))
-			return
-		}
-		hq.Limit = n
+	if hq.Limit, ok = limitParam(w, q, hq.Limit, MaxHistoryPage); !ok {
+		return
 	}
 	page, err := hb.History(hq)
 	if err != nil {
@@ -672,13 +664,8 @@ func (h *handlers) presence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := DefaultPresenceList
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxPresenceList {
-			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: want 1 to %d, got %q", MaxPresenceList, s))
-			return
-		}
-		limit = n
+	if limit, ok = limitParam(w, q, limit, MaxPresenceList); !ok {
+		return
 	}
 	p, err := pb.Presence(ch, limit)
 	if err != nil {
@@ -690,6 +677,21 @@ func (h *handlers) presence(w http.ResponseWriter, r *http.Request) {
 		p.Users = []string{}
 	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+// limitParam reads ?limit= of q into a page size from 1 to max (def when
+// absent); a bad one is answered 400 and ok is false.
+func limitParam(w http.ResponseWriter, q url.Values, def, max int) (n int, ok bool) {
+	s := q.Get("limit")
+	if s == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("limit: want 1 to %d, got %q", max, s))
+		return 0, false
+	}
+	return n, true
 }
 
 // dataValue is a payload as the envelope carries it: inlined when it is
