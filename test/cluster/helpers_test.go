@@ -128,16 +128,7 @@ func mustPublish(t *testing.T, n *node, channel, data string) published {
 }
 
 // envelope is a delivered message, or a reply (Op set).
-type envelope struct {
-	Op        string          `json:"op"`
-	Channel   string          `json:"channel"`
-	Offset    uint64          `json:"offset"`
-	Epoch     string          `json:"epoch"`
-	Recovered *bool           `json:"recovered"`
-	Data      json.RawMessage `json:"data"`
-	Code      string          `json:"code"`
-	Message   string          `json:"message"`
-}
+type envelope = testutil.Msg
 
 // client is one WebSocket subscriber.
 type client struct {
