@@ -1,6 +1,7 @@
 package herald
 
 import (
+	"github.com/herald-push/herald/broker"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -142,6 +143,14 @@ var nodeMetrics = []metric{
 	{"pusher_watched_channels", "Pusher channels this node follows on NATS (those with local subscribers, and lingering ones).", gauge, "", "", func(s *Stats) float64 {
 		return pusherCluster(s, func(c *PusherClusterStats) float64 { return float64(c.Broker.Watched) })
 	}},
+	// The NATS broker's; 0 with the memory broker.
+	{"broker_publishes_total", "Publishes this node stored in the NATS stream.", counter, "", "", func(s *Stats) float64 { return brokerOf(s, func(b *broker.Stats) float64 { return u(b.Published) }) }},
+	{"broker_conflicts_total", "Publish attempts lost to another node's publish to the same channel (each retried after rereading the channel's tip, until the publish timeout).", counter, "", "", func(s *Stats) float64 { return brokerOf(s, func(b *broker.Stats) float64 { return u(b.Conflicts) }) }},
+	{"broker_publishes_refused_total", "Publishes refused by the NATS broker: not ready, NATS unreachable, or contention past the publish timeout.", counter, "", "", func(s *Stats) float64 { return brokerOf(s, func(b *broker.Stats) float64 { return u(b.Refused) }) }},
+	{"broker_watched_channels", "Channels this node follows on NATS (those with local subscribers, and lingering ones).", gauge, "", "", func(s *Stats) float64 {
+		return brokerOf(s, func(b *broker.Stats) float64 { return float64(b.Watched) })
+	}},
+	{"broker_watch_refused_total", "Subscriptions that proceeded unwatched because the node watched its maximum of channels already.", counter, "", "", func(s *Stats) float64 { return brokerOf(s, func(b *broker.Stats) float64 { return u(b.WatchRefused) }) }},
 	{"worker_queue_depth", "Tasks waiting for the worker pool.", gauge, "", "", func(s *Stats) float64 { return float64(s.WorkerQueue) }},
 
 	// Compression and TLS read 0 when they are off.
@@ -313,6 +322,14 @@ func webhooks(s *Stats, f func(*webhookStats) uint64) float64 {
 func pusherCluster(s *Stats, f func(*PusherClusterStats) float64) float64 {
 	if c := s.PusherCluster; c != nil {
 		return f(c)
+	}
+	return 0
+}
+
+// brokerOf reads one NATS broker figure (0 with the memory broker).
+func brokerOf(s *Stats, f func(*broker.Stats) float64) float64 {
+	if b := s.Broker; b != nil {
+		return f(b)
 	}
 	return 0
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-push/herald/internal/testutil"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -86,6 +88,13 @@ func TestCluster(t *testing.T) {
 		a.mustPublish(t, "news", n+1) // nothing else may come before it
 		onB.expect("news", 1, n+1)
 		onC.expect("news", 1, n+1)
+		// a stored them in the stream; b and c stored none.
+		if got := testutil.Metric(t, a.API, "herald_broker_publishes_total"); got < n+1 {
+			t.Errorf("a: herald_broker_publishes_total %v, want at least %d", got, n+1)
+		}
+		if got := testutil.Metric(t, b.API, "herald_broker_publishes_total"); got != 0 {
+			t.Errorf("b: herald_broker_publishes_total %v, want 0", got)
+		}
 	})
 
 	t.Run("recovery on another node", func(t *testing.T) {
