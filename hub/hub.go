@@ -370,13 +370,16 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 		if err != nil {
 			return Position{}, nil, false, inContext(err, "subscribe to", channel)
 		}
-		already := ls.has(c, sub)
+		list := ls.subs[c]
+		already := list != nil && list.find(sub) >= 0
 		c.mu.Lock()
 		if c.gone {
 			c.mu.Unlock()
 			continue
 		}
-		h.freed(c.expire(h.cfg.Now(), c.opts.ttl))
+		if c.hist.Len() > 0 { // the clock only for a history to expire
+			h.freed(c.expire(h.cfg.Now(), c.opts.ttl))
+		}
 		h.rebudget(c)
 		pos = Position{Offset: c.offset, Epoch: c.epoch}
 		if already {
@@ -389,7 +392,7 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 		c.addSub(l.Index())
 		after := c.seq
 		c.mu.Unlock()
-		ls.add(c, sub, after)
+		ls.add(list, c, sub, after)
 		h.subscriptions.Add(1)
 		return pos, backlog, recovered, nil
 	}

@@ -234,22 +234,15 @@ func (ls *loopState) run() {
 	ls.dirty = ls.dirty[:0]
 }
 
-// add records sub's subscription to c, for messages whose seq is above
-// after. Loop goroutine only; the pair must not be subscribed already.
-func (ls *loopState) add(c *channel, sub Subscriber, after uint64) {
-	s := ls.subs[c]
+// add subscribes sub to c on this loop, to messages with a seq above
+// after; s is c's subscriber list here (ls.subs[c]), looked up by the
+// caller, nil when the loop has none yet. Loop goroutine only.
+func (ls *loopState) add(s *subList, c *channel, sub Subscriber, after uint64) {
 	if s == nil {
 		s = &subList{ch: c}
 		ls.subs[c] = s
 	}
 	s.add(sub, after)
-}
-
-// has reports whether sub is subscribed to c on this loop. Loop goroutine
-// only.
-func (ls *loopState) has(c *channel, sub Subscriber) bool {
-	s := ls.subs[c]
-	return s != nil && s.find(sub) >= 0
 }
 
 // remove removes sub's subscription to c and reports whether there was

@@ -16,7 +16,7 @@ import (
 // and writes its peer's address into rsa.
 func accept4(lfd int, rsa *unix.RawSockaddrAny) (int, error) {
 	n := uint32(unix.SizeofSockaddrAny)
-	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)),
+	fd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&n)),
 		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
 		return -1, e
@@ -24,11 +24,14 @@ func accept4(lfd int, rsa *unix.RawSockaddrAny) (int, error) {
 	return int(fd), nil
 }
 
-// epollPoll is epoll_wait(2) with a timeout of 0, as a raw system call:
-// it never blocks, so the runtime need not know it is in one. (It is
-// epoll_pwait with no signal mask, which every architecture has.)
-func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+// epollPoll is epoll_wait(2) with a timeout of msec milliseconds, as a raw
+// system call: the runtime does not know the thread is in one, so the
+// goroutine keeps its P however long it waits (see Config.HoldWait; the
+// runtime's preemption signal ends the wait with EINTR). With 0 it never
+// blocks. (It is epoll_pwait with no signal mask, which every
+// architecture has.)
+func epollPoll(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
 	if e != 0 {
 		return 0, e
 	}

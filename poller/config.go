@@ -8,6 +8,11 @@ import (
 	"time"
 )
 
+// DefaultHoldWait is the usual Config.HoldWait (a zero HoldWait means
+// none): far longer than the gaps between events in a storm, far shorter
+// than the runtime's 10 ms preemption bound.
+const DefaultHoldWait = 2 * time.Millisecond
+
 // Defaults applied by Config's zero fields.
 const (
 	// DefaultTickInterval is the resolution of the per-loop timing wheel.
@@ -54,6 +59,20 @@ type Config struct {
 	// SO_REUSEPORT (macOS, OpenBSD, NetBSD) it is ignored and one acceptor
 	// hands connections to the loops in turn. Client ignores it.
 	ReusePort bool
+	// HoldWait is how long an idle loop of the epoll backend waits for
+	// its next event while keeping its Go scheduler slot (P), in whole
+	// milliseconds, before it sleeps in a wait that gives the slot up; 0
+	// means it sleeps at once. A wait that gives the slot up costs a
+	// handoff and a scheduler round each time the loop wakes, and keeps
+	// the runtime's sysmon polling at its fastest: in a storm of
+	// handshakes, which wakes a loop for nearly every connection, that is
+	// a sizeable share of the CPU per handshake (bench/HANDSHAKE.md). Set
+	// it only when GOMAXPROCS leaves Ps beyond the process's event loops
+	// (server.Server does): a slot held so runs no other goroutine, until
+	// the runtime preempts the loop (after 10 ms). DefaultHoldWait is the
+	// usual value.
+	HoldWait time.Duration
+
 	// TickInterval is the resolution of each loop's timing wheel (see
 	// Conn.SetTimer); 0 means DefaultTickInterval, values under 1 ms are
 	// raised to 1 ms. Every loop that owns a connection wakes once per tick.

@@ -78,13 +78,18 @@ type epollLoop struct {
 	// OnOpen's RemoteAddrPort costs no getpeername.
 	peer   unix.RawSockaddrAny
 	peerFd int32
-	next   int          // round-robin position among peers (acceptor)
-	fds    []*Conn      // open connections by fd
-	rbuf   []byte       // the loop's read buffer
-	iov    []unix.Iovec // writev scratch
-	events []unix.EpollEvent
-	spare  []func() // the task list not in use, kept for its capacity
-	free   []*connExt
+	next   int // round-robin position among peers (acceptor)
+	// iter counts the loop's waits; acceptRun is how many connections
+	// the next listener wakeup takes, and acceptFull the iter at which a
+	// wakeup that took its whole run is seen again (see accept).
+	iter, acceptFull uint64
+	acceptRun        int
+	fds              []*Conn      // open connections by fd
+	rbuf             []byte       // the loop's read buffer
+	iov              []unix.Iovec // writev scratch
+	events           []unix.EpollEvent
+	spare            []func() // the task list not in use, kept for its capacity
+	free             []*connExt
 	// held counts the buffers borrowed from bufs and not yet returned,
 	// and watching the connections with EPOLLOUT armed; tests read them
 	// to prove that idle connections hold neither.
@@ -188,8 +193,10 @@ func (e *epollLoop) run() {
 	defer close(e.done)
 	defer e.closeFds()
 	interval := e.l.k.interval
+	hold := int(e.l.k.cfg.HoldWait / time.Millisecond)
 	nextTick := time.Now().Add(interval)
 	for !e.quit {
+		e.iter++
 		due := nextTick
 		if e.paused && e.resumeAt.Before(due) {
 			due = e.resumeAt
@@ -197,9 +204,17 @@ func (e *epollLoop) run() {
 		// What is ready already is taken without blocking, and without
 		// the scheduler's bookkeeping of a blocking system call (which
 		// hands the P over and wakes sysmon): a busy loop, in a storm of
-		// handshakes, finds events there nearly every time. Only when none
-		// are ready does it sleep until the next event or due.
-		n, err := epollPoll(e.epfd, e.events)
+		// handshakes, finds events there nearly every time. With a hold
+		// (Config.HoldWait), the next events are awaited that way too, for
+		// up to the hold: a storm's events come microseconds apart. Only
+		// when none came does the loop sleep until the next event or due,
+		// in a wait that gives its P up.
+		n, err := epollPoll(e.epfd, e.events, 0)
+		if n == 0 && err == nil && hold > 0 {
+			if msec := min(hold, int(time.Until(due)/time.Millisecond)); msec > 0 {
+				n, err = epollPoll(e.epfd, e.events, msec)
+			}
+		}
 		if n == 0 && err == nil {
 			wait := time.Until(due)
 			msec := max(int((wait+time.Millisecond-1)/time.Millisecond), 0)
@@ -359,7 +374,7 @@ func (e *epollLoop) open(fd int, c *Conn, accepted bool) error {
 	}
 	setSockOpts(fd, &k.cfg, k.log, accepted)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: int32(uint32(c.id))}
-	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := sysEpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		_ = unix.Close(fd)
 		return os.NewSyscallError("epoll_ctl", err)
 	}
@@ -410,7 +425,7 @@ func (e *epollLoop) closeConn(c *Conn, err error) {
 // are left.
 func (e *epollLoop) shut(c *Conn) {
 	if x := c.x; x != nil && x.out != nil {
-		if n, _ := unix.Write(int(c.fd), (*x.out)[x.head:]); n > 0 {
+		if n, _ := sysWrite(int(c.fd), (*x.out)[x.head:]); n > 0 {
 			x.head += n
 		}
 		if x.head < len(*x.out) {
@@ -444,7 +459,7 @@ func (e *epollLoop) release(c *Conn) {
 	fd := int(c.fd)
 	quiet := false
 	for range 4 {
-		n, err := unix.Read(fd, e.rbuf)
+		n, err := sysRead(fd, e.rbuf)
 		if err == unix.EAGAIN {
 			quiet = true
 			break
@@ -471,7 +486,7 @@ func (e *epollLoop) release(c *Conn) {
 		return
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: c.fd, Pad: int32(uint32(c.id))}
-	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
+	if err := sysEpollCtl(e.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
 		e.closeConn(c, nil)
 	}
 }
@@ -480,7 +495,7 @@ func (e *epollLoop) release(c *Conn) {
 // read per wakeup, like every other connection) and closes it at the
 // peer's EOF.
 func (e *epollLoop) discard(c *Conn) {
-	n, err := unix.Read(int(c.fd), e.rbuf)
+	n, err := sysRead(int(c.fd), e.rbuf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
@@ -495,7 +510,7 @@ func (e *epollLoop) discard(c *Conn) {
 // first, a few reads' worth at most.
 func (e *epollLoop) finish(c *Conn) {
 	for range 4 {
-		if n, _ := unix.Read(int(c.fd), e.rbuf); n <= 0 {
+		if n, _ := sysRead(int(c.fd), e.rbuf); n <= 0 {
 			break
 		}
 	}
@@ -519,7 +534,7 @@ func (e *epollLoop) read(c *Conn) {
 			x.in = nb
 		}
 		b := *x.in
-		n, err := unix.Read(fd, b[len(b):cap(b)])
+		n, err := sysRead(fd, b[len(b):cap(b)])
 		if n <= 0 {
 			e.readFailed(c, err)
 			return
@@ -527,7 +542,7 @@ func (e *epollLoop) read(c *Conn) {
 		in = b[:len(b)+n]
 		*x.in = in
 	} else {
-		n, err := unix.Read(fd, e.rbuf)
+		n, err := sysRead(fd, e.rbuf)
 		if n <= 0 {
 			e.readFailed(c, err)
 			return

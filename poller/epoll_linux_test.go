@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -417,5 +418,49 @@ func TestEpollEchoAllocs(t *testing.T) {
 	roundTrip() // warm up: the loop's tables and the wheel grow once
 	if got := testing.AllocsPerRun(200, roundTrip); got != 0 {
 		t.Errorf("%v allocs per round trip, want 0", got)
+	}
+}
+
+// TestHoldWait runs a loop that holds its P while it waits for events
+// (Config.HoldWait): lines still echo in order across pauses that end
+// holds in blocking waits, collections (which must stop the holding loop
+// through the runtime's preemption) complete between them, and a timer
+// fires on a loop otherwise idle.
+func TestHoldWait(t *testing.T) {
+	t.Parallel()
+	fired := make(chan struct{}, 1)
+	s := startServer(t, Config{Backend: BackendEpoll, Loops: 1, HoldWait: DefaultHoldWait}, &funcs{
+		open: func(c *Conn) { c.SetTimer(time.Millisecond) },
+		data: lineEcho,
+		timer: func(c *Conn) {
+			select {
+			case fired <- struct{}{}:
+			default:
+			}
+		},
+	})
+	if got := epollOf(t, s.Loops()[0]).l.k.cfg.HoldWait; got != DefaultHoldWait {
+		t.Fatalf("loop's HoldWait = %v, want %v", got, DefaultHoldWait)
+	}
+	nc := dial(t, s)
+	select {
+	case <-fired:
+	case <-time.After(testTimeout):
+		t.Fatal("the timer of a connection on a holding loop never fired")
+	}
+	for i := range 40 {
+		line := fmt.Sprintf("line %d\n", i)
+		if _, err := nc.Write([]byte(line)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if got := string(readN(t, nc, len(line))); got != line {
+			t.Fatalf("echo %d = %q, want %q", i, got, line)
+		}
+		if i%8 == 0 {
+			runtime.GC()
+		}
+		if i%10 == 0 {
+			time.Sleep(3 * DefaultHoldWait) // past the hold: the loop sleeps in a blocking wait
+		}
 	}
 }

@@ -144,14 +144,28 @@ const (
 // fail again, and logs at most one line a second. The backoff doubles
 // from minAcceptPause to maxAcceptPause while connections are left
 // waiting; when shed has answered them all it stays at minAcceptPause.
+//
+// A wakeup takes a run of connections, not all of them until EAGAIN: the
+// listener is level-triggered, so one still waiting brings it back at the
+// loop's next wait, and a storm that wakes the loop for each connection
+// would otherwise pay a second, failing accept4 for every one. The run
+// starts at one, doubles (up to acceptBatch) when the listener is ready
+// again at the very next wait after a whole run (a queue is building),
+// and shrinks to what was there when accept4 says EAGAIN.
 func (e *epollLoop) accept(lfd int) {
 	k := e.l.k
-	for range acceptBatch {
+	run := max(e.acceptRun, 1)
+	if e.acceptFull == e.iter {
+		run = min(2*run, acceptBatch)
+	}
+	taken := 0
+	for range run {
 		k.acceptCalls.Add(1)
 		fd, err := accept4(lfd, &e.peer)
 		if err != nil {
 			switch err {
 			case unix.EAGAIN:
+				e.acceptRun = max(taken, 1)
 			case unix.EINTR, unix.ECONNABORTED:
 				continue
 			case unix.EMFILE, unix.ENFILE:
@@ -176,8 +190,11 @@ func (e *epollLoop) accept(lfd int) {
 			return
 		}
 		e.backoff = 0
+		taken++
 		e.place(fd)
 	}
+	e.acceptRun = run
+	e.acceptFull = e.iter + 1
 }
 
 // place opens fd, a connection just accepted, on a loop: this one when

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,7 +41,7 @@ func (e *epollLoop) write(c *Conn, bufs [][]byte) {
 // message takes.
 func (e *epollLoop) writev(fd int, bufs [][]byte) (int, error) {
 	if len(bufs) == 1 {
-		n, err := unix.Write(fd, bufs[0])
+		n, err := sysWrite(fd, bufs[0])
 		return max(n, 0), err
 	}
 	iov := e.iov[:0]
@@ -56,13 +55,10 @@ func (e *epollLoop) writev(fd int, bufs [][]byte) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	r, _, errno := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	n, err := sysWritev(fd, iov)
 	clear(iov) // keep no reference to the caller's buffers
 	e.iov = iov[:0]
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(r), nil
+	return n, err
 }
 
 // appendOut copies bufs, less their first skip bytes, to the end of c's
@@ -120,7 +116,7 @@ func (e *epollLoop) drainOut(c *Conn) {
 		e.watchOut(c, false)
 		return
 	}
-	n, err := unix.Write(int(c.fd), (*x.out)[x.head:])
+	n, err := sysWrite(int(c.fd), (*x.out)[x.head:])
 	if err != nil {
 		if err != unix.EAGAIN && err != unix.EINTR {
 			e.closeConn(c, fmt.Errorf("poller: %w", os.NewSyscallError("write", err)))
@@ -157,7 +153,7 @@ func (e *epollLoop) watchOut(c *Conn, on bool) {
 	if on {
 		ev.Events |= unix.EPOLLOUT
 	}
-	if err := unix.EpollCtl(e.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &ev); err != nil {
+	if err := sysEpollCtl(e.epfd, unix.EPOLL_CTL_MOD, int(c.fd), &ev); err != nil {
 		e.closeConn(c, fmt.Errorf("poller: %w", os.NewSyscallError("epoll_ctl", err)))
 	}
 }

@@ -392,9 +392,11 @@ func (a *App) authenticate(c *server.Conn, req *codec.Request, token string) (*S
 // OnOpen subscribes the personal channel and the channels of the URL.
 func (a *App) OnOpen(c *server.Conn) {
 	sess := c.App.(*Session)
-	now := time.Now()
-	if ttl, ok := sess.claims.TTL(now); ok {
-		c.ExpireAt(now.Add(ttl))
+	if !sess.claims.ExpiresAt.IsZero() { // the clock only for a token's expiry
+		now := time.Now()
+		if ttl, ok := sess.claims.TTL(now); ok {
+			c.ExpireAt(now.Add(ttl))
+		}
 	}
 	pl := &a.loops[c.Loop().Index()]
 	var ps *pendingSubs
@@ -411,12 +413,13 @@ func (a *App) OnOpen(c *server.Conn) {
 			pl.users = map[string][]*Session{}
 		}
 		pl.users[sub] = append(pl.users[sub], sess)
+		personal := sess.claims.PersonalChannel()
 		var since *hub.Position
 		if sess.streaming() {
 			// A stream's id carries the personal channel's position too.
-			since = ps.at("user:" + sub)
+			since = ps.at(personal)
 		}
-		a.subscribe(sess, "user:"+sub, since, nil, true)
+		a.subscribe(sess, personal, since, nil, true)
 	}
 	if ps != nil {
 		for _, ch := range ps.channels {

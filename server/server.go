@@ -244,6 +244,7 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 	s.poller = poller.NewServer(poller.Config{
 		Backend:          cfg.PollerBackend,
 		Loops:            loops,
+		HoldWait:         holdWait(nloops),
 		ReusePort:        true,
 		TCPNoDelay:       true,
 		SocketRecvBuffer: cfg.SocketRecvBuffer,
@@ -255,6 +256,17 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 	}, (*handler)(s))
 	app.Attach(s)
 	return s, nil
+}
+
+// holdWait is the poller's Config.HoldWait for a server of nloops event
+// loops in all: DefaultHoldWait when GOMAXPROCS leaves a P beyond them
+// (herald serve sees to it), so that a loop holding its P while it waits
+// keeps no other goroutine from running; none otherwise.
+func holdWait(nloops int) time.Duration {
+	if runtime.GOMAXPROCS(0) > nloops {
+		return poller.DefaultHoldWait
+	}
+	return 0
 }
 
 // overloadResponse is what a client gets when the process is out of file

@@ -72,6 +72,7 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 		Backend:     s.cfg.PollerBackend,
 		Loops:       plainLoops,
 		FirstIndex:  plainLoops, // their state follows the plain loops' in Server.loops
+		HoldWait:    holdWait(2 * plainLoops),
 		CloseLinger: lingerOf(s.cfg.CloseLinger),
 		Logger:      s.log,
 	}, (*tlsHandler)(s))

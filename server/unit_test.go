@@ -1,8 +1,11 @@
 package server
 
 import (
+	"runtime"
 	"testing"
 	"time"
+
+	"github.com/herald-push/herald/poller"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -40,6 +43,20 @@ func TestConfigValidate(t *testing.T) {
 		mutate(&c)
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestHoldWait checks that a server's loops hold their P while they wait
+// only when GOMAXPROCS leaves one beyond them.
+func TestHoldWait(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	if got := holdWait(procs - 1); got != poller.DefaultHoldWait {
+		t.Errorf("holdWait(%d) with GOMAXPROCS %d = %v, want %v", procs-1, procs, got, poller.DefaultHoldWait)
+	}
+	for _, n := range []int{procs, procs + 1} {
+		if got := holdWait(n); got != 0 {
+			t.Errorf("holdWait(%d) with GOMAXPROCS %d = %v, want 0", n, procs, got)
 		}
 	}
 }

@@ -209,6 +209,7 @@ func runServe(ctx context.Context, o serveOptions, logOut io.Writer, secretFlags
 	if _, set := os.LookupEnv("GOGC"); !set && o.GCPercent > 0 {
 		debug.SetGCPercent(o.GCPercent)
 	}
+	spareProc(log, o.Config.Loops)
 	cfg, demo := withHooks(o.Config)
 	cfg.Logger = log
 	node, err := herald.New(cfg)
