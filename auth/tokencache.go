@@ -106,7 +106,7 @@ func (c *tokenCache) get(token string) *Claims {
 }
 
 // add caches claims, just verified, for token, when both are small
-// enough, and returns the claims to hand out: those of a goroutine that
+// enough (Verify does not look up longer tokens), and returns the claims to hand out: those of a goroutine that
 // cached the same token first, so that callers share one Claims. The key
 // is a copy of token, which may be a view of a buffer the caller reuses.
 func (c *tokenCache) add(token string, claims *Claims) *Claims {

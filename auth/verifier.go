@@ -145,7 +145,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenLen {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenLen)
 	}
-	if v.cache == nil {
+	if v.cache == nil || len(token) > maxCachedToken {
 		return v.verify(token)
 	}
 	if c := v.cache.get(token); c != nil {

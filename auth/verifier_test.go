@@ -7,7 +7,9 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -407,4 +409,29 @@ func BenchmarkVerify(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkVerifyParallel measures hits from every core at once, on 64
+// cached tokens spread over the shards.
+func BenchmarkVerifyParallel(b *testing.B) {
+	v := newTestVerifier(b, Config{HMACSecret: secret})
+	toks := make([]string, 64)
+	for i := range toks {
+		toks[i] = mustSign(b, secret, TokenSpec{Subject: fmt.Sprintf("user%d", i), Subscribe: []string{"news"}, ExpiresAt: testNow.Add(time.Hour)})
+		if _, err := v.Verify(toks[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int32
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(7))
+		for pb.Next() {
+			if _, err := v.Verify(toks[i%len(toks)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
 }
