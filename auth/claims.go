@@ -8,8 +8,12 @@ import (
 // Claims is what a connection may do, from its verified token or from the
 // anonymous defaults. Claims returned by this package are immutable and safe
 // for concurrent use; their patterns are compiled once, so the Can* methods
-// do not allocate. Changing the exported fields of such a Claims does not
-// change what it grants: build a new one with [NewClaims].
+// do not allocate. They are shared: [Verifier.Verify] returns the same
+// Claims for every connection presenting the same token while it remembers
+// it, as [Verifier.Anonymous] does for every anonymous one. Changing the
+// exported fields of such a Claims does not change what it grants, and
+// would change them for its other holders: copy it, or build a new one
+// with [NewClaims].
 type Claims struct {
 	// Subject is the token's "sub": the user. Empty for anonymous clients
 	// and for tokens without a subject.

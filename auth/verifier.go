@@ -16,8 +16,10 @@ import (
 // handshake's header cap bounds it anyway, this keeps Verify safe on its own.
 const MaxTokenLen = 8 << 10
 
-// Verifier checks connection tokens. It is immutable after [NewVerifier]
-// and safe for concurrent use by every event loop and the HTTP API.
+// Verifier checks connection tokens. Its keys and checks are fixed by
+// [NewVerifier] and never change; it is safe for concurrent use by every
+// event loop and the HTTP API. The only state it keeps is its cache of
+// tokens verified before (see [Config.TokenCache]).
 type Verifier struct {
 	parser           *jwt.Parser
 	hmac             []byte
@@ -30,6 +32,9 @@ type Verifier struct {
 	// fast checks HS256 tokens without the library's parse (nil
 	// without an HMAC secret).
 	fast *hs256
+	// cache holds the claims of tokens verified before (nil when
+	// Config.TokenCache is negative).
+	cache *tokenCache
 }
 
 // wireClaims is the JSON shape of a herald token; see the package doc.
@@ -97,6 +102,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if v.hmac != nil {
 		v.fast = newHS256(v.hmac, jwt.NewValidator(opts...))
 	}
+	if size := cfg.tokenCache(); size > 0 {
+		v.cache = newTokenCache(size)
+	}
 	return v, nil
 }
 
@@ -123,6 +131,13 @@ func ecdsaAlg(k *ecdsa.PublicKey) (string, error) {
 // HS256 token "signed" with an RSA public key is refused, and so is "none".
 // Every error wraps one of the Err* reasons (see [Error]); an empty token
 // gives ErrMissing (call [Verifier.Anonymous] instead when appropriate).
+//
+// A token Verify accepted before and still remembers (see
+// [Config.TokenCache]) gets the very same immutable Claims again, without
+// a signature check, a parse or an allocation, as long as it has not
+// expired; an expired one is forgotten and refused with ErrExpired.
+// Verify does not keep token: it may be a view of a buffer the caller
+// reuses.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, ErrMissing
@@ -130,6 +145,27 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenLen {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenLen)
 	}
+	if v.cache == nil || len(token) > maxCachedToken {
+		return v.verify(token)
+	}
+	if c := v.cache.get(token); c != nil {
+		if !expired(c, v.leeway, v.now()) {
+			return c, nil
+		}
+		// The full path below gives the error.
+		v.cache.remove(token)
+	}
+	c, err := v.verify(token)
+	if err != nil {
+		// Never cached: the same token may be valid later (nbf), and a
+		// refusal must not cost memory.
+		return nil, err
+	}
+	return v.cache.add(token, c), nil
+}
+
+// verify is Verify without the cache.
+func (v *Verifier) verify(token string) (*Claims, error) {
 	var wc wireClaims
 	if v.fast == nil || !v.fast.verify(token, &wc) {
 		wc = wireClaims{}

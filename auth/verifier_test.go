@@ -7,7 +7,9 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -366,6 +368,11 @@ func TestVerifyTokenWithOnlyAnonymous(t *testing.T) {
 	}
 }
 
+// BenchmarkVerify measures Verify per key type: "off" without the token
+// cache (TokenCache -1), "miss" with a cache that never has the token (a
+// cache of one, two tokens in turn: each Verify checks, copies and
+// inserts its token and evicts the other), "hit" on a token cached
+// before.
 func BenchmarkVerify(b *testing.B) {
 	ks := testKeys()
 	spec := TokenSpec{Subject: "alice", Subscribe: []string{"news", "chat:*"}, ExpiresAt: testNow.Add(time.Hour)}
@@ -379,15 +386,52 @@ func BenchmarkVerify(b *testing.B) {
 		{"ES256", Config{ECDSAPublicKeys: []*ecdsa.PublicKey{&ks.p256.PublicKey}}, ks.p256},
 	}
 	for _, bc := range cases {
-		b.Run(bc.name, func(b *testing.B) {
-			v := newTestVerifier(b, bc.cfg)
-			tok := mustSign(b, bc.key, spec)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := v.Verify(tok); err != nil {
-					b.Fatal(err)
+		other := spec
+		other.Subject = "bob"
+		toks := [2]string{mustSign(b, bc.key, spec), mustSign(b, bc.key, other)}
+		for _, mode := range []struct {
+			name  string
+			cache int
+			turn  int // 1: alternate the two tokens
+		}{{"off", -1, 0}, {"miss", 1, 1}, {"hit", 0, 0}} {
+			b.Run(bc.name+"/"+mode.name, func(b *testing.B) {
+				cfg := bc.cfg
+				cfg.TokenCache = mode.cache
+				v := newTestVerifier(b, cfg)
+				i := 0
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := v.Verify(toks[i]); err != nil {
+						b.Fatal(err)
+					}
+					i ^= mode.turn
 				}
-			}
-		})
+			})
+		}
 	}
+}
+
+// BenchmarkVerifyParallel measures hits from every core at once, on 64
+// cached tokens spread over the shards.
+func BenchmarkVerifyParallel(b *testing.B) {
+	v := newTestVerifier(b, Config{HMACSecret: secret})
+	toks := make([]string, 64)
+	for i := range toks {
+		toks[i] = mustSign(b, secret, TokenSpec{Subject: fmt.Sprintf("user%d", i), Subscribe: []string{"news"}, ExpiresAt: testNow.Add(time.Hour)})
+		if _, err := v.Verify(toks[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int32
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(7))
+		for pb.Next() {
+			if _, err := v.Verify(toks[i%len(toks)]); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
 }

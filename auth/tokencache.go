@@ -1,0 +1,184 @@
+package auth
+
+import (
+	"hash/maphash"
+	"math/bits"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/sys/cpu"
+)
+
+// DefaultTokenCache is the number of verified tokens a [Verifier]
+// remembers when [Config.TokenCache] is zero. At most about 17 MiB (see
+// [Config.TokenCache]), some 4 MiB for everyday tokens of a few hundred
+// bytes: little beside what the connections themselves hold. It covers
+// about half a second of distinct tokens at a node's full handshake rate
+// (6,000 to 11,000 a second, bench/HANDSHAKE.md) and minutes of ordinary
+// churn, the windows in which a client's reload, its other tabs or its
+// retries after a blip present the same token again; the LRU keeps those.
+const DefaultTokenCache = 4096
+
+// maxCachedToken bounds the length of the tokens the cache keeps, in
+// bytes: everyday tokens are a few hundred bytes, and one entry holds a
+// copy of its token.
+const maxCachedToken = 1 << 10
+
+// maxCachedClaims bounds the estimated memory (see claimsFootprint) of
+// the claims the cache keeps, in bytes. A token under maxCachedToken can
+// still compile into some 20 KiB of patterns ({sub} repeated with a long
+// subject, or "*.*.*…" into one element per byte); such claims are
+// verified each time instead of being kept.
+const maxCachedClaims = 3 << 10
+
+// entryOverhead estimates what the LRU spends per entry besides the key's
+// bytes and the claims: its list entry and its map slot.
+const entryOverhead = 160
+
+// tokenCache remembers the Claims of tokens verified before, so that a
+// token presented again costs a hash and a map lookup instead of a
+// signature check, a parse and some 14 allocations. It is sharded so that
+// the event loops and the HTTP API, verifying at once, rarely meet on
+// one lock: a token's shard is picked by maphash of the token, with a
+// seed of the cache's own, and each shard is a simplelru.LRU (which is
+// not safe for concurrent use) under its own mutex.
+//
+// Keys are whole tokens, header, payload and signature: a token with any
+// byte changed is another key, so it misses and gets the full check.
+// Lookups compare tokens with ordinary string equality, not in constant
+// time; it reaches a comparison only on a hash match under the secret
+// seed, compares many bytes at a time, and a difference it could show is
+// far below what a network carries.
+type tokenCache struct {
+	size   int // tokens at most, over all shards
+	seed   maphash.Seed
+	mask   uint64 // len(shards) - 1, a power of two minus one
+	shards []cacheShard
+}
+
+// cacheShard is one lock and its LRU, padded to its own cache line.
+type cacheShard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, *Claims]
+	_   cpu.CacheLinePad
+}
+
+// minShards is the fewest shards of a cache large enough to fill them.
+const minShards = 16
+
+// newTokenCache returns a cache of at most size tokens (size > 0) in a
+// power of two of shards, at least minShards and GOMAXPROCS, and at most
+// size.
+func newTokenCache(size int) *tokenCache {
+	n := max(minShards, runtime.GOMAXPROCS(0))
+	n = 1 << bits.Len(uint(n-1)) // the power of two >= n
+	for n > size {
+		n >>= 1
+	}
+	c := &tokenCache{size: size, seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]cacheShard, n)}
+	for i := range c.shards {
+		per := size / n
+		if i < size%n {
+			per++
+		}
+		// NewLRU fails only on a size < 1, and per >= 1 since n <= size.
+		c.shards[i].lru, _ = simplelru.NewLRU[string, *Claims](per, nil)
+	}
+	return c
+}
+
+// shard returns token's shard.
+func (c *tokenCache) shard(token string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, token)&c.mask]
+}
+
+// get returns the claims cached for token, or nil. It does not allocate.
+func (c *tokenCache) get(token string) *Claims {
+	s := c.shard(token)
+	s.mu.Lock()
+	claims, _ := s.lru.Get(token)
+	s.mu.Unlock()
+	return claims
+}
+
+// add caches claims, just verified, for token, when both are small
+// enough (Verify does not look up longer tokens), and returns the claims to hand out: those of a goroutine that
+// cached the same token first, so that callers share one Claims. The key
+// is a copy of token, which may be a view of a buffer the caller reuses.
+func (c *tokenCache) add(token string, claims *Claims) *Claims {
+	if len(token) > maxCachedToken || claimsFootprint(claims) > maxCachedClaims {
+		return claims
+	}
+	s := c.shard(token)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.lru.Peek(token); ok {
+		return old
+	}
+	s.lru.Add(strings.Clone(token), claims)
+	return claims
+}
+
+// remove forgets token.
+func (c *tokenCache) remove(token string) {
+	s := c.shard(token)
+	s.mu.Lock()
+	s.lru.Remove(token)
+	s.mu.Unlock()
+}
+
+// len returns the number of tokens cached, for tests.
+func (c *tokenCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// expired reports whether claims, cached, have expired by now: the check
+// of the library's validator (exp + leeway not after now), which the full
+// path then repeats to give the error. It is the only check a hit
+// repeats. nbf and iat are lower bounds, passed at insertion, and time
+// only moves past them (a wall clock stepped back is not re-checked: the
+// token was valid at a time this node already believed); iss, aud and
+// the keys are the Verifier's configuration, which never changes.
+func expired(claims *Claims, leeway time.Duration, now time.Time) bool {
+	return !claims.ExpiresAt.IsZero() && !now.Before(claims.ExpiresAt.Add(leeway))
+}
+
+// claimsFootprint estimates the bytes claims hold: the struct, its
+// strings and slices, and its compiled patterns.
+func claimsFootprint(c *Claims) int {
+	const (
+		strHdr  = int(unsafe.Sizeof(""))
+		patSize = int(unsafe.Sizeof(pattern{}))
+		elemSz  = int(unsafe.Sizeof(elem{}))
+		roundUp = 8 // a small allocation's rounding, roughly
+	)
+	n := int(unsafe.Sizeof(*c)) + len(c.Subject) + len(c.personal) + 2*roundUp
+	for _, list := range [...][]string{c.Subscribe, c.Publish} {
+		n += cap(list) * strHdr
+		for _, s := range list {
+			n += len(s) + roundUp
+		}
+	}
+	for _, list := range [...][]pattern{c.sub, c.pub} {
+		n += cap(list) * patSize
+		for i := range list {
+			p := &list[i]
+			n += len(p.lit) + roundUp + cap(p.elems)*elemSz
+			for j := range p.elems {
+				n += len(p.elems[j].lit) + roundUp
+			}
+		}
+	}
+	return n
+}
