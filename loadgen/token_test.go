@@ -171,6 +171,9 @@ func TestTokenPerConnection(t *testing.T) {
 			if slices.Contains(tokens, "shared") {
 				t.Error("the URL's own token was presented")
 			}
+			if !slices.Equal(res.TokenChannels, []string{"bench"}) {
+				t.Errorf("result's token channels %q, want [bench]", res.TokenChannels)
+			}
 			checkTokens(t, tokens, 0, conns, tc.presented)
 		})
 	}
