@@ -158,6 +158,23 @@ type Config struct {
 	Exe     string   `json:"-"`
 	ExeArgs []string `json:"-"`
 
+	// TokenSecret, when set, gives every connection its own HS256 token
+	// signed with it (at least auth.MinHMACSecret bytes): connection i,
+	// counted over all processes, presents sub "u<i>" and TokenChannels as
+	// its channels, as token= in the URL's query (replacing a token
+	// already there), on its first connection and on every reconnection.
+	// The tokens are minted before the ramp. The publishing connection
+	// (PubWS) keeps its URL as given.
+	TokenSecret string `json:"token_secret,omitempty"`
+	// TokenChannels are the channel patterns the tokens grant; empty means
+	// the channel parameters of URL, or Channel when it has none.
+	TokenChannels []string `json:"token_channels,omitempty"`
+	// TokenTTL is the tokens' lifetime from their minting; 0 means 24 h.
+	TokenTTL time.Duration `json:"token_ttl,omitempty"`
+	// TokenFirst is the index of this process's first connection: Run sets
+	// it for each worker process, so that their subjects do not overlap.
+	TokenFirst int `json:"token_first,omitempty"`
+
 	// Progress, when not nil, receives a progress line every second.
 	Progress io.Writer `json:"-"`
 	// Ready, when not nil, is called once when the ramp is over, with the
@@ -230,6 +247,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Channel == "" {
 		cfg.Channel = "bench"
+	}
+	if err := cfg.tokenDefaults(u); err != nil {
+		return cfg, err
 	}
 	if cfg.JitterDist == "" {
 		cfg.JitterDist = JitterExp

@@ -11,11 +11,11 @@ import (
 	"github.com/herald-push/herald/poller"
 )
 
-// ramp opens n connections at the configured rate and concurrency,
-// retrying failed attempts with backoff, and returns when every one is
-// open or has given up, or ctx ends. It runs on the caller's goroutine and
-// ConnectConcurrency dialing goroutines.
-func (f *fleet) ramp(ctx context.Context, n int) time.Duration {
+// ramp opens n connections, indices first to first+n-1, at the configured
+// rate and concurrency, retrying failed attempts with backoff, and returns
+// when every one is open or has given up, or ctx ends. It runs on the
+// caller's goroutine and ConnectConcurrency dialing goroutines.
+func (f *fleet) ramp(ctx context.Context, first, n int) time.Duration {
 	start := time.Now()
 	idx := make(chan int, f.cfg.ConnectConcurrency)
 	var wg sync.WaitGroup
@@ -26,7 +26,7 @@ func (f *fleet) ramp(ctx context.Context, n int) time.Duration {
 			}
 		})
 	}
-	pace(ctx, n, f.cfg.ConnectRate, start, func(i int) { idx <- i })
+	pace(ctx, n, f.cfg.ConnectRate, start, func(i int) { idx <- first + i })
 	close(idx)
 	wg.Wait()
 	return time.Since(start)
@@ -64,11 +64,11 @@ func (f *fleet) connect(ctx context.Context, i int) {
 		if f.recovery {
 			cl := f.clients[i]
 			var closed chan struct{}
-			if c, closed, err = f.attemptTo(ctx, f.source(i), cl.drv.node, cl, 0); err == nil {
+			if c, closed, err = f.attemptTo(ctx, i, cl.drv.node, cl, 0); err == nil {
 				cl.drv.conn, cl.drv.closed = c, closed
 			}
 		} else {
-			c, err = f.attempt(ctx, f.source(i))
+			c, err = f.attempt(ctx, i)
 		}
 		f.attempts.Add(1)
 		if err == nil {
@@ -108,20 +108,31 @@ func (f *fleet) source(i int) string {
 	return f.cfg.SourceAddrs[i%len(f.cfg.SourceAddrs)]
 }
 
-// attempt dials, enrolls the connection on a loop and waits for the
+// attempt dials connection i, enrolls it on a loop and waits for the
 // handshake's outcome.
-func (f *fleet) attempt(ctx context.Context, src string) (*poller.Conn, error) {
-	c, _, err := f.attemptTo(ctx, src, 0, nil, 0)
+func (f *fleet) attempt(ctx context.Context, i int) (*poller.Conn, error) {
+	c, _, err := f.attemptTo(ctx, i, 0, nil, 0)
 	return c, err
 }
 
-// attemptTo dials node, for client cl when not nil (then the attempt
-// succeeds with the subscribed reply, and closed is closed when the
-// connection ends), and waits for the outcome.
-func (f *fleet) attemptTo(ctx context.Context, src string, node int, cl *client, reconnAt int64) (_ *poller.Conn, closed chan struct{}, _ error) {
+// attemptTo dials connection i to node, for client cl when not nil (then
+// the attempt succeeds with the subscribed reply, and closed is closed
+// when the connection ends), and waits for the outcome.
+func (f *fleet) attemptTo(ctx context.Context, i, node int, cl *client, reconnAt int64) (_ *poller.Conn, closed chan struct{}, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.ConnectTimeout)
 	defer cancel()
 	t := f.targets[node]
+	src := f.source(i)
+	// With tokens per connection, OnOpen gets the request URI as the
+	// connection's context.
+	var reqURI any
+	if f.tokens != nil {
+		uri, err := f.requestURI(node, i)
+		if err != nil {
+			return nil, nil, err
+		}
+		reqURI = uri
+	}
 	d := net.Dialer{Control: bindNoPort}
 	if src != "" {
 		ip := net.ParseIP(src)
@@ -145,7 +156,7 @@ func (f *fleet) attemptTo(ctx context.Context, src string, node int, cl *client,
 		f.pending[key] = &dialInfo{cl: cl, t: t, closed: closed, reconnAt: reconnAt}
 		f.mu.Unlock()
 	}
-	c, err := f.cl.Enroll(nc)
+	c, err := f.cl.EnrollContext(nc, reqURI)
 	if cl != nil {
 		f.mu.Lock()
 		delete(f.pending, key)
@@ -234,7 +245,7 @@ func (f *fleet) storm(ctx context.Context) (time.Duration, int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	before := f.open.Load()
-	f.ramp(ctx, n)
+	f.ramp(ctx, 0, n)
 	return time.Since(start), int(f.open.Load() - before)
 }
 

@@ -47,6 +47,13 @@
 //     deliveries, or Conns or the open-file limit is reached): the largest
 //     passing count, in Result.Shootout, with each step's percentiles.
 //
+// # Tokens
+//
+// With Config.TokenSecret every connection presents its own HS256 token
+// (sub "u<i>" for connection i), so that a server which caches verified
+// tokens still verifies one per user, as in a reconnect storm of distinct
+// users; a reconnection presents its connection's token again.
+//
 // # Messages
 //
 // Publishers send JSON payloads {"t":UNIXNANO,"seq":N} (padded to

@@ -48,6 +48,8 @@ type fakeServer struct {
 
 	mu    sync.Mutex
 	conns map[*fakeConn]struct{}
+	// tokens are the token parameters of the upgrade requests, in order.
+	tokens []string
 }
 
 type fakeConn struct {
@@ -89,6 +91,9 @@ func newFakeServer(t *testing.T, policy fakePolicy) *fakeServer {
 		// Registering under the lock taken for the upgrade means that a
 		// publish that begins after the client has its 101 reaches it.
 		s.mu.Lock()
+		if tok := r.URL.Query().Get("token"); tok != "" {
+			s.tokens = append(s.tokens, tok)
+		}
 		nc, rw, _, err := ws.UpgradeHTTP(r, w)
 		if err != nil {
 			s.mu.Unlock()

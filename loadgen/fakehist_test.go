@@ -108,6 +108,8 @@ type fakeNode struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	down  bool
+	// tokens are the token parameters of the upgrade requests, in order.
+	tokens []string
 }
 
 func newFakeNode(t *testing.T, hub *fakeHub) *fakeNode {
@@ -152,6 +154,9 @@ func (n *fakeNode) serveWS(w http.ResponseWriter, r *http.Request) {
 		n.mu.Unlock()
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
+	}
+	if tok := r.URL.Query().Get("token"); tok != "" {
+		n.tokens = append(n.tokens, tok)
 	}
 	nc, rw, _, err := ws.UpgradeHTTP(r, w)
 	if err != nil {

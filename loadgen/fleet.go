@@ -49,6 +49,9 @@ type fleet struct {
 	recovery bool
 	clients  []*client
 	subFirst []byte // the first {"op":"sub"} of a client
+	// tokens are the connections' own tokens (Config.TokenSecret), nil
+	// without.
+	tokens *tokenMinter
 	// drivers run the clients' cuts and reconnections (see drive).
 	drivers    sync.WaitGroup
 	driveCtx   context.Context
@@ -112,8 +115,9 @@ type wsConn struct {
 	replayN                int64
 }
 
-// target is one node to dial.
-type target struct{ hostport, host, uri string }
+// target is one node to dial; tokenBase is uri ready for a token (see
+// requestURI).
+type target struct{ hostport, host, uri, tokenBase string }
 
 // dialInfo carries a client's connection to OnOpen.
 type dialInfo struct {
@@ -141,7 +145,11 @@ func newFleet(cfg Config) (*fleet, error) {
 		if t.hostport, t.host, t.uri, err = parseTarget(u); err != nil {
 			return nil, err
 		}
+		t.tokenBase = tokenBase(t.uri)
 		f.targets = append(f.targets, t)
+	}
+	if f.tokens, err = newTokenMinter(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Scenario == ScenarioJitter || cfg.Scenario == ScenarioDeploy {
 		f.recovery = true
@@ -190,6 +198,9 @@ func pendingKey(local, remote net.Addr) string {
 
 // OnOpen sends the upgrade request. It runs on the connection's loop.
 func (f *fleet) OnOpen(c *poller.Conn) {
+	// A connection with its own token comes with its request URI (see
+	// attemptTo).
+	reqURI, _ := c.Context().(string)
 	key, err := codec.NewClientKey(nil)
 	wc := &wsConn{done: make(chan error, 1), key: key}
 	wc.dec.Init(&f.dec)
@@ -214,6 +225,9 @@ func (f *fleet) OnOpen(c *poller.Conn) {
 		wc.finish(err)
 		c.Close()
 		return
+	}
+	if reqURI != "" {
+		uri = reqURI
 	}
 	c.Write(codec.AppendClientRequest(nil, host, uri, key, f.cfg.Headers...))
 }

@@ -115,9 +115,9 @@ func (m *localMember) ramp(ctx context.Context) error {
 	if m.cfg.Scenario == ScenarioShootout {
 		n = m.cfg.ShootoutStart
 	}
-	m.rampT = m.f.ramp(ctx, n-slow)
-	for i := range slow {
-		if c, err := m.dialSlow(ctx, m.f.source(i)); err == nil {
+	m.rampT = m.f.ramp(ctx, 0, n-slow)
+	for i := n - slow; i < n; i++ {
+		if c, err := m.dialSlow(ctx, i); err == nil {
 			m.slow = append(m.slow, c)
 		}
 	}
@@ -125,9 +125,17 @@ func (m *localMember) ramp(ctx context.Context) error {
 	return nil
 }
 
-// dialSlow opens a connection that will never be read after its
+// dialSlow opens connection i, which will never be read after its
 // handshake, with a small receive buffer so that it fills soon.
-func (m *localMember) dialSlow(ctx context.Context, src string) (net.Conn, error) {
+func (m *localMember) dialSlow(ctx context.Context, i int) (net.Conn, error) {
+	uri := m.f.uri
+	if m.f.tokens != nil {
+		var err error
+		if uri, err = m.f.requestURI(0, i); err != nil {
+			return nil, err
+		}
+	}
+	src := m.f.source(i)
 	d := net.Dialer{Timeout: m.cfg.ConnectTimeout, Control: func(network, address string, rc syscall.RawConn) error {
 		_ = rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 		return bindNoPort(network, address, rc)
@@ -139,7 +147,7 @@ func (m *localMember) dialSlow(ctx context.Context, src string) (net.Conn, error
 	if err != nil {
 		return nil, err
 	}
-	if err := clientHandshake(c, m.f.host, m.f.uri, m.cfg.Headers, m.cfg.ConnectTimeout); err != nil {
+	if err := clientHandshake(c, m.f.host, uri, m.cfg.Headers, m.cfg.ConnectTimeout); err != nil {
 		_ = c.Close()
 		return nil, err
 	}

@@ -321,7 +321,7 @@ func (f *fleet) reconnect(ctx context.Context, cl *client) {
 	began := time.Now().UnixNano()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		c, closed, err := f.attemptTo(ctx, f.source(cl.id), d.node, cl, began)
+		c, closed, err := f.attemptTo(ctx, cl.id, d.node, cl, began)
 		f.attempts.Add(1)
 		if err == nil {
 			d.conn, d.closed = c, closed

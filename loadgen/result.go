@@ -19,6 +19,9 @@ type Result struct {
 	Procs    int       `json:"procs"`
 	Started  time.Time `json:"started"`
 	Elapsed  float64   `json:"elapsed_s"`
+	// TokenChannels are the channels granted by the connections' own
+	// tokens (Config.TokenSecret); nil without.
+	TokenChannels []string `json:"token_channels,omitempty"`
 
 	// ConnsTarget is the number of receiving connections asked for.
 	ConnsTarget int `json:"conns_target"`
@@ -285,6 +288,9 @@ func (r *Result) WriteJSON(w io.Writer) error {
 func (r *Result) WriteSummary(w io.Writer) error {
 	p := &errWriter{w: w}
 	p.printf("scenario %s against %s, %d process(es), %.1f s\n", r.Scenario, r.URL, max(r.Procs, 1), r.Elapsed)
+	if r.TokenChannels != nil {
+		p.printf("tokens: one per connection (sub u<index>), channels %q\n", r.TokenChannels)
+	}
 	p.printf("connections: %d/%d open after the ramp (%.2f s, %.0f handshakes/s), %d at the end, %d attempts, %d gave up\n",
 		r.Connected, r.ConnsTarget, r.RampSeconds, r.HandshakesPerSec, r.OpenAtEnd, r.ConnectAttempts, r.GaveUp)
 	if r.Handshake.Count() > 0 {

@@ -131,6 +131,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := Merge(append(parts, pr)...)
 	res.Scenario, res.URL, res.Procs = cfg.Scenario, cfg.URL, cfg.Procs
+	if cfg.TokenSecret != "" {
+		res.TokenChannels = cfg.TokenChannels
+	}
 	res.Started = started
 	res.Elapsed = time.Since(started).Seconds()
 	res.Timeline = prog.timeline()

@@ -55,10 +55,14 @@ func shootout(ctx context.Context, cfg Config, m *localMember, pub publisher, ps
 		return n
 	}
 	n := cfg.ShootoutStart
+	// dialed is the number of connection indices handed out (the first
+	// ramp's by Run): new clients take new indices, hence new tokens.
+	dialed := n
 	var seq uint64
 	for {
 		if open := int(f.open.Load()); open < n {
-			f.ramp(ctx, n-open)
+			f.ramp(ctx, dialed, n-open)
+			dialed += n - open
 		}
 		// Every step follows a ramp (the first one Run's).
 		sleepCtx(ctx, cfg.ShootoutSettle)

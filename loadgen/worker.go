@@ -150,10 +150,13 @@ func startWorkers(ctx context.Context, cfg Config) ([]member, error) {
 		}
 	}
 	var out []member
+	first := cfg.TokenFirst
 	for i := range cfg.Procs {
 		wc := cfg
 		wc.Procs, wc.Progress, wc.Ready = 1, nil, nil
 		wc.Conns = share(cfg.Conns, i, cfg.Procs)
+		wc.TokenFirst = first
+		first += wc.Conns
 		wc.ConnectConcurrency = max(1, cfg.ConnectConcurrency/cfg.Procs)
 		if cfg.ConnectRate > 0 {
 			wc.ConnectRate = cfg.ConnectRate / float64(cfg.Procs)

@@ -13,6 +13,8 @@
 //	    -deploy-cmd 'kill -TERM 1234' -pub-http 'http://127.0.0.1:8091/api/publish?channel=bench' ...
 //	loadgen -url 'ws://127.0.0.1:8080/ws?channel=bench' -scenario shootout -conns 64000 \
 //	    -shootout-start 1000 -p95-bound 500ms -pub-http ... -count 10 -interval 100ms
+//	LOADGEN_TOKEN_SECRET=S loadgen -url 'ws://127.0.0.1:8080/ws?channel=bench' -conns 10000
+//	    (each connection with its own HS256 token, sub u0 .. u9999)
 package main
 
 import (
@@ -49,6 +51,10 @@ func main() {
 	}
 }
 
+// tokenSecretEnv holds the -token-secret default, to keep the secret out of
+// the process list.
+const tokenSecretEnv = "LOADGEN_TOKEN_SECRET"
+
 // headerList collects repeated -header flags.
 type headerList []string
 
@@ -58,7 +64,7 @@ func (h *headerList) Set(v string) error { *h = append(*h, v); return nil }
 func run(args []string) error {
 	var cfg loadgen.Config
 	var headers headerList
-	var sources, jsonOut, plots, urls string
+	var sources, jsonOut, plots, urls, tokenChannels string
 	var printReady bool
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/ws?channel=bench", "WebSocket URL")
@@ -95,6 +101,9 @@ func run(args []string) error {
 	fs.Float64Var(&cfg.ShootoutFactor, "shootout-factor", 0, "shootout: growth from step to step (default 2)")
 	fs.DurationVar(&cfg.P95Bound, "p95-bound", 0, "shootout: a step passes with p95 at most this (default 500ms)")
 	fs.DurationVar(&cfg.ShootoutSettle, "shootout-settle", 0, "shootout: pause between a step's ramp and its broadcasts (default 250ms; <0 none)")
+	fs.StringVar(&cfg.TokenSecret, "token-secret", "", "give each connection its own HS256 token (sub u<i>) signed with this secret (default $"+tokenSecretEnv+")")
+	fs.StringVar(&tokenChannels, "token-channels", "", "with -token-secret: channel patterns granted, comma-separated (default the URL's channel parameters, or -channel)")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 0, "with -token-secret: token lifetime (default 24h)")
 	fs.IntVar(&cfg.Procs, "procs", 1, "worker processes (to pass the open-file limit of one)")
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	fs.StringVar(&plots, "plots", "", "write latency.svg, ramp.svg and rate.svg (and recovery.svg or shootout.svg) to this directory")
@@ -107,6 +116,12 @@ func run(args []string) error {
 		return err
 	}
 	cfg.Headers = headers
+	if cfg.TokenSecret == "" {
+		cfg.TokenSecret = os.Getenv(tokenSecretEnv)
+	}
+	if tokenChannels != "" {
+		cfg.TokenChannels = strings.Split(tokenChannels, ",")
+	}
 	if urls != "" {
 		cfg.URLs = strings.Split(urls, ",")
 		cfg.URL = cfg.URLs[0]

@@ -16,10 +16,14 @@ import (
 // fresh, takes the first ramp of the full run (o.nSmall idle connections,
 // unbounded connect rate, 256 handshakes in flight) and is stopped; its
 // CPU over the ramp divided by the connections is its CPU per handshake,
-// as in the full run. Herald runs twice, with anonymous clients and with
-// an HS256 token in the URL; with -baseline, a second herald binary runs
-// the same two, so before and after come from one run. Servers take
-// turns within each repetition.
+// as in the full run. Herald runs three times: with anonymous clients
+// (herald), with one HS256 token in the URL shared by every connection
+// (herald-hs256: a server that caches verified tokens verifies it once),
+// and with a token per connection, each its own user (herald-hs256-users:
+// sub u0, u1, ..., minted by the load generator before its ramp, as in a
+// reconnect storm of distinct users). With -baseline, a second herald
+// binary runs the same three, so before and after come from one run.
+// Servers take turns within each repetition.
 
 // benchSecret is the HS256 secret of the herald-hs256 runs.
 const benchSecret = "benchrun-hs256-secret-0123456789abcdef"
@@ -44,7 +48,13 @@ func hsServers(o opts) ([]server, error) {
 			return append(args, "--jwt-secret", benchSecret)
 		}
 		hs.url = func(ws string) string { return base.url(ws) + "&token=" + tok }
-		return []server{anon, hs}
+		// The load generator signs a token per connection (channels: the
+		// URL's, bench); the secret goes by environment, not argument.
+		users := hs
+		users.name = name + "-hs256-users"
+		users.url = base.url
+		users.lgEnv = []string{"LOADGEN_TOKEN_SECRET=" + benchSecret}
+		return []server{anon, hs, users}
 	}
 	all := heralds("herald", o.herald)
 	if o.baseline != "" {
@@ -165,7 +175,7 @@ func measureHandshake(o opts, s server, pinned bool, n int) (m hsMeasurement, er
 	time.Sleep(500 * time.Millisecond)
 	src := fmt.Sprintf("127.0.%d.%d", (n*3)/250%250, 2+(n*3)%250)
 	cpu0, sched0 := procCPU(pid), procSched(pid)
-	lg, err := startLoadgen(lgCPU, o.loadgen, "-url", s.url(wsAddr), "-quiet", "-connect-rate", "-1",
+	lg, err := startLoadgenEnv(lgCPU, s.lgEnv, o.loadgen, "-url", s.url(wsAddr), "-quiet", "-connect-rate", "-1",
 		"-scenario", "idle", "-conns", fmt.Sprint(o.nSmall), "-duration", "10m", "-source-addrs", src)
 	if err != nil {
 		return m, err

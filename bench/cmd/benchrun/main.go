@@ -30,6 +30,8 @@ type server struct {
 	url   func(ws string) string
 	pub   func(api string) string
 	stats func(api string) string
+	// lgEnv is extra environment for the load generator ("NAME=value").
+	lgEnv []string
 }
 
 // opts are the knobs of a whole benchmark run.
@@ -66,8 +68,8 @@ func main() {
 	flag.DurationVar(&o.sustDur, "sust-duration", 5*time.Second, "sustained phase length")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "wait before each memory sample")
 	flag.StringVar(&o.only, "only", "", "comma-separated server names to run (default all)")
-	flag.StringVar(&o.phases, "phases", "all", "all, or handshake: only the first ramp's CPU per handshake, herald anonymous and with HS256 tokens against bare gnet, printed and written to results/handshake.txt")
-	flag.StringVar(&o.baseline, "baseline", "", "with -phases handshake: another herald binary, run as herald-base and herald-base-hs256 in the same rounds")
+	flag.StringVar(&o.phases, "phases", "all", "all, or handshake: only the first ramp's CPU per handshake against bare gnet, of herald anonymous (herald), with one HS256 token shared by every connection (herald-hs256) and with a token per connection, each its own user (herald-hs256-users), printed and written to results/handshake.txt")
+	flag.StringVar(&o.baseline, "baseline", "", "with -phases handshake: another herald binary, run as herald-base, herald-base-hs256 and herald-base-hs256-users in the same rounds")
 	flag.Parse()
 	for m := range strings.SplitSeq(modes, ",") {
 		o.modes = append(o.modes, m == "pinned")
@@ -318,7 +320,15 @@ type lgProc struct {
 	done  chan struct{}
 }
 
+// startLoadgen starts the load generator bin with args, pinned to cpu (or
+// not, when cpu < 0), adding -print-ready and -json.
 func startLoadgen(cpu int, bin string, args ...string) (*lgProc, error) {
+	return startLoadgenEnv(cpu, nil, bin, args...)
+}
+
+// startLoadgenEnv is startLoadgen with env ("NAME=value") added to the
+// load generator's environment.
+func startLoadgenEnv(cpu int, env []string, bin string, args ...string) (*lgProc, error) {
 	f, err := os.CreateTemp("", "loadgen-*.json")
 	if err != nil {
 		return nil, err
@@ -326,6 +336,9 @@ func startLoadgen(cpu int, bin string, args ...string) (*lgProc, error) {
 	_ = f.Close()
 	args = append(args, "-print-ready", "-json", f.Name())
 	cmd := command(cpu, bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
