@@ -118,6 +118,11 @@ type Config struct {
 	// not auth.DefaultLeeway, which DefaultConfig sets.
 	JWTLeeway   server.Duration `json:"jwt_leeway"`
 	JWTAudience string          `json:"jwt_audience"`
+	// JWTCacheSize is how many verified tokens the node remembers, so that
+	// a token presented again (a reconnection, another tab) costs no
+	// signature check (auth.Config.TokenCache). 0 means
+	// auth.DefaultTokenCache; negative, none.
+	JWTCacheSize int `json:"jwt_cache_size"`
 	// AllowedOrigins lists the browser origins allowed to connect (besides
 	// same-host pages and clients that send no Origin).
 	AllowedOrigins []string `json:"allowed_origins"`
@@ -664,6 +669,7 @@ func newVerifier(cfg Config) (*auth.Verifier, error) {
 		Issuer:             cfg.JWTIssuer,
 		Leeway:             cfg.JWTLeeway.D(),
 		Audience:           cfg.JWTAudience,
+		TokenCache:         cfg.JWTCacheSize,
 		AllowAnonymous:     cfg.AllowAnonymous,
 		AnonymousSubscribe: cfg.AnonymousSubscribe,
 		AnonymousPublish:   cfg.AnonymousPublishPatterns(),
