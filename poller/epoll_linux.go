@@ -389,6 +389,13 @@ func (e *epollLoop) open(fd int, c *Conn, accepted bool) error {
 	e.l.enter()
 	k.h.OnOpen(c)
 	e.l.leave()
+	if accepted && k.cfg.DeferAccept > 0 && c.fd >= 0 && !c.Closed() {
+		// The kernel held the connection until its first bytes came
+		// (TCP_DEFER_ACCEPT): read them now rather than at the next
+		// wakeup. A connection accepted without them, once the deferral
+		// ran out, reads EAGAIN and waits for its event as usual.
+		e.read(c)
+	}
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // epollOf returns the epoll driver of l.
@@ -462,5 +464,36 @@ func TestHoldWait(t *testing.T) {
 		if i%10 == 0 {
 			time.Sleep(3 * DefaultHoldWait) // past the hold: the loop sleeps in a blocking wait
 		}
+	}
+}
+
+// TestDeferAccept checks Config.DeferAccept: the listener asks the kernel
+// to hold connections until their first bytes (TCP_DEFER_ACCEPT), and the
+// loop reads those bytes as it opens the connection, in the same wakeup,
+// not at the next one.
+func TestDeferAccept(t *testing.T) {
+	t.Parallel()
+	var openedAt, readAt atomic.Uint64
+	s := startServer(t, Config{Backend: BackendEpoll, Loops: 1, DeferAccept: time.Second}, &funcs{
+		open: func(c *Conn) { openedAt.Store(epollOf(t, c.Loop()).iter) },
+		data: func(c *Conn, in []byte) int {
+			readAt.CompareAndSwap(0, epollOf(t, c.Loop()).iter)
+			return lineEcho(c, in)
+		},
+	})
+	e := epollOf(t, s.Loops()[0])
+	secs, err := unix.GetsockoptInt(e.lns[0], unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT)
+	if err != nil || secs < 1 {
+		t.Fatalf("listener's TCP_DEFER_ACCEPT = %d (%v), want at least 1", secs, err)
+	}
+	nc := dial(t, s)
+	if _, err := nc.Write([]byte("first\n")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if got := string(readN(t, nc, len("first\n"))); got != "first\n" {
+		t.Fatalf("echo = %q", got)
+	}
+	if o, r := openedAt.Load(), readAt.Load(); o == 0 || r != o {
+		t.Errorf("first bytes read in loop iteration %d, connection opened in %d: want the same", r, o)
 	}
 }

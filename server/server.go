@@ -245,6 +245,7 @@ func New(cfg Config, app App, log *slog.Logger) (*Server, error) {
 		Backend:          cfg.PollerBackend,
 		Loops:            loops,
 		HoldWait:         holdWait(nloops),
+		DeferAccept:      max(cfg.DeferAccept.D(), 0),
 		ReusePort:        true,
 		TCPNoDelay:       true,
 		SocketRecvBuffer: cfg.SocketRecvBuffer,

@@ -90,6 +90,7 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest upgrade request header, bytes")
 	fs.Var(&c.HandshakeTimeout, "handshake-timeout", "time allowed to complete the upgrade request, from its first byte (and the TLS handshake)")
 	fs.Var(&c.FirstByteTimeout, "first-byte-timeout", "close a new connection that sends nothing for this long (TLS: the ClientHello deadline)")
+	fs.Var(&c.DeferAccept, "defer-accept", "the kernel holds a new connection until its first bytes come, up to this long, before herald accepts it (TCP_DEFER_ACCEPT; negative = off)")
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "most concurrent connections (0 = kernel limit)")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", c.MaxConnsPerIP, "most connections from one IP (IPv6: one /64), counted at accept; 0 = no cap")
 	fs.IntVar(&c.MaxHandshakes, "max-handshakes", c.MaxHandshakes, "most connections accepted and not yet upgraded, plain and TLS (negative = no cap)")
