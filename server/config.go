@@ -52,8 +52,8 @@ type Config struct {
 	FirstByteTimeout Duration `json:"first_byte_timeout"`
 	// DeferAccept has the kernel hold a new connection until its first
 	// bytes arrive, for up to this long, before the event loop accepts it
-	// (TCP_DEFER_ACCEPT, whole seconds; the epoll backend's plain
-	// listener): a client that connects and sends nothing holds no
+	// (TCP_DEFER_ACCEPT, whole seconds; Linux, both listeners, the plain
+	// one only with the epoll backend): a client that connects and sends nothing holds no
 	// descriptor and no handshake slot meanwhile, then is accepted and
 	// FirstByteTimeout runs as usual, and a connection costs the loop one
 	// wakeup instead of two (its first bytes are read as it is accepted).

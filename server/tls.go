@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -107,7 +108,8 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 
 // start binds the TLS listener and starts the loops and the bridge.
 func (t *tlsSide) start() error {
-	ln, err := net.Listen("tcp", t.srv.cfg.TLSListen)
+	lc := net.ListenConfig{Control: deferAcceptControl(t.srv.cfg.DeferAccept.D())}
+	ln, err := lc.Listen(context.Background(), "tcp", t.srv.cfg.TLSListen)
 	if err != nil {
 		return fmt.Errorf("tls listen %s: %w", t.srv.cfg.TLSListen, err)
 	}
