@@ -151,6 +151,9 @@ func TestAcceptPaceTLS(t *testing.T) {
 	certFile, keyFile, pool := writeTestCert(t)
 	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
 	cfg.AcceptRate, cfg.AcceptBurst = 1, 1
+	// The sockets below say nothing: with a deferred accept the kernel
+	// would hold them past the second that refills the bucket.
+	cfg.DeferAccept = -1
 	s := startServer(t, cfg, newRecorder())
 	wstest.Dial(t, s.Addr().String(), wstest.Options{}) // the plain port takes the one token
 	tlsAddr := s.TLSAddr().String()
