@@ -23,7 +23,9 @@ import (
 // sub u0, u1, ..., minted by the load generator before its ramp, as in a
 // reconnect storm of distinct users). With -baseline, a second herald
 // binary runs the same three, so before and after come from one run.
-// Servers take turns within each repetition.
+// The peers (bare gnet, the floor the ratios are taken against, then
+// nbio, gws and gorilla) run once each. Servers take turns within each
+// repetition.
 
 // benchSecret is the HS256 secret of the herald-hs256 runs.
 const benchSecret = "benchrun-hs256-secret-0123456789abcdef"
@@ -61,7 +63,7 @@ func hsServers(o opts) ([]server, error) {
 		all = append(heralds("herald-base", o.baseline), all...)
 	}
 	for _, s := range servers(opts{peers: o.peers}) {
-		if s.name == "gnet" {
+		if s.name != "herald" { // the peers: gnet (the floor), nbio, gws, gorilla
 			all = append(all, s)
 		}
 	}

@@ -68,7 +68,7 @@ func main() {
 	flag.DurationVar(&o.sustDur, "sust-duration", 5*time.Second, "sustained phase length")
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "wait before each memory sample")
 	flag.StringVar(&o.only, "only", "", "comma-separated server names to run (default all)")
-	flag.StringVar(&o.phases, "phases", "all", "all, or handshake: only the first ramp's CPU per handshake against bare gnet, of herald anonymous (herald), with one HS256 token shared by every connection (herald-hs256) and with a token per connection, each its own user (herald-hs256-users), printed and written to results/handshake.txt")
+	flag.StringVar(&o.phases, "phases", "all", "all, or handshake: only the first ramp's CPU per handshake against bare gnet (and the other peers), of herald anonymous (herald), with one HS256 token shared by every connection (herald-hs256) and with a token per connection, each its own user (herald-hs256-users), printed and written to results/handshake.txt")
 	flag.StringVar(&o.baseline, "baseline", "", "with -phases handshake: another herald binary, run as herald-base, herald-base-hs256 and herald-base-hs256-users in the same rounds")
 	flag.Parse()
 	for m := range strings.SplitSeq(modes, ",") {
