@@ -362,8 +362,24 @@ func (h *Hub) SubscribeTrusted(l Loop, channel string, sub Subscriber, since *Po
 	return h.subscribe(l, channel, sub, since, false)
 }
 
+// SubscribeNew is Subscribe, or with trusted SubscribeTrusted, for a pair
+// the caller knows is not subscribed, because it keeps its own record of
+// its subscriptions (push's sessions do): it does not look for an existing
+// subscription, which on a channel of many subscribers on the loop is a
+// lookup in their index, in every handshake of a storm. A pair subscribed
+// twice this way would get every message twice; race builds check.
+func (h *Hub) SubscribeNew(l Loop, channel string, sub Subscriber, since *Position, trusted bool) (pos Position, backlog []*Message, recovered bool, err error) {
+	return h.subscribeAs(l, channel, sub, since, !trusted, true)
+}
+
 // subscribe implements Subscribe (client) and SubscribeTrusted.
 func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position, client bool) (pos Position, backlog []*Message, recovered bool, err error) {
+	return h.subscribeAs(l, channel, sub, since, client, false)
+}
+
+// subscribeAs implements the Subscribe methods; fresh skips the look for
+// an existing subscription (SubscribeNew).
+func (h *Hub) subscribeAs(l Loop, channel string, sub Subscriber, since *Position, client, fresh bool) (pos Position, backlog []*Message, recovered bool, err error) {
 	ls := h.loopState(l)
 	for {
 		c, err := h.channel(channel, client)
@@ -371,7 +387,13 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 			return Position{}, nil, false, inContext(err, "subscribe to", channel)
 		}
 		list := ls.subs[c]
-		already := list != nil && list.find(sub) >= 0
+		already := false
+		if !fresh || checkFresh {
+			already = list != nil && list.find(sub) >= 0
+			if fresh && already {
+				panic(fmt.Sprintf("hub: SubscribeNew of a pair already subscribed to %q", channel))
+			}
+		}
 		c.mu.Lock()
 		if c.gone {
 			c.mu.Unlock()

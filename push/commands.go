@@ -183,11 +183,11 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 	// The name may point into the upgrade request's buffer; keep a copy
 	// of its own so the request can be freed.
 	ch = strings.Clone(ch)
-	subscribe := a.o.Hub.Subscribe // a client's channel counts against the cap
-	if s.owns(ch) {
-		subscribe = a.o.Hub.SubscribeTrusted
-	}
-	pos, backlog, recovered, err := subscribe(l, ch, s, since)
+	// s is not subscribed to ch now (removeChannel above made sure), and
+	// the hub learns of it before anything else can run on this loop:
+	// SubscribeNew skips the hub's own look for it. A client's channel
+	// counts against the cap; the session's own is trusted.
+	pos, backlog, recovered, err := a.o.Hub.SubscribeNew(l, ch, s, since, s.owns(ch))
 	pres := a.hasPresence(ch)
 	if err != nil {
 		a.release(ch)
