@@ -10,9 +10,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // hs256 is Verify's fast path for HS256 tokens, the common case on a
@@ -22,14 +21,14 @@ import (
 // the token's own bytes, the header is recognised from a small cache of
 // the header segments seen (one per issuer in practice), and only then are
 // the claims decoded, into the same wireClaims as the library path, and
-// validated by the library's own Validator with the same options. Any
+// their times checked as the library's Validator checks them with the
+// same options (validTimes), without its allocations. Any
 // token this path does not accept (another algorithm, a bad signature,
 // expired claims, anything malformed) goes through the library path,
 // which gives the error; so this path can only accept what the library
 // would, and a token it refuses costs the library path's price.
 type hs256 struct {
-	macs      sync.Pool // of hash.Hash: HMAC-SHA256 with the secret
-	validator *jwt.Validator
+	macs sync.Pool // of hash.Hash: HMAC-SHA256 with the secret
 	// headers maps a header segment, as sent, to whether it says HS256
 	// (its "alg", read as the library reads it); at most maxHeaders.
 	headers  sync.Map
@@ -43,16 +42,17 @@ const maxHeaders = 32
 // sigLen is the length of an HS256 signature.
 const sigLen = sha256.Size
 
-func newHS256(secret []byte, validator *jwt.Validator) *hs256 {
+func newHS256(secret []byte) *hs256 {
 	key := append([]byte(nil), secret...)
-	h := &hs256{validator: validator}
+	h := &hs256{}
 	h.macs.New = func() any { return hmac.New(sha256.New, key) }
 	return h
 }
 
-// verify returns the claims of token when it is a valid HS256 token, or
-// false to let the library path decide.
-func (h *hs256) verify(token string, wc *wireClaims) bool {
+// verify returns the claims of token when it is a valid HS256 token at
+// now, with leeway, or false to let the library path decide. wc does not
+// escape: the caller's stays on its stack.
+func (h *hs256) verify(token string, wc *wireClaims, now time.Time, leeway time.Duration) bool {
 	head, rest, ok := strings.Cut(token, ".")
 	if !ok {
 		return false
@@ -86,14 +86,37 @@ func (h *hs256) verify(token string, wc *wireClaims) bool {
 		return false
 	}
 	if claims = claims[:n]; !decodeClaims(claims, wc) {
-		// Beyond the common shape: encoding/json decides (on a copy, so
-		// that buf stays on the stack).
-		*wc = wireClaims{}
-		if json.Unmarshal(bytes.Clone(claims), wc) != nil {
+		// Beyond the common shape: encoding/json decides (on copies, so
+		// that buf and wc stay on the stack).
+		tmp := new(wireClaims)
+		if json.Unmarshal(bytes.Clone(claims), tmp) != nil {
 			return false
 		}
+		*wc = *tmp
 	}
-	return h.validator.Validate(wc) == nil
+	return validTimes(wc, now, leeway)
+}
+
+// validTimes reports whether wc's times allow its token at now, judged
+// exactly as jwt/v5's Validator judges them with the leeway and
+// WithIssuedAt, the options the library path runs with (its
+// verifyExpiresAt, verifyNotBefore and verifyIssuedAt; iss and aud are
+// Verify's own checks, and none is required). It is not the library's
+// Validator, which allocates its error list and takes the claims as an
+// interface, so that they escape: a token that fails here goes the
+// library's way, which refuses it with its reason. TestHS256FastPath and
+// FuzzHS256FastPath hold the two to the same verdicts.
+func validTimes(wc *wireClaims, now time.Time, leeway time.Duration) bool {
+	if exp := wc.ExpiresAt; exp != nil && !now.Before(exp.Add(leeway)) {
+		return false
+	}
+	if nbf := wc.NotBefore; nbf != nil && now.Before(nbf.Add(-leeway)) {
+		return false
+	}
+	if iat := wc.IssuedAt; iat != nil && now.Before(iat.Add(-leeway)) {
+		return false
+	}
+	return true
 }
 
 // isHS256 reports whether a header segment says "alg":"HS256", decoding

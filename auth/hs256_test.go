@@ -150,3 +150,20 @@ func FuzzHS256FastPath(f *testing.F) {
 		sameVerdict(t, v, hsToken(key, header, payload))
 	})
 }
+
+// TestHS256TimeBoundaries holds the fast path's time checks to the
+// library's at their edges: exp, nbf and iat exactly at, just inside and
+// just outside the leeway, with the leeway on and off.
+func TestHS256TimeBoundaries(t *testing.T) {
+	h := `{"alg":"HS256","typ":"JWT"}`
+	for _, leeway := range []time.Duration{-1, 30 * time.Second} {
+		v := newTestVerifier(t, Config{HMACSecret: secret, Leeway: leeway, TokenCache: -1})
+		l := v.leeway
+		for _, d := range []time.Duration{-l - time.Second, -l, -l + time.Second, -time.Second, 0, time.Second, l - time.Second, l, l + time.Second} {
+			at := itoa(testNow.Add(d).Unix())
+			for _, claim := range []string{"exp", "nbf", "iat"} {
+				sameVerdict(t, v, hsToken(secret, h, `{"sub":"a","`+claim+`":`+at+`}`))
+			}
+		}
+	}
+}

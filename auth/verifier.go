@@ -100,7 +100,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 	v.parser = jwt.NewParser(opts...)
 	if v.hmac != nil {
-		v.fast = newHS256(v.hmac, jwt.NewValidator(opts...))
+		v.fast = newHS256(v.hmac)
 	}
 	if size := cfg.tokenCache(); size > 0 {
 		v.cache = newTokenCache(size)
@@ -166,12 +166,13 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 
 // verify is Verify without the cache.
 func (v *Verifier) verify(token string) (*Claims, error) {
-	var wc wireClaims
-	if v.fast == nil || !v.fast.verify(token, &wc) {
-		wc = wireClaims{}
-		if _, err := v.parser.ParseWithClaims(token, &wc, v.key); err != nil {
+	var wc wireClaims // on the stack: the library path parses into its own
+	if v.fast == nil || !v.fast.verify(token, &wc, v.now(), v.leeway) {
+		lib := new(wireClaims)
+		if _, err := v.parser.ParseWithClaims(token, lib, v.key); err != nil {
 			return nil, classify(err)
 		}
+		wc = *lib
 	}
 	if v.issuer != "" && wc.Issuer != v.issuer {
 		return nil, ErrWrongIssuer
