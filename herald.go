@@ -121,7 +121,7 @@ type Config struct {
 	// JWTCacheSize is how many verified tokens the node remembers, so that
 	// a token presented again (a reconnection, another tab) costs no
 	// signature check (auth.Config.TokenCache). 0 means
-	// auth.DefaultTokenCache; negative, none.
+	// auth.DefaultTokenCache, which DefaultConfig sets; negative, none.
 	JWTCacheSize int `json:"jwt_cache_size"`
 	// AllowedOrigins lists the browser origins allowed to connect (besides
 	// same-host pages and clients that send no Origin).
@@ -265,6 +265,7 @@ func DefaultConfig() Config {
 		MaxBodyBytes:        api.DefaultMaxBodyBytes,
 		AnonymousSubscribe:  []string{"*"},
 		JWTLeeway:           server.Duration(auth.DefaultLeeway),
+		JWTCacheSize:        auth.DefaultTokenCache,
 		HistorySize:         hub.DefaultHistorySize,
 		HistoryTTL:          server.Duration(hub.DefaultHistoryTTL),
 		MaxPublishSize:      hub.DefaultMaxPayload,
