@@ -474,7 +474,9 @@ func TestHoldWait(t *testing.T) {
 func TestDeferAccept(t *testing.T) {
 	t.Parallel()
 	var openedAt, readAt atomic.Uint64
-	s := startServer(t, Config{Backend: BackendEpoll, Loops: 1, DeferAccept: time.Second}, &funcs{
+	// A long deferral: the kernel gives up waiting for data only after
+	// it, and the test's write must come first however busy the machine.
+	s := startServer(t, Config{Backend: BackendEpoll, Loops: 1, DeferAccept: 30 * time.Second}, &funcs{
 		open: func(c *Conn) { openedAt.Store(epollOf(t, c.Loop()).iter) },
 		data: func(c *Conn, in []byte) int {
 			readAt.CompareAndSwap(0, epollOf(t, c.Loop()).iter)
