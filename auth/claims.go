@@ -104,3 +104,15 @@ func (c *Claims) TTL(now time.Time) (time.Duration, bool) {
 	}
 	return c.ExpiresAt.Add(c.leeway).Sub(now), true
 }
+
+// expiredAt reports whether a token that expires at exp (zero: never) has
+// expired by now, leeway allowed: jwt/v5's rule (now not before exp +
+// leeway), which the HS256 fast path mirrors (validTimes) and a cached
+// token's every hit repeats. nbf and iat are lower bounds, passed at
+// insertion, and time only moves past them (a wall clock stepped back is
+// not re-checked: the token was valid at a time this node already
+// believed); iss, aud and the keys are the Verifier's configuration,
+// which never changes: so expiry is the only check a hit repeats.
+func expiredAt(exp time.Time, leeway time.Duration, now time.Time) bool {
+	return !exp.IsZero() && !now.Before(exp.Add(leeway))
+}

@@ -107,7 +107,7 @@ func (h *hs256) verify(token string, wc *wireClaims, now time.Time, leeway time.
 // library's way, which refuses it with its reason. TestHS256FastPath and
 // FuzzHS256FastPath hold the two to the same verdicts.
 func validTimes(wc *wireClaims, now time.Time, leeway time.Duration) bool {
-	if exp := wc.ExpiresAt; exp != nil && !now.Before(exp.Add(leeway)) {
+	if exp := wc.ExpiresAt; exp != nil && expiredAt(exp.Time, leeway, now) {
 		return false
 	}
 	if nbf := wc.NotBefore; nbf != nil && now.Before(nbf.Add(-leeway)) {

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"time"
 	"unsafe"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -129,29 +128,6 @@ func (c *tokenCache) remove(token string) {
 	s.mu.Lock()
 	s.lru.Remove(token)
 	s.mu.Unlock()
-}
-
-// len returns the number of tokens cached, for tests.
-func (c *tokenCache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		n += s.lru.Len()
-		s.mu.Unlock()
-	}
-	return n
-}
-
-// expired reports whether claims, cached, have expired by now: the check
-// of the library's validator (exp + leeway not after now), which the full
-// path then repeats to give the error. It is the only check a hit
-// repeats. nbf and iat are lower bounds, passed at insertion, and time
-// only moves past them (a wall clock stepped back is not re-checked: the
-// token was valid at a time this node already believed); iss, aud and
-// the keys are the Verifier's configuration, which never changes.
-func expired(claims *Claims, leeway time.Duration, now time.Time) bool {
-	return !claims.ExpiresAt.IsZero() && !now.Before(claims.ExpiresAt.Add(leeway))
 }
 
 // claimsFootprint estimates the bytes claims hold: the struct, its

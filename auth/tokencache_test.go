@@ -37,20 +37,54 @@ func wantReason(t *testing.T, err error, reason *Error) {
 // cacheLen is how many tokens v's cache holds.
 func cacheLen(v *Verifier) int { return v.cache.len() }
 
+// len returns the number of tokens cached, for tests.
+func (c *tokenCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// keyCase is a key family Verify checks: the Config that trusts it and the
+// key that signs its tokens.
+type keyCase struct {
+	name string
+	cfg  Config
+	key  any
+}
+
+// keyCases are HS256, RS256 and ES256 with ks's keys.
+func keyCases(ks keySet) []keyCase {
+	return []keyCase{
+		{"HS256", Config{HMACSecret: secret}, secret},
+		{"RS256", Config{RSAPublicKeys: []*rsa.PublicKey{&ks.rsa.PublicKey}}, ks.rsa},
+		{"ES256", Config{ECDSAPublicKeys: []*ecdsa.PublicKey{&ks.p256.PublicKey}}, ks.p256},
+	}
+}
+
+// verifyTwice verifies tok twice with v and returns both claims.
+func verifyTwice(t *testing.T, v *Verifier, tok string) (first, second *Claims) {
+	t.Helper()
+	first, err := v.Verify(tok)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	second, err = v.Verify(tok)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	return first, second
+}
+
 func TestTokenCacheHitSharesClaims(t *testing.T) {
 	t.Parallel()
 	ks := testKeys()
 	spec := TokenSpec{Subject: "alice", Subscribe: []string{"news", "chat:*"}, ExpiresAt: testNow.Add(time.Hour)}
-	cases := []struct {
-		name string
-		cfg  Config
-		key  any
-	}{
-		{"HS256", Config{HMACSecret: secret}, secret},
-		{"HS384", Config{HMACSecret: secret}, nil}, // the library path
-		{"RS256", Config{RSAPublicKeys: []*rsa.PublicKey{&ks.rsa.PublicKey}}, ks.rsa},
-		{"ES256", Config{ECDSAPublicKeys: []*ecdsa.PublicKey{&ks.p256.PublicKey}}, ks.p256},
-	}
+	cases := append(keyCases(ks), keyCase{"HS384", Config{HMACSecret: secret}, nil}) // HS384: the library path
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -293,15 +327,7 @@ func TestTokenCacheBounds(t *testing.T) {
 		t.Fatalf("test token is %d bytes, want it under %d", len(wide), maxCachedToken)
 	}
 	for _, tok := range []string{long, wide} {
-		a, err := v.Verify(tok)
-		if err != nil {
-			t.Fatalf("Verify: %v", err)
-		}
-		b, err := v.Verify(tok)
-		if err != nil {
-			t.Fatalf("Verify: %v", err)
-		}
-		if a == b {
+		if a, b := verifyTwice(t, v, tok); a == b {
 			t.Errorf("a token of %d bytes with claims of about %d was cached", len(tok), claimsFootprint(a))
 		}
 	}
@@ -330,15 +356,7 @@ func TestTokenCacheOff(t *testing.T) {
 		t.Fatalf("TokenCache -1 made a cache")
 	}
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", ExpiresAt: testNow.Add(time.Hour)})
-	a, err := v.Verify(tok)
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	b, err := v.Verify(tok)
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
-	if a == b {
+	if a, b := verifyTwice(t, v, tok); a == b {
 		t.Fatalf("TokenCache -1: Verify returned the same claims twice")
 	}
 	if d := newTestVerifier(t, Config{HMACSecret: secret}); d.cache == nil || d.cache.size != DefaultTokenCache {

@@ -149,7 +149,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return v.verify(token)
 	}
 	if c := v.cache.get(token); c != nil {
-		if !expired(c, v.leeway, v.now()) {
+		if !expiredAt(c.ExpiresAt, v.leeway, v.now()) {
 			return c, nil
 		}
 		// The full path below gives the error.

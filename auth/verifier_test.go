@@ -376,16 +376,7 @@ func TestVerifyTokenWithOnlyAnonymous(t *testing.T) {
 func BenchmarkVerify(b *testing.B) {
 	ks := testKeys()
 	spec := TokenSpec{Subject: "alice", Subscribe: []string{"news", "chat:*"}, ExpiresAt: testNow.Add(time.Hour)}
-	cases := []struct {
-		name string
-		cfg  Config
-		key  any
-	}{
-		{"HS256", Config{HMACSecret: secret}, secret},
-		{"RS256", Config{RSAPublicKeys: []*rsa.PublicKey{&ks.rsa.PublicKey}}, ks.rsa},
-		{"ES256", Config{ECDSAPublicKeys: []*ecdsa.PublicKey{&ks.p256.PublicKey}}, ks.p256},
-	}
-	for _, bc := range cases {
+	for _, bc := range keyCases(ks) {
 		other := spec
 		other.Subject = "bob"
 		toks := [2]string{mustSign(b, bc.key, spec), mustSign(b, bc.key, other)}

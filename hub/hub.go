@@ -351,7 +351,7 @@ func (h *Hub) rebudget(c *channel) {
 // ErrChannelLimit when the channel is new and clients already created
 // Config.MaxChannels channels (counted in Stats.ChannelLimited).
 func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position) (pos Position, backlog []*Message, recovered bool, err error) {
-	return h.subscribe(l, channel, sub, since, true)
+	return h.subscribe(l, channel, sub, since, true, false)
 }
 
 // SubscribeTrusted is Subscribe for a subscription the backend vouches
@@ -359,7 +359,7 @@ func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position)
 // channel it creates is not counted against Config.MaxChannels, and it is
 // never refused for the cap.
 func (h *Hub) SubscribeTrusted(l Loop, channel string, sub Subscriber, since *Position) (pos Position, backlog []*Message, recovered bool, err error) {
-	return h.subscribe(l, channel, sub, since, false)
+	return h.subscribe(l, channel, sub, since, false, false)
 }
 
 // SubscribeNew is Subscribe, or with trusted SubscribeTrusted, for a pair
@@ -369,17 +369,13 @@ func (h *Hub) SubscribeTrusted(l Loop, channel string, sub Subscriber, since *Po
 // lookup in their index, in every handshake of a storm. A pair subscribed
 // twice this way would get every message twice; race builds check.
 func (h *Hub) SubscribeNew(l Loop, channel string, sub Subscriber, since *Position, trusted bool) (pos Position, backlog []*Message, recovered bool, err error) {
-	return h.subscribeAs(l, channel, sub, since, !trusted, true)
+	return h.subscribe(l, channel, sub, since, !trusted, true)
 }
 
-// subscribe implements Subscribe (client) and SubscribeTrusted.
-func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position, client bool) (pos Position, backlog []*Message, recovered bool, err error) {
-	return h.subscribeAs(l, channel, sub, since, client, false)
-}
-
-// subscribeAs implements the Subscribe methods; fresh skips the look for
-// an existing subscription (SubscribeNew).
-func (h *Hub) subscribeAs(l Loop, channel string, sub Subscriber, since *Position, client, fresh bool) (pos Position, backlog []*Message, recovered bool, err error) {
+// subscribe implements the Subscribe methods: client counts a channel it
+// creates against the cap (Subscribe), fresh skips the look for an
+// existing subscription (SubscribeNew).
+func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position, client, fresh bool) (pos Position, backlog []*Message, recovered bool, err error) {
 	ls := h.loopState(l)
 	for {
 		c, err := h.channel(channel, client)

@@ -210,15 +210,15 @@ func (e *epollLoop) run() {
 		// when none came does the loop sleep until the next event or due,
 		// in a wait that gives its P up.
 		n, err := epollPoll(e.epfd, e.events, 0)
-		if n == 0 && err == nil && hold > 0 {
-			if msec := min(hold, int(time.Until(due)/time.Millisecond)); msec > 0 {
-				n, err = epollPoll(e.epfd, e.events, msec)
-			}
-		}
 		if n == 0 && err == nil {
-			wait := time.Until(due)
-			msec := max(int((wait+time.Millisecond-1)/time.Millisecond), 0)
-			n, err = unix.EpollWait(e.epfd, e.events, msec)
+			msec := max(int((time.Until(due)+time.Millisecond-1)/time.Millisecond), 0)
+			if held := min(hold, msec); held > 0 {
+				n, err = epollPoll(e.epfd, e.events, held)
+				msec -= held // a hold that found nothing waited it all
+			}
+			if n == 0 && err == nil && msec > 0 { // at due: the poll above looked already
+				n, err = unix.EpollWait(e.epfd, e.events, msec)
+			}
 		}
 		if err != nil && err != unix.EINTR {
 			e.l.k.log.Error("poller: epoll_wait failed; closing the loop", "loop", e.l.idx, "err", err)

@@ -48,7 +48,7 @@ func (s *epollServer) serve(host, port string, ready func(*net.TCPAddr)) error {
 	}
 	var bound *net.TCPAddr
 	for i := range nl {
-		fd, err := listenTCP(family, sa, k.cfg.ReusePort, k.cfg.TCPNoDelay, deferSeconds(k.cfg.DeferAccept))
+		fd, err := listenTCP(family, sa, k.cfg.ReusePort, k.cfg.TCPNoDelay, k.cfg.DeferAccept)
 		if err == nil {
 			err = loops[i].addListener(fd)
 		}
@@ -385,7 +385,7 @@ func setPort(sa unix.Sockaddr, port int) {
 // sets TCP_NODELAY on the listener, which the connections it accepts
 // inherit (Linux copies the option to each accepted socket): one system
 // call per connection fewer.
-func listenTCP(family int, sa unix.Sockaddr, reusePort, noDelay bool, deferSecs int) (int, error) {
+func listenTCP(family int, sa unix.Sockaddr, reusePort, noDelay bool, deferAccept time.Duration) (int, error) {
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
@@ -407,10 +407,9 @@ func listenTCP(family int, sa unix.Sockaddr, reusePort, noDelay bool, deferSecs 
 			return fail("setsockopt TCP_NODELAY", err)
 		}
 	}
-	if deferSecs > 0 {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferSecs); err != nil {
-			return fail("setsockopt TCP_DEFER_ACCEPT", err)
-		}
+	if err := setDeferAccept(fd, deferAccept); err != nil {
+		_ = unix.Close(fd)
+		return -1, err
 	}
 	if family == unix.AF_INET6 {
 		if sa6, ok := sa.(*unix.SockaddrInet6); ok && sa6.Addr == ([16]byte{}) {
@@ -426,15 +425,6 @@ func listenTCP(family int, sa unix.Sockaddr, reusePort, noDelay bool, deferSecs 
 		return fail("listen", err)
 	}
 	return fd, nil
-}
-
-// deferSeconds is Config.DeferAccept in whole seconds for
-// TCP_DEFER_ACCEPT: 0 for none, at least 1 otherwise.
-func deferSeconds(d time.Duration) int {
-	if d <= 0 {
-		return 0
-	}
-	return max(int((d+time.Second-1)/time.Second), 1)
 }
 
 // setSockOpts applies the Config's socket options to a connection;

@@ -54,7 +54,7 @@ func (a *App) find(s *Session, ch string) int {
 // loop only.
 func (a *App) addChannel(s *Session, ch string) {
 	s.channels = append(s.channels, ch)
-	if ch == s.personal() {
+	if s.owns(ch) {
 		s.flags |= flagPersonal
 	}
 	pl := &a.loops[s.conn.Loop().Index()]
@@ -97,18 +97,10 @@ func (a *App) removeChannel(s *Session, ch string) bool {
 			delete(a.loops[s.conn.Loop().Index()].index, s)
 		}
 	}
-	if ch == s.personal() {
+	if s.owns(ch) {
 		s.flags &^= flagPersonal
 	}
 	return true
-}
-
-// personal is the session's own channel, "" for anonymous clients.
-func (s *Session) personal() string {
-	if s.claims.Subject == "" {
-		return ""
-	}
-	return "user:" + s.claims.Subject
 }
 
 // subscriptions is the number of s's subscriptions MaxSubscriptions counts:

@@ -108,7 +108,7 @@ func newTLSSide(s *Server, plainLoops int) (*tlsSide, error) {
 
 // start binds the TLS listener and starts the loops and the bridge.
 func (t *tlsSide) start() error {
-	lc := net.ListenConfig{Control: deferAcceptControl(t.srv.cfg.DeferAccept.D())}
+	lc := net.ListenConfig{Control: poller.DeferAcceptControl(t.srv.cfg.DeferAccept.D())}
 	ln, err := lc.Listen(context.Background(), "tcp", t.srv.cfg.TLSListen)
 	if err != nil {
 		return fmt.Errorf("tls listen %s: %w", t.srv.cfg.TLSListen, err)
