@@ -290,6 +290,8 @@ type Node struct {
 	log  *slog.Logger
 	hub  *hub.Hub
 	push *push.App
+	// verifier checks connection tokens; nil in echo mode.
+	verifier *auth.Verifier
 	// pusher speaks the Pusher protocol over pusherHub, nil without
 	// Config.Pusher.
 	pusher    *pusher.Protocol
@@ -344,6 +346,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		verifier = v
 	}
+	n.verifier = verifier
 	origins, err := auth.NewOriginPolicy(cfg.AllowedOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("allowed_origins: %w", err)

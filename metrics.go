@@ -58,6 +58,7 @@ const (
 	helpCertReloads    = "TLS certificate reloads (SIGHUP) by outcome: ok, or error (the old pair kept)."
 	helpPusherRefusals = "Pusher presence joins refused with pusher:subscription_error LimitReached: the channel's member cap (max_presence_members), a user_id over 128 bytes or user_info over 1 KB."
 	helpWebhooks       = "Pusher webhook events by outcome: sent (2xx), failed (refused or out of attempts), dropped (queue full)."
+	helpTokenCache     = "Lookups of connection tokens in the cache of verified ones: hit (no signature check) or miss (checked, kept if accepted)."
 )
 
 // u and i turn a snapshot field into a sample value.
@@ -108,6 +109,10 @@ var nodeMetrics = []metric{
 	{"api_refused_total", helpAPIRefused, counter, "reason", "cross_site", func(s *Stats) float64 { return u(s.API.CrossSite) }},
 	{"api_refused_total", helpAPIRefused, counter, "reason", "unauthorized", func(s *Stats) float64 { return u(s.API.Unauthorized) }},
 	{"api_refused_total", helpAPIRefused, counter, "reason", "foreign_host", func(s *Stats) float64 { return u(s.API.ForeignHost) }},
+
+	{"token_cache_tokens", "Verified tokens the node remembers (--jwt-cache-size bounds them).", gauge, "", "", func(s *Stats) float64 { return float64(s.TokenCache.Tokens) }},
+	{"token_cache_lookups_total", helpTokenCache, counter, "result", "hit", func(s *Stats) float64 { return u(s.TokenCache.Hits) }},
+	{"token_cache_lookups_total", helpTokenCache, counter, "result", "miss", func(s *Stats) float64 { return u(s.TokenCache.Misses) }},
 
 	{"recovery_pages_total", "Recovery backlogs larger than the output budget, sent in pages.", counter, "", "", func(s *Stats) float64 { return u(s.Push.PagedBacklogs) }},
 	{"dropped_messages_total", "Messages dropped for slow subscribers (drop policy).", counter, "", "", func(s *Stats) float64 { return u(s.Push.Dropped) }},

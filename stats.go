@@ -2,6 +2,7 @@ package herald
 
 import (
 	"github.com/herald-push/herald/api"
+	"github.com/herald-push/herald/auth"
 	"github.com/herald-push/herald/broker"
 	"github.com/herald-push/herald/hook"
 	"github.com/herald-push/herald/hub"
@@ -41,6 +42,8 @@ type Stats struct {
 	UnknownNamespace uint64 `json:"unknown_namespace"`
 	// Hooks has an entry per configured backend hook (docs/hooks.md).
 	Hooks map[hook.Event]hook.Stats `json:"hooks,omitempty"`
+	// TokenCache is the cache of verified tokens (--jwt-cache-size).
+	TokenCache auth.CacheStats `json:"token_cache"`
 	// PusherCluster is set when Pusher apps run on several nodes (NATS):
 	// the Pusher hub's broker and the presence roster.
 	PusherCluster *PusherClusterStats `json:"pusher_cluster,omitempty"`
@@ -65,6 +68,9 @@ func (n *Node) Stats() Stats {
 		IdempotentDuplicates: n.dedup.Duplicates(),
 		UnknownNamespace:     n.ns.Unknown(),
 		Hooks:                n.hooks.Stats(),
+	}
+	if n.verifier != nil {
+		st.TokenCache = n.verifier.CacheStats()
 	}
 	if n.pusher != nil {
 		ps := n.pusher.Stats()

@@ -61,9 +61,21 @@ type tokenCache struct {
 
 // cacheShard is one lock and its LRU, padded to its own cache line.
 type cacheShard struct {
-	mu  sync.Mutex
-	lru *simplelru.LRU[string, *Claims]
-	_   cpu.CacheLinePad
+	mu           sync.Mutex
+	lru          *simplelru.LRU[string, *Claims]
+	hits, misses uint64 // lookups of tokens the cache takes; guarded by mu
+	_            cpu.CacheLinePad
+}
+
+// CacheStats is a snapshot of a Verifier's cache of verified tokens
+// (Config.TokenCache); all zero without one.
+type CacheStats struct {
+	// Tokens is how many tokens it holds now.
+	Tokens int `json:"tokens"`
+	// Hits and Misses count the lookups of tokens it takes (up to
+	// maxCachedToken long): a hit skips the signature check (cumulative).
+	Hits   uint64 `json:"hits"`
+	Misses uint64 `json:"misses"`
 }
 
 // minShards is the fewest shards of a cache large enough to fill them.
@@ -99,9 +111,28 @@ func (c *tokenCache) shard(token string) *cacheShard {
 func (c *tokenCache) get(token string) *Claims {
 	s := c.shard(token)
 	s.mu.Lock()
-	claims, _ := s.lru.Get(token)
+	claims, ok := s.lru.Get(token)
+	if ok {
+		s.hits++
+	} else {
+		s.misses++
+	}
 	s.mu.Unlock()
 	return claims
+}
+
+// stats sums the shards' figures.
+func (c *tokenCache) stats() CacheStats {
+	var st CacheStats
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		st.Tokens += s.lru.Len()
+		st.Hits += s.hits
+		st.Misses += s.misses
+		s.mu.Unlock()
+	}
+	return st
 }
 
 // add caches claims, just verified, for token, when both are small

@@ -35,19 +35,7 @@ func wantReason(t *testing.T, err error, reason *Error) {
 }
 
 // cacheLen is how many tokens v's cache holds.
-func cacheLen(v *Verifier) int { return v.cache.len() }
-
-// len returns the number of tokens cached, for tests.
-func (c *tokenCache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		n += s.lru.Len()
-		s.mu.Unlock()
-	}
-	return n
-}
+func cacheLen(v *Verifier) int { return v.CacheStats().Tokens }
 
 // keyCase is a key family Verify checks: the Config that trusts it and the
 // key that signs its tokens.
@@ -422,5 +410,25 @@ func TestTokenCacheConcurrent(t *testing.T) {
 	}
 	if n := cacheLen(v); n > 8 {
 		t.Fatalf("cache holds %d tokens, want at most 8", n)
+	}
+}
+
+// TestTokenCacheStats checks CacheStats: a first Verify is a miss, a
+// second a hit, a token too long for the cache is neither, and a Verifier
+// without a cache reports zeros.
+func TestTokenCacheStats(t *testing.T) {
+	t.Parallel()
+	v := newTestVerifier(t, Config{HMACSecret: secret})
+	tok := mustSign(t, secret, TokenSpec{Subject: "alice", ExpiresAt: testNow.Add(time.Hour)})
+	verifyTwice(t, v, tok)
+	long := mustSign(t, secret, TokenSpec{Subject: strings.Repeat("a", maxCachedToken), ExpiresAt: testNow.Add(time.Hour)})
+	verifyTwice(t, v, long)
+	if got, want := v.CacheStats(), (CacheStats{Tokens: 1, Hits: 1, Misses: 1}); got != want {
+		t.Errorf("CacheStats = %+v, want %+v", got, want)
+	}
+	off := newTestVerifier(t, Config{HMACSecret: secret, TokenCache: -1})
+	verifyTwice(t, off, tok)
+	if got := off.CacheStats(); got != (CacheStats{}) {
+		t.Errorf("CacheStats without a cache = %+v, want zeros", got)
 	}
 }
