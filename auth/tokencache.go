@@ -40,7 +40,20 @@ const entryOverhead = 160
 
 // tokenCache remembers the Claims of tokens verified before, so that a
 // token presented again costs a hash and a map lookup instead of a
-// signature check, a parse and some 14 allocations. It is sharded so that
+// signature check, a parse and some 18 allocations.
+//
+// It keeps a token only the second time the token passes the full check
+// (an admission filter, as in TinyLFU): the first time, it notes the
+// token's hash in the shard's seen table and keeps nothing. In a storm of
+// new users, where most tokens are presented once, the cache then neither
+// copies each token nor evicts, for it, a token that would have been
+// presented again; a token that comes back (a reconnect, another tab, a
+// reload) is kept from its second check on. The seen table is a
+// fixed-size array of hashes, direct-mapped and pointer-free: a newer
+// hash overwrites an older one in its slot, and two tokens sharing a slot
+// and a hash only get one of them kept a check early.
+//
+// It is sharded so that
 // the event loops and the HTTP API, verifying at once, rarely meet on
 // one lock: a token's shard is picked by maphash of the token, with a
 // seed of the cache's own, and each shard is a simplelru.LRU (which is
@@ -59,13 +72,20 @@ type tokenCache struct {
 	shards []cacheShard
 }
 
-// cacheShard is one lock and its LRU, padded to its own cache line.
+// cacheShard is one lock, its LRU and its seen table, padded to its own
+// cache line.
 type cacheShard struct {
 	mu           sync.Mutex
 	lru          *simplelru.LRU[string, *Claims]
-	hits, misses uint64 // lookups of tokens the cache takes; guarded by mu
+	seen         []uint64 // hashes (|1, so 0 is empty) of tokens checked once; guarded by mu
+	hits, misses uint64   // lookups of tokens the cache takes; guarded by mu
 	_            cpu.CacheLinePad
 }
+
+// seenPerToken is the size of a shard's seen table over its capacity: a
+// table twice the LRU's size remembers a token checked once for about as
+// long as the LRU remembers a token kept.
+const seenPerToken = 2
 
 // CacheStats is a snapshot of a Verifier's cache of verified tokens
 // (Config.TokenCache); all zero without one.
@@ -98,18 +118,26 @@ func newTokenCache(size int) *tokenCache {
 		}
 		// NewLRU fails only on a size < 1, and per >= 1 since n <= size.
 		c.shards[i].lru, _ = simplelru.NewLRU[string, *Claims](per, nil)
+		c.shards[i].seen = make([]uint64, 1<<bits.Len(uint(seenPerToken*per-1)))
 	}
 	return c
 }
 
-// shard returns token's shard.
-func (c *tokenCache) shard(token string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, token)&c.mask]
+// hash returns token's hash, which picks its shard (the low bits) and its
+// slot in the shard's seen table (the high bits).
+func (c *tokenCache) hash(token string) uint64 {
+	return maphash.String(c.seed, token)
 }
 
-// get returns the claims cached for token, or nil. It does not allocate.
-func (c *tokenCache) get(token string) *Claims {
-	s := c.shard(token)
+// shard returns the shard of the token whose hash is h.
+func (c *tokenCache) shard(h uint64) *cacheShard {
+	return &c.shards[h&c.mask]
+}
+
+// get returns the claims cached for token, whose hash is h, or nil. It
+// does not allocate.
+func (c *tokenCache) get(token string, h uint64) *Claims {
+	s := c.shard(h)
 	s.mu.Lock()
 	claims, ok := s.lru.Get(token)
 	if ok {
@@ -135,27 +163,36 @@ func (c *tokenCache) stats() CacheStats {
 	return st
 }
 
-// add caches claims, just verified, for token, when both are small
-// enough (Verify does not look up longer tokens), and returns the claims to hand out: those of a goroutine that
-// cached the same token first, so that callers share one Claims. The key
-// is a copy of token, which may be a view of a buffer the caller reuses.
-func (c *tokenCache) add(token string, claims *Claims) *Claims {
+// add offers claims, just verified, for token, whose hash is h: the cache
+// keeps them if both are small enough (Verify does not look up longer
+// tokens) and the token passed the check before (its hash is in the seen
+// table; otherwise it goes there). It returns the claims to hand out:
+// those of a goroutine that cached the same token first, so that callers
+// share one Claims. The key is a copy of token, which may be a view of a
+// buffer the caller reuses.
+func (c *tokenCache) add(token string, h uint64, claims *Claims) *Claims {
 	if len(token) > maxCachedToken || claimsFootprint(claims) > maxCachedClaims {
 		return claims
 	}
-	s := c.shard(token)
+	s := c.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.lru.Peek(token); ok {
 		return old
 	}
+	slot := &s.seen[(h>>32)&uint64(len(s.seen)-1)]
+	if *slot != h|1 {
+		*slot = h | 1 // first check: remembered, not kept
+		return claims
+	}
+	*slot = 0
 	s.lru.Add(strings.Clone(token), claims)
 	return claims
 }
 
-// remove forgets token.
-func (c *tokenCache) remove(token string) {
-	s := c.shard(token)
+// remove forgets token, whose hash is h.
+func (c *tokenCache) remove(token string, h uint64) {
+	s := c.shard(h)
 	s.mu.Lock()
 	s.lru.Remove(token)
 	s.mu.Unlock()

@@ -68,6 +68,53 @@ func verifyTwice(t *testing.T, v *Verifier, tok string) (first, second *Claims) 
 	return first, second
 }
 
+// admit verifies tok twice with v, so that the cache keeps it (from its
+// second check on), and returns the claims the cache now holds.
+func admit(t *testing.T, v *Verifier, tok string) *Claims {
+	t.Helper()
+	_, c := verifyTwice(t, v, tok)
+	return c
+}
+
+// TestTokenCacheAdmitsOnSecondCheck checks the admission filter: a token
+// is kept from its second check on, and a storm of tokens presented once
+// keeps none of them and evicts nothing.
+func TestTokenCacheAdmitsOnSecondCheck(t *testing.T) {
+	t.Parallel()
+	const size = 64
+	v := newTestVerifier(t, Config{HMACSecret: secret, TokenCache: size})
+	spec := func(sub string) TokenSpec { return TokenSpec{Subject: sub, ExpiresAt: testNow.Add(time.Hour)} }
+	kept := mustSign(t, secret, spec("kept"))
+	first, err := v.Verify(kept)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if n := cacheLen(v); n != 0 {
+		t.Fatalf("cache holds %d tokens after a first check, want 0", n)
+	}
+	second, err := v.Verify(kept)
+	if err != nil {
+		t.Fatalf("second Verify: %v", err)
+	}
+	if second == first || cacheLen(v) != 1 {
+		t.Fatalf("second check: same claims %v, cache holds %d; want new claims, kept", second == first, cacheLen(v))
+	}
+	// A storm of new users, ten times the cache's size, each presenting
+	// its token once: none is kept, and the token kept before stays.
+	for i := range 10 * size {
+		c, err := v.Verify(mustSign(t, secret, spec(fmt.Sprintf("new%d", i))))
+		if err != nil || c.Subject != fmt.Sprintf("new%d", i) {
+			t.Fatalf("Verify of new user %d = %+v, %v", i, c, err)
+		}
+	}
+	if n := cacheLen(v); n != 1 {
+		t.Fatalf("cache holds %d tokens after the storm, want the one kept before", n)
+	}
+	if third, err := v.Verify(kept); err != nil || third != second {
+		t.Fatalf("Verify after the storm = %p, %v; want the cached %p", third, err, second)
+	}
+}
+
 func TestTokenCacheHitSharesClaims(t *testing.T) {
 	t.Parallel()
 	ks := testKeys()
@@ -83,10 +130,7 @@ func TestTokenCacheHitSharesClaims(t *testing.T) {
 			} else {
 				tok = mustSign(t, tc.key, spec)
 			}
-			first, err := v.Verify(tok)
-			if err != nil {
-				t.Fatalf("Verify: %v", err)
-			}
+			first := admit(t, v, tok)
 			// A copy of the token in another buffer: the cache compares
 			// bytes, not pointers.
 			second, err := v.Verify(string([]byte(tok)))
@@ -127,10 +171,7 @@ func TestTokenCacheKeyIsACopy(t *testing.T) {
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", ExpiresAt: testNow.Add(time.Hour)})
 	buf := []byte(tok)
 	view := unsafeString(buf)
-	c, err := v.Verify(view)
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
+	c := admit(t, v, view)
 	// The network buffer is reused for another request.
 	for i := range buf {
 		buf[i] = 'x'
@@ -146,10 +187,7 @@ func TestTokenCacheExpiry(t *testing.T) {
 	v, now := clockVerifier(t, Config{HMACSecret: secret})
 	exp := testNow.Add(time.Minute)
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", ExpiresAt: exp})
-	c, err := v.Verify(tok)
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
+	c := admit(t, v, tok)
 	// Within the leeway past exp: still the cached claims.
 	now.Store(exp.Add(DefaultLeeway - time.Second).UnixNano())
 	if again, err := v.Verify(tok); err != nil || again != c {
@@ -157,7 +195,7 @@ func TestTokenCacheExpiry(t *testing.T) {
 	}
 	// exp + leeway reached: refused, as the full path refuses it.
 	now.Store(exp.Add(DefaultLeeway).UnixNano())
-	_, err = v.Verify(tok)
+	_, err := v.Verify(tok)
 	wantReason(t, err, ErrExpired)
 	if n := cacheLen(v); n != 0 {
 		t.Fatalf("cache holds %d tokens after the expiry, want 0", n)
@@ -170,10 +208,7 @@ func TestTokenCacheNoExpiry(t *testing.T) {
 	t.Parallel()
 	v, now := clockVerifier(t, Config{HMACSecret: secret})
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice"})
-	c, err := v.Verify(tok)
-	if err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
+	c := admit(t, v, tok)
 	now.Store(testNow.Add(100 * 365 * 24 * time.Hour).UnixNano())
 	if again, err := v.Verify(tok); err != nil || again != c {
 		t.Fatalf("Verify of a token without exp = %p, %v; want the cached %p", again, err, c)
@@ -184,9 +219,7 @@ func TestTokenCacheModifiedToken(t *testing.T) {
 	t.Parallel()
 	v := newTestVerifier(t, Config{HMACSecret: secret})
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", Subscribe: []string{"news"}, ExpiresAt: testNow.Add(time.Hour)})
-	if _, err := v.Verify(tok); err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
+	admit(t, v, tok)
 	head, rest, _ := strings.Cut(tok, ".")
 	payload, sig, _ := strings.Cut(rest, ".")
 	flip := func(s string, i int) string {
@@ -237,10 +270,7 @@ func TestTokenCacheErrorsNotCached(t *testing.T) {
 		t.Fatalf("cache holds %d tokens after a refusal, want 0", n)
 	}
 	now.Store(nbf.UnixNano())
-	c, err := v.Verify(tok)
-	if err != nil {
-		t.Fatalf("Verify once nbf has passed: %v", err)
-	}
+	c := admit(t, v, tok)
 	if again, err := v.Verify(tok); err != nil || again != c {
 		t.Fatalf("second Verify = %p, %v; want the cached %p", again, err, c)
 	}
@@ -254,9 +284,7 @@ func TestTokenCacheEviction(t *testing.T) {
 	for i := range 3 * size {
 		tok := mustSign(t, secret, TokenSpec{Subject: fmt.Sprintf("user%d", i), ExpiresAt: testNow.Add(time.Hour)})
 		toks = append(toks, tok)
-		if _, err := v.Verify(tok); err != nil {
-			t.Fatalf("Verify: %v", err)
-		}
+		admit(t, v, tok)
 		if n := cacheLen(v); n > size {
 			t.Fatalf("cache holds %d tokens after %d, want at most %d", n, i+1, size)
 		}
@@ -355,9 +383,7 @@ func TestTokenCacheOff(t *testing.T) {
 func TestTokenCacheHitAllocs(t *testing.T) {
 	v := newTestVerifier(t, Config{HMACSecret: secret})
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", Subscribe: []string{"news", "chat:*"}, ExpiresAt: testNow.Add(time.Hour)})
-	if _, err := v.Verify(tok); err != nil {
-		t.Fatalf("Verify: %v", err)
-	}
+	admit(t, v, tok)
 	allocs := testing.AllocsPerRun(100, func() {
 		if _, err := v.Verify(tok); err != nil {
 			t.Fatal(err)
@@ -413,17 +439,20 @@ func TestTokenCacheConcurrent(t *testing.T) {
 	}
 }
 
-// TestTokenCacheStats checks CacheStats: a first Verify is a miss, a
-// second a hit, a token too long for the cache is neither, and a Verifier
-// without a cache reports zeros.
+// TestTokenCacheStats checks CacheStats: the first two Verify calls are
+// misses (the second keeps the token), a third a hit, a token too long
+// for the cache is neither, and a Verifier without a cache reports zeros.
 func TestTokenCacheStats(t *testing.T) {
 	t.Parallel()
 	v := newTestVerifier(t, Config{HMACSecret: secret})
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", ExpiresAt: testNow.Add(time.Hour)})
-	verifyTwice(t, v, tok)
+	admit(t, v, tok)
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
 	long := mustSign(t, secret, TokenSpec{Subject: strings.Repeat("a", maxCachedToken), ExpiresAt: testNow.Add(time.Hour)})
 	verifyTwice(t, v, long)
-	if got, want := v.CacheStats(), (CacheStats{Tokens: 1, Hits: 1, Misses: 1}); got != want {
+	if got, want := v.CacheStats(), (CacheStats{Tokens: 1, Hits: 1, Misses: 2}); got != want {
 		t.Errorf("CacheStats = %+v, want %+v", got, want)
 	}
 	off := newTestVerifier(t, Config{HMACSecret: secret, TokenCache: -1})

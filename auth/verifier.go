@@ -132,7 +132,7 @@ func ecdsaAlg(k *ecdsa.PublicKey) (string, error) {
 // Every error wraps one of the Err* reasons (see [Error]); an empty token
 // gives ErrMissing (call [Verifier.Anonymous] instead when appropriate).
 //
-// A token Verify accepted before and still remembers (see
+// A token Verify accepted twice before and still remembers (see
 // [Config.TokenCache]) gets the very same immutable Claims again, without
 // a signature check, a parse or an allocation, as long as it has not
 // expired; an expired one is forgotten and refused with ErrExpired.
@@ -148,12 +148,13 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if v.cache == nil || len(token) > maxCachedToken {
 		return v.verify(token)
 	}
-	if c := v.cache.get(token); c != nil {
+	h := v.cache.hash(token)
+	if c := v.cache.get(token, h); c != nil {
 		if !expiredAt(c.ExpiresAt, v.leeway, v.now()) {
 			return c, nil
 		}
 		// The full path below gives the error.
-		v.cache.remove(token)
+		v.cache.remove(token, h)
 	}
 	c, err := v.verify(token)
 	if err != nil {
@@ -161,7 +162,7 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		// refusal must not cost memory.
 		return nil, err
 	}
-	return v.cache.add(token, c), nil
+	return v.cache.add(token, h, c), nil
 }
 
 // verify is Verify without the cache.

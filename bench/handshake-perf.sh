@@ -13,14 +13,18 @@
 #   bash bench/handshake-perf.sh /tmp/gnet ws://127.0.0.1:23300/ \
 #     bin/peers/gnet -listen 127.0.0.1:23300 -pub-listen 127.0.0.1:23301
 #
-# Server on CPU 0, load generator on CPU 1 (as benchrun pins them); 10,000
-# connections, unbounded connect rate; sampling stops when the ramp ends.
+# Server on CPU 0, load generator on CPU 1 (as benchrun pins them), or
+# both free to run anywhere with UNPINNED=1 (benchrun's unpinned mode);
+# 10,000 connections (CONNS), unbounded connect rate; sampling stops when
+# the ramp ends.
 # Needs perf and taskset; run as root or with perf_event_paranoid <= 1.
 set -euo pipefail
 out=$1 url=$2
 shift 2
 conns=${CONNS:-10000}
-taskset -c 0 "$@" >/dev/null 2>&1 &
+srvcpu=(taskset -c 0) lgcpu=(taskset -c 1)
+if [ -n "${UNPINNED:-}" ]; then srvcpu=() lgcpu=(); fi
+"${srvcpu[@]}" "$@" >/dev/null 2>&1 &
 srv=$!
 trap 'kill $srv 2>/dev/null || true' EXIT
 sleep 1
@@ -28,7 +32,7 @@ ready=$(mktemp)
 perf record -F 9999 -g -p "$srv" -o "$out.data" 2>/dev/null &
 rec=$!
 sleep 0.3
-taskset -c 1 bin/loadgen -url "$url" -quiet -connect-rate -1 -scenario idle -conns "$conns" \
+"${lgcpu[@]}" bin/loadgen -url "$url" -quiet -connect-rate -1 -scenario idle -conns "$conns" \
 	-duration 10m -source-addrs 127.0.5.$((RANDOM % 200 + 2)) -print-ready >"$ready" 2>&1 &
 lg=$!
 until grep -q READY "$ready"; do

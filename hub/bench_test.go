@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -46,4 +47,32 @@ func BenchmarkPublishNoSubscribers(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkSubscribeMany is a storm onto one channel: per op, 10,000
+// subscribers join it on one loop (SubscribeNew, as push's join does) and
+// then leave it in a random order. ns/sub and B/sub are the cost of one
+// subscription and its removal, its share of the list's and the index's
+// growth included.
+func BenchmarkSubscribeMany(b *testing.B) {
+	const subs = 10_000
+	l := &inlineLoop{}
+	counters := make([]counter, subs)
+	order := rand.Perm(subs)
+	b.ReportAllocs()
+	for b.Loop() {
+		h := New(Config{})
+		for i := range counters {
+			if _, _, _, err := h.SubscribeNew(l, "bench", &counters[i], nil, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, i := range order {
+			h.Unsubscribe(l, "bench", &counters[i])
+		}
+		if s := h.Stats(); s.Subscriptions != 0 {
+			b.Fatalf("%d subscriptions left", s.Subscriptions)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/subs, "ns/sub")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -215,6 +216,29 @@ func TestManySubscribersIndexed(t *testing.T) {
 	if s := h.Stats(); s.Subscriptions != 80 || s.Deliveries != 80 {
 		t.Fatalf("stats %+v: want 80 subscriptions and deliveries", s)
 	}
+}
+
+// valueSub is a Subscriber that is not a pointer.
+type valueSub struct{ id int }
+
+func (valueSub) Deliver(*Message) {}
+
+// TestSubscriberMustBePointer checks that a Subscriber which is not a
+// pointer is refused: the index keys subscribers by address, and a value
+// is boxed afresh each time it becomes an interface, so Unsubscribe would
+// never find it.
+func TestSubscriberMustBePointer(t *testing.T) {
+	t.Parallel()
+	h := New(Config{})
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "must be a pointer") {
+			t.Fatalf("Subscribe of a value: recovered %v, want the pointer panic", r)
+		}
+		if s := h.Stats(); s.Subscriptions != 0 {
+			t.Fatalf("%d subscriptions after the refusal, want 0", s.Subscriptions)
+		}
+	}()
+	h.Subscribe(&inlineLoop{}, "c", valueSub{1}, nil)
 }
 
 func TestDeliverMayPublish(t *testing.T) {

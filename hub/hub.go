@@ -376,6 +376,7 @@ func (h *Hub) SubscribeNew(l Loop, channel string, sub Subscriber, since *Positi
 // creates against the cap (Subscribe), fresh skips the look for an
 // existing subscription (SubscribeNew).
 func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position, client, fresh bool) (pos Position, backlog []*Message, recovered bool, err error) {
+	mustBePointer(sub)
 	ls := h.loopState(l)
 	for {
 		c, err := h.channel(channel, client)

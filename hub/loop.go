@@ -1,8 +1,11 @@
 package hub
 
 import (
+	"fmt"
+	"reflect"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Loop is the part of an event loop the hub needs; *poller.Loop satisfies
@@ -16,8 +19,8 @@ type Loop interface {
 
 // Subscriber is one connection's side of its subscriptions. The hub calls
 // its methods only on the goroutine of the loop it subscribed on. Values
-// must be comparable (pointers, typically): the hub finds a subscription by
-// its (channel, Subscriber) pair.
+// must be pointers: the hub finds a subscription by its (channel,
+// Subscriber) pair, and keys its index by the pointer's address.
 type Subscriber interface {
 	// Deliver hands m to the subscriber, which writes the frames its
 	// protocol's Encoder attached (m.Frames) to its socket, or applies its
@@ -45,16 +48,38 @@ const indexThreshold = 16
 type subList struct {
 	ch      *channel
 	entries []subEntry
-	index   map[Subscriber]int // entry position, once len(entries) >= indexThreshold
-	holes   int                // entries with a nil sub awaiting compaction
-	live    int                // entries with a non-nil sub
+	// index maps each subscriber's address (subKey) to its entry's
+	// position, once len(entries) >= indexThreshold. Keyed by address, not
+	// by the interface, it holds no pointer: the collector never scans it,
+	// and the map hashes a word instead of dispatching on the dynamic
+	// type. An address stays a valid key while its entry holds the
+	// subscriber (Go's heap objects do not move), and the key goes with
+	// the entry.
+	index map[uintptr]int32
+	holes int // entries with a nil sub awaiting compaction
+	live  int // entries with a non-nil sub
+}
+
+// subKey is the address of the pointer sub holds: the data word of the
+// interface, which for a pointer is the pointer itself.
+func subKey(sub Subscriber) uintptr {
+	return (*[2]uintptr)(unsafe.Pointer(&sub))[1]
+}
+
+// mustBePointer panics unless sub holds a pointer, which subKey needs:
+// any other value is boxed afresh each time it becomes an interface, so
+// its address would not identify it.
+func mustBePointer(sub Subscriber) {
+	if t := reflect.TypeOf(sub); t == nil || t.Kind() != reflect.Pointer {
+		panic(fmt.Sprintf("hub: a Subscriber must be a pointer, not %v", t))
+	}
 }
 
 // find returns the position of sub's entry, or -1.
 func (s *subList) find(sub Subscriber) int {
 	if s.index != nil {
-		if i, ok := s.index[sub]; ok {
-			return i
+		if i, ok := s.index[subKey(sub)]; ok {
+			return int(i)
 		}
 		return -1
 	}
@@ -71,7 +96,7 @@ func (s *subList) add(sub Subscriber, after uint64) {
 	s.entries = append(s.entries, subEntry{sub: sub, after: after})
 	s.live++
 	if s.index != nil {
-		s.index[sub] = len(s.entries) - 1
+		s.index[subKey(sub)] = int32(len(s.entries) - 1)
 	} else if len(s.entries) >= indexThreshold {
 		s.reindex()
 	}
@@ -82,7 +107,7 @@ func (s *subList) add(sub Subscriber, after uint64) {
 // that compact fills later, so the walk neither skips nor repeats anyone.
 func (s *subList) remove(i int, walking bool) {
 	if s.index != nil {
-		delete(s.index, s.entries[i].sub)
+		delete(s.index, subKey(s.entries[i].sub))
 	}
 	s.live--
 	if walking {
@@ -94,7 +119,7 @@ func (s *subList) remove(i int, walking bool) {
 	if i != last {
 		s.entries[i] = s.entries[last]
 		if s.index != nil {
-			s.index[s.entries[i].sub] = i
+			s.index[subKey(s.entries[i].sub)] = int32(i)
 		}
 	}
 	s.entries[last] = subEntry{}
@@ -121,10 +146,10 @@ func (s *subList) compact() {
 
 // reindex rebuilds the index from the entries.
 func (s *subList) reindex() {
-	s.index = make(map[Subscriber]int, len(s.entries))
+	s.index = make(map[uintptr]int32, len(s.entries))
 	for i, e := range s.entries {
 		if e.sub != nil {
-			s.index[e.sub] = i
+			s.index[subKey(e.sub)] = int32(i)
 		}
 	}
 }

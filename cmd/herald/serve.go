@@ -134,7 +134,7 @@ func bindServerFlags(fs *pflag.FlagSet, o *serveOptions) {
 	fs.StringVar(&h.JWTIssuer, "jwt-issuer", h.JWTIssuer, "required token issuer (iss)")
 	fs.Var(&h.JWTLeeway, "jwt-leeway", "clock skew allowed on token times (exp, nbf, iat)")
 	fs.StringVar(&h.JWTAudience, "jwt-audience", h.JWTAudience, "required token audience (aud)")
-	fs.IntVar(&h.JWTCacheSize, "jwt-cache-size", h.JWTCacheSize, "verified tokens remembered, so a token presented again skips its signature check (negative = none)")
+	fs.IntVar(&h.JWTCacheSize, "jwt-cache-size", h.JWTCacheSize, "verified tokens remembered (from their second check on), so a token presented again skips its signature check (negative = none)")
 	fs.StringSliceVar(&h.AllowedOrigins, "allowed-origin", h.AllowedOrigins, "browser origin allowed to connect, e.g. https://app.example.com (repeatable)")
 	fs.IntVar(&h.HistorySize, "history-size", h.HistorySize, "messages kept per channel for recovery")
 	fs.Var(&h.HistoryTTL, "history-ttl", "age past which messages leave history")
