@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -510,5 +511,37 @@ func TestParseHTTPRequestViewAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per parse, want 0", allocs)
+	}
+}
+
+// TestHasCTL checks the word-at-a-time hasCTL against the bytewise one:
+// every byte value at every place of lines of every length up to 24, on
+// a background of plain letters and one of high bytes (which the word
+// tests must not take for control characters), and random lines.
+func TestHasCTL(t *testing.T) {
+	t.Parallel()
+	for _, fill := range []byte{'a', 0xFF, 0x80, 0x20, '\t'} {
+		for n := 1; n <= 24; n++ {
+			line := bytes.Repeat([]byte{fill}, n)
+			for i := range n {
+				for c := range 256 {
+					line[i] = byte(c)
+					if got, want := hasCTL(line), hasCTLBytes(line); got != want {
+						t.Fatalf("hasCTL(%q) = %v, want %v", line, got, want)
+					}
+				}
+				line[i] = fill
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		line := make([]byte, rng.IntN(64))
+		for i := range line {
+			line[i] = byte(0x1F + rng.IntN(0x62)) // mostly printable, some 0x1F and 0x7F
+		}
+		if got, want := hasCTL(line), hasCTLBytes(line); got != want {
+			t.Fatalf("hasCTL(%q) = %v, want %v", line, got, want)
+		}
 	}
 }

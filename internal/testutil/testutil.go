@@ -34,6 +34,13 @@ func moduleRoot() string {
 const RaceEnv = "HERALD_TEST_RACE"
 
 // Binary builds ./cmd/<name> (once per test process) and returns its path.
+//
+// Every test process of a run shares one binary per flavor (plain or
+// race), under the module's ignored bin/test/: the first to get the
+// folder's lock builds it, and the others, waiting on that lock, find it
+// up to date, which the go command checks by build ID without linking
+// again. A link takes seconds (many with -race), and a run of the suites
+// starts a dozen packages, each of which used to link its own copy.
 func Binary(t testing.TB, name string) string {
 	t.Helper()
 	key := name
@@ -42,22 +49,22 @@ func Binary(t testing.TB, name string) string {
 	if p, ok := binaries[key]; ok {
 		return p
 	}
-	// One folder per test package (the working directory of a test is its
-	// package's folder) under the module's ignored bin/, so parallel
-	// packages never overwrite each other's binary and nothing piles up in
-	// the system's temp folder.
-	wd, _ := os.Getwd()
-	flavor := filepath.Base(wd)
+	flavor := "plain"
 	if os.Getenv(RaceEnv) == "1" {
-		flavor += "-race"
+		flavor = "race"
 	}
 	dir := filepath.Join(moduleRoot(), "bin", "test", flavor)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("test binary folder: %v", err)
 	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		t.Fatalf("lock the test binary folder: %v", err)
+	}
+	defer unlock()
 	out := filepath.Join(dir, name)
 	args := []string{"build", "-o", out}
-	if os.Getenv(RaceEnv) == "1" {
+	if flavor == "race" {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command("go", append(args, "./cmd/"+name)...)
@@ -67,6 +74,24 @@ func Binary(t testing.TB, name string) string {
 	}
 	binaries[key] = out
 	return out
+}
+
+// lockDir takes an exclusive lock on dir's .lock file, shared with the
+// other test processes (flock: it goes with the process, should one die
+// holding it), and returns the function that gives it back.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("flock %s: %w", f.Name(), err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 var (
