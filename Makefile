@@ -30,15 +30,15 @@ test-deps:
 	bash scripts/test-deps.sh
 
 ## test: every test, the way CI runs them: every package of both modules
-## (root, then test/) under the race detector in shuffled order; the
-## end-to-end suites once more against a herald binary built with -race
-## (the server is another process: its races show only in its own build);
-## the gnet backend (the default off Linux) through the poller, conformance,
+## (root, then test/) under the race detector in shuffled order, the
+## end-to-end, cluster and compression suites against a herald binary
+## built with -race (the server is another process: its races show only
+## in its own build), the other suites against the plain one; the gnet
+## backend (the default off Linux) through the poller, conformance,
 ## end-to-end and TLS suites.
 test: test-deps lint cross build
 	$(GO) test -count=1 -race -shuffle=on -timeout 20m $(PKGS)
-	cd $(TESTMOD) && $(GO) test -count=1 -race -shuffle=on -timeout 20m ./...
-	cd $(TESTMOD) && HERALD_TEST_RACE=1 $(GO) test -count=1 -timeout 20m ./e2e/ ./cluster/ ./compression/
+	cd $(TESTMOD) && HERALD_TEST_RACE=e2e,cluster,compression $(GO) test -count=1 -race -shuffle=on -timeout 20m ./...
 	HERALD_POLLER_BACKEND=gnet $(GO) test -count=1 -timeout 20m ./poller/
 	cd $(TESTMOD) && HERALD_POLLER_BACKEND=gnet $(GO) test -count=1 -timeout 20m ./conformance/ ./e2e/ ./tls/
 	cd client/js/types-test && node check.mjs

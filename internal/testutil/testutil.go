@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,8 +31,22 @@ func moduleRoot() string {
 }
 
 // RaceEnv, set to 1, makes Binary build with the race detector, and Stop
-// fail the test when the process reported a data race.
+// fail the test when the process reported a data race. Set to a
+// comma-separated list of test package folders (e2e,cluster), it does so
+// for those packages only, so that one run of the suites covers both
+// builds.
 const RaceEnv = "HERALD_TEST_RACE"
+
+// raceBuild reports whether this test process, whose working directory
+// is its package's folder, wants the race-built binary (RaceEnv).
+func raceBuild() bool {
+	v := os.Getenv(RaceEnv)
+	if v == "1" {
+		return true
+	}
+	wd, _ := os.Getwd()
+	return slices.Contains(strings.Split(v, ","), filepath.Base(wd))
+}
 
 // Binary builds ./cmd/<name> (once per test process) and returns its path.
 //
@@ -50,7 +65,7 @@ func Binary(t testing.TB, name string) string {
 		return p
 	}
 	flavor := "plain"
-	if os.Getenv(RaceEnv) == "1" {
+	if raceBuild() {
 		flavor = "race"
 	}
 	dir := filepath.Join(moduleRoot(), "bin", "test", flavor)
