@@ -76,3 +76,33 @@ func BenchmarkSubscribeMany(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/subs, "ns/sub")
 }
+
+// BenchmarkSubscribeNewChannels is a storm of new users: per op, 10,000
+// subscribers each join a channel of their own, which the hub creates
+// (SubscribeNew), and then leave it, which forgets it. ns/sub and B/op
+// are the cost of a channel's life with one subscriber.
+func BenchmarkSubscribeNewChannels(b *testing.B) {
+	const subs = 10_000
+	l := &inlineLoop{}
+	counters := make([]counter, subs)
+	names := make([]string, subs)
+	for i := range names {
+		names[i] = fmt.Sprintf("user:u%d", i)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		h := New(Config{})
+		for i := range counters {
+			if _, _, _, err := h.SubscribeNew(l, names[i], &counters[i], nil, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for i := range counters {
+			h.Unsubscribe(l, names[i], &counters[i])
+		}
+		if s := h.Stats(); s.Subscriptions != 0 || s.Channels != 0 {
+			b.Fatalf("%d subscriptions, %d channels left", s.Subscriptions, s.Channels)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/subs, "ns/sub")
+}
