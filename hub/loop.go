@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"sync"
 	"time"
-	"unsafe"
 )
 
 // Loop is the part of an event loop the hub needs; *poller.Loop satisfies
@@ -60,10 +59,9 @@ type subList struct {
 	live  int // entries with a non-nil sub
 }
 
-// subKey is the address of the pointer sub holds: the data word of the
-// interface, which for a pointer is the pointer itself.
+// subKey is the address of the pointer sub holds (see mustBePointer).
 func subKey(sub Subscriber) uintptr {
-	return (*[2]uintptr)(unsafe.Pointer(&sub))[1]
+	return reflect.ValueOf(sub).Pointer()
 }
 
 // mustBePointer panics unless sub holds a pointer, which subKey needs:
