@@ -58,7 +58,7 @@ const (
 	helpCertReloads    = "TLS certificate reloads (SIGHUP) by outcome: ok, or error (the old pair kept)."
 	helpPusherRefusals = "Pusher presence joins refused with pusher:subscription_error LimitReached: the channel's member cap (max_presence_members), a user_id over 128 bytes or user_info over 1 KB."
 	helpWebhooks       = "Pusher webhook events by outcome: sent (2xx), failed (refused or out of attempts), dropped (queue full)."
-	helpTokenCache     = "Lookups of connection tokens in the cache of verified ones: hit (no signature check) or miss (checked, kept if accepted)."
+	helpTokenCache     = "Lookups of connection tokens in the cache of verified ones: hit (no signature check) or miss (checked in full; a token is kept from its second acceptance on)."
 )
 
 // u and i turn a snapshot field into a sample value.

@@ -163,15 +163,15 @@ func (c *tokenCache) stats() CacheStats {
 	return st
 }
 
-// add offers claims, just verified, for token, whose hash is h: the cache
-// keeps them if both are small enough (Verify does not look up longer
-// tokens) and the token passed the check before (its hash is in the seen
-// table; otherwise it goes there). It returns the claims to hand out:
+// add offers claims, just verified, for token, whose hash is h and which
+// is at most maxCachedToken long (Verify does not look up longer ones):
+// the cache keeps them if they are small enough and the token passed the
+// check before (its hash is in the seen table; otherwise it goes there). It returns the claims to hand out:
 // those of a goroutine that cached the same token first, so that callers
 // share one Claims. The key is a copy of token, which may be a view of a
 // buffer the caller reuses.
 func (c *tokenCache) add(token string, h uint64, claims *Claims) *Claims {
-	if len(token) > maxCachedToken || claimsFootprint(claims) > maxCachedClaims {
+	if claimsFootprint(claims) > maxCachedClaims {
 		return claims
 	}
 	s := c.shard(h)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobwas/httphead"
 
+	"github.com/herald-push/herald/internal/wstest"
 	"github.com/herald-push/herald/pool"
 )
 
@@ -239,7 +240,7 @@ func TestInflate(t *testing.T) {
 		{"empty message", 0, []byte{0x00}, true, 0, []byte{}},
 		{"at the cap", int64(len(text)), stdDeflate(t, text), true, 0, text},
 		{"one over the cap", int64(len(text) - 1), stdDeflate(t, text), true, CloseMessageTooBig, nil},
-		{"bomb", 1 << 20, zeroBomb(t, 64), false, CloseMessageTooBig, nil},
+		{"bomb", 1 << 20, wstest.ZeroBomb(64), false, CloseMessageTooBig, nil},
 		{"invalid utf-8 text", 0, stdDeflate(t, []byte("ab\xffcd")), true, CloseInvalidPayload, nil},
 		{"invalid utf-8 binary is fine", 0, stdDeflate(t, []byte("ab\xffcd")), false, 0, []byte("ab\xffcd")},
 		{"garbage", 0, []byte{0xff, 0xff, 0xff, 0xff, 0x12}, false, CloseInvalidPayload, nil},
@@ -270,26 +271,13 @@ func TestInflate(t *testing.T) {
 	}
 }
 
-// zeroBomb returns a compressed message that inflates to mib MiB of
-// zeros: one MiB compressed once, its blocks (non-final, ending in the
-// sync marker, referring to nothing before them) repeated, which spares
-// compressing the whole of it.
-func zeroBomb(t testing.TB, mib int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, _ := stdflate.NewWriter(&b, stdflate.BestSpeed)
-	w.Write(make([]byte, 1<<20))
-	w.Flush()
-	return bytes.TrimSuffix(bytes.Repeat(b.Bytes(), mib), syncTail)
-}
-
 // TestInflateBombMemory checks that a message inflating to 256 MiB costs
 // about the cap in memory, not the inflated size.
 func TestInflateBombMemory(t *testing.T) {
-	if got := stdInflate(t, zeroBomb(t, 3)); len(got) != 3<<20 || bytes.ContainsFunc(got, func(r rune) bool { return r != 0 }) {
-		t.Fatalf("zeroBomb(3) inflates to %d bytes, want 3 MiB of zeros", len(got))
+	if got := stdInflate(t, wstest.ZeroBomb(3)); len(got) != 3<<20 || bytes.ContainsFunc(got, func(r rune) bool { return r != 0 }) {
+		t.Fatalf("ZeroBomb(3) inflates to %d bytes, want 3 MiB of zeros", len(got))
 	}
-	bomb := zeroBomb(t, 256)
+	bomb := wstest.ZeroBomb(256)
 	z, _ := NewDeflate(DeflateConfig{MaxInflated: 1 << 20})
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

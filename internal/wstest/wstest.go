@@ -7,6 +7,8 @@ package wstest
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
@@ -222,4 +224,18 @@ func (c *Conn) Read(timeout time.Duration) (Frame, error) {
 		return f, err
 	}
 	return f, nil
+}
+
+// ZeroBomb returns a permessage-deflate payload (raw DEFLATE without the
+// final sync tail, as a compressed frame carries it) that inflates to mib
+// MiB of zeros: one MiB compressed once, its blocks (not final, ending in
+// the sync marker, referring to nothing before them) repeated mib times,
+// which spares compressing the whole of it.
+func ZeroBomb(mib int) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestSpeed) // fails only on a bad level
+	w.Write(make([]byte, 1<<20))
+	w.Flush()
+	syncTail := []byte{0, 0, 0xff, 0xff}
+	return bytes.TrimSuffix(bytes.Repeat(b.Bytes(), mib), syncTail)
 }

@@ -114,16 +114,6 @@ func deflate(t testing.TB, p []byte) []byte {
 	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
 }
 
-// zeroBomb returns a compressed message that inflates to mib MiB of
-// zeros: one MiB compressed once, its blocks (non-final, ending in the
-// sync marker, referring to nothing before them) repeated, which spares
-// compressing the whole of it.
-func zeroBomb(t testing.TB, mib int) []byte {
-	t.Helper()
-	chunk := append(deflate(t, make([]byte, 1<<20)), 0, 0, 0xff, 0xff)
-	return bytes.TrimSuffix(bytes.Repeat(chunk, mib), []byte{0, 0, 0xff, 0xff})
-}
-
 // inflate reverses deflate.
 func inflate(t testing.TB, p []byte) []byte {
 	t.Helper()

@@ -178,7 +178,7 @@ func TestCompressionFailures(t *testing.T) {
 		frames []wireFrame
 		code   uint16
 	}{
-		{"bomb", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opBinary, Payload: zeroBomb(t, 64)}}, 1009},
+		{"bomb", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opBinary, Payload: wstest.ZeroBomb(64)}}, 1009},
 		{"just over the limit", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opBinary, Payload: deflate(t, make([]byte, maxMessage+1))}}, 1009},
 		{"corrupt data", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opBinary, Payload: []byte{0xff, 0xfe, 0xfd, 0x01, 0x02}}}, 1007},
 		{"invalid utf-8 inside", []wireFrame{{Fin: true, RSV: wstest.RSV1, Op: opText, Payload: deflate(t, []byte("ok \xff\xfe not ok"))}}, 1007},
