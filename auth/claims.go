@@ -44,7 +44,8 @@ func NewClaims(subject string, subscribe, publish []string) (*Claims, error) {
 	return c, nil
 }
 
-// compile fills the unexported, precompiled fields from the exported ones.
+// compile fills the unexported, precompiled fields from the exported ones
+// (the personal channel unless it is set: claimsOfRaw sets it).
 func (c *Claims) compile() error {
 	var err error
 	if c.sub, err = compilePatterns(c.Subscribe, c.Subject); err != nil {
@@ -53,8 +54,17 @@ func (c *Claims) compile() error {
 	if c.pub, err = compilePatterns(c.Publish, c.Subject); err != nil {
 		return fmt.Errorf("auth: publish patterns: %w", err)
 	}
-	if c.Subject != "" {
-		c.personal = userPrefix + c.Subject
+	if c.personal == "" {
+		c.personal = PersonalChannelOf(c.Subject)
+	}
+	return nil
+}
+
+// compileToken is compile for a token's claims: what fails is the token's
+// (ErrInvalidClaims).
+func (c *Claims) compileToken() error {
+	if err := c.compile(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidClaims, err)
 	}
 	return nil
 }
@@ -66,6 +76,15 @@ func (c *Claims) PersonalChannel() string {
 		return ""
 	}
 	return c.personal
+}
+
+// PersonalChannelOf returns "user:<subject>", the personal channel of
+// subject's connections, or "" for an empty subject.
+func PersonalChannelOf(subject string) string {
+	if subject == "" {
+		return ""
+	}
+	return userPrefix + subject
 }
 
 // CanSubscribe reports whether the holder may subscribe to channel: its own

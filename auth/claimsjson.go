@@ -3,24 +3,29 @@ package auth
 import (
 	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// decodeClaims decodes the claims of a verified HS256 token into wc
-// without encoding/json's reflection, for the shape tokens have: one
-// object of the registered claims and herald's channels and pub, strings
-// without escapes or non-ASCII bytes, numbers, string arrays, and other
-// keys with scalar values. It reports false, having possibly written to
-// wc, for anything else (an escape, a non-ASCII byte, a nested object, a
-// type encoding/json would refuse, malformed JSON), and the caller then
-// decodes with encoding/json, which gives the answer. Where it reports
-// true, wc is what json.Unmarshal would have made of b (keys matched
-// case-insensitively, the last of repeated keys winning, null leaving a
-// string or a string list as it was and clearing a date; see the
-// differential fuzz test).
-func decodeClaims(b []byte, wc *wireClaims) bool {
+// decodeClaims decodes the claims of a verified HS256 token into raw
+// without encoding/json's reflection and without an allocation, for the
+// shape tokens have: one object of the registered claims and herald's
+// channels and pub, strings without escapes or non-ASCII bytes, numbers,
+// string arrays of at most maxListed, and other keys with scalar values.
+// It notes where each string lies in b rather than copying it, so that b
+// can stay on its caller's stack (a string stored through a pointer would
+// move it to the heap). It reports false, having possibly written to raw,
+// for anything else (an escape, a non-ASCII byte, a nested object, a
+// longer list, a type encoding/json would refuse, malformed JSON), and the
+// caller then decodes with encoding/json, which gives the answer. Where it
+// reports true, raw.wire(b) is what json.Unmarshal would have made of b
+// (keys matched case-insensitively, the last of repeated keys winning,
+// null leaving a string or a string list as it was and clearing a date;
+// see the differential fuzz test).
+func decodeClaims(b []byte, raw *rawClaims) bool {
 	d := claimsDecoder{b: b}
 	if !d.byte('{') {
 		return false
@@ -34,7 +39,7 @@ func decodeClaims(b []byte, wc *wireClaims) bool {
 		if !ok || !d.byte(':') {
 			return false
 		}
-		if !d.field(key, wc) {
+		if !d.field(key.in(b), raw) {
 			return false
 		}
 		d.ws()
@@ -51,6 +56,90 @@ func decodeClaims(b []byte, wc *wireClaims) bool {
 			return d.end()
 		}
 		return false
+	}
+}
+
+// maxListed is the most strings a list claim (aud, channels, pub) may
+// hold for decodeClaims; a longer one goes to encoding/json.
+const maxListed = 16
+
+// rawClaims is what decodeClaims found: where each string claim's value
+// lies in its input, and the dates. It holds no pointer into the input,
+// which its caller keeps alongside.
+type rawClaims struct {
+	iss, sub, jti      span
+	aud, channels, pub spans
+	claimTimes
+}
+
+// claimTimes are a token's date claims.
+type claimTimes struct{ exp, nbf, iat claimDate }
+
+// span is b[lo:hi] of decodeClaims' input.
+type span struct{ lo, hi int32 }
+
+// in is the span's text in b, a view: valid while b is.
+func (s span) in(b []byte) string {
+	if s.hi == s.lo {
+		return ""
+	}
+	return unsafe.String(&b[s.lo], int(s.hi-s.lo))
+}
+
+// spans is a list claim's strings (jwt.ClaimStrings): the first n of s.
+type spans struct {
+	n int
+	s [maxListed]span
+}
+
+// list is the list's strings.
+func (l *spans) list() []span { return l.s[:l.n] }
+
+// claimDate is a date claim (jwt.NumericDate): t when set, truncated to
+// jwt.TimePrecision as the library truncates it.
+type claimDate struct {
+	t   time.Time
+	set bool
+}
+
+// times are wc's date claims.
+func (wc *wireClaims) times() claimTimes {
+	date := func(d *jwt.NumericDate) claimDate {
+		if d == nil {
+			return claimDate{}
+		}
+		return claimDate{t: d.Time, set: true}
+	}
+	return claimTimes{exp: date(wc.ExpiresAt), nbf: date(wc.NotBefore), iat: date(wc.IssuedAt)}
+}
+
+// wire is raw as encoding/json decodes b into wireClaims (copies, not
+// views): what the differential tests compare.
+func (raw *rawClaims) wire(b []byte) wireClaims {
+	str := func(s span) string { return strings.Clone(s.in(b)) }
+	list := func(l *spans) jwt.ClaimStrings {
+		if l.n == 0 {
+			return nil
+		}
+		out := make(jwt.ClaimStrings, l.n)
+		for i, s := range l.list() {
+			out[i] = str(s)
+		}
+		return out
+	}
+	date := func(d claimDate) *jwt.NumericDate {
+		if !d.set {
+			return nil
+		}
+		return &jwt.NumericDate{Time: d.t}
+	}
+	return wireClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: str(raw.iss), Subject: str(raw.sub), ID: str(raw.jti), Audience: list(&raw.aud),
+			ExpiresAt: date(raw.exp), NotBefore: date(raw.nbf), IssuedAt: date(raw.iat),
+		},
+		Channels: list(&raw.channels),
+		Pub:      list(&raw.pub),
 	}
 }
 
@@ -95,22 +184,23 @@ func (d *claimsDecoder) end() bool {
 	return d.i == len(d.b)
 }
 
-// str reads a string of printable ASCII without escapes.
-func (d *claimsDecoder) str() (string, bool) {
+// str reads a string of printable ASCII without escapes and returns
+// where its text lies.
+func (d *claimsDecoder) str() (span, bool) {
 	if d.peek() != '"' {
-		return "", false
+		return span{}, false
 	}
 	start := d.i + 1
 	for j := start; j < len(d.b); j++ {
 		switch c := d.b[j]; {
 		case c == '"':
 			d.i = j + 1
-			return string(d.b[start:j]), true
+			return span{int32(start), int32(j)}, true
 		case c == '\\' || c < 0x20 || c >= 0x7F:
-			return "", false
+			return span{}, false
 		}
 	}
-	return "", false
+	return span{}, false
 }
 
 // literal reads null, true or false; it returns the word.
@@ -124,7 +214,7 @@ func (d *claimsDecoder) literal() (string, bool) {
 	return "", false
 }
 
-// number reads a JSON number and returns its text.
+// number reads a JSON number and returns its text, a view of the input.
 func (d *claimsDecoder) number() (string, bool) {
 	start := d.i
 	j := d.i
@@ -160,7 +250,7 @@ func (d *claimsDecoder) number() (string, bool) {
 		}
 	}
 	d.i = j
-	return string(d.b[start:j]), true
+	return span{int32(start), int32(j)}.in(d.b), true
 }
 
 // Fields of wireClaims, by JSON name.
@@ -201,18 +291,16 @@ func asciiEqualFold(a, b string) bool {
 	return true
 }
 
-// field reads key's value into wc.
-func (d *claimsDecoder) field(key string, wc *wireClaims) bool {
+// field reads key's value into raw.
+func (d *claimsDecoder) field(key string, raw *rawClaims) bool {
 	switch f := fieldOf(key); f {
 	case fieldIss, fieldSub, fieldJti:
-		var dst *string
+		dst := &raw.iss
 		switch f {
-		case fieldIss:
-			dst = &wc.Issuer
 		case fieldSub:
-			dst = &wc.Subject
-		default:
-			dst = &wc.ID
+			dst = &raw.sub
+		case fieldJti:
+			dst = &raw.jti
 		}
 		if d.peek() == 'n' {
 			w, ok := d.literal()
@@ -222,38 +310,38 @@ func (d *claimsDecoder) field(key string, wc *wireClaims) bool {
 		*dst = s
 		return ok
 	case fieldAud, fieldChannels, fieldPub:
-		dst := &wc.Audience
+		dst := &raw.aud
 		switch f {
 		case fieldChannels:
-			dst = &wc.Channels
+			dst = &raw.channels
 		case fieldPub:
-			dst = &wc.Pub
+			dst = &raw.pub
 		}
 		return d.strings(dst)
 	case fieldExp, fieldNbf, fieldIat:
-		dst := &wc.ExpiresAt
+		dst := &raw.exp
 		switch f {
 		case fieldNbf:
-			dst = &wc.NotBefore
+			dst = &raw.nbf
 		case fieldIat:
-			dst = &wc.IssuedAt
+			dst = &raw.iat
 		}
 		if d.peek() == 'n' {
 			w, ok := d.literal()
-			*dst = nil // null clears a pointer
+			*dst = claimDate{} // null clears a date
 			return ok && w == "null"
 		}
 		text, ok := d.number()
 		if !ok {
 			return false
 		}
-		v, err := strconv.ParseFloat(text, 64)
-		if err != nil {
+		v, ok := seconds(text)
+		if !ok {
 			return false
 		}
 		// As jwt.NumericDate.UnmarshalJSON does.
 		round, frac := math.Modf(v)
-		*dst = jwt.NewNumericDate(time.Unix(int64(round), int64(frac*1e9)))
+		*dst = claimDate{t: time.Unix(int64(round), int64(frac*1e9)).Truncate(jwt.TimePrecision), set: true}
 		return true
 	}
 	// Another claim: a scalar, skipped.
@@ -270,16 +358,47 @@ func (d *claimsDecoder) field(key string, wc *wireClaims) bool {
 	}
 }
 
-// strings reads a jwt.ClaimStrings: a string, an array of strings, or
-// null (which leaves dst as it was).
-func (d *claimsDecoder) strings(dst *jwt.ClaimStrings) bool {
+// seconds is a JSON number's value, as strconv.ParseFloat gives it: an
+// integer of up to 15 digits, the usual date, is converted directly
+// (exactly, as it is below 2^53).
+func seconds(text string) (float64, bool) {
+	digits, neg := strings.CutPrefix(text, "-")
+	if v, ok := smallInt(digits); ok {
+		if neg {
+			return -float64(v), true
+		}
+		return float64(v), true
+	}
+	v, err := strconv.ParseFloat(text, 64)
+	return v, err == nil
+}
+
+// smallInt is digits' value when it is 1 to 15 decimal digits.
+func smallInt(digits string) (int64, bool) {
+	if len(digits) == 0 || len(digits) > 15 {
+		return 0, false
+	}
+	var v int64
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	return v, true
+}
+
+// strings reads a jwt.ClaimStrings: a string, an array of at most
+// maxListed strings, or null (which leaves dst as it was).
+func (d *claimsDecoder) strings(dst *spans) bool {
 	switch d.peek() {
 	case 'n':
 		w, ok := d.literal()
 		return ok && w == "null"
 	case '"':
 		s, ok := d.str()
-		*dst = jwt.ClaimStrings{s}
+		dst.n, dst.s[0] = 1, s
 		return ok
 	case '[':
 	default:
@@ -287,18 +406,19 @@ func (d *claimsDecoder) strings(dst *jwt.ClaimStrings) bool {
 	}
 	d.i++
 	d.ws()
-	var out jwt.ClaimStrings
 	if d.peek() == ']' {
 		d.i++
-		*dst = nil // as ClaimStrings.UnmarshalJSON makes of []
+		dst.n = 0 // as ClaimStrings.UnmarshalJSON makes of [] (nil)
 		return true
 	}
+	var out spans
 	for {
 		s, ok := d.str()
-		if !ok {
+		if !ok || out.n == maxListed {
 			return false
 		}
-		out = append(out, s)
+		out.s[out.n] = s
+		out.n++
 		d.ws()
 		switch d.peek() {
 		case ',':

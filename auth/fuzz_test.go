@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,13 @@ func FuzzChannelPattern(f *testing.F) {
 		ps, err := compilePatterns([]string{src}, subject)
 		if err != nil {
 			return
+		}
+		if len(ps) == 1 && src != "*" {
+			// The literal shortcut compiles what the general reading would.
+			general, err := compileSegments(pattern{userNS: ps[0].userNS}, src, subject)
+			if err != nil || !reflect.DeepEqual(general, ps[0]) {
+				t.Fatalf("%q: compiled %+v, read segment by segment %+v, %v", src, ps[0], general, err)
+			}
 		}
 		got := matchAny(ps, channel)
 		if channel == "" && got {

@@ -28,7 +28,7 @@ import (
 // which gives the error; so this path can only accept what the library
 // would, and a token it refuses costs the library path's price.
 type hs256 struct {
-	macs sync.Pool // of hash.Hash: HMAC-SHA256 with the secret
+	macs sync.Pool // of *mac: HMAC-SHA256 with the secret
 	// headers maps a header segment, as sent, to whether it says HS256
 	// (its "alg", read as the library reads it); at most maxHeaders.
 	headers  sync.Map
@@ -45,59 +45,68 @@ const sigLen = sha256.Size
 func newHS256(secret []byte) *hs256 {
 	key := append([]byte(nil), secret...)
 	h := &hs256{}
-	h.macs.New = func() any { return hmac.New(sha256.New, key) }
+	h.macs.New = func() any { return &mac{h: hmac.New(sha256.New, key)} }
 	return h
 }
 
-// verify returns the claims of token when it is a valid HS256 token at
-// now, with leeway, or false to let the library path decide. wc does not
-// escape: the caller's stays on its stack.
-func (h *hs256) verify(token string, wc *wireClaims, now time.Time, leeway time.Duration) bool {
+// mac is a pooled HMAC with room for its sum: summed into a buffer on
+// the stack, which the call through hash.Hash would move to the heap.
+type mac struct {
+	h   hash.Hash
+	sum [sigLen]byte
+}
+
+// verify checks token as an HS256 token at now, with leeway. When its
+// signature and times are good it reports true with the claims: found by
+// decodeClaims in b (a view of buf when they fit in it, which lets the
+// caller keep buf on its stack) and noted in raw, or, beyond
+// decodeClaims' shape, decoded by encoding/json into wc. Otherwise it
+// reports false, and the library path decides.
+func (h *hs256) verify(token string, buf []byte, raw *rawClaims, now time.Time, leeway time.Duration) (b []byte, wc *wireClaims, ok bool) {
 	head, rest, ok := strings.Cut(token, ".")
 	if !ok {
-		return false
+		return nil, nil, false
 	}
 	payload, sig, ok := strings.Cut(rest, ".")
 	if !ok || strings.IndexByte(sig, '.') >= 0 || !h.isHS256(head) {
-		return false
+		return nil, nil, false
 	}
 	if base64.RawURLEncoding.DecodedLen(len(sig)) != sigLen {
-		return false
+		return nil, nil, false
 	}
-	var got, want [sigLen]byte
+	var got [sigLen]byte
 	if n, err := base64.RawURLEncoding.Decode(got[:], bytesOf(sig)); err != nil || n != sigLen {
-		return false
+		return nil, nil, false
 	}
-	mac := h.macs.Get().(hash.Hash)
-	mac.Reset()
-	mac.Write(bytesOf(token[:len(head)+1+len(payload)]))
-	mac.Sum(want[:0])
-	h.macs.Put(mac)
-	if !hmac.Equal(got[:], want[:]) {
-		return false
+	m := h.macs.Get().(*mac)
+	m.h.Reset()
+	m.h.Write(bytesOf(token[:len(head)+1+len(payload)]))
+	good := hmac.Equal(got[:], m.h.Sum(m.sum[:0]))
+	h.macs.Put(m)
+	if !good {
+		return nil, nil, false
 	}
-	var buf [768]byte
-	claims := buf[:0]
+	b = buf[:0]
 	if n := base64.RawURLEncoding.DecodedLen(len(payload)); n > len(buf) {
-		claims = make([]byte, 0, n)
+		b = make([]byte, 0, n)
 	}
-	n, err := base64.RawURLEncoding.Decode(claims[:cap(claims)], bytesOf(payload))
+	n, err := base64.RawURLEncoding.Decode(b[:cap(b)], bytesOf(payload))
 	if err != nil {
-		return false
+		return nil, nil, false
 	}
-	if claims = claims[:n]; !decodeClaims(claims, wc) {
-		// Beyond the common shape: encoding/json decides (on copies, so
-		// that buf and wc stay on the stack).
-		tmp := new(wireClaims)
-		if json.Unmarshal(bytes.Clone(claims), tmp) != nil {
-			return false
-		}
-		*wc = *tmp
+	if b = b[:n]; decodeClaims(b, raw) {
+		return b, nil, validTimes(raw.claimTimes, now, leeway)
 	}
-	return validTimes(wc, now, leeway)
+	// Beyond the common shape: encoding/json decides (on a copy, so
+	// that buf stays on the stack).
+	wc = new(wireClaims)
+	if json.Unmarshal(bytes.Clone(b), wc) != nil {
+		return nil, nil, false
+	}
+	return nil, wc, validTimes(wc.times(), now, leeway)
 }
 
-// validTimes reports whether wc's times allow its token at now, judged
+// validTimes reports whether a token's times allow it at now, judged
 // exactly as jwt/v5's Validator judges them with the leeway and
 // WithIssuedAt, the options the library path runs with (its
 // verifyExpiresAt, verifyNotBefore and verifyIssuedAt; iss and aud are
@@ -106,14 +115,14 @@ func (h *hs256) verify(token string, wc *wireClaims, now time.Time, leeway time.
 // interface, so that they escape: a token that fails here goes the
 // library's way, which refuses it with its reason. TestHS256FastPath and
 // FuzzHS256FastPath hold the two to the same verdicts.
-func validTimes(wc *wireClaims, now time.Time, leeway time.Duration) bool {
-	if exp := wc.ExpiresAt; exp != nil && expiredAt(exp.Time, leeway, now) {
+func validTimes(t claimTimes, now time.Time, leeway time.Duration) bool {
+	if t.exp.set && !now.Before(t.exp.t.Add(leeway)) { // a zero exp too, as the library
 		return false
 	}
-	if nbf := wc.NotBefore; nbf != nil && now.Before(nbf.Add(-leeway)) {
+	if t.nbf.set && now.Before(t.nbf.t.Add(-leeway)) {
 		return false
 	}
-	if iat := wc.IssuedAt; iat != nil && now.Before(iat.Add(-leeway)) {
+	if t.iat.set && now.Before(t.iat.t.Add(-leeway)) {
 		return false
 	}
 	return true

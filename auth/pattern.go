@@ -85,6 +85,22 @@ func compilePattern(src, subject string) (pattern, error) {
 		p.kind = kindAny
 		return p, nil
 	}
+	// Without {sub} and with no * but maybe a last one, the usual
+	// patterns: src is the literal itself, without a copy.
+	if star := strings.IndexByte(src, '*'); !strings.Contains(src, subPlaceholder) && (star < 0 || star == len(src)-1) {
+		if star < 0 {
+			p.kind, p.lit = kindExact, src
+		} else {
+			p.kind, p.lit, p.tail = kindPrefix, src[:star], true
+		}
+		return p, nil
+	}
+	return compileSegments(p, src, subject)
+}
+
+// compileSegments is compilePattern's general case: src read segment by
+// segment into p, {sub} replaced by subject.
+func compileSegments(p pattern, src, subject string) (pattern, error) {
 	var (
 		lit   strings.Builder
 		elems []elem

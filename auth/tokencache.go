@@ -36,7 +36,7 @@ const maxCachedClaims = 3 << 10
 
 // entryOverhead estimates what the LRU spends per entry besides the key's
 // bytes and the claims: its list entry and its map slot.
-const entryOverhead = 160
+const entryOverhead = 176
 
 // tokenCache remembers the Claims of tokens verified before, so that a
 // token presented again costs a hash and a map lookup instead of a
@@ -76,7 +76,7 @@ type tokenCache struct {
 // cache line.
 type cacheShard struct {
 	mu           sync.Mutex
-	lru          *simplelru.LRU[string, *Claims]
+	lru          *simplelru.LRU[string, cachedToken]
 	seen         []uint64 // hashes (|1, so 0 is empty) of tokens checked once; guarded by mu
 	hits, misses uint64   // lookups of tokens the cache takes; guarded by mu
 	_            cpu.CacheLinePad
@@ -117,7 +117,7 @@ func newTokenCache(size int) *tokenCache {
 			per++
 		}
 		// NewLRU fails only on a size < 1, and per >= 1 since n <= size.
-		c.shards[i].lru, _ = simplelru.NewLRU[string, *Claims](per, nil)
+		c.shards[i].lru, _ = simplelru.NewLRU[string, cachedToken](per, nil)
 		c.shards[i].seen = make([]uint64, 1<<bits.Len(uint(seenPerToken*per-1)))
 	}
 	return c
@@ -134,19 +134,26 @@ func (c *tokenCache) shard(h uint64) *cacheShard {
 	return &c.shards[h&c.mask]
 }
 
-// get returns the claims cached for token, whose hash is h, or nil. It
-// does not allocate.
-func (c *tokenCache) get(token string, h uint64) *Claims {
+// cachedToken is what the cache keeps for a token: its own copy of the
+// token (the LRU's key, which get hands to a LoopCache) and its claims.
+type cachedToken struct {
+	token  string
+	claims *Claims
+}
+
+// get returns the claims cached for token, whose hash is h, and the
+// cache's copy of token, or nil and "". It does not allocate.
+func (c *tokenCache) get(token string, h uint64) (*Claims, string) {
 	s := c.shard(h)
 	s.mu.Lock()
-	claims, ok := s.lru.Get(token)
+	e, ok := s.lru.Get(token)
 	if ok {
 		s.hits++
 	} else {
 		s.misses++
 	}
 	s.mu.Unlock()
-	return claims
+	return e.claims, e.token
 }
 
 // stats sums the shards' figures.
@@ -166,28 +173,30 @@ func (c *tokenCache) stats() CacheStats {
 // add offers claims, just verified, for token, whose hash is h and which
 // is at most maxCachedToken long (Verify does not look up longer ones):
 // the cache keeps them if they are small enough and the token passed the
-// check before (its hash is in the seen table; otherwise it goes there). It returns the claims to hand out:
-// those of a goroutine that cached the same token first, so that callers
-// share one Claims. The key is a copy of token, which may be a view of a
-// buffer the caller reuses.
-func (c *tokenCache) add(token string, h uint64, claims *Claims) *Claims {
+// check before (its hash is in the seen table; otherwise it goes there).
+// It returns the claims to hand out: those of a goroutine that cached the
+// same token first, so that callers share one Claims; and the cache's
+// copy of token when it keeps it, or "". The key is a copy of token,
+// which may be a view of a buffer the caller reuses.
+func (c *tokenCache) add(token string, h uint64, claims *Claims) (*Claims, string) {
 	if claimsFootprint(claims) > maxCachedClaims {
-		return claims
+		return claims, ""
 	}
 	s := c.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.lru.Peek(token); ok {
-		return old
+		return old.claims, old.token
 	}
 	slot := &s.seen[(h>>32)&uint64(len(s.seen)-1)]
 	if *slot != h|1 {
 		*slot = h | 1 // first check: remembered, not kept
-		return claims
+		return claims, ""
 	}
 	*slot = 0
-	s.lru.Add(strings.Clone(token), claims)
-	return claims
+	kept := strings.Clone(token)
+	s.lru.Add(kept, cachedToken{token: kept, claims: claims})
+	return claims, kept
 }
 
 // remove forgets token, whose hash is h.

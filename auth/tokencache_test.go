@@ -317,7 +317,7 @@ func TestTokenCacheShards(t *testing.T) {
 		for i := range c.shards {
 			s := &c.shards[i]
 			for k := range size + 1 {
-				s.lru.Add(fmt.Sprint(k), nil)
+				s.lru.Add(fmt.Sprint(k), cachedToken{})
 			}
 			if s.lru.Len() < 1 {
 				t.Errorf("size %d: shard %d holds nothing", size, i)
@@ -394,19 +394,41 @@ func TestTokenCacheHitAllocs(t *testing.T) {
 	}
 }
 
-func TestTokenCacheConcurrent(t *testing.T) {
-	t.Parallel()
-	v, now := clockVerifier(t, Config{HMACSecret: secret, TokenCache: 8})
-	const ntok = 24
-	toks := make([]string, ntok)
+// expiringTokens are 24 tokens of users user0, user1, ...: every third
+// (i%3 == 0) expires a second after testNow, the others an hour after.
+func expiringTokens(t *testing.T) []string {
+	toks := make([]string, 24)
 	for i := range toks {
-		// Every third token expires halfway through.
 		exp := testNow.Add(time.Hour)
 		if i%3 == 0 {
 			exp = testNow.Add(time.Second)
 		}
 		toks[i] = mustSign(t, secret, TokenSpec{Subject: fmt.Sprintf("user%d", i), ExpiresAt: exp})
 	}
+	return toks
+}
+
+// expiringVerdict is why c, err is a wrong answer for token i of
+// expiringTokens, or nil: the claims of user<i>, or ErrExpired for one
+// that expires.
+func expiringVerdict(i int, c *Claims, err error) error {
+	switch {
+	case err == nil && c.Subject != fmt.Sprintf("user%d", i):
+		return fmt.Errorf("token %d gave the claims of %q", i, c.Subject)
+	case err != nil && (i%3 != 0 || !errors.Is(err, ErrExpired)):
+		return fmt.Errorf("token %d: %w", i, err)
+	}
+	return nil
+}
+
+// TestTokenCacheConcurrent: goroutines verifying tokens that collide in
+// a small cache, a third of them expiring halfway through, each get their
+// own token's claims or ErrExpired, and the cache keeps its bound.
+func TestTokenCacheConcurrent(t *testing.T) {
+	t.Parallel()
+	v, now := clockVerifier(t, Config{HMACSecret: secret, TokenCache: 8})
+	toks := expiringTokens(t)
+	ntok := len(toks)
 	const goroutines, rounds = 8, 200
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
@@ -417,13 +439,8 @@ func TestTokenCacheConcurrent(t *testing.T) {
 					now.Store(testNow.Add(time.Hour - time.Second).UnixNano())
 				}
 				i := (g*7 + r) % ntok
-				c, err := v.Verify(toks[i])
-				switch {
-				case err == nil && c.Subject != fmt.Sprintf("user%d", i):
-					errs <- fmt.Errorf("token %d gave the claims of %q", i, c.Subject)
-					return
-				case err != nil && (i%3 != 0 || !errors.Is(err, ErrExpired)):
-					errs <- fmt.Errorf("token %d: %w", i, err)
+				if c, err := v.Verify(toks[i]); expiringVerdict(i, c, err) != nil {
+					errs <- expiringVerdict(i, c, err)
 					return
 				}
 			}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -35,6 +37,15 @@ type Verifier struct {
 	// cache holds the claims of tokens verified before (nil when
 	// Config.TokenCache is negative).
 	cache *tokenCache
+	// loops are the LoopCaches in front of cache, whose hits CacheStats
+	// counts.
+	loops *loopCaches
+}
+
+// loopCaches is a Verifier's list of LoopCaches.
+type loopCaches struct {
+	mu   sync.Mutex
+	list []*LoopCache
 }
 
 // wireClaims is the JSON shape of a herald token; see the package doc.
@@ -49,7 +60,7 @@ type wireClaims struct {
 // MinHMACSecret, MinRSABits) or on an unsupported curve, and when the
 // anonymous patterns do not compile.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	v := &Verifier{leeway: cfg.leeway(), now: time.Now, ec: map[string]jwt.VerificationKeySet{}}
+	v := &Verifier{leeway: cfg.leeway(), now: time.Now, ec: map[string]jwt.VerificationKeySet{}, loops: &loopCaches{}}
 	if len(cfg.HMACSecret) > 0 {
 		if len(cfg.HMACSecret) < MinHMACSecret {
 			return nil, fmt.Errorf("auth: HMAC secret is %d bytes, want at least %d", len(cfg.HMACSecret), MinHMACSecret)
@@ -148,33 +159,53 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if v.cache == nil || len(token) > maxCachedToken {
 		return v.verify(token)
 	}
-	h := v.cache.hash(token)
-	if c := v.cache.get(token, h); c != nil {
+	c, _, err := v.verifyHashed(token, v.cache.hash(token))
+	return c, err
+}
+
+// verifyHashed is Verify with the cache, for a token of at most
+// maxCachedToken bytes whose hash is h; kept is the cache's copy of the
+// token when the cache keeps it (a LoopCache may hold on to it), or "".
+func (v *Verifier) verifyHashed(token string, h uint64) (c *Claims, kept string, err error) {
+	if c, kept := v.cache.get(token, h); c != nil {
 		if !expiredAt(c.ExpiresAt, v.leeway, v.now()) {
-			return c, nil
+			return c, kept, nil
 		}
 		// The full path below gives the error.
 		v.cache.remove(token, h)
 	}
-	c, err := v.verify(token)
-	if err != nil {
+	if c, err = v.verify(token); err != nil {
 		// Never cached: the same token may be valid later (nbf), and a
 		// refusal must not cost memory.
-		return nil, err
+		return nil, "", err
 	}
-	return v.cache.add(token, h, c), nil
+	c, kept = v.cache.add(token, h, c)
+	return c, kept, nil
 }
 
 // verify is Verify without the cache.
 func (v *Verifier) verify(token string) (*Claims, error) {
-	var wc wireClaims // on the stack: the library path parses into its own
-	if v.fast == nil || !v.fast.verify(token, &wc, v.now(), v.leeway) {
-		lib := new(wireClaims)
-		if _, err := v.parser.ParseWithClaims(token, lib, v.key); err != nil {
-			return nil, classify(err)
+	if v.fast != nil {
+		// On the stack, as are raw and the views of buf it makes.
+		var buf [768]byte
+		var raw rawClaims
+		if b, wc, ok := v.fast.verify(token, buf[:], &raw, v.now(), v.leeway); ok {
+			if wc != nil {
+				return v.claimsOf(wc)
+			}
+			return v.claimsOfRaw(b, &raw)
 		}
-		wc = *lib
 	}
+	lib := new(wireClaims)
+	if _, err := v.parser.ParseWithClaims(token, lib, v.key); err != nil {
+		return nil, classify(err)
+	}
+	return v.claimsOf(lib)
+}
+
+// claimsOf is the Claims of a verified token's wc, once the issuer and
+// the audience are checked.
+func (v *Verifier) claimsOf(wc *wireClaims) (*Claims, error) {
 	if v.issuer != "" && wc.Issuer != v.issuer {
 		return nil, ErrWrongIssuer
 	}
@@ -190,8 +221,76 @@ func (v *Verifier) verify(token string) (*Claims, error) {
 	if wc.ExpiresAt != nil {
 		c.ExpiresAt = wc.ExpiresAt.Time
 	}
-	if err := c.compile(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidClaims, err)
+	if err := c.compileToken(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// claimsOfRaw is claimsOf for the claims decodeClaims found in b, equal
+// to the claims of raw.wire(b) (TestHS256FastPath): the strings the Claims
+// keep (the personal channel, whose tail is the subject, and the channel
+// patterns) are copied into one allocation they all view, and their
+// slices into one more, since a new user's handshake pays for each
+// allocation twice, in the allocator and in the collector.
+func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
+	if v.issuer != "" && raw.iss.in(b) != v.issuer {
+		return nil, ErrWrongIssuer
+	}
+	if v.audience != "" && !slices.ContainsFunc(raw.aud.list(), func(s span) bool { return s.in(b) == v.audience }) {
+		return nil, ErrWrongAudience
+	}
+	sub := raw.sub.in(b)
+	subs, pubs := raw.channels.list(), raw.pub.list()
+	size := 0
+	if sub != "" {
+		size = len(userPrefix) + len(sub)
+	}
+	for _, s := range subs {
+		size += len(s.in(b))
+	}
+	for _, s := range pubs {
+		size += len(s.in(b))
+	}
+	var text strings.Builder
+	text.Grow(size)
+	if sub != "" {
+		text.WriteString(userPrefix)
+		text.WriteString(sub)
+	}
+	for _, s := range subs {
+		text.WriteString(s.in(b))
+	}
+	for _, s := range pubs {
+		text.WriteString(s.in(b))
+	}
+	all := text.String()
+	c := &Claims{leeway: v.leeway}
+	if sub != "" {
+		c.personal = all[:len(userPrefix)+len(sub)]
+		c.Subject = c.personal[len(userPrefix):]
+	}
+	if raw.exp.set {
+		c.ExpiresAt = raw.exp.t
+	}
+	if n := len(subs) + len(pubs); n > 0 {
+		strs := make([]string, 0, n)
+		at := len(c.personal)
+		for _, list := range [2][]span{subs, pubs} {
+			for _, s := range list {
+				strs = append(strs, all[at:at+len(s.in(b))])
+				at += len(s.in(b))
+			}
+		}
+		if len(subs) > 0 {
+			c.Subscribe = strs[:len(subs):len(subs)]
+		}
+		if len(pubs) > 0 {
+			c.Publish = strs[len(subs):]
+		}
+	}
+	if err := c.compileToken(); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -202,7 +301,13 @@ func (v *Verifier) CacheStats() CacheStats {
 	if v.cache == nil {
 		return CacheStats{}
 	}
-	return v.cache.stats()
+	st := v.cache.stats()
+	v.loops.mu.Lock()
+	for _, lc := range v.loops.list {
+		st.Hits += lc.hits.Load()
+	}
+	v.loops.mu.Unlock()
+	return st
 }
 
 // Anonymous returns the claims of a client that presented no token: the

@@ -82,10 +82,11 @@ func TestMemory(t *testing.T) {
 	}
 }
 
-// TestUnanswered: NewNATS and NewRoster ask again only for a request NATS
-// left unanswered (a cluster forming the stream for another node), also
-// through the errors that wrap it, never for an answer.
-func TestUnanswered(t *testing.T) {
+// TestRetryable: NewNATS and NewRoster ask again only for a request NATS
+// left unanswered (a cluster forming the stream for another node) or
+// could not place yet (a peer offline, no meta leader), also through the
+// errors that wrap it, never for another answer.
+func TestRetryable(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name string
@@ -97,12 +98,15 @@ func TestUnanswered(t *testing.T) {
 		{"nats timeout", fmt.Errorf("broker: roster: bucket B: %w", nats.ErrTimeout), true},
 		{"not found", fmt.Errorf("broker: stream HERALD: %w", jetstream.ErrStreamNotFound), false},
 		{"no responders", nats.ErrNoResponders, false},
+		{"no suitable peers", fmt.Errorf("broker: roster: bucket B: %w", &jetstream.APIError{Code: 400, ErrorCode: 10005, Description: "no suitable peers for placement, peer offline"}), true},
+		{"temporarily unavailable", &jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}, true},
+		{"insufficient resources", &jetstream.APIError{Code: 503, ErrorCode: 10023, Description: "insufficient resources"}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := unanswered(tc.err); got != tc.want {
-				t.Errorf("unanswered(%v) = %v, want %v", tc.err, got, tc.want)
+			if got := retryable(tc.err); got != tc.want {
+				t.Errorf("retryable(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}

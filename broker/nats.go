@@ -241,11 +241,7 @@ func NewNATS(ctx context.Context, h *hub.Hub, cfg NATSConfig) (*NATS, error) {
 		return nil, fmt.Errorf("broker: jetstream: %w", err)
 	}
 	if nc.IsConnected() {
-		err := b.initStream(ctx)
-		for try := 1; unanswered(err) && try < initTries && ctx.Err() == nil; try++ {
-			err = b.initStream(ctx)
-		}
-		if err != nil && !cfg.Optional {
+		if err := initRetry(ctx, b.initStream); err != nil && !cfg.Optional {
 			nc.Close()
 			b.cancel()
 			return nil, err
@@ -255,16 +251,52 @@ func NewNATS(ctx context.Context, h *hub.Hub, cfg NATSConfig) (*NATS, error) {
 }
 
 // initTries bounds NewNATS's and NewRoster's attempts at a stream
-// lookup or creation that NATS left unanswered.
-const initTries = 4
+// lookup or creation that NATS left unanswered or could not place yet;
+// initPause is the wait before the second, twice that before the third,
+// and so on.
+const (
+	initTries = 4
+	initPause = 500 * time.Millisecond
+)
 
-// unanswered reports a JetStream request that timed out. A NATS cluster
-// leaves a stream lookup unanswered while another node's creation of the
-// stream is under way (its replicas elect a leader; nodes that start
-// together), and answers it once the stream has a leader: such a request
-// is worth sending again.
-func unanswered(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+// initRetry runs init, the stream's (or the bucket's) lookup or
+// creation, and again while its error is worth another try (retryable),
+// initTries times at most. It returns init's last error.
+func initRetry(ctx context.Context, init func(context.Context) error) error {
+	err := init(ctx)
+	for try := 1; retryable(err) && try < initTries; try++ {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try) * initPause):
+		}
+		err = init(ctx)
+	}
+	return err
+}
+
+// JetStream's error codes for a cluster that cannot place a stream's
+// replicas yet: no suitable peers (one is offline, or the cluster is still
+// forming) and JetStream temporarily unavailable (no meta leader). The
+// jetstream package names neither.
+const (
+	jsNoSuitablePeers        jetstream.ErrorCode = 10005
+	jsTemporarilyUnavailable jetstream.ErrorCode = 10008
+)
+
+// retryable reports a JetStream request worth sending again: one that
+// timed out, as a NATS cluster leaves a stream lookup unanswered while
+// another node's creation of the stream is under way (its replicas elect a
+// leader; nodes that start together) and answers it once the stream has a
+// leader; or one the cluster refused for want of peers or of a meta
+// leader, as it does while a server is briefly offline (a busy machine
+// misses heartbeats) or the cluster is still forming.
+func retryable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var api *jetstream.APIError
+	return errors.As(err, &api) && (api.ErrorCode == jsNoSuitablePeers || api.ErrorCode == jsTemporarilyUnavailable)
 }
 
 // maxBytes is the stream's byte bound in JetStream's terms (-1: none).

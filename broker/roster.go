@@ -177,11 +177,7 @@ func NewRoster(ctx context.Context, cfg RosterConfig) (*Roster, error) {
 		return nil, fmt.Errorf("broker: roster: jetstream: %w", err)
 	}
 	if nc.IsConnected() {
-		err := r.open(ctx)
-		for try := 1; unanswered(err) && try < initTries && ctx.Err() == nil; try++ {
-			err = r.open(ctx)
-		}
-		if err != nil {
+		if err := initRetry(ctx, r.open); err != nil {
 			nc.Close()
 			r.cancel()
 			return nil, err

@@ -20,7 +20,7 @@ type ChannelInfo struct {
 func (c *channel) info() ChannelInfo {
 	return ChannelInfo{
 		Name:         c.name,
-		Subscribers:  c.subs,
+		Subscribers:  int(c.subs),
 		Offset:       c.offset,
 		Epoch:        c.epoch,
 		HistoryLen:   c.hist.Len(),

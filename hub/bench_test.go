@@ -63,7 +63,7 @@ func BenchmarkSubscribeMany(b *testing.B) {
 	for b.Loop() {
 		h := New(Config{})
 		for i := range counters {
-			if _, _, _, err := h.SubscribeNew(l, "bench", &counters[i], nil, true); err != nil {
+			if _, _, _, _, err := h.SubscribeNew(l, "bench", &counters[i], nil, true); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -93,7 +93,7 @@ func BenchmarkSubscribeNewChannels(b *testing.B) {
 	for b.Loop() {
 		h := New(Config{})
 		for i := range counters {
-			if _, _, _, err := h.SubscribeNew(l, names[i], &counters[i], nil, true); err != nil {
+			if _, _, _, _, err := h.SubscribeNew(l, names[i], &counters[i], nil, true); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -48,8 +48,11 @@ func newEpoch() string {
 	return epochEncoding.EncodeToString(b[:5])
 }
 
-// channel is one channel's state. Its mutex guards every field below it;
-// first is written under it too.
+// channel is one channel's state. Its mutex guards every field below it
+// but the few marked otherwise; first is written under it too. The hub
+// holds one per channel, a user's personal channel included, so its
+// fields are laid out to fit 192 bytes (TestChannelSize): the counters
+// are 32 bits and the small fields share words.
 type channel struct {
 	name string
 	// opts are the channel's history settings, fixed at creation and
@@ -59,14 +62,19 @@ type channel struct {
 	// first is the offset of the oldest message in history, or offset+1
 	// when history is empty.
 	first atomic.Uint64
-	// heapIdx is the channel's place in the history budget's heap, plus
-	// one (0: not in it). Guarded by budget.mu, not by mu.
-	heapIdx int
 
 	mu sync.Mutex
 	// gone is set when the hub forgets the channel; whoever finds it set
 	// after locking looks the name up again.
-	gone   bool
+	gone bool
+	// client is set when a client created the channel (Subscribe,
+	// PublishClient, Reserve): it counts against Config.MaxChannels.
+	// Guarded by Hub.mu, not by mu.
+	client bool
+	// holds counts the reservations on the channel (Reserve,
+	// ReserveTrusted) not yet given back: a held channel is never
+	// forgotten.
+	holds  int32
 	epoch  string
 	offset uint64 // last offset assigned; 0 before the first message
 	// seq counts the messages handed to loops, across epochs. Loops filter
@@ -85,25 +93,20 @@ type channel struct {
 	// holds before snap[0]; past len(snap) it is let go, so it never
 	// keeps alive more than history itself.
 	snap     []*Message
-	snapDead int
-	// budgeted is bytes as the history budget last heard it.
-	budgeted int64
+	snapDead int32
 	// loopSubs counts the channel's subscribers per loop index; subs is
 	// their sum.
+	subs     int32
 	loopSubs []int32
-	subs     int
-	// holds counts the reservations on the channel (Reserve,
-	// ReserveTrusted) not yet given back: a held channel is never
-	// forgotten.
-	holds int
+	// budgeted is bytes as the history budget last heard it.
+	budgeted int64
 
-	// The registry's fields, guarded by Hub.mu, not by mu.
-
-	// client is set when a client created the channel (Subscribe,
-	// PublishClient, Reserve): it counts against Config.MaxChannels.
-	client bool
-	// idx is the channel's place in Hub.all.
-	idx int
+	// heapIdx is the channel's place in the history budget's heap, plus
+	// one (0: not in it). Guarded by budget.mu, not by mu.
+	heapIdx int32
+	// idx is the channel's place in Hub.all. Guarded by Hub.mu, not by
+	// mu.
+	idx int32
 }
 
 // newChannel returns a channel with a fresh epoch, no history and the
@@ -142,8 +145,8 @@ func (c *channel) trimSnap() {
 		return
 	}
 	c.snap = c.snap[k:]
-	c.snapDead += k
-	if c.snapDead > len(c.snap) {
+	c.snapDead += int32(k)
+	if int(c.snapDead) > len(c.snap) {
 		c.snap, c.snapDead = nil, 0
 	}
 }

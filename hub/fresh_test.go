@@ -16,7 +16,7 @@ func TestSubscribeNew(t *testing.T) {
 	recs := make([]*recorder, indexThreshold+5)
 	for i := range recs {
 		recs[i] = &recorder{}
-		if _, _, _, err := h.SubscribeNew(l, "c", recs[i], nil, false); err != nil {
+		if _, _, _, _, err := h.SubscribeNew(l, "c", recs[i], nil, false); err != nil {
 			t.Fatalf("SubscribeNew %d: %v", i, err)
 		}
 	}
@@ -31,10 +31,10 @@ func TestSubscribeNew(t *testing.T) {
 			t.Errorf("subscriber %d got %d messages, want %d", i, len(r.msgs), want)
 		}
 	}
-	if _, _, _, err := h.SubscribeNew(l, "d", &recorder{}, nil, false); !errors.Is(err, ErrChannelLimit) {
+	if _, _, _, _, err := h.SubscribeNew(l, "d", &recorder{}, nil, false); !errors.Is(err, ErrChannelLimit) {
 		t.Errorf("a client's new channel past the cap: %v, want ErrChannelLimit", err)
 	}
-	if _, _, _, err := h.SubscribeNew(l, "user:u", &recorder{}, nil, true); err != nil {
+	if _, _, _, _, err := h.SubscribeNew(l, "user:u", &recorder{}, nil, true); err != nil {
 		t.Errorf("a trusted new channel past the cap: %v", err)
 	}
 }

@@ -351,7 +351,8 @@ func (h *Hub) rebudget(c *channel) {
 // ErrChannelLimit when the channel is new and clients already created
 // Config.MaxChannels channels (counted in Stats.ChannelLimited).
 func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position) (pos Position, backlog []*Message, recovered bool, err error) {
-	return h.subscribe(l, channel, sub, since, true, false)
+	_, pos, backlog, recovered, err = h.subscribe(l, channel, sub, since, true, false)
+	return pos, backlog, recovered, err
 }
 
 // SubscribeTrusted is Subscribe for a subscription the backend vouches
@@ -359,7 +360,8 @@ func (h *Hub) Subscribe(l Loop, channel string, sub Subscriber, since *Position)
 // channel it creates is not counted against Config.MaxChannels, and it is
 // never refused for the cap.
 func (h *Hub) SubscribeTrusted(l Loop, channel string, sub Subscriber, since *Position) (pos Position, backlog []*Message, recovered bool, err error) {
-	return h.subscribe(l, channel, sub, since, false, false)
+	_, pos, backlog, recovered, err = h.subscribe(l, channel, sub, since, false, false)
+	return pos, backlog, recovered, err
 }
 
 // SubscribeNew is Subscribe, or with trusted SubscribeTrusted, for a pair
@@ -367,21 +369,24 @@ func (h *Hub) SubscribeTrusted(l Loop, channel string, sub Subscriber, since *Po
 // its subscriptions (push's sessions do): it does not look for an existing
 // subscription, which on a channel of many subscribers on the loop is a
 // lookup in their index, in every handshake of a storm. A pair subscribed
-// twice this way would get every message twice; race builds check.
-func (h *Hub) SubscribeNew(l Loop, channel string, sub Subscriber, since *Position, trusted bool) (pos Position, backlog []*Message, recovered bool, err error) {
+// twice this way would get every message twice; race builds check. It
+// also returns name, the hub's own copy of channel's name, which the
+// caller may keep instead of a copy of its own: channel may be a view of
+// the caller's input, valid only for the call.
+func (h *Hub) SubscribeNew(l Loop, channel string, sub Subscriber, since *Position, trusted bool) (name string, pos Position, backlog []*Message, recovered bool, err error) {
 	return h.subscribe(l, channel, sub, since, !trusted, true)
 }
 
 // subscribe implements the Subscribe methods: client counts a channel it
 // creates against the cap (Subscribe), fresh skips the look for an
 // existing subscription (SubscribeNew).
-func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position, client, fresh bool) (pos Position, backlog []*Message, recovered bool, err error) {
+func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position, client, fresh bool) (name string, pos Position, backlog []*Message, recovered bool, err error) {
 	mustBePointer(sub)
 	ls := h.loopState(l)
 	for {
 		c, err := h.channel(channel, client)
 		if err != nil {
-			return Position{}, nil, false, inContext(err, "subscribe to", channel)
+			return "", Position{}, nil, false, inContext(err, "subscribe to", channel)
 		}
 		list := ls.subs[c]
 		already := false
@@ -403,7 +408,7 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 		pos = Position{Offset: c.offset, Epoch: c.epoch}
 		if already {
 			c.mu.Unlock()
-			return pos, nil, false, nil
+			return c.name, pos, nil, false, nil
 		}
 		if since != nil && c.opts.recovery {
 			backlog, recovered = c.recover(*since)
@@ -413,7 +418,7 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 		c.mu.Unlock()
 		ls.add(list, c, sub, after)
 		h.subscriptions.Add(1)
-		return pos, backlog, recovered, nil
+		return c.name, pos, backlog, recovered, nil
 	}
 }
 
@@ -446,6 +451,25 @@ func (h *Hub) Unsubscribe(l Loop, channel string, sub Subscriber) {
 	}
 }
 
+// LoopSubscribers returns the subscribers of channel on loop l, a copy the
+// caller may keep (unsubscribing them as it goes: DisconnectUser closes
+// the connections of a user's personal channel). It must be called on l's
+// goroutine.
+func (h *Hub) LoopSubscribers(l Loop, channel string) []Subscriber {
+	loops := *h.loops.Load()
+	idx := l.Index()
+	if idx >= len(loops) || loops[idx] == nil {
+		return nil
+	}
+	h.mu.RLock()
+	c := h.chans[channel]
+	h.mu.RUnlock()
+	if s := loops[idx].subs[c]; c != nil && s != nil {
+		return s.subscribers()
+	}
+	return nil
+}
+
 // forgetIdle forgets c if it is still known and idle (channel.idle).
 func (h *Hub) forgetIdle(c *channel) {
 	h.mu.Lock()
@@ -463,9 +487,9 @@ func (h *Hub) remove(c *channel) {
 	c.forget()
 	delete(h.chans, c.name)
 	last := len(h.all) - 1
-	if i := c.idx; i != last {
+	if i := int(c.idx); i != last {
 		h.all[i] = h.all[last]
-		h.all[i].idx = i
+		h.all[i].idx = int32(i)
 	}
 	h.all[last] = nil
 	h.all = h.all[:last]
@@ -501,7 +525,7 @@ func (h *Hub) channel(name string, client bool) (*channel, error) {
 		// request, a command): the table keeps a copy of its own.
 		name = strings.Clone(name)
 		c = newChannel(name, opts)
-		c.client, c.idx = client, len(h.all)
+		c.client, c.idx = client, int32(len(h.all))
 		h.chans[name] = c
 		h.all = append(h.all, c)
 		if client {

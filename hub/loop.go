@@ -262,10 +262,37 @@ func (ls *loopState) run() {
 // caller, nil when the loop has none yet. Loop goroutine only.
 func (ls *loopState) add(s *subList, c *channel, sub Subscriber, after uint64) {
 	if s == nil {
-		s = &subList{ch: c}
+		s = newSubList(c)
 		ls.subs[c] = s
 	}
 	s.add(sub, after)
+}
+
+// subListOfOne is a subList allocated with room for its first entry, the
+// whole list of most channels on a loop (a user's personal channel, on
+// the loop of the user's one connection): one allocation instead of two.
+// A second entry moves the list to an array of its own, as append does.
+type subListOfOne struct {
+	list  subList
+	first [1]subEntry
+}
+
+// newSubList is an empty list of c's subscribers, with room for one.
+func newSubList(c *channel) *subList {
+	one := &subListOfOne{list: subList{ch: c}}
+	one.list.entries = one.first[:0]
+	return &one.list
+}
+
+// subscribers is a copy of the list's subscribers.
+func (s *subList) subscribers() []Subscriber {
+	out := make([]Subscriber, 0, s.live)
+	for _, e := range s.entries {
+		if e.sub != nil {
+			out = append(out, e.sub)
+		}
+	}
+	return out
 }
 
 // remove removes sub's subscription to c and reports whether there was

@@ -7,17 +7,19 @@ package hub
 // keep a message or two. Not safe for concurrent use: its owner's lock
 // guards it.
 type ring[T any] struct {
-	buf  []T
-	head int // index of the oldest element
-	n    int // number of elements
+	buf []T
+	// head is the index of the oldest element, n the number of elements:
+	// 32 bits, as a channel's history never holds 2^31 messages, so that
+	// a channel fits its size class (see channel).
+	head, n int32
 }
 
 // Len returns the number of queued elements.
-func (r *ring[T]) Len() int { return r.n }
+func (r *ring[T]) Len() int { return int(r.n) }
 
 // at returns the i-th oldest element (0 is the oldest); i must be < Len.
 func (r *ring[T]) at(i int) T {
-	return r.buf[(r.head+i)%len(r.buf)]
+	return r.buf[(int(r.head)+i)%len(r.buf)]
 }
 
 // front returns the oldest element; the queue must not be empty.
@@ -27,10 +29,10 @@ func (r *ring[T]) front() T { return r.buf[r.head] }
 // limit > 0 caps the storage at limit elements, and the caller must pop
 // before pushing onto a ring holding limit elements.
 func (r *ring[T]) push(v T, limit int) {
-	if r.n == len(r.buf) {
+	if r.Len() == len(r.buf) {
 		r.grow(limit)
 	}
-	r.buf[(r.head+r.n)%len(r.buf)] = v
+	r.buf[(int(r.head)+int(r.n))%len(r.buf)] = v
 	r.n++
 }
 
@@ -42,7 +44,7 @@ func (r *ring[T]) grow(limit int) {
 		size = min(size, limit)
 	}
 	buf := make([]T, size)
-	for i := 0; i < r.n; i++ {
+	for i := range r.Len() {
 		buf[i] = r.at(i)
 	}
 	r.buf, r.head = buf, 0
@@ -54,7 +56,7 @@ func (r *ring[T]) pop() T {
 	var zero T
 	v := r.buf[r.head]
 	r.buf[r.head] = zero
-	r.head = (r.head + 1) % len(r.buf)
+	r.head = (r.head + 1) % int32(len(r.buf))
 	r.n--
 	return v
 }

@@ -167,7 +167,6 @@ type App struct {
 // appLoop is the App's state for one event loop, touched only by that
 // loop's goroutine.
 type appLoop struct {
-	users map[string][]*Session
 	// index maps each channel of a session with many subscriptions to its
 	// position in Session.channels, so subscribe and unsubscribe stay
 	// O(1) (see indexFrom).
@@ -198,6 +197,9 @@ type appLoop struct {
 	// idBuf is where the loop builds a stream event's id line; it is
 	// reused, since Conn.WriteStream copies what it queues.
 	idBuf []byte
+	// tokens are the verified tokens the loop keeps at hand, in front of
+	// the Verifier's cache (nil without a Verifier).
+	tokens *auth.LoopCache
 }
 
 // New builds the App; server.New(cfg, app, log) attaches it to the
@@ -234,6 +236,11 @@ func New(o Options) *App {
 func (a *App) Attach(s *server.Server) {
 	a.srv = s
 	a.loops = make([]appLoop, s.NumLoops())
+	if a.o.Verifier != nil {
+		for i := range a.loops {
+			a.loops[i].tokens = a.o.Verifier.NewLoopCache()
+		}
+	}
 }
 
 // Session is one client's push state: who it is, what it subscribed to. It
@@ -259,6 +266,14 @@ type Session struct {
 type pendingSubs struct {
 	channels []string
 	since    map[string]hub.Position
+}
+
+// list is the channels to subscribe to (none for a nil ps).
+func (ps *pendingSubs) list() []string {
+	if ps == nil {
+		return nil
+	}
+	return ps.channels
 }
 
 // ID is the connection id.
@@ -375,7 +390,8 @@ func (a *App) authenticate(c *server.Conn, req *codec.Request, token string) (*S
 	var err error
 	switch {
 	case token != "":
-		claims, err = a.o.Verifier.Verify(token)
+		// On c's loop: its own cache first.
+		claims, err = a.loops[c.Loop().Index()].tokens.Verify(token)
 	case a.o.Hooks.Enabled(hook.EventConnect):
 		// No token: the connect hook decides (askConnect), from the
 		// cookies and headers it is shown.
@@ -408,11 +424,11 @@ func (a *App) OnOpen(c *server.Conn) {
 		a.overflow(c)
 		return
 	}
-	if sub := sess.claims.Subject; sub != "" {
-		if pl.users == nil {
-			pl.users = map[string][]*Session{}
-		}
-		pl.users[sub] = append(pl.users[sub], sess)
+	if n := len(ps.list()); n > 0 && sess.claims.Subject != "" {
+		// Room for all the channels at once, not grown one at a time.
+		sess.channels = make([]string, 0, n+1)
+	}
+	if sess.claims.Subject != "" {
 		personal := sess.claims.PersonalChannel()
 		var since *hub.Position
 		if sess.streaming() {
@@ -421,10 +437,8 @@ func (a *App) OnOpen(c *server.Conn) {
 		}
 		a.subscribe(sess, personal, since, nil, true)
 	}
-	if ps != nil {
-		for _, ch := range ps.channels {
-			a.subscribe(sess, ch, ps.at(ch), nil, false)
-		}
+	for _, ch := range ps.list() {
+		a.subscribe(sess, ch, ps.at(ch), nil, false)
 	}
 }
 
@@ -453,21 +467,6 @@ func (a *App) OnClose(c *server.Conn) {
 	if sess.flags&flagPaging != 0 {
 		delete(pl.pagers, sess)
 		sess.flags &^= flagPaging
-	}
-	if sub := sess.claims.Subject; sub != "" {
-		list := pl.users[sub]
-		for i, s := range list {
-			if s == sess {
-				list[i] = list[len(list)-1]
-				list = list[:len(list)-1]
-				break
-			}
-		}
-		if len(list) == 0 {
-			delete(pl.users, sub)
-		} else {
-			pl.users[sub] = list
-		}
 	}
 }
 
@@ -523,16 +522,17 @@ func (a *App) DisconnectUser(user string, reason string) int {
 	if a.srv == nil {
 		return 0 // not attached (echo mode): no push connections
 	}
+	// A user's connections on a loop are its subscribers of the user's
+	// personal channel there.
+	personal := auth.PersonalChannelOf(user)
 	var total atomic.Int64
 	done := make(chan struct{}, 64)
 	loops := a.srv.Loops()
 	for _, l := range loops {
 		err := l.Run(func() {
 			defer func() { done <- struct{}{} }()
-			pl := &a.loops[l.Index()]
-			list := append([]*Session(nil), pl.users[user]...)
-			for _, s := range list {
-				if s.conn.Open() {
+			for _, sub := range a.o.Hub.LoopSubscribers(l, personal) {
+				if s, ok := sub.(*Session); ok && s.conn.Open() {
 					total.Add(1)
 					a.kicked.Add(1)
 					s.conn.Close(CloseKicked, reason)

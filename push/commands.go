@@ -180,23 +180,25 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 		a.dropPager(s, ch)
 		a.release(ch)
 	}
-	// The name may point into the upgrade request's buffer; keep a copy
-	// of its own so the request can be freed.
-	ch = strings.Clone(ch)
 	// s is not subscribed to ch now (removeChannel above made sure), and
 	// the hub learns of it before anything else can run on this loop:
 	// SubscribeNew skips the hub's own look for it. A client's channel
 	// counts against the cap; the session's own is trusted.
-	pos, backlog, recovered, err := a.o.Hub.SubscribeNew(l, ch, s, since, s.owns(ch))
+	name, pos, backlog, recovered, err := a.o.Hub.SubscribeNew(l, ch, s, since, s.owns(ch))
 	pres := a.hasPresence(ch)
 	if err != nil {
 		a.release(ch)
 		if pres {
-			a.presenceLeft(s, ch) // a resubscription that failed
+			// A resubscription that failed; the roster may keep the name.
+			a.presenceLeft(s, strings.Clone(ch))
 		}
 		a.subscribeRefused(s, id, ch, err)
 		return
 	}
+	// ch may point into the upgrade request's buffer or a command's: what
+	// outlives them is the hub's copy of the name, which the channel has
+	// as long as s is subscribed to it.
+	ch = name
 	var members Presence
 	if pres {
 		if members, err = a.presenceJoined(s, ch); err != nil {

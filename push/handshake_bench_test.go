@@ -3,6 +3,7 @@ package push
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -23,7 +24,10 @@ import (
 // URL's channel subscribed, and the personal channel with a token), then
 // the connection stays open, as in the benchmark harness's ramp (bench/),
 // and is reset with the others of its batch of 500 with the timer stopped,
-// once the server has closed them all. One connection stays open
+// once the server has closed them all. "hs256-users" gives every
+// connection a token of its own user (signed, 500 at a time, with the
+// timer stopped), as in a reconnect storm of distinct users: the token's
+// first check, its claims, the personal channel. One connection stays open
 // throughout, so the channel lives on as it does under load. The client is
 // raw system calls on blocking sockets (no net.Conn, nothing allocated per
 // connection), so allocs/op is the server's, plus a few the runtime makes;
@@ -36,16 +40,41 @@ func BenchmarkHandshake(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, bc := range []struct{ name, query string }{
-		{"anonymous", "channel=bench"},
-		{"hs256", "channel=bench&token=" + url.QueryEscape(tok)},
+	for _, bc := range []struct {
+		name, query string
+		users       bool
+	}{
+		{"anonymous", "channel=bench", false},
+		{"hs256", "channel=bench&token=" + url.QueryEscape(tok), false},
+		{"hs256-users", "channel=bench&token=", true},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := startBenchPush(b)
 			addr := netip.MustParseAddrPort(srv.Addr().String())
-			req := []byte("GET /ws?" + bc.query + " HTTP/1.1\r\nHost: " + addr.String() +
-				"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-				"Sec-WebSocket-Version: 13\r\nOrigin: http://" + addr.String() + "\r\nUser-Agent: bench\r\n\r\n")
+			request := func(query string) []byte {
+				return []byte("GET /ws?" + query + " HTTP/1.1\r\nHost: " + addr.String() +
+					"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+					"Sec-WebSocket-Version: 13\r\nOrigin: http://" + addr.String() + "\r\nUser-Agent: bench\r\n\r\n")
+			}
+			const batch = 500
+			req := request(bc.query)
+			var reqs [][]byte // hs256-users: this batch's requests, a new user each
+			users := 0
+			sign := func() {
+				reqs = reqs[:0]
+				for range batch {
+					users++
+					t, err := auth.Sign(testSecret, auth.TokenSpec{Subject: fmt.Sprint("u", users), Subscribe: []string{"bench"}, ExpiresAt: time.Now().Add(time.Hour)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					reqs = append(reqs, request(bc.query+t))
+				}
+			}
+			if bc.users {
+				sign()
+				req = reqs[0]
+			}
 			sa := &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}
 			var buf [512]byte
 			keep, err := rawHandshake(sa, req, buf[:])
@@ -53,7 +82,6 @@ func BenchmarkHandshake(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer unix.Close(keep)
-			const batch = 500
 			fds := make([]int, 0, batch)
 			reset := func() {
 				b.StopTimer()
@@ -62,6 +90,9 @@ func BenchmarkHandshake(b *testing.B) {
 					_ = unix.Close(fd)
 				}
 				fds = fds[:0]
+				if bc.users {
+					sign()
+				}
 				for deadline := time.Now().Add(testTimeout); srv.Conns() > 1; {
 					if time.Now().After(deadline) {
 						b.Fatalf("%d connections still open", srv.Conns())
@@ -72,6 +103,9 @@ func BenchmarkHandshake(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
+				if bc.users {
+					req = reqs[len(fds)]
+				}
 				fd, err := rawHandshake(sa, req, buf[:])
 				if err != nil {
 					b.Fatal(err)
