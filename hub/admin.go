@@ -100,7 +100,7 @@ func (h *Hub) Stats() Stats {
 	return Stats{
 		Channels:        n,
 		ClientChannels:  clients,
-		Subscriptions:   h.subscriptions.Load(),
+		Subscriptions:   h.subscriptions(),
 		Published:       h.published.Load(),
 		Deliveries:      h.deliveries.Load(),
 		Dropped:         h.dropped.Load(),
@@ -162,4 +162,15 @@ func (h *Hub) Sweep() int {
 		}
 	}
 	return forgot
+}
+
+// subscriptions sums the loops' subscriptions.
+func (h *Hub) subscriptions() int64 {
+	var n int64
+	for _, ls := range *h.loops.Load() {
+		if ls != nil {
+			n += ls.subscriptions.Load()
+		}
+	}
+	return n
 }

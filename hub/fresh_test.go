@@ -57,3 +57,44 @@ func TestSubscribeNewTwice(t *testing.T) {
 	}()
 	h.SubscribeNew(l, "c", r, nil, false)
 }
+
+// TestSubscriptionsCountedPerLoop: Stats.Subscriptions sums what each
+// loop counts, and LoopSubscribers lists a loop's own subscribers of a
+// channel, a copy the caller may unsubscribe from.
+func TestSubscriptionsCountedPerLoop(t *testing.T) {
+	t.Parallel()
+	h := New(Config{})
+	l0, l1 := &inlineLoop{idx: 0}, &inlineLoop{idx: 1}
+	a, b, c := &recorder{}, &recorder{}, &recorder{}
+	for _, s := range []struct {
+		l   Loop
+		ch  string
+		sub Subscriber
+	}{{l0, "x", a}, {l0, "x", b}, {l1, "x", c}, {l1, "y", c}} {
+		if _, _, _, _, err := h.SubscribeNew(s.l, s.ch, s.sub, nil, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.Stats().Subscriptions; n != 4 {
+		t.Fatalf("Subscriptions = %d, want 4", n)
+	}
+	got := h.LoopSubscribers(l0, "x")
+	if len(got) != 2 || got[0] == got[1] || (got[0] != a && got[0] != b) || (got[1] != a && got[1] != b) {
+		t.Fatalf("loop 0's subscribers of x: %v, want a and b", got)
+	}
+	for _, s := range got {
+		h.Unsubscribe(l0, "x", s)
+	}
+	if n := len(h.LoopSubscribers(l0, "x")); n != 0 {
+		t.Fatalf("loop 0 still lists %d subscribers of x", n)
+	}
+	if got := h.LoopSubscribers(l1, "x"); len(got) != 1 || got[0] != c {
+		t.Fatalf("loop 1's subscribers of x: %v, want c", got)
+	}
+	if n := len(h.LoopSubscribers(l1, "nothing")); n != 0 {
+		t.Fatalf("subscribers of an unknown channel: %d", n)
+	}
+	if n := h.Stats().Subscriptions; n != 2 {
+		t.Fatalf("Subscriptions = %d after two left, want 2", n)
+	}
+}

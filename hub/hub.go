@@ -138,7 +138,6 @@ type Hub struct {
 	budget   budget
 	evicting atomic.Bool
 
-	subscriptions  atomic.Int64
 	channelLimited atomic.Uint64 // client channel creations refused by MaxChannels
 	tooLarge       atomic.Uint64 // publishes refused by MaxPayload or the Encoder (ErrTooLarge)
 	evictedChannel atomic.Uint64 // messages trimmed by HistoryChannelBytes
@@ -417,7 +416,7 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 		after := c.seq
 		c.mu.Unlock()
 		ls.add(list, c, sub, after)
-		h.subscriptions.Add(1)
+		ls.subscriptions.Add(1)
 		return c.name, pos, backlog, recovered, nil
 	}
 }
@@ -445,7 +444,7 @@ func (h *Hub) Unsubscribe(l Loop, channel string, sub Subscriber) {
 	c.removeSub(idx)
 	idle := c.idle()
 	c.mu.Unlock()
-	h.subscriptions.Add(-1)
+	loops[idx].subscriptions.Add(-1)
 	if idle {
 		h.forgetIdle(c)
 	}

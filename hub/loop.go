@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/cpu"
 )
 
 // Loop is the part of an event loop the hub needs; *poller.Loop satisfies
@@ -169,6 +172,13 @@ type loopState struct {
 	subs    map[*channel]*subList
 	walking int        // depth of nested runs walking subscribers (an inline Loop.Run nests)
 	dirty   []*subList // lists with holes to compact after the walk
+
+	// subscriptions counts the loop's subscriptions (Stats sums the
+	// loops'): written by the loop per subscribe, read by Stats, on a
+	// cache line of its own so that the loops do not share one.
+	_             cpu.CacheLinePad
+	subscriptions atomic.Int64
+	_             cpu.CacheLinePad
 }
 
 func newLoopState(h *Hub, l Loop) *loopState {

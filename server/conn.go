@@ -585,7 +585,7 @@ func (s *Server) upgrade(c *Conn, req *codec.Request, protocol string) {
 	c.state = stateOpen
 	s.releaseHandshake(c)
 	c.dec.Init(dec)
-	s.stats.HandshakesOK.Add(1)
+	s.loops[c.li].counted.handshakesOK.Add(1)
 	s.armTimer(c)
 	s.app.OnOpen(c)
 }
@@ -645,7 +645,7 @@ func (s *Server) openStream(c *Conn, req *codec.Request) {
 	c.pc.Write(append(resp, "\r\n"...))
 	c.state = stateStream
 	s.releaseHandshake(c)
-	s.stats.HandshakesOK.Add(1)
+	s.loops[c.li].counted.handshakesOK.Add(1)
 	s.stats.Streams.Add(1)
 	s.armTimer(c)
 	s.app.OnOpen(c)

@@ -126,12 +126,15 @@ type loopState struct {
 	req codec.Request
 }
 
-// loopCounters are one loop's message counters. Only the loop writes
-// them; atomics let metrics read them from other goroutines. The padding
-// keeps two loops' counters off one cache line.
+// loopCounters are one loop's counters of what happens per message or
+// per connection. Only the loop writes them; atomics let metrics read
+// them from other goroutines. The padding keeps two loops' counters off
+// one cache line.
 type loopCounters struct {
 	messagesIn, messagesOut, bytesIn atomic.Uint64
-	_                                [40]byte
+	// handshakesOK counts the loop's upgrades (Stats.HandshakesOK).
+	handshakesOK atomic.Uint64
+	_            [32]byte
 }
 
 func (s *Server) sum(f func(*loopCounters) uint64) uint64 {
@@ -145,9 +148,8 @@ func (s *Server) sum(f func(*loopCounters) uint64) uint64 {
 // counters are the server-wide counters; atomics, so that Stats can read
 // them from any goroutine.
 type counters struct {
-	// HandshakesOK counts upgrades (over TLS too); HandshakesDeflate those
-	// that negotiated permessage-deflate.
-	HandshakesOK      atomic.Uint64
+	// HandshakesDeflate counts the upgrades that negotiated
+	// permessage-deflate (the upgrades are loopCounters.handshakesOK).
 	HandshakesDeflate atomic.Uint64
 	Streams           atomic.Uint64
 	// HandshakesDeferred counts the upgrades an App deferred.

@@ -77,7 +77,7 @@ func (s *Server) Stats() Stats {
 		Connections:            s.conns.Load(),
 		HandshakesInProgress:   s.handshakesInProgress(),
 		InboundBuffered:        s.inboundBuffered(),
-		HandshakesOK:           c.HandshakesOK.Load(),
+		HandshakesOK:           s.sum(func(l *loopCounters) uint64 { return l.handshakesOK.Load() }),
 		HandshakesFailed:       c.HandshakesFailed.Load(),
 		Streams:                c.Streams.Load(),
 		HandshakesDeferred:     c.HandshakesDeferred.Load(),
