@@ -2,6 +2,7 @@ package auth
 
 import (
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/cpu"
 )
@@ -23,11 +24,11 @@ const loopCacheSlots = 256
 //
 // It holds only tokens the shared cache keeps, as the shared cache gives
 // them (its copy of the token, the claims it hands out), so the shared
-// cache's admission and its bound hold for both: a token is in a
-// LoopCache from its second check on the loop's goroutine after the
-// shared cache kept it. A hit repeats
-// what a hit in the shared cache checks, the expiry. A LoopCache is for
-// its goroutine only; its figures are the Verifier's (CacheStats).
+// cache's admission holds for both: a loop takes a token on its first
+// check there once the shared cache keeps it, that is from the token's
+// second acceptance by the node on. A hit repeats what a hit in the
+// shared cache checks, the expiry. A LoopCache is for its goroutine
+// only; its figures are the Verifier's (CacheStats).
 type LoopCache struct {
 	v     *Verifier
 	slots [loopCacheSlots]loopSlot
@@ -55,20 +56,23 @@ func (v *Verifier) NewLoopCache() *LoopCache {
 	return lc
 }
 
-// Verify is the Verifier's Verify, answered from lc when lc holds token.
-// It must be called on lc's goroutine only; a hit does not allocate.
-func (lc *LoopCache) Verify(token string) (*Claims, error) {
+// Verify is the Verifier's Verify, answered from lc when lc holds token,
+// whose expiry it then checks against now: the caller's reading of the
+// clock, such as its loop's for the events it is handling
+// (poller.Loop.Now). It must be called on lc's goroutine only; a hit does
+// not allocate.
+func (lc *LoopCache) Verify(token string, now time.Time) (*Claims, error) {
 	v := lc.v
 	if v.cache == nil || token == "" || len(token) > maxCachedToken {
 		return v.Verify(token)
 	}
 	h := v.cache.hash(token)
 	slot := &lc.slots[(h>>8)%loopCacheSlots]
-	if slot.token == token && !expiredAt(slot.claims.ExpiresAt, v.leeway, v.now()) {
+	if slot.token == token && !expiredAt(slot.claims.ExpiresAt, v.leeway, now) {
 		lc.hits.Add(1)
 		return slot.claims, nil
 	}
-	c, kept, err := v.verifyHashed(token, h)
+	c, kept, err := v.verifyHashed(token, h, now)
 	if err != nil {
 		if slot.token == token {
 			*slot = loopSlot{} // expired

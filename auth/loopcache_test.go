@@ -18,20 +18,20 @@ func TestLoopCacheTakesWhatTheCacheKeeps(t *testing.T) {
 	v := newTestVerifier(t, Config{HMACSecret: secret})
 	lc := v.NewLoopCache()
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", Subscribe: []string{"news"}, ExpiresAt: testNow.Add(time.Hour)})
-	first, err := lc.Verify(tok)
+	first, err := lc.Verify(tok, v.now())
 	if err != nil {
 		t.Fatalf("first Verify: %v", err)
 	}
 	if n := lc.held(); n != 0 {
 		t.Fatalf("after a first check the LoopCache holds %d tokens, want 0", n)
 	}
-	kept, err := lc.Verify(tok)
+	kept, err := lc.Verify(tok, v.now())
 	if err != nil || kept == first || lc.held() != 1 {
 		t.Fatalf("second Verify = %p (first %p), %v; LoopCache holds %d: want the newly kept claims, held", kept, first, err, lc.held())
 	}
 	before := v.cache.stats()
 	for range 3 {
-		if c, err := lc.Verify(tok); err != nil || c != kept {
+		if c, err := lc.Verify(tok, v.now()); err != nil || c != kept {
 			t.Fatalf("Verify from the LoopCache = %p, %v; want the shared cache's %p", c, err, kept)
 		}
 	}
@@ -44,13 +44,13 @@ func TestLoopCacheTakesWhatTheCacheKeeps(t *testing.T) {
 	// Another loop's LoopCache takes the token from the shared cache on
 	// its first check there.
 	other := v.NewLoopCache()
-	if c, err := other.Verify(tok); err != nil || c != kept || other.held() != 1 {
+	if c, err := other.Verify(tok, v.now()); err != nil || c != kept || other.held() != 1 {
 		t.Fatalf("another LoopCache's Verify = %p, %v, holding %d; want the shared cache's %p, held", c, err, other.held(), kept)
 	}
 	// A token too long for the shared cache is never held.
 	long := mustSign(t, secret, TokenSpec{Subject: strings.Repeat("a", maxCachedToken), ExpiresAt: testNow.Add(time.Hour)})
 	for range 3 {
-		if _, err := lc.Verify(long); err != nil {
+		if _, err := lc.Verify(long, v.now()); err != nil {
 			t.Fatalf("Verify of a long token: %v", err)
 		}
 	}
@@ -79,21 +79,21 @@ func TestLoopCacheExpiry(t *testing.T) {
 	exp := testNow.Add(time.Minute)
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", ExpiresAt: exp})
 	for range 2 {
-		if _, err := lc.Verify(tok); err != nil {
+		if _, err := lc.Verify(tok, v.now()); err != nil {
 			t.Fatalf("Verify: %v", err)
 		}
 	}
 	now.Store(exp.Add(DefaultLeeway - time.Second).UnixNano())
-	if _, err := lc.Verify(tok); err != nil || lc.held() != 1 {
+	if _, err := lc.Verify(tok, v.now()); err != nil || lc.held() != 1 {
 		t.Fatalf("Verify within the leeway: %v, holding %d", err, lc.held())
 	}
 	now.Store(exp.Add(DefaultLeeway).UnixNano())
-	_, err := lc.Verify(tok)
+	_, err := lc.Verify(tok, v.now())
 	wantReason(t, err, ErrExpired)
 	if n := lc.held(); n != 0 {
 		t.Fatalf("the LoopCache holds %d tokens after the expiry, want 0", n)
 	}
-	_, err = lc.Verify(tok)
+	_, err = lc.Verify(tok, v.now())
 	wantReason(t, err, ErrExpired)
 }
 
@@ -105,16 +105,16 @@ func TestLoopCacheOff(t *testing.T) {
 	lc := v.NewLoopCache()
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", ExpiresAt: testNow.Add(time.Hour)})
 	for range 3 {
-		if c, err := lc.Verify(tok); err != nil || c.Subject != "alice" {
+		if c, err := lc.Verify(tok, v.now()); err != nil || c.Subject != "alice" {
 			t.Fatalf("Verify = %+v, %v", c, err)
 		}
 	}
 	if lc.held() != 0 || v.CacheStats() != (CacheStats{}) {
 		t.Fatalf("without a cache: holding %d, CacheStats %+v", lc.held(), v.CacheStats())
 	}
-	_, err := lc.Verify("")
+	_, err := lc.Verify("", v.now())
 	wantReason(t, err, ErrMissing)
-	_, err = lc.Verify(mustSign(t, otherSecret, TokenSpec{Subject: "alice"}))
+	_, err = lc.Verify(mustSign(t, otherSecret, TokenSpec{Subject: "alice"}), v.now())
 	wantReason(t, err, ErrBadSignature)
 }
 
@@ -124,12 +124,12 @@ func TestLoopCacheHitAllocs(t *testing.T) {
 	lc := v.NewLoopCache()
 	tok := mustSign(t, secret, TokenSpec{Subject: "alice", Subscribe: []string{"news", "chat:*"}, ExpiresAt: testNow.Add(time.Hour)})
 	for range 2 {
-		if _, err := lc.Verify(tok); err != nil {
+		if _, err := lc.Verify(tok, v.now()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	allocs := testing.AllocsPerRun(100, func() {
-		if _, err := lc.Verify(tok); err != nil {
+		if _, err := lc.Verify(tok, v.now()); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -174,7 +174,7 @@ func TestLoopCacheConcurrent(t *testing.T) {
 					now.Store(testNow.Add(time.Hour - time.Second).UnixNano())
 				}
 				i := (g*5 + r/3) % ntok
-				if c, err := lc.Verify(toks[i]); expiringVerdict(i, c, err) != nil {
+				if c, err := lc.Verify(toks[i], v.now()); expiringVerdict(i, c, err) != nil {
 					errs <- expiringVerdict(i, c, err)
 					return
 				}

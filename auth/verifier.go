@@ -159,16 +159,17 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if v.cache == nil || len(token) > maxCachedToken {
 		return v.verify(token)
 	}
-	c, _, err := v.verifyHashed(token, v.cache.hash(token))
+	c, _, err := v.verifyHashed(token, v.cache.hash(token), v.now())
 	return c, err
 }
 
 // verifyHashed is Verify with the cache, for a token of at most
-// maxCachedToken bytes whose hash is h; kept is the cache's copy of the
-// token when the cache keeps it (a LoopCache may hold on to it), or "".
-func (v *Verifier) verifyHashed(token string, h uint64) (c *Claims, kept string, err error) {
+// maxCachedToken bytes whose hash is h, a cached token's expiry checked
+// against now; kept is the cache's copy of the token when the cache keeps
+// it (a LoopCache may hold on to it), or "".
+func (v *Verifier) verifyHashed(token string, h uint64, now time.Time) (c *Claims, kept string, err error) {
 	if c, kept := v.cache.get(token, h); c != nil {
-		if !expiredAt(c.ExpiresAt, v.leeway, v.now()) {
+		if !expiredAt(c.ExpiresAt, v.leeway, now) {
 			return c, kept, nil
 		}
 		// The full path below gives the error.

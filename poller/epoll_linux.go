@@ -225,10 +225,13 @@ func (e *epollLoop) run() {
 			e.shutdown()
 			return
 		}
+		// One clock reading per wakeup: the handlers' (Loop.Now), then
+		// the timers'.
+		now := time.Now()
+		e.l.now, e.l.clocked = now, true
 		for i := range n {
 			e.handle(&e.events[i])
 		}
-		now := time.Now()
 		if e.paused && !now.Before(e.resumeAt) && !e.quit {
 			e.resume()
 		}

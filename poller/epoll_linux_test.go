@@ -499,3 +499,29 @@ func TestDeferAccept(t *testing.T) {
 		t.Errorf("first bytes read in loop iteration %d, connection opened in %d: want the same", r, o)
 	}
 }
+
+// TestEpollLoopNow: a handler's Loop.Now is the time the loop woke for
+// the event: read after the event happened, and no later than the
+// handler runs.
+func TestEpollLoopNow(t *testing.T) {
+	t.Parallel()
+	type reading struct{ now, handled time.Time }
+	readings := make(chan reading, 16)
+	s := startServer(t, Config{Backend: BackendEpoll, Loops: 1}, &funcs{
+		data: func(c *Conn, in []byte) int {
+			readings <- reading{now: c.Loop().Now(), handled: time.Now()}
+			return len(in)
+		},
+	})
+	nc := dial(t, s)
+	for range 3 {
+		sent := time.Now()
+		if _, err := nc.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		r := <-readings
+		if r.now.Before(sent) || r.now.After(r.handled) {
+			t.Fatalf("Loop.Now %v: want between the write at %v and the handler at %v", r.now, sent, r.handled)
+		}
+	}
+}

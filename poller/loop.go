@@ -43,6 +43,10 @@ type Loop struct {
 	// flushes counts the write calls handed to the backend (one per
 	// connection per flush, or more past iovMax buffers); tests read it.
 	flushes int
+	// now is the time the backend read as the loop woke for the events it
+	// is handling, when clocked is set (the epoll backend); see Now.
+	now     time.Time
+	clocked bool
 }
 
 // pending is what one connection has queued during an entry point.
@@ -65,6 +69,19 @@ func newLoop(k *core, idx int) *Loop {
 // Config.FirstIndex+Config.Loops-1 (see Server.Loops for the order). It never changes; use it to index per-loop state. Safe
 // for concurrent use.
 func (l *Loop) Index() int { return l.idx }
+
+// Now is the time the loop read when it woke for the events it is
+// handling, behind the clock by at most the time it has spent on them
+// (with the gnet backend, which does not say when it wakes, the clock
+// itself). It serves what needs the time about once per event, a
+// token's expiry, a connection's deadline, without a clock reading each:
+// a storm's handshakes, many to a wakeup, share one. Loop goroutine only.
+func (l *Loop) Now() time.Time {
+	if l.clocked {
+		return l.now
+	}
+	return time.Now()
+}
 
 // Run queues fn to run on the loop's goroutine and returns at once; it is
 // safe for concurrent use. Writes fn makes are flushed when it returns, as

@@ -390,8 +390,8 @@ func (a *App) authenticate(c *server.Conn, req *codec.Request, token string) (*S
 	var err error
 	switch {
 	case token != "":
-		// On c's loop: its own cache first.
-		claims, err = a.loops[c.Loop().Index()].tokens.Verify(token)
+		// On c's loop: its own cache first, and its clock.
+		claims, err = a.loops[c.Loop().Index()].tokens.Verify(token, c.Loop().Now())
 	case a.o.Hooks.Enabled(hook.EventConnect):
 		// No token: the connect hook decides (askConnect), from the
 		// cookies and headers it is shown.
@@ -409,7 +409,7 @@ func (a *App) authenticate(c *server.Conn, req *codec.Request, token string) (*S
 func (a *App) OnOpen(c *server.Conn) {
 	sess := c.App.(*Session)
 	if !sess.claims.ExpiresAt.IsZero() { // the clock only for a token's expiry
-		now := time.Now()
+		now := c.Loop().Now()
 		if ttl, ok := sess.claims.TTL(now); ok {
 			c.ExpireAt(now.Add(ttl))
 		}
@@ -424,9 +424,13 @@ func (a *App) OnOpen(c *server.Conn) {
 		a.overflow(c)
 		return
 	}
-	if n := len(ps.list()); n > 0 && sess.claims.Subject != "" {
+	n := len(ps.list())
+	if sess.claims.Subject != "" {
+		n++ // the personal channel
+	}
+	if n > 1 {
 		// Room for all the channels at once, not grown one at a time.
-		sess.channels = make([]string, 0, n+1)
+		sess.channels = make([]string, 0, n)
 	}
 	if sess.claims.Subject != "" {
 		personal := sess.claims.PersonalChannel()

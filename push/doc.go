@@ -3,9 +3,10 @@
 // upgrade, the query of the upgrade URL (channel=, since=, token=,
 // format=raw), the commands and their replies (sub, unsub, pub, ping,
 // msg), subscriptions with recovery and paged backlogs, the per-connection
-// limits (subscriptions, command rate), the slow-consumer policies, the
-// per-loop user index behind DisconnectUser, and the wire form of published
-// messages: the JSON envelope, the raw frame and the {"op":"msg"} frame.
+// limits (subscriptions, command rate), the slow-consumer policies,
+// DisconnectUser (a user's sessions on a loop are the hub's subscribers of
+// its personal channel there), and the wire form of published messages:
+// the JSON envelope, the raw frame and the {"op":"msg"} frame.
 //
 // Where to start: build a hub.Hub with Encoder as its hub.Config.Encoder,
 // New an App with that hub and an auth.Verifier, and hand the App to
@@ -32,12 +33,14 @@
 // The server.App methods (Accept, OnOpen, OnMessage, OnWritable, OnClose)
 // run on the connection's event loop; so do Session.Deliver and every
 // method of Session other than ID, Subject and Send. A Session, and the
-// per-loop tables (user index, channel index, pagers, the upgrade's
-// pending subscriptions), are touched only by their loop's goroutine.
+// per-loop tables (channel index, pagers, the upgrade's pending
+// subscriptions, the loop's cache of verified tokens), are touched only by
+// their loop's goroutine.
 // Session.Send, App.Stats and App.DisconnectUser are safe from any
 // goroutine. Handlers and Options.Publish run on Options.Workers, in
 // per-connection order; replies come back through Loop.Run. The payload
 // passed to OnMessage and the strings of the upgrade request are valid
 // only during the call: what outlives it (a deferred join, a publish on
-// the workers) is copied first.
+// the workers) is copied first, and a session keeps the hub's own copy of
+// each channel's name.
 package push

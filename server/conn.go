@@ -279,7 +279,7 @@ func (s *Server) armTimer(c *Conn) {
 // the credentials expire sooner.
 func (s *Server) armTimerFor(c *Conn, d time.Duration) {
 	if c.expiresAt != 0 {
-		left := time.Until(time.Unix(c.expiresAt, 0))
+		left := time.Unix(c.expiresAt, 0).Sub(c.Loop().Now())
 		if left < time.Second {
 			left = time.Second
 		}
