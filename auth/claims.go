@@ -10,10 +10,11 @@ import (
 // for concurrent use; their patterns are compiled once, so the Can* methods
 // do not allocate. They are shared: [Verifier.Verify] returns the same
 // Claims for every connection presenting the same token while it remembers
-// it, as [Verifier.Anonymous] does for every anonymous one. Changing the
-// exported fields of such a Claims does not change what it grants, and
-// would change them for its other holders: copy it, or build a new one
-// with [NewClaims].
+// it, as [Verifier.Anonymous] does for every anonymous one, and the claims
+// of tokens carrying the same channel list share that list. Changing the
+// exported fields of such a Claims, or the elements of its lists, does not
+// change what it grants, and would change them for its other holders: copy
+// it, or build a new one with [NewClaims].
 type Claims struct {
 	// Subject is the token's "sub": the user. Empty for anonymous clients
 	// and for tokens without a subject.
@@ -45,14 +46,20 @@ func NewClaims(subject string, subscribe, publish []string) (*Claims, error) {
 }
 
 // compile fills the unexported, precompiled fields from the exported ones
-// (the personal channel unless it is set: claimsOfRaw sets it).
+// that are not filled yet: claimsOfRaw sets the personal channel, and the
+// patterns of a list it shares (compilePatterns never returns nil on
+// success, so nil means not compiled).
 func (c *Claims) compile() error {
 	var err error
-	if c.sub, err = compilePatterns(c.Subscribe, c.Subject); err != nil {
-		return fmt.Errorf("auth: subscribe patterns: %w", err)
+	if c.sub == nil {
+		if c.sub, err = compilePatterns(c.Subscribe, c.Subject); err != nil {
+			return fmt.Errorf("auth: subscribe patterns: %w", err)
+		}
 	}
-	if c.pub, err = compilePatterns(c.Publish, c.Subject); err != nil {
-		return fmt.Errorf("auth: publish patterns: %w", err)
+	if c.pub == nil {
+		if c.pub, err = compilePatterns(c.Publish, c.Subject); err != nil {
+			return fmt.Errorf("auth: publish patterns: %w", err)
+		}
 	}
 	if c.personal == "" {
 		c.personal = PersonalChannelOf(c.Subject)

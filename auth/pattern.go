@@ -28,11 +28,14 @@ const (
 // pattern is one compiled channel pattern. Matching is hand-written rather
 // than done with path.Match or a regexp because it runs for every subscribe
 // and publish on the event loops and must not allocate.
+//
+// Its small fields come last, sharing a word: 48 bytes, one size class
+// below the 56 they took in the order they are read.
 type pattern struct {
-	kind  patternKind
 	lit   string // kindExact, kindPrefix
 	elems []elem // kindSegments
-	tail  bool   // kindSegments: a trailing * follows elems
+	kind  patternKind
+	tail  bool // kindSegments: a trailing * follows elems
 	// userNS reports whether the pattern may grant channels in the
 	// protected "user:" namespace: its source text starts with "user:".
 	userNS bool

@@ -3,6 +3,7 @@ package auth
 import (
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestPatterns(t *testing.T) {
@@ -161,5 +162,16 @@ func TestCompilePatterns(t *testing.T) {
 	var none *Patterns
 	if none.Match("lobby") {
 		t.Error("nil Patterns matched")
+	}
+}
+
+// TestPatternSize: a compiled pattern, which every token's claims hold
+// one of per channel pattern, fits 48 bytes on 64-bit platforms.
+func TestPatternSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes are checked on 64-bit platforms")
+	}
+	if got := unsafe.Sizeof(pattern{}); got > 48 {
+		t.Errorf("unsafe.Sizeof(pattern{}) = %d, want <= 48", got)
 	}
 }

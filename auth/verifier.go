@@ -40,6 +40,8 @@ type Verifier struct {
 	// loops are the LoopCaches in front of cache, whose hits CacheStats
 	// counts.
 	loops *loopCaches
+	// lists are the channel lists the claims of its tokens share.
+	lists *sharedLists
 }
 
 // loopCaches is a Verifier's list of LoopCaches.
@@ -60,7 +62,7 @@ type wireClaims struct {
 // MinHMACSecret, MinRSABits) or on an unsupported curve, and when the
 // anonymous patterns do not compile.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	v := &Verifier{leeway: cfg.leeway(), now: time.Now, ec: map[string]jwt.VerificationKeySet{}, loops: &loopCaches{}}
+	v := &Verifier{leeway: cfg.leeway(), now: time.Now, ec: map[string]jwt.VerificationKeySet{}, loops: &loopCaches{}, lists: &sharedLists{}}
 	if len(cfg.HMACSecret) > 0 {
 		if len(cfg.HMACSecret) < MinHMACSecret {
 			return nil, fmt.Errorf("auth: HMAC secret is %d bytes, want at least %d", len(cfg.HMACSecret), MinHMACSecret)
@@ -229,11 +231,12 @@ func (v *Verifier) claimsOf(wc *wireClaims) (*Claims, error) {
 }
 
 // claimsOfRaw is claimsOf for the claims decodeClaims found in b, equal
-// to the claims of raw.wire(b) (TestHS256FastPath): the strings the Claims
-// keep (the personal channel, whose tail is the subject, and the channel
-// patterns) are copied into one allocation they all view, and their
-// slices into one more, since a new user's handshake pays for each
-// allocation twice, in the allocator and in the collector.
+// to the claims of raw.wire(b) (TestHS256FastPath). A channel list the
+// Verifier has seen before is shared (sharedLists); the strings the
+// Claims keep of their own (the personal channel, whose tail is the
+// subject, and the other lists) are copied into one allocation they all
+// view, and their slices into one more, since a new user's handshake pays
+// for each allocation twice, in the allocator and in the collector.
 func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 	if v.issuer != "" && raw.iss.in(b) != v.issuer {
 		return nil, ErrWrongIssuer
@@ -241,17 +244,36 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 	if v.audience != "" && !slices.ContainsFunc(raw.aud.list(), func(s span) bool { return s.in(b) == v.audience }) {
 		return nil, ErrWrongAudience
 	}
+	c := &Claims{leeway: v.leeway}
+	if raw.exp.set {
+		c.ExpiresAt = raw.exp.t
+	}
+	lists := [2][]span{raw.channels.list(), raw.pub.list()} // Subscribe, Publish
+	srcs := [2]*[]string{&c.Subscribe, &c.Publish}
+	compiled := [2]*[]pattern{&c.sub, &c.pub}
+	var (
+		shared [2]bool
+		keyBuf [maxListKey]byte
+	)
+	for i, list := range lists {
+		if key, ok := listKey(keyBuf[:0], b, list); ok {
+			if sl, found := v.lists.lookup(key); found {
+				*srcs[i], *compiled[i], shared[i] = sl.src, sl.ps, true
+			}
+		}
+	}
 	sub := raw.sub.in(b)
-	subs, pubs := raw.channels.list(), raw.pub.list()
-	size := 0
+	size, own := 0, 0
 	if sub != "" {
 		size = len(userPrefix) + len(sub)
 	}
-	for _, s := range subs {
-		size += len(s.in(b))
-	}
-	for _, s := range pubs {
-		size += len(s.in(b))
+	for i, list := range lists {
+		if !shared[i] {
+			own += len(list)
+			for _, s := range list {
+				size += len(s.in(b))
+			}
+		}
 	}
 	var text strings.Builder
 	text.Grow(size)
@@ -259,39 +281,42 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 		text.WriteString(userPrefix)
 		text.WriteString(sub)
 	}
-	for _, s := range subs {
-		text.WriteString(s.in(b))
-	}
-	for _, s := range pubs {
-		text.WriteString(s.in(b))
+	for i, list := range lists {
+		if !shared[i] {
+			for _, s := range list {
+				text.WriteString(s.in(b))
+			}
+		}
 	}
 	all := text.String()
-	c := &Claims{leeway: v.leeway}
 	if sub != "" {
 		c.personal = all[:len(userPrefix)+len(sub)]
 		c.Subject = c.personal[len(userPrefix):]
 	}
-	if raw.exp.set {
-		c.ExpiresAt = raw.exp.t
-	}
-	if n := len(subs) + len(pubs); n > 0 {
-		strs := make([]string, 0, n)
+	if own > 0 {
+		strs := make([]string, 0, own)
 		at := len(c.personal)
-		for _, list := range [2][]span{subs, pubs} {
+		for i, list := range lists {
+			if shared[i] || len(list) == 0 {
+				continue
+			}
+			start := len(strs)
 			for _, s := range list {
 				strs = append(strs, all[at:at+len(s.in(b))])
 				at += len(s.in(b))
 			}
-		}
-		if len(subs) > 0 {
-			c.Subscribe = strs[:len(subs):len(subs)]
-		}
-		if len(pubs) > 0 {
-			c.Publish = strs[len(subs):]
+			*srcs[i] = strs[start:len(strs):len(strs)]
 		}
 	}
-	if err := c.compileToken(); err != nil {
+	if err := c.compileToken(); err != nil { // the lists not shared
 		return nil, err
+	}
+	for i, list := range lists {
+		if !shared[i] {
+			if key, ok := listKey(keyBuf[:0], b, list); ok {
+				v.lists.add(key, *srcs[i], *compiled[i])
+			}
+		}
 	}
 	return c, nil
 }
