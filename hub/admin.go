@@ -23,8 +23,8 @@ func (c *channel) info() ChannelInfo {
 		Subscribers:  int(c.subs),
 		Offset:       c.offset,
 		Epoch:        c.epoch,
-		HistoryLen:   c.hist.Len(),
-		HistoryBytes: c.bytes,
+		HistoryLen:   c.histLen(),
+		HistoryBytes: c.histBytes(),
 	}
 }
 

@@ -31,11 +31,11 @@ type budget struct {
 // heap). The caller holds c's lock, so a channel's updates come in order.
 func (b *budget) update(c *channel, bytes int64) {
 	b.mu.Lock()
-	i := int(c.heapIdx) - 1 // heapIdx is 1-based: 0 means not in the heap
+	i := int(c.past.heapIdx) - 1 // heapIdx is 1-based: 0 means not in the heap
 	switch {
 	case i < 0 && bytes > 0:
 		b.heap = append(b.heap, heapEntry{ch: c, bytes: bytes})
-		c.heapIdx = int32(len(b.heap))
+		c.past.heapIdx = int32(len(b.heap))
 		b.up(len(b.heap) - 1)
 	case i >= 0 && bytes == 0:
 		b.removeAt(i)
@@ -70,11 +70,11 @@ func (b *budget) len() int {
 
 // removeAt removes the entry at i. Lock should be held.
 func (b *budget) removeAt(i int) {
-	b.heap[i].ch.heapIdx = 0
+	b.heap[i].ch.past.heapIdx = 0
 	last := len(b.heap) - 1
 	if i != last {
 		b.heap[i] = b.heap[last]
-		b.heap[i].ch.heapIdx = int32(i + 1)
+		b.heap[i].ch.past.heapIdx = int32(i + 1)
 	}
 	b.heap[last] = heapEntry{}
 	b.heap = b.heap[:last]
@@ -124,8 +124,8 @@ func (b *budget) down(i int) {
 // held.
 func (b *budget) swap(i, j int) {
 	b.heap[i], b.heap[j] = b.heap[j], b.heap[i]
-	b.heap[i].ch.heapIdx = int32(i + 1)
-	b.heap[j].ch.heapIdx = int32(j + 1)
+	b.heap[i].ch.past.heapIdx = int32(i + 1)
+	b.heap[j].ch.past.heapIdx = int32(j + 1)
 }
 
 // evict trims the largest channels' history until the total is back within
@@ -156,8 +156,8 @@ func (h *Hub) evictLocked() (progress bool) {
 		c.mu.Lock()
 		var bytes int64
 		var n int
-		if c.hist.Len() > 0 {
-			first := c.hist.front().Offset
+		if c.histLen() > 0 {
+			first := c.past.msgs.front().Offset
 			bytes, n = c.trimThrough(first)
 		}
 		h.freed(bytes, n)

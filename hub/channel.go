@@ -50,9 +50,10 @@ func newEpoch() string {
 
 // channel is one channel's state. Its mutex guards every field below it
 // but the few marked otherwise; first is written under it too. The hub
-// holds one per channel, a user's personal channel included, so its
-// fields are laid out to fit 192 bytes (TestChannelSize): the counters
-// are 32 bits and the small fields share words.
+// holds one per channel, a user's personal channel included, so it is
+// kept to 128 bytes (TestChannelSize): what only a channel that stores
+// messages needs is in its history, allocated with the first, the
+// counters are 32 bits and the small fields share words.
 type channel struct {
 	name string
 	// opts are the channel's history settings, fixed at creation and
@@ -80,10 +81,25 @@ type channel struct {
 	// seq counts the messages handed to loops, across epochs. Loops filter
 	// deliveries by it rather than by offset, because PublishAt may move
 	// offsets backwards (a new epoch) or jump them (a gap).
-	seq   uint64
-	hist  ring[*Message]
-	bytes int64 // sum of the sizes of the messages in hist
-	// snap is hist laid out flat, shared by every recovery: each gets a
+	seq uint64
+	// past is the channel's history, nil until it stores a message.
+	past *history
+	// loopSubs counts the channel's subscribers per loop index; subs is
+	// their sum.
+	subs     int32
+	loopSubs []int32
+	// idx is the channel's place in Hub.all. Guarded by Hub.mu, not by
+	// mu.
+	idx int32
+}
+
+// history is what a channel that stores messages keeps of them, under
+// the channel's lock: allocated with its first stored message, since
+// most channels (a user's personal one) never store any.
+type history struct {
+	msgs  ring[*Message]
+	bytes int64 // sum of the sizes of the messages in msgs
+	// snap is msgs laid out flat, shared by every recovery: each gets a
 	// capacity-capped subslice of it, which later appends never touch. It
 	// is brought up to date only when a recovery needs it (new messages
 	// appended, what history dropped resliced off the front), so a storm
@@ -94,19 +110,30 @@ type channel struct {
 	// keeps alive more than history itself.
 	snap     []*Message
 	snapDead int32
-	// loopSubs counts the channel's subscribers per loop index; subs is
-	// their sum.
-	subs     int32
-	loopSubs []int32
+	// heapIdx is the channel's place in the history budget's heap, plus
+	// one (0: not in it). Guarded by budget.mu, not by the channel's
+	// lock; a channel enters the heap only once it holds bytes, so after
+	// its history exists.
+	heapIdx int32
 	// budgeted is bytes as the history budget last heard it.
 	budgeted int64
+}
 
-	// heapIdx is the channel's place in the history budget's heap, plus
-	// one (0: not in it). Guarded by budget.mu, not by mu.
-	heapIdx int32
-	// idx is the channel's place in Hub.all. Guarded by Hub.mu, not by
-	// mu.
-	idx int32
+// histLen is how many messages history holds. Lock should be held.
+func (c *channel) histLen() int {
+	if c.past == nil {
+		return 0
+	}
+	return c.past.msgs.Len()
+}
+
+// histBytes is the size of the messages history holds. Lock should be
+// held.
+func (c *channel) histBytes() int64 {
+	if c.past == nil {
+		return 0
+	}
+	return c.past.bytes
 }
 
 // newChannel returns a channel with a fresh epoch, no history and the
@@ -119,69 +146,79 @@ func newChannel(name string, opts *chanOpts) *channel {
 
 // setFirst refreshes c.first after a change of history. Lock should be held.
 func (c *channel) setFirst() {
-	if c.hist.Len() == 0 {
+	if c.histLen() == 0 {
 		c.first.Store(c.offset + 1)
-		c.snap, c.snapDead = nil, 0
+		if c.past != nil {
+			c.past.snap, c.past.snapDead = nil, 0
+		}
 		return
 	}
-	c.first.Store(c.hist.front().Offset)
-	c.trimSnap()
+	c.first.Store(c.past.msgs.front().Offset)
+	c.past.trimSnap()
 }
 
 // trimSnap drops from snap's front what history no longer holds, or
 // lets snap go when it does not match history or holds too much that is
-// dead. Lock should be held; history is not empty.
-func (c *channel) trimSnap() {
-	if len(c.snap) == 0 {
+// dead. The channel's lock should be held; history is not empty.
+func (p *history) trimSnap() {
+	if len(p.snap) == 0 {
 		return
 	}
-	front := c.hist.front()
+	front := p.msgs.front()
 	k := -1
-	if o := c.snap[0].Offset; o <= front.Offset && front.Offset-o < uint64(len(c.snap)) {
+	if o := p.snap[0].Offset; o <= front.Offset && front.Offset-o < uint64(len(p.snap)) {
 		k = int(front.Offset - o)
 	}
-	if k < 0 || c.snap[k] != front {
-		c.snap, c.snapDead = nil, 0
+	if k < 0 || p.snap[k] != front {
+		p.snap, p.snapDead = nil, 0
 		return
 	}
-	c.snap = c.snap[k:]
-	c.snapDead += int32(k)
-	if int(c.snapDead) > len(c.snap) {
-		c.snap, c.snapDead = nil, 0
+	p.snap = p.snap[k:]
+	p.snapDead += int32(k)
+	if int(p.snapDead) > len(p.snap) {
+		p.snap, p.snapDead = nil, 0
 	}
 }
 
 // flat returns history as one slice (snap, brought up to date); callers
 // must not write to it. Lock should be held.
 func (c *channel) flat() []*Message {
-	n := c.hist.Len()
-	if m := len(c.snap); m > n || (m > 0 && (c.snap[0] != c.hist.front() || c.snap[m-1] != c.hist.at(m-1))) {
-		c.snap, c.snapDead = nil, 0
+	p := c.past
+	if p == nil {
+		return nil
 	}
-	if len(c.snap) == 0 {
-		c.snap, c.snapDead = make([]*Message, 0, n+n/4+4), 0
+	n := p.msgs.Len()
+	if m := len(p.snap); m > n || (m > 0 && (p.snap[0] != p.msgs.front() || p.snap[m-1] != p.msgs.at(m-1))) {
+		p.snap, p.snapDead = nil, 0
 	}
-	before := cap(c.snap)
-	for i := len(c.snap); i < n; i++ {
-		c.snap = append(c.snap, c.hist.at(i))
+	if len(p.snap) == 0 {
+		p.snap, p.snapDead = make([]*Message, 0, n+n/4+4), 0
 	}
-	if cap(c.snap) != before {
-		c.snapDead = 0 // a new array holds only history
+	before := cap(p.snap)
+	for i := len(p.snap); i < n; i++ {
+		p.snap = append(p.snap, p.msgs.at(i))
 	}
-	return c.snap
+	if cap(p.snap) != before {
+		p.snapDead = 0 // a new array holds only history
+	}
+	return p.snap
 }
 
 // store appends m to history, dropping the oldest message when history
 // holds limit messages, and returns the bytes and messages it dropped.
 // limit must be > 0. Lock should be held.
 func (c *channel) store(m *Message, limit int) (freedBytes int64, freed int) {
-	if c.hist.Len() >= limit {
-		old := c.hist.pop()
-		c.bytes -= old.size
+	if c.past == nil {
+		c.past = &history{}
+	}
+	p := c.past
+	if p.msgs.Len() >= limit {
+		old := p.msgs.pop()
+		p.bytes -= old.size
 		freedBytes, freed = old.size, 1
 	}
-	c.hist.push(m, limit)
-	c.bytes += m.size
+	p.msgs.push(m, limit)
+	p.bytes += m.size
 	c.setFirst()
 	return freedBytes, freed
 }
@@ -199,9 +236,9 @@ func (c *channel) expire(now time.Time, ttl time.Duration) (freedBytes int64, fr
 // bytes or only its newest message, and returns the bytes and messages it
 // dropped. Lock should be held.
 func (c *channel) trimTo(limit int64) (freedBytes int64, freed int) {
-	left := c.bytes
+	left := c.histBytes()
 	return c.dropWhile(func(m *Message) bool {
-		if left <= limit || c.hist.Len() <= 1 {
+		if left <= limit || c.histLen() <= 1 {
 			return false
 		}
 		left -= m.size
@@ -218,13 +255,17 @@ func (c *channel) trimThrough(off uint64) (freedBytes int64, freed int) {
 // dropWhile drops messages from the front of history while drop says so
 // and returns the bytes and messages it dropped. Lock should be held.
 func (c *channel) dropWhile(drop func(*Message) bool) (freedBytes int64, freed int) {
-	for c.hist.Len() > 0 && drop(c.hist.front()) {
-		old := c.hist.pop()
+	p := c.past
+	if p == nil {
+		return 0, 0
+	}
+	for p.msgs.Len() > 0 && drop(p.msgs.front()) {
+		old := p.msgs.pop()
 		freedBytes += old.size
 		freed++
 	}
 	if freed > 0 {
-		c.bytes -= freedBytes
+		p.bytes -= freedBytes
 		c.shrink()
 		c.setFirst()
 	}
@@ -234,9 +275,11 @@ func (c *channel) dropWhile(drop func(*Message) bool) (freedBytes int64, freed i
 // clear drops all history and returns the bytes and messages it dropped.
 // Lock should be held.
 func (c *channel) clear() (freedBytes int64, freed int) {
-	freedBytes, freed = c.bytes, c.hist.Len()
-	c.hist.reset()
-	c.bytes = 0
+	freedBytes, freed = c.histBytes(), c.histLen()
+	if c.past != nil {
+		c.past.msgs.reset()
+		c.past.bytes = 0
+	}
 	c.setFirst()
 	return freedBytes, freed
 }
@@ -244,8 +287,8 @@ func (c *channel) clear() (freedBytes int64, freed int) {
 // shrink releases the storage of an emptied history: most channels fall
 // quiet, and an idle one should cost no slots.
 func (c *channel) shrink() {
-	if c.hist.Len() == 0 {
-		c.hist.reset()
+	if c.past != nil && c.past.msgs.Len() == 0 {
+		c.past.msgs.reset()
 	}
 }
 
@@ -288,7 +331,7 @@ func (c *channel) removeSub(idx int) {
 // idle reports whether the hub may forget c: no subscribers, no history,
 // no reservation. Lock should be held.
 func (c *channel) idle() bool {
-	return c.subs == 0 && c.hist.Len() == 0 && c.holds == 0
+	return c.subs == 0 && c.histLen() == 0 && c.holds == 0
 }
 
 // forget marks the channel gone. Lock should be held; the caller removes

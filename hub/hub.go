@@ -259,7 +259,7 @@ func (h *Hub) publish(name string, data []byte, at *Position, client bool, store
 			h.histBytes.Add(m.size)
 			h.histMsgs.Add(1)
 			h.freed(c.store(m, c.opts.size))
-			if limit := c.opts.bytes; limit > 0 && c.bytes > limit {
+			if limit := c.opts.bytes; limit > 0 && c.histBytes() > limit {
 				bytes, n := c.trimTo(limit)
 				h.evictedChannel.Add(uint64(n))
 				h.freed(bytes, n)
@@ -317,9 +317,9 @@ func (h *Hub) freed(bytes int64, msgs int) {
 // rebudget tells the history budget what c holds now, after a change of
 // its history. c's lock should be held.
 func (h *Hub) rebudget(c *channel) {
-	if h.cfg.MaxHistoryBytes > 0 && c.budgeted != c.bytes {
-		c.budgeted = c.bytes
-		h.budget.update(c, c.bytes)
+	if p := c.past; h.cfg.MaxHistoryBytes > 0 && p != nil && p.budgeted != p.bytes {
+		p.budgeted = p.bytes
+		h.budget.update(c, p.bytes)
 	}
 }
 
@@ -400,7 +400,7 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 			c.mu.Unlock()
 			continue
 		}
-		if c.hist.Len() > 0 { // the clock only for a history to expire
+		if c.histLen() > 0 { // the clock only for a history to expire
 			h.freed(c.expire(h.cfg.Now(), c.opts.ttl))
 		}
 		h.rebudget(c)

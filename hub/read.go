@@ -58,14 +58,14 @@ func (h *Hub) History(channel string, since *Position, limit int) (HistoryPage, 
 			skip = int(since.Offset + 1 - first)
 		}
 	}
-	n := min(c.hist.Len()-skip, limit)
+	n := min(c.histLen()-skip, limit)
 	if n > 0 {
 		page.Messages = make([]*Message, n)
 		for i := range page.Messages {
-			page.Messages[i] = c.hist.at(skip + i)
+			page.Messages[i] = c.past.msgs.at(skip + i)
 		}
 	}
-	page.More = skip+n < c.hist.Len()
+	page.More = skip+n < c.histLen()
 	return page, nil
 }
 

@@ -10,7 +10,7 @@ type ring[T any] struct {
 	buf []T
 	// head is the index of the oldest element, n the number of elements:
 	// 32 bits, as a channel's history never holds 2^31 messages, so that
-	// a channel fits its size class (see channel).
+	// a channel's history stays small (see history).
 	head, n int32
 }
 
