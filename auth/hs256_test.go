@@ -167,3 +167,15 @@ func TestHS256TimeBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// TestHS256ZeroExpiry: a token whose exp is the zero time (-62135596800,
+// 0001-01-01) is refused as expired by the fast path as by the library;
+// the zero time is not "no expiry" there.
+func TestHS256ZeroExpiry(t *testing.T) {
+	t.Parallel()
+	v := newTestVerifier(t, Config{HMACSecret: secret, TokenCache: -1})
+	tok := hsToken(secret, `{"alg":"HS256","typ":"JWT"}`, `{"sub":"a","exp":-62135596800}`)
+	sameVerdict(t, v, tok)
+	_, err := v.Verify(tok)
+	wantReason(t, err, ErrExpired)
+}
