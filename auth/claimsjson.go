@@ -268,11 +268,40 @@ const (
 )
 
 // fieldOf matches a key as encoding/json does for ASCII keys: exactly or
-// else case-insensitively.
+// else case-insensitively (decodeClaims takes no other keys). The names
+// are three letters long but channels: the length picks the names to try.
 func fieldOf(key string) int {
-	for i, name := range [...]string{"", "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "channels", "pub"} {
-		if i > 0 && len(key) == len(name) && asciiEqualFold(key, name) {
-			return i
+	switch len(key) {
+	case 3:
+		var k [3]byte
+		for i := range k {
+			c := key[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			k[i] = c
+		}
+		switch string(k[:]) {
+		case "iss":
+			return fieldIss
+		case "sub":
+			return fieldSub
+		case "aud":
+			return fieldAud
+		case "exp":
+			return fieldExp
+		case "nbf":
+			return fieldNbf
+		case "iat":
+			return fieldIat
+		case "jti":
+			return fieldJti
+		case "pub":
+			return fieldPub
+		}
+	case len("channels"):
+		if asciiEqualFold(key, "channels") {
+			return fieldChannels
 		}
 	}
 	return fieldOther

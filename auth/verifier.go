@@ -158,17 +158,17 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenLen {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenLen)
 	}
+	now := v.now()
 	if v.cache == nil || len(token) > maxCachedToken {
-		return v.verify(token)
+		return v.verify(token, now)
 	}
-	c, _, err := v.verifyHashed(token, v.cache.hash(token), v.now())
+	c, _, err := v.verifyHashed(token, v.cache.hash(token), now)
 	return c, err
 }
 
-// verifyHashed is Verify with the cache, for a token of at most
-// maxCachedToken bytes whose hash is h, a cached token's expiry checked
-// against now; kept is the cache's copy of the token when the cache keeps
-// it (a LoopCache may hold on to it), or "".
+// verifyHashed is Verify with the cache at now, for a token of at most
+// maxCachedToken bytes whose hash is h; kept is the cache's copy of the
+// token when the cache keeps it (a LoopCache may hold on to it), or "".
 func (v *Verifier) verifyHashed(token string, h uint64, now time.Time) (c *Claims, kept string, err error) {
 	if c, kept := v.cache.get(token, h); c != nil {
 		if !expiredAt(c.ExpiresAt, v.leeway, now) {
@@ -177,7 +177,7 @@ func (v *Verifier) verifyHashed(token string, h uint64, now time.Time) (c *Claim
 		// The full path below gives the error.
 		v.cache.remove(token, h)
 	}
-	if c, err = v.verify(token); err != nil {
+	if c, err = v.verify(token, now); err != nil {
 		// Never cached: the same token may be valid later (nbf), and a
 		// refusal must not cost memory.
 		return nil, "", err
@@ -186,13 +186,15 @@ func (v *Verifier) verifyHashed(token string, h uint64, now time.Time) (c *Claim
 	return c, kept, nil
 }
 
-// verify is Verify without the cache.
-func (v *Verifier) verify(token string) (*Claims, error) {
+// verify is Verify without the cache, at now: the HS256 fast path judges
+// the token's times against it (the library path, which gives the
+// refusals, reads v.now itself).
+func (v *Verifier) verify(token string, now time.Time) (*Claims, error) {
 	if v.fast != nil {
 		// On the stack, as are raw and the views of buf it makes.
 		var buf [768]byte
 		var raw rawClaims
-		if b, wc, ok := v.fast.verify(token, buf[:], &raw, v.now(), v.leeway); ok {
+		if b, wc, ok := v.fast.verify(token, buf[:], &raw, now, v.leeway); ok {
 			if wc != nil {
 				return v.claimsOf(wc)
 			}
