@@ -21,10 +21,10 @@ import (
 // for anything else (an escape, a non-ASCII byte, a nested object, a
 // longer list, a type encoding/json would refuse, malformed JSON), and the
 // caller then decodes with encoding/json, which gives the answer. Where it
-// reports true, raw.wire(b) is what json.Unmarshal would have made of b
+// reports true, raw says what json.Unmarshal would have made of b
 // (keys matched case-insensitively, the last of repeated keys winning,
 // null leaving a string or a string list as it was and clearing a date;
-// see the differential fuzz test).
+// FuzzDecodeClaims compares the two).
 func decodeClaims(b []byte, raw *rawClaims) bool {
 	d := claimsDecoder{b: b}
 	if !d.byte('{') {
@@ -111,36 +111,6 @@ func (wc *wireClaims) times() claimTimes {
 		return claimDate{t: d.Time, set: true}
 	}
 	return claimTimes{exp: date(wc.ExpiresAt), nbf: date(wc.NotBefore), iat: date(wc.IssuedAt)}
-}
-
-// wire is raw as encoding/json decodes b into wireClaims (copies, not
-// views): what the differential tests compare.
-func (raw *rawClaims) wire(b []byte) wireClaims {
-	str := func(s span) string { return strings.Clone(s.in(b)) }
-	list := func(l *spans) jwt.ClaimStrings {
-		if l.n == 0 {
-			return nil
-		}
-		out := make(jwt.ClaimStrings, l.n)
-		for i, s := range l.list() {
-			out[i] = str(s)
-		}
-		return out
-	}
-	date := func(d claimDate) *jwt.NumericDate {
-		if !d.set {
-			return nil
-		}
-		return &jwt.NumericDate{Time: d.t}
-	}
-	return wireClaims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: str(raw.iss), Subject: str(raw.sub), ID: str(raw.jti), Audience: list(&raw.aud),
-			ExpiresAt: date(raw.exp), NotBefore: date(raw.nbf), IssuedAt: date(raw.iat),
-		},
-		Channels: list(&raw.channels),
-		Pub:      list(&raw.pub),
-	}
 }
 
 // claimsDecoder is decodeClaims' position in its input.

@@ -3,7 +3,10 @@ package auth
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // claimsSeeds are claim sets of every shape decodeClaims takes or leaves.
@@ -52,5 +55,35 @@ func TestDecodeClaimsTakesTokens(t *testing.T) {
 		if !decodeClaims([]byte(s), &raw) {
 			t.Errorf("%s: left to encoding/json", s)
 		}
+	}
+}
+
+// wire is raw as encoding/json decodes b into wireClaims (copies, not
+// views): what the differential tests compare.
+func (raw *rawClaims) wire(b []byte) wireClaims {
+	str := func(s span) string { return strings.Clone(s.in(b)) }
+	list := func(l *spans) jwt.ClaimStrings {
+		if l.n == 0 {
+			return nil
+		}
+		out := make(jwt.ClaimStrings, l.n)
+		for i, s := range l.list() {
+			out[i] = str(s)
+		}
+		return out
+	}
+	date := func(d claimDate) *jwt.NumericDate {
+		if !d.set {
+			return nil
+		}
+		return &jwt.NumericDate{Time: d.t}
+	}
+	return wireClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: str(raw.iss), Subject: str(raw.sub), ID: str(raw.jti), Audience: list(&raw.aud),
+			ExpiresAt: date(raw.exp), NotBefore: date(raw.nbf), IssuedAt: date(raw.iat),
+		},
+		Channels: list(&raw.channels),
+		Pub:      list(&raw.pub),
 	}
 }

@@ -49,8 +49,8 @@ func newHS256(secret []byte) *hs256 {
 	return h
 }
 
-// mac is a pooled HMAC with room for its sum: summed into a buffer on
-// the stack, which the call through hash.Hash would move to the heap.
+// mac is a pooled HMAC with room for its sum: a sum buffer on the
+// caller's stack would move to the heap, passed through hash.Hash.
 type mac struct {
 	h   hash.Hash
 	sum [sigLen]byte

@@ -90,11 +90,3 @@ func (l *sharedLists) add(key []byte, src []string, ps []pattern) {
 	t[string(key)] = sharedList{src: src, ps: ps}
 	l.table.Store(&t)
 }
-
-// len is how many lists are shared.
-func (l *sharedLists) len() int {
-	if t := l.table.Load(); t != nil {
-		return len(*t)
-	}
-	return 0
-}

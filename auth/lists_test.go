@@ -53,3 +53,11 @@ func TestSharedLists(t *testing.T) {
 		t.Errorf("%d lists shared, want the bound, %d", n, maxSharedLists)
 	}
 }
+
+// len is how many lists are shared.
+func (l *sharedLists) len() int {
+	if t := l.table.Load(); t != nil {
+		return len(*t)
+	}
+	return 0
+}

@@ -40,7 +40,7 @@ const entryOverhead = 176
 
 // tokenCache remembers the Claims of tokens verified before, so that a
 // token presented again costs a hash and a map lookup instead of a
-// signature check, a parse and some 18 allocations.
+// signature check, a parse and the claims' allocations.
 //
 // It keeps a token only the second time the token passes the full check
 // (an admission filter, as in TinyLFU): the first time, it notes the

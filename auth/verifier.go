@@ -232,8 +232,9 @@ func (v *Verifier) claimsOf(wc *wireClaims) (*Claims, error) {
 	return c, nil
 }
 
-// claimsOfRaw is claimsOf for the claims decodeClaims found in b, equal
-// to the claims of raw.wire(b) (TestHS256FastPath). A channel list the
+// claimsOfRaw is claimsOf for the claims decodeClaims found in b, with
+// the same result as claimsOf of encoding/json's reading of them
+// (TestHS256FastPath). A channel list the
 // Verifier has seen before is shared (sharedLists); the strings the
 // Claims keep of their own (the personal channel, whose tail is the
 // subject, and the other lists) are copied into one allocation they all
@@ -254,11 +255,13 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 	srcs := [2]*[]string{&c.Subscribe, &c.Publish}
 	compiled := [2]*[]pattern{&c.sub, &c.pub}
 	var (
-		shared [2]bool
-		keyBuf [maxListKey]byte
+		shared  [2]bool
+		keys    [2][]byte // a list's key in v.lists; nil: not to be shared
+		keyBufs [2][maxListKey]byte
 	)
 	for i, list := range lists {
-		if key, ok := listKey(keyBuf[:0], b, list); ok {
+		if key, ok := listKey(keyBufs[i][:0], b, list); ok {
+			keys[i] = key
 			if sl, found := v.lists.lookup(key); found {
 				*srcs[i], *compiled[i], shared[i] = sl.src, sl.ps, true
 			}
@@ -313,11 +316,9 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 	if err := c.compileToken(); err != nil { // the lists not shared
 		return nil, err
 	}
-	for i, list := range lists {
-		if !shared[i] {
-			if key, ok := listKey(keyBuf[:0], b, list); ok {
-				v.lists.add(key, *srcs[i], *compiled[i])
-			}
+	for i, key := range keys {
+		if key != nil && !shared[i] {
+			v.lists.add(key, *srcs[i], *compiled[i])
 		}
 	}
 	return c, nil

@@ -189,8 +189,7 @@ func (a *App) join(s *Session, ch string, since *hub.Position, id json.RawMessag
 	if err != nil {
 		a.release(ch)
 		if pres {
-			// A resubscription that failed; the roster may keep the name.
-			a.presenceLeft(s, strings.Clone(ch))
+			a.presenceLeft(s, ch) // a resubscription that failed
 		}
 		a.subscribeRefused(s, id, ch, err)
 		return

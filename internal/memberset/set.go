@@ -226,7 +226,8 @@ func (s *Set[S, M, C]) Join(key string, sub S, user string, info []byte, limit i
 
 // Leave records that sub's subscription to the channel key ended; its
 // member leaves (after the delay) if sub was its last connection in the
-// cluster. A sub that has not joined changes nothing.
+// cluster. A sub that has not joined changes nothing. key is only looked
+// up, never kept: it may be a view of the caller's input.
 func (s *Set[S, M, C]) Leave(key string, sub S) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
