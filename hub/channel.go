@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,9 +44,19 @@ var epochEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithP
 // channel re-created after losing its history is never mistaken for the old
 // one.
 func newEpoch() string {
+	var e [epochLen]byte
+	putEpoch(&e)
+	return string(e[:])
+}
+
+// epochLen is the length of an epoch.
+const epochLen = 8
+
+// putEpoch writes a new random epoch into e.
+func putEpoch(e *[epochLen]byte) {
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
-	return epochEncoding.EncodeToString(b[:5])
+	epochEncoding.Encode(e[:], b[:5])
 }
 
 // channel is one channel's state. Its mutex guards every field below it
@@ -84,13 +95,26 @@ type channel struct {
 	seq uint64
 	// past is the channel's history, nil until it stores a message.
 	past *history
-	// loopSubs counts the channel's subscribers per loop index; subs is
-	// their sum.
+	// home is the index plus one of the loop whose subscriber list is
+	// local (0: none yet). The first loop to subscribe settles it, under
+	// mu, for the channel's life; its loop reads it without the lock.
+	home atomic.Int32
+	// homeSubs counts the channel's subscribers on its home loop and
+	// loopSubs those on each other loop (by index; allocated when a
+	// second loop subscribes); subs is their sum.
+	homeSubs int32
 	subs     int32
 	loopSubs []int32
 	// idx is the channel's place in Hub.all. Guarded by Hub.mu, not by
 	// mu.
 	idx int32
+
+	// local is the channel's subscriber list on its home loop, with room
+	// for its first entry: a channel subscribed on one loop only, as a
+	// user's personal channel mostly is, needs no list or table entry of
+	// the loop's. Its home loop's goroutine only, like any subList.
+	local      subList
+	localFirst [1]subEntry
 }
 
 // history is what a channel that stores messages keeps of them, under
@@ -136,11 +160,22 @@ func (c *channel) histBytes() int64 {
 	return c.past.bytes
 }
 
-// newChannel returns a channel with a fresh epoch, no history and the
-// given options.
+// newChannel returns a channel named name, with a fresh epoch, no history
+// and the given options. name may be a view of the caller's input: the
+// channel keeps a copy of its own, made in one allocation with its first
+// epoch (a user's personal channel, made at each new user's handshake,
+// has no other string of its own).
 func newChannel(name string, opts *chanOpts) *channel {
-	c := &channel{name: name, opts: opts, epoch: newEpoch()}
+	var e [epochLen]byte
+	putEpoch(&e)
+	var b strings.Builder
+	b.Grow(len(name) + epochLen)
+	b.WriteString(name)
+	b.Write(e[:])
+	both := b.String()
+	c := &channel{name: both[:len(name)], opts: opts, epoch: both[len(name):]}
 	c.first.Store(1)
+	c.local = subList{ch: c, entries: c.localFirst[:0]}
 	return c
 }
 
@@ -311,21 +346,34 @@ func (c *channel) recover(since Position) ([]*Message, bool) {
 	return all[skip:len(all):len(all)], true
 }
 
-// addSub counts a subscriber on loop idx. Lock should be held.
+// addSub counts a subscriber on loop idx, which becomes the channel's
+// home if it has none yet. Lock should be held.
 func (c *channel) addSub(idx int) {
+	c.subs++
+	switch home := int(c.home.Load()); {
+	case home == 0:
+		c.home.Store(int32(idx) + 1)
+		fallthrough
+	case home == idx+1:
+		c.homeSubs++
+		return
+	}
 	if idx >= len(c.loopSubs) {
 		grown := make([]int32, idx+1)
 		copy(grown, c.loopSubs)
 		c.loopSubs = grown
 	}
 	c.loopSubs[idx]++
-	c.subs++
 }
 
 // removeSub uncounts a subscriber on loop idx. Lock should be held.
 func (c *channel) removeSub(idx int) {
-	c.loopSubs[idx]--
 	c.subs--
+	if int(c.home.Load()) == idx+1 {
+		c.homeSubs--
+		return
+	}
+	c.loopSubs[idx]--
 }
 
 // idle reports whether the hub may forget c: no subscribers, no history,

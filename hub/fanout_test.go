@@ -395,3 +395,65 @@ func TestConcurrentBudgetAndSweep(t *testing.T) {
 		t.Fatalf("budget heap holds %d channels, %d have history", n, withHistory)
 	}
 }
+
+// TestHomeList follows a channel's subscribers on its home loop (the
+// first to subscribe, whose list is the channel's own) and on another
+// loop, in the loop's table: each loop gets what its subscribers are due,
+// whichever leaves first; an emptied home list lets go of its subscribers
+// and of the array it grew; a channel subscribed first on the other loop
+// after the first one is forgotten takes that loop for its home.
+func TestHomeList(t *testing.T) {
+	t.Parallel()
+	h := New(Config{HistorySize: 8}) // history keeps the channel known when it empties
+	home, other := &inlineLoop{idx: 0}, &inlineLoop{idx: 3}
+	a, b, c := &recorder{}, &recorder{}, &recorder{}
+	h.Subscribe(home, "ch", a, nil)
+	h.Subscribe(home, "ch", b, nil) // grows the home list out of its room for one
+	h.Subscribe(other, "ch", c, nil)
+	ch := h.chans["ch"]
+	if got := ch.home.Load(); got != 1 {
+		t.Fatalf("home = %d, want 1 (loop 0)", got)
+	}
+	if _, inTable := (*h.loops.Load())[0].subs[ch]; inTable {
+		t.Fatal("the home loop's list is in its table too")
+	}
+	if (*h.loops.Load())[3].subs[ch] == nil {
+		t.Fatal("the other loop's list is not in its table")
+	}
+	mustPublish(t, h, "ch", "1")
+	h.Unsubscribe(home, "ch", a)
+	mustPublish(t, h, "ch", "2")
+	h.Unsubscribe(home, "ch", b)
+	mustPublish(t, h, "ch", "3")
+	if !slices.Equal(a.offsets(), []uint64{1}) || !slices.Equal(b.offsets(), []uint64{1, 2}) || !slices.Equal(c.offsets(), []uint64{1, 2, 3}) {
+		t.Fatalf("a got %v, b %v, c %v; want [1], [1 2], [1 2 3]", a.offsets(), b.offsets(), c.offsets())
+	}
+	if ch.localFirst[0].sub != nil || cap(ch.local.entries) != 1 || ch.local.live != 0 {
+		t.Fatalf("emptied home list holds %v, cap %d, %d live; want nothing, its room for one", ch.localFirst[0].sub, cap(ch.local.entries), ch.local.live)
+	}
+	// Back on the home loop after it emptied; the other loop leaves.
+	h.Subscribe(home, "ch", a, nil)
+	h.Unsubscribe(other, "ch", c)
+	if (*h.loops.Load())[3].subs[ch] != nil {
+		t.Fatal("the other loop's emptied list stays in its table")
+	}
+	mustPublish(t, h, "ch", "4")
+	if !slices.Equal(a.offsets(), []uint64{1, 4}) || !slices.Equal(c.offsets(), []uint64{1, 2, 3}) {
+		t.Fatalf("a got %v, c %v; want [1 4], [1 2 3]", a.offsets(), c.offsets())
+	}
+	if st := h.Stats(); st.Subscriptions != 1 || st.Deliveries != 7 {
+		t.Fatalf("stats %+v: want 1 subscription, 7 deliveries", st)
+	}
+	// A channel without history is forgotten with its last subscriber;
+	// the next one, on the other loop, makes it anew with that home.
+	h.Subscribe(home, "gone", a, nil)
+	h.Unsubscribe(home, "gone", a)
+	h.Subscribe(other, "gone", c, nil)
+	if got := h.chans["gone"].home.Load(); got != 4 {
+		t.Fatalf("re-made channel's home = %d, want 4 (loop 3)", got)
+	}
+	mustPublish(t, h, "gone", "x")
+	if got := len(c.offsets()); got != 4 {
+		t.Fatalf("c got %v, want its three and the new channel's one", c.offsets())
+	}
+}

@@ -2,7 +2,6 @@ package hub
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -269,6 +268,11 @@ func (h *Hub) publish(name string, data []byte, at *Position, client bool, store
 		}
 		h.rebudget(c)
 		loops := *h.loops.Load()
+		if c.homeSubs > 0 {
+			if home := loops[c.home.Load()-1]; home.post(m) {
+				wake = append(wake, home)
+			}
+		}
 		for idx, n := range c.loopSubs {
 			if n > 0 && loops[idx].post(m) {
 				wake = append(wake, loops[idx])
@@ -387,7 +391,7 @@ func (h *Hub) subscribe(l Loop, channel string, sub Subscriber, since *Position,
 		if err != nil {
 			return "", Position{}, nil, false, inContext(err, "subscribe to", channel)
 		}
-		list := ls.subs[c]
+		list := ls.list(c)
 		already := false
 		if !fresh || checkFresh {
 			already = list != nil && list.find(sub) >= 0
@@ -463,7 +467,10 @@ func (h *Hub) LoopSubscribers(l Loop, channel string) []Subscriber {
 	h.mu.RLock()
 	c := h.chans[channel]
 	h.mu.RUnlock()
-	if s := loops[idx].subs[c]; c != nil && s != nil {
+	if c == nil {
+		return nil
+	}
+	if s := loops[idx].list(c); s != nil {
 		return s.subscribers()
 	}
 	return nil
@@ -521,9 +528,9 @@ func (h *Hub) channel(name string, client bool) (*channel, error) {
 			return nil, fmt.Errorf("%d client channels: %w", h.clients, ErrChannelLimit)
 		}
 		// The caller's name may be a view of its input (an upgrade
-		// request, a command): the table keeps a copy of its own.
-		name = strings.Clone(name)
+		// request, a command): the table keys by the channel's copy.
 		c = newChannel(name, opts)
+		name = c.name
 		c.client, c.idx = client, int32(len(h.all))
 		h.chans[name] = c
 		h.all = append(h.all, c)

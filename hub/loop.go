@@ -58,8 +58,8 @@ type subList struct {
 	// subscriber (Go's heap objects do not move), and the key goes with
 	// the entry.
 	index map[uintptr]int32
-	holes int // entries with a nil sub awaiting compaction
-	live  int // entries with a non-nil sub
+	holes int32 // entries with a nil sub awaiting compaction
+	live  int32 // entries with a non-nil sub
 }
 
 // subKey is the address of the pointer sub holds (see mustBePointer).
@@ -94,7 +94,14 @@ func (s *subList) find(sub Subscriber) int {
 
 // add appends an entry for sub.
 func (s *subList) add(sub Subscriber, after uint64) {
+	old := s.entries
 	s.entries = append(s.entries, subEntry{sub: sub, after: after})
+	if cap(old) == 1 && len(old) == 1 {
+		// Moved out of a list's room for one (subListOfOne,
+		// channel.localFirst), which lives on with the list: it must not
+		// keep the first subscriber alive once that one leaves.
+		clear(old)
+	}
 	s.live++
 	if s.index != nil {
 		s.index[subKey(sub)] = int32(len(s.entries) - 1)
@@ -161,6 +168,7 @@ func (s *subList) reindex() {
 type loopState struct {
 	h     *Hub
 	loop  Loop
+	idx   int32  // loop.Index()
 	drain func() // ls.run, bound once so a wakeup allocates nothing
 
 	mu  sync.Mutex
@@ -168,7 +176,10 @@ type loopState struct {
 
 	// Loop goroutine only from here on.
 
-	spare   []*Message // the other mailbox buffer, swapped in by run
+	spare []*Message // the other mailbox buffer, swapped in by run
+	// subs holds the loop's subscriber lists of the channels whose home
+	// is another loop (channel.home); a channel's list on its home loop
+	// is its own (list).
 	subs    map[*channel]*subList
 	walking int        // depth of nested runs walking subscribers (an inline Loop.Run nests)
 	dirty   []*subList // lists with holes to compact after the walk
@@ -182,7 +193,7 @@ type loopState struct {
 }
 
 func newLoopState(h *Hub, l Loop) *loopState {
-	ls := &loopState{h: h, loop: l, subs: make(map[*channel]*subList)}
+	ls := &loopState{h: h, loop: l, idx: int32(l.Index()), subs: make(map[*channel]*subList)}
 	ls.drain = ls.run
 	return ls
 }
@@ -232,7 +243,7 @@ func (ls *loopState) run() {
 	var n uint64
 	for i, m := range batch {
 		batch[i] = nil
-		s := ls.subs[m.ch]
+		s := ls.list(m.ch)
 		if s == nil {
 			continue
 		}
@@ -259,29 +270,60 @@ func (ls *loopState) run() {
 	}
 	for i, s := range ls.dirty {
 		s.compact()
-		if s.live == 0 && ls.subs[s.ch] == s {
-			delete(ls.subs, s.ch)
+		if s.live == 0 {
+			ls.emptied(s)
 		}
 		ls.dirty[i] = nil
 	}
 	ls.dirty = ls.dirty[:0]
 }
 
+// list is c's subscriber list on this loop, nil when the loop has none:
+// the channel's own (channel.local) on its home loop, else the loop's
+// table. Loop goroutine only.
+func (ls *loopState) list(c *channel) *subList {
+	if c.home.Load() == ls.idx+1 {
+		return &c.local
+	}
+	return ls.subs[c]
+}
+
 // add subscribes sub to c on this loop, to messages with a seq above
-// after; s is c's subscriber list here (ls.subs[c]), looked up by the
-// caller, nil when the loop has none yet. Loop goroutine only.
+// after; s is c's subscriber list here (ls.list(c)), looked up by the
+// caller, nil when the loop has none yet. The channel's home loop was
+// settled under its lock (channel.addSub) before add runs. Loop goroutine
+// only.
 func (ls *loopState) add(s *subList, c *channel, sub Subscriber, after uint64) {
 	if s == nil {
-		s = newSubList(c)
-		ls.subs[c] = s
+		if c.home.Load() == ls.idx+1 {
+			s = &c.local
+		} else {
+			s = newSubList(c)
+			ls.subs[c] = s
+		}
 	}
 	s.add(sub, after)
 }
 
-// subListOfOne is a subList allocated with room for its first entry, the
-// whole list of most channels on a loop (a user's personal channel, on
-// the loop of the user's one connection): one allocation instead of two.
-// A second entry moves the list to an array of its own, as append does.
+// emptied lets go of s, a list whose last subscriber left, outside a walk:
+// a list of the loop's table leaves it; the channel's own keeps its place
+// and drops an array it grew, so an emptied channel that lives on (its
+// history) holds no more than a new one.
+func (ls *loopState) emptied(s *subList) {
+	c := s.ch
+	if s == &c.local {
+		s.entries, s.index = c.localFirst[:0], nil
+		return
+	}
+	if ls.subs[c] == s {
+		delete(ls.subs, c)
+	}
+}
+
+// subListOfOne is a subList allocated with room for its first entry, for
+// a channel's loops other than its home (whose list is the channel's
+// own): one allocation instead of two. A second entry moves the list to an
+// array of its own, as append does.
 type subListOfOne struct {
 	list  subList
 	first [1]subEntry
@@ -308,7 +350,7 @@ func (s *subList) subscribers() []Subscriber {
 // remove removes sub's subscription to c and reports whether there was
 // one. Loop goroutine only.
 func (ls *loopState) remove(c *channel, sub Subscriber) bool {
-	s := ls.subs[c]
+	s := ls.list(c)
 	if s == nil {
 		return false
 	}
@@ -325,7 +367,7 @@ func (ls *loopState) remove(c *channel, sub Subscriber) bool {
 	}
 	s.remove(i, false)
 	if s.live == 0 {
-		delete(ls.subs, c)
+		ls.emptied(s)
 	}
 	return true
 }

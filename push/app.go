@@ -402,7 +402,27 @@ func (a *App) authenticate(c *server.Conn, req *codec.Request, token string) (*S
 	if err != nil {
 		return nil, &codec.HandshakeError{Status: 401, Reason: err.Error()}
 	}
-	return &Session{app: a, conn: c, claims: claims}, nil
+	return newSession(a, c, claims), nil
+}
+
+// sessionOfUser is a Session allocated with room for two channels: a
+// user's personal channel and the one the URL names, mostly.
+type sessionOfUser struct {
+	sess Session
+	room [2]string
+}
+
+// newSession is the session of c with claims: a user's is allocated with
+// its first channels (sessionOfUser), since every new user's handshake
+// pays for each allocation twice, in the allocator and in the collector;
+// an anonymous one, with one channel, stays the smaller Session.
+func newSession(a *App, c *server.Conn, claims *auth.Claims) *Session {
+	if claims.Subject == "" {
+		return &Session{app: a, conn: c, claims: claims}
+	}
+	u := &sessionOfUser{sess: Session{app: a, conn: c, claims: claims}}
+	u.sess.channels = u.room[:0]
+	return &u.sess
 }
 
 // OnOpen subscribes the personal channel and the channels of the URL.
@@ -428,7 +448,7 @@ func (a *App) OnOpen(c *server.Conn) {
 	if sess.claims.Subject != "" {
 		n++ // the personal channel
 	}
-	if n > 1 {
+	if n > cap(sess.channels) {
 		// Room for all the channels at once, not grown one at a time.
 		sess.channels = make([]string, 0, n)
 	}
