@@ -29,8 +29,16 @@ type Claims struct {
 	Anonymous bool
 
 	personal string // "user:<sub>", or empty without a subject
+	// rights are Subscribe and Publish compiled, shared by the claims of
+	// every token of the same lists (sharedLists); nil until compiled.
+	rights *rights
+	leeway time.Duration
+}
+
+// rights are a Claims' compiled channel patterns: sub of Subscribe, pub of
+// Publish. Never changed once compiled, so shared freely.
+type rights struct {
 	sub, pub []pattern
-	leeway   time.Duration
 }
 
 // NewClaims compiles claims for subject with the given subscribe and publish
@@ -47,19 +55,18 @@ func NewClaims(subject string, subscribe, publish []string) (*Claims, error) {
 
 // compile fills the unexported, precompiled fields from the exported ones
 // that are not filled yet: claimsOfRaw sets the personal channel, and the
-// patterns of a list it shares (compilePatterns never returns nil on
-// success, so nil means not compiled).
+// rights of the lists it shares.
 func (c *Claims) compile() error {
-	var err error
-	if c.sub == nil {
-		if c.sub, err = compilePatterns(c.Subscribe, c.Subject); err != nil {
+	if c.rights == nil {
+		sub, err := compilePatterns(c.Subscribe, c.Subject)
+		if err != nil {
 			return fmt.Errorf("auth: subscribe patterns: %w", err)
 		}
-	}
-	if c.pub == nil {
-		if c.pub, err = compilePatterns(c.Publish, c.Subject); err != nil {
+		pub, err := compilePatterns(c.Publish, c.Subject)
+		if err != nil {
 			return fmt.Errorf("auth: publish patterns: %w", err)
 		}
+		c.rights = &rights{sub: sub, pub: pub}
 	}
 	if c.personal == "" {
 		c.personal = PersonalChannelOf(c.Subject)
@@ -105,7 +112,7 @@ func (c *Claims) CanSubscribe(channel string) bool {
 	if c.personal != "" && channel == c.personal {
 		return true
 	}
-	return matchAny(c.sub, channel)
+	return c.rights != nil && matchAny(c.rights.sub, channel)
 }
 
 // CanPublish reports whether the holder may publish to channel: only when a
@@ -113,10 +120,10 @@ func (c *Claims) CanSubscribe(channel string) bool {
 // publish to itself by default). A nil Claims may publish nowhere. It does
 // not allocate.
 func (c *Claims) CanPublish(channel string) bool {
-	if c == nil {
+	if c == nil || c.rights == nil {
 		return false
 	}
-	return matchAny(c.pub, channel)
+	return matchAny(c.rights.pub, channel)
 }
 
 // TTL returns how long the connection may stay open from now: the time

@@ -6,56 +6,61 @@ import (
 	"sync/atomic"
 )
 
-// maxSharedLists bounds the channel lists a Verifier shares between the
-// claims of its tokens: an issuer's tokens carry a handful of distinct
-// lists (one per role, say), and only tokens signed with the node's keys
-// reach the table, so no client can grow it; a list past the bound is
-// compiled for its own claims, as every list was before.
+// maxSharedLists bounds the pairs of channel lists a Verifier shares
+// between the claims of its tokens: an issuer's tokens carry a handful of
+// distinct lists (one per role, say), and only tokens signed with the
+// node's keys reach the table, so no client can grow it; lists past the
+// bound are compiled for their own claims, as every list was before.
 const maxSharedLists = 64
 
-// maxListKey bounds the key of a shared list (its strings, joined): a
-// longer list is compiled for its own claims.
+// maxListKey bounds the key of a shared pair of lists (their strings,
+// joined): longer lists are compiled for their own claims.
 const maxListKey = 512
 
-// sharedLists are the channel lists (a token's channels or pub claim) of
-// the tokens a Verifier accepted, compiled once and shared by every Claims
-// whose token carries the same list: in a storm of new users holding the
-// same rights, a user's claims then cost no copy of the list's strings
-// and no compiled patterns of their own. Only lists without {sub} are
-// shared, since those compile alike for every subject. Lookups take no
-// lock and write nothing: the table is a map replaced whole, under mu,
-// when a list is added.
+// sharedLists are the channel lists (a token's channels and pub claims)
+// of the tokens a Verifier accepted, compiled once and shared by every
+// Claims whose token carries the same two lists: in a storm of new users
+// holding the same rights, a user's claims then cost no copy of the
+// lists' strings and no compiled patterns of their own. Only lists
+// without {sub} are shared, since those compile alike for every subject.
+// Lookups take no lock and write nothing: the table is a map replaced
+// whole, under mu, when a pair of lists is added.
 type sharedLists struct {
 	table atomic.Pointer[map[string]sharedList]
 	mu    sync.Mutex // serializes additions
 }
 
-// sharedList is one shared channel list: its strings (what Claims.Subscribe
-// or Claims.Publish holds) and its compiled patterns.
+// sharedList is one shared pair of channel lists: their strings (what
+// Claims.Subscribe and Claims.Publish hold) and their compiled rights.
 type sharedList struct {
-	src []string
-	ps  []pattern
+	subscribe, publish []string
+	rights             *rights
 }
 
-// listKey appends list's strings (spans of b) to key, each followed by a
-// NUL, which decodeClaims never lets into a string; false when the list
-// is empty, uses {sub}, or the key would pass maxListKey.
-func listKey(key, b []byte, list []span) ([]byte, bool) {
-	if len(list) == 0 {
+// listsKey appends the key of a token's two lists (spans of b) to key:
+// the number of strings of the first, then every string of both, each
+// followed by a NUL, which decodeClaims never lets into a string. False
+// when both lists are empty, either uses {sub} or is longer than a byte
+// can count, or the key would pass maxListKey.
+func listsKey(key, b []byte, subscribe, publish []span) ([]byte, bool) {
+	if len(subscribe)+len(publish) == 0 || len(subscribe) > 255 {
 		return key, false
 	}
-	for _, s := range list {
-		text := s.in(b)
-		if len(key)+len(text)+1 > maxListKey || strings.Contains(text, subPlaceholder) {
-			return key, false
+	key = append(key, byte(len(subscribe)))
+	for _, list := range [...][]span{subscribe, publish} {
+		for _, s := range list {
+			text := s.in(b)
+			if len(key)+len(text)+1 > maxListKey || strings.Contains(text, subPlaceholder) {
+				return key, false
+			}
+			key = append(key, text...)
+			key = append(key, 0)
 		}
-		key = append(key, text...)
-		key = append(key, 0)
 	}
 	return key, true
 }
 
-// lookup returns the shared list whose key is key.
+// lookup returns the shared lists whose key is key.
 func (l *sharedLists) lookup(key []byte) (sharedList, bool) {
 	t := l.table.Load()
 	if t == nil {
@@ -65,9 +70,9 @@ func (l *sharedLists) lookup(key []byte) (sharedList, bool) {
 	return sl, ok
 }
 
-// add shares src, compiled as ps, under key, unless the table is full or
-// holds key already. src must not change afterwards (a Claims' list).
-func (l *sharedLists) add(key []byte, src []string, ps []pattern) {
+// add shares sl under key, unless the table is full or holds key already.
+// sl's lists must not change afterwards (a Claims' lists).
+func (l *sharedLists) add(key []byte, sl sharedList) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.table.Load()
@@ -83,10 +88,10 @@ func (l *sharedLists) add(key []byte, src []string, ps []pattern) {
 	}
 	t := make(map[string]sharedList, n+1)
 	if old != nil {
-		for k, sl := range *old {
-			t[k] = sl
+		for k, have := range *old {
+			t[k] = have
 		}
 	}
-	t[string(key)] = sharedList{src: src, ps: ps}
+	t[string(key)] = sl
 	l.table.Store(&t)
 }

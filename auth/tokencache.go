@@ -223,7 +223,11 @@ func claimsFootprint(c *Claims) int {
 			n += len(s) + roundUp
 		}
 	}
-	for _, list := range [...][]pattern{c.sub, c.pub} {
+	if c.rights == nil {
+		return n
+	}
+	n += int(unsafe.Sizeof(rights{})) + roundUp
+	for _, list := range [...][]pattern{c.rights.sub, c.rights.pub} {
 		n += cap(list) * patSize
 		for i := range list {
 			p := &list[i]

@@ -234,12 +234,12 @@ func (v *Verifier) claimsOf(wc *wireClaims) (*Claims, error) {
 
 // claimsOfRaw is claimsOf for the claims decodeClaims found in b, with
 // the same result as claimsOf of encoding/json's reading of them
-// (TestHS256FastPath). A channel list the
-// Verifier has seen before is shared (sharedLists); the strings the
-// Claims keep of their own (the personal channel, whose tail is the
-// subject, and the other lists) are copied into one allocation they all
-// view, and their slices into one more, since a new user's handshake pays
-// for each allocation twice, in the allocator and in the collector.
+// (TestHS256FastPath). Channel lists the Verifier has seen before, with
+// their compiled rights, are shared (sharedLists); the strings the Claims
+// keep of their own (the personal channel, whose tail is the subject, and
+// lists not shared) are copied into one allocation they all view, and
+// their slices into one more, since a new user's handshake pays for each
+// allocation twice, in the allocator and in the collector.
 func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 	if v.issuer != "" && raw.iss.in(b) != v.issuer {
 		return nil, ErrWrongIssuer
@@ -252,19 +252,12 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 		c.ExpiresAt = raw.exp.t
 	}
 	lists := [2][]span{raw.channels.list(), raw.pub.list()} // Subscribe, Publish
-	srcs := [2]*[]string{&c.Subscribe, &c.Publish}
-	compiled := [2]*[]pattern{&c.sub, &c.pub}
-	var (
-		shared  [2]bool
-		keys    [2][]byte // a list's key in v.lists; nil: not to be shared
-		keyBufs [2][maxListKey]byte
-	)
-	for i, list := range lists {
-		if key, ok := listKey(keyBufs[i][:0], b, list); ok {
-			keys[i] = key
-			if sl, found := v.lists.lookup(key); found {
-				*srcs[i], *compiled[i], shared[i] = sl.src, sl.ps, true
-			}
+	var keyBuf [maxListKey]byte
+	key, shareable := listsKey(keyBuf[:0], b, lists[0], lists[1])
+	shared := false
+	if shareable {
+		if sl, found := v.lists.lookup(key); found {
+			c.Subscribe, c.Publish, c.rights, shared = sl.subscribe, sl.publish, sl.rights, true
 		}
 	}
 	sub := raw.sub.in(b)
@@ -272,8 +265,8 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 	if sub != "" {
 		size = len(userPrefix) + len(sub)
 	}
-	for i, list := range lists {
-		if !shared[i] {
+	if !shared {
+		for _, list := range lists {
 			own += len(list)
 			for _, s := range list {
 				size += len(s.in(b))
@@ -286,8 +279,8 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 		text.WriteString(userPrefix)
 		text.WriteString(sub)
 	}
-	for i, list := range lists {
-		if !shared[i] {
+	if !shared {
+		for _, list := range lists {
 			for _, s := range list {
 				text.WriteString(s.in(b))
 			}
@@ -302,7 +295,7 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 		strs := make([]string, 0, own)
 		at := len(c.personal)
 		for i, list := range lists {
-			if shared[i] || len(list) == 0 {
+			if len(list) == 0 {
 				continue
 			}
 			start := len(strs)
@@ -310,16 +303,18 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 				strs = append(strs, all[at:at+len(s.in(b))])
 				at += len(s.in(b))
 			}
-			*srcs[i] = strs[start:len(strs):len(strs)]
+			dst := &c.Subscribe
+			if i == 1 {
+				dst = &c.Publish
+			}
+			*dst = strs[start:len(strs):len(strs)]
 		}
 	}
 	if err := c.compileToken(); err != nil { // the lists not shared
 		return nil, err
 	}
-	for i, key := range keys {
-		if key != nil && !shared[i] {
-			v.lists.add(key, *srcs[i], *compiled[i])
-		}
+	if shareable && !shared {
+		v.lists.add(key, sharedList{subscribe: c.Subscribe, publish: c.Publish, rights: c.rights})
 	}
 	return c, nil
 }

@@ -395,7 +395,7 @@ func (a *App) authenticate(c *server.Conn, req *codec.Request, token string) (*S
 	case a.o.Hooks.Enabled(hook.EventConnect):
 		// No token: the connect hook decides (askConnect), from the
 		// cookies and headers it is shown.
-		return &Session{app: a, conn: c}, nil
+		return newSession(a, c, nil), nil
 	default:
 		claims, err = a.o.Verifier.Anonymous()
 	}
@@ -405,24 +405,34 @@ func (a *App) authenticate(c *server.Conn, req *codec.Request, token string) (*S
 	return newSession(a, c, claims), nil
 }
 
-// sessionOfUser is a Session allocated with room for two channels: a
-// user's personal channel and the one the URL names, mostly.
-type sessionOfUser struct {
-	sess Session
-	room [2]string
-}
-
-// newSession is the session of c with claims: a user's is allocated with
-// its first channels (sessionOfUser), since every new user's handshake
-// pays for each allocation twice, in the allocator and in the collector;
-// an anonymous one, with one channel, stays the smaller Session.
-func newSession(a *App, c *server.Conn, claims *auth.Claims) *Session {
-	if claims.Subject == "" {
-		return &Session{app: a, conn: c, claims: claims}
+// sessionOfOne and sessionOfTwo are a Session allocated with room for
+// its first channel or two (Session.channels starts in room): the one an
+// anonymous connection's URL names, or a user's personal channel and the
+// URL's, mostly.
+type (
+	sessionOfOne struct {
+		sess Session
+		room [1]string
 	}
-	u := &sessionOfUser{sess: Session{app: a, conn: c, claims: claims}}
-	u.sess.channels = u.room[:0]
-	return &u.sess
+	sessionOfTwo struct {
+		sess Session
+		room [2]string
+	}
+)
+
+// newSession is the session of c with claims (nil: the connect hook is to
+// give them), allocated with room for its first channels, since every
+// handshake pays for each allocation twice, in the allocator and in the
+// collector.
+func newSession(a *App, c *server.Conn, claims *auth.Claims) *Session {
+	if claims == nil || claims.Subject == "" {
+		one := &sessionOfOne{sess: Session{app: a, conn: c, claims: claims}}
+		one.sess.channels = one.room[:0]
+		return &one.sess
+	}
+	two := &sessionOfTwo{sess: Session{app: a, conn: c, claims: claims}}
+	two.sess.channels = two.room[:0]
+	return &two.sess
 }
 
 // OnOpen subscribes the personal channel and the channels of the URL.
