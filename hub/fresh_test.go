@@ -98,3 +98,47 @@ func TestSubscriptionsCountedPerLoop(t *testing.T) {
 		t.Fatalf("Subscriptions = %d after two left, want 2", n)
 	}
 }
+
+// TestLazyIndex: a storm of SubscribeNew builds no index of a loop's list
+// (outside race builds, whose checks look every pair up); the first
+// Unsubscribe builds it, and it stays right through more subscriptions
+// and removals.
+func TestLazyIndex(t *testing.T) {
+	t.Parallel()
+	h := New(Config{})
+	l := &inlineLoop{}
+	recs := make([]*recorder, 4*indexThreshold)
+	for i := range recs {
+		recs[i] = &recorder{}
+	}
+	for _, r := range recs[:2*indexThreshold] {
+		h.SubscribeNew(l, "c", r, nil, false)
+	}
+	list := &h.chans["c"].local
+	if !checkFresh && list.index != nil {
+		t.Fatal("SubscribeNew alone built the list's index")
+	}
+	h.Unsubscribe(l, "c", recs[3])
+	if list.index == nil {
+		t.Fatal("Unsubscribe from a long list built no index")
+	}
+	for _, r := range recs[2*indexThreshold:] {
+		h.SubscribeNew(l, "c", r, nil, false)
+	}
+	for _, i := range []int{0, 2*indexThreshold + 1, len(recs) - 1} {
+		h.Unsubscribe(l, "c", recs[i])
+	}
+	mustPublish(t, h, "c", "x")
+	for i, r := range recs {
+		want := 1
+		if i == 0 || i == 3 || i == 2*indexThreshold+1 || i == len(recs)-1 {
+			want = 0
+		}
+		if len(r.msgs) != want {
+			t.Errorf("subscriber %d got %d messages, want %d", i, len(r.msgs), want)
+		}
+	}
+	if len(list.index) != int(list.live) || list.live != int32(len(recs)-4) {
+		t.Errorf("index holds %d, list %d live; want %d", len(list.index), list.live, len(recs)-4)
+	}
+}

@@ -41,9 +41,10 @@ type subEntry struct {
 	after uint64 // deliver only messages with a seq above this (channel.seq at Subscribe)
 }
 
-// indexThreshold is the size from which a subList keeps an index: below
-// it, a linear scan is as fast as a map and costs no memory, which suits
-// the many personal channels with one or two subscribers.
+// indexThreshold is the size from which a subList looks subscribers up in
+// an index: below it, a linear scan is as fast as a map and costs no
+// memory, which suits the many personal channels with one or two
+// subscribers.
 const indexThreshold = 16
 
 // subList is a loop's subscribers of one channel. Loop goroutine only.
@@ -51,7 +52,11 @@ type subList struct {
 	ch      *channel
 	entries []subEntry
 	// index maps each subscriber's address (subKey) to its entry's
-	// position, once len(entries) >= indexThreshold. Keyed by address, not
+	// position: built by the first look-up in a list of at least
+	// indexThreshold entries (find), then kept up to date. A storm of new
+	// subscriptions (SubscribeNew, which looks nothing up) so costs no
+	// index until the first of them leaves, whose removal indexes the
+	// list in one pass. Keyed by address, not
 	// by the interface, it holds no pointer: the collector never scans it,
 	// and the map hashes a word instead of dispatching on the dynamic
 	// type. An address stays a valid key while its entry holds the
@@ -78,6 +83,9 @@ func mustBePointer(sub Subscriber) {
 
 // find returns the position of sub's entry, or -1.
 func (s *subList) find(sub Subscriber) int {
+	if s.index == nil && len(s.entries) >= indexThreshold {
+		s.reindex()
+	}
 	if s.index != nil {
 		if i, ok := s.index[subKey(sub)]; ok {
 			return int(i)
@@ -105,8 +113,6 @@ func (s *subList) add(sub Subscriber, after uint64) {
 	s.live++
 	if s.index != nil {
 		s.index[subKey(sub)] = int32(len(s.entries) - 1)
-	} else if len(s.entries) >= indexThreshold {
-		s.reindex()
 	}
 }
 
