@@ -17,8 +17,8 @@ const loopCacheSlots = 256
 // LoopCache is a small cache of verified tokens in front of a Verifier's
 // cache, for one goroutine: an event loop, which verifies the tokens of
 // its connections' upgrades. A hit takes no lock and writes nothing
-// another goroutine reads (but its own hit counter, on a cache line of
-// its own), so the loops of a reconnect storm presenting the same tokens
+// another goroutine reads (but its own counters, on a cache line of their
+// own), so the loops of a reconnect storm presenting the same tokens
 // do not pass the shared cache's lines between their CPUs, as a hit there
 // does (its shard's lock, its LRU's order, its counters).
 //
@@ -33,8 +33,10 @@ type LoopCache struct {
 	v     *Verifier
 	slots [loopCacheSlots]loopSlot
 	_     cpu.CacheLinePad
-	hits  atomic.Uint64
-	_     cpu.CacheLinePad
+	// hits counts lc's own hits, misses the shared cache's misses of lc's
+	// look-ups there; written by lc's goroutine only.
+	hits, misses atomic.Uint64
+	_            cpu.CacheLinePad
 }
 
 // loopSlot is one token of a LoopCache: the shared cache's copy of it,
@@ -72,7 +74,7 @@ func (lc *LoopCache) Verify(token string, now time.Time) (*Claims, error) {
 		lc.hits.Add(1)
 		return slot.claims, nil
 	}
-	c, kept, err := v.verifyHashed(token, h, now)
+	c, kept, err := v.verifyHashed(token, h, now, &lc.misses)
 	if err != nil {
 		if slot.token == token {
 			*slot = loopSlot{} // expired

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -73,13 +74,20 @@ type tokenCache struct {
 }
 
 // cacheShard is one lock, its LRU and its seen table, padded to its own
-// cache line.
+// cache line. A token the shard does not hold costs it no lock while it
+// holds none (n), nor on its first check (seen): in a storm of new users
+// on a node that has kept no token yet, the loops then write nothing of
+// the shard's but a slot of its seen table.
 type cacheShard struct {
-	mu           sync.Mutex
-	lru          *simplelru.LRU[string, cachedToken]
-	seen         []uint64 // hashes (|1, so 0 is empty) of tokens checked once; guarded by mu
-	hits, misses uint64   // lookups of tokens the cache takes; guarded by mu
-	_            cpu.CacheLinePad
+	mu   sync.Mutex
+	lru  *simplelru.LRU[string, cachedToken] // guarded by mu
+	n    atomic.Int32                        // lru.Len(), written under mu
+	hits uint64                              // lookups the LRU answered; guarded by mu
+	// seen holds the hashes (|1, so 0 is empty) of tokens checked once,
+	// read and written without the lock: a slot is a word, and a race on
+	// one only costs a token one more check before it is kept.
+	seen []atomic.Uint64
+	_    cpu.CacheLinePad
 }
 
 // seenPerToken is the size of a shard's seen table over its capacity: a
@@ -118,7 +126,7 @@ func newTokenCache(size int) *tokenCache {
 		}
 		// NewLRU fails only on a size < 1, and per >= 1 since n <= size.
 		c.shards[i].lru, _ = simplelru.NewLRU[string, cachedToken](per, nil)
-		c.shards[i].seen = make([]uint64, 1<<bits.Len(uint(seenPerToken*per-1)))
+		c.shards[i].seen = make([]atomic.Uint64, 1<<bits.Len(uint(seenPerToken*per-1)))
 	}
 	return c
 }
@@ -142,15 +150,17 @@ type cachedToken struct {
 }
 
 // get returns the claims cached for token, whose hash is h, and the
-// cache's copy of token, or nil and "". It does not allocate.
+// cache's copy of token, or nil and "": a miss, which the caller counts
+// (on a line of its own: verifyHashed). It does not allocate.
 func (c *tokenCache) get(token string, h uint64) (*Claims, string) {
 	s := c.shard(h)
+	if s.n.Load() == 0 {
+		return nil, ""
+	}
 	s.mu.Lock()
 	e, ok := s.lru.Get(token)
 	if ok {
 		s.hits++
-	} else {
-		s.misses++
 	}
 	s.mu.Unlock()
 	return e.claims, e.token
@@ -164,7 +174,6 @@ func (c *tokenCache) stats() CacheStats {
 		s.mu.Lock()
 		st.Tokens += s.lru.Len()
 		st.Hits += s.hits
-		st.Misses += s.misses
 		s.mu.Unlock()
 	}
 	return st
@@ -183,19 +192,22 @@ func (c *tokenCache) add(token string, h uint64, claims *Claims) (*Claims, strin
 		return claims, ""
 	}
 	s := c.shard(h)
+	slot := &s.seen[(h>>32)&uint64(len(s.seen)-1)]
+	if slot.Load() != h|1 {
+		// First check: remembered, not kept. A token another goroutine
+		// has just kept may pass here too; its claims are then not shared.
+		slot.Store(h | 1)
+		return claims, ""
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.lru.Peek(token); ok {
 		return old.claims, old.token
 	}
-	slot := &s.seen[(h>>32)&uint64(len(s.seen)-1)]
-	if *slot != h|1 {
-		*slot = h | 1 // first check: remembered, not kept
-		return claims, ""
-	}
-	*slot = 0
+	slot.Store(0)
 	kept := strings.Clone(token)
 	s.lru.Add(kept, cachedToken{token: kept, claims: claims})
+	s.n.Store(int32(s.lru.Len()))
 	return claims, kept
 }
 
@@ -204,6 +216,7 @@ func (c *tokenCache) remove(token string, h uint64) {
 	s := c.shard(h)
 	s.mu.Lock()
 	s.lru.Remove(token)
+	s.n.Store(int32(s.lru.Len()))
 	s.mu.Unlock()
 }
 

@@ -115,6 +115,49 @@ func TestTokenCacheAdmitsOnSecondCheck(t *testing.T) {
 	}
 }
 
+// TestTokenCacheFirstCheckTakesNoLock: while a shard keeps no token, a
+// look-up there, and the first check of a token, take no lock of the
+// shard's (the loops of a storm of new users on a fresh node then share
+// nothing of it but seen slots); the second check keeps the token, under
+// the lock, and the next look-up finds it.
+func TestTokenCacheFirstCheckTakesNoLock(t *testing.T) {
+	t.Parallel()
+	v := newTestVerifier(t, Config{HMACSecret: secret, TokenCache: 64})
+	tok := mustSign(t, secret, TokenSpec{Subject: "alice", ExpiresAt: testNow.Add(time.Hour)})
+	claims, err := v.verify(tok, testNow)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	c, h := v.cache, v.cache.hash(tok)
+	s := c.shard(h)
+	s.mu.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if got, _ := c.get(tok, h); got != nil {
+			t.Error("an empty shard answered a look-up")
+		}
+		if got, kept := c.add(tok, h, claims); got != claims || kept != "" {
+			t.Errorf("first check: add = %p, %q; want the claims back, not kept", got, kept)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("a look-up or a first check of an empty shard waits for its lock")
+	}
+	s.mu.Unlock()
+	if got, kept := c.add(tok, h, claims); got != claims || kept != tok {
+		t.Fatalf("second check: add = %p, %q; want the claims, kept", got, kept)
+	}
+	if got, kept := c.get(tok, h); got != claims || kept != tok {
+		t.Fatalf("get after the second check = %p, %q; want the kept claims", got, kept)
+	}
+	if st := v.CacheStats(); st.Tokens != 1 || st.Hits != 1 {
+		t.Fatalf("stats %+v, want 1 token, 1 hit", st)
+	}
+}
+
 func TestTokenCacheHitSharesClaims(t *testing.T) {
 	t.Parallel()
 	ks := testKeys()

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -37,17 +38,19 @@ type Verifier struct {
 	// cache holds the claims of tokens verified before (nil when
 	// Config.TokenCache is negative).
 	cache *tokenCache
-	// loops are the LoopCaches in front of cache, whose hits CacheStats
-	// counts.
+	// loops are the LoopCaches in front of cache, whose hits and misses
+	// CacheStats counts.
 	loops *loopCaches
 	// lists are the channel lists the claims of its tokens share.
 	lists *sharedLists
 }
 
-// loopCaches is a Verifier's list of LoopCaches.
+// loopCaches is a Verifier's list of LoopCaches, and the count of the
+// cache misses of the look-ups made without one (Verify).
 type loopCaches struct {
-	mu   sync.Mutex
-	list []*LoopCache
+	mu     sync.Mutex
+	list   []*LoopCache
+	misses atomic.Uint64
 }
 
 // wireClaims is the JSON shape of a herald token; see the package doc.
@@ -162,20 +165,24 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if v.cache == nil || len(token) > maxCachedToken {
 		return v.verify(token, now)
 	}
-	c, _, err := v.verifyHashed(token, v.cache.hash(token), now)
+	c, _, err := v.verifyHashed(token, v.cache.hash(token), now, &v.loops.misses)
 	return c, err
 }
 
 // verifyHashed is Verify with the cache at now, for a token of at most
-// maxCachedToken bytes whose hash is h; kept is the cache's copy of the
-// token when the cache keeps it (a LoopCache may hold on to it), or "".
-func (v *Verifier) verifyHashed(token string, h uint64, now time.Time) (c *Claims, kept string, err error) {
+// maxCachedToken bytes whose hash is h, counting a miss of the cache in
+// misses (the caller's: a LoopCache's, on its loop's line); kept is the
+// cache's copy of the token when the cache keeps it (a LoopCache may hold
+// on to it), or "".
+func (v *Verifier) verifyHashed(token string, h uint64, now time.Time, misses *atomic.Uint64) (c *Claims, kept string, err error) {
 	if c, kept := v.cache.get(token, h); c != nil {
 		if !expiredAt(c.ExpiresAt, v.leeway, now) {
 			return c, kept, nil
 		}
 		// The full path below gives the error.
 		v.cache.remove(token, h)
+	} else {
+		misses.Add(1)
 	}
 	if c, err = v.verify(token, now); err != nil {
 		// Never cached: the same token may be valid later (nbf), and a
@@ -326,9 +333,11 @@ func (v *Verifier) CacheStats() CacheStats {
 		return CacheStats{}
 	}
 	st := v.cache.stats()
+	st.Misses = v.loops.misses.Load()
 	v.loops.mu.Lock()
 	for _, lc := range v.loops.list {
 		st.Hits += lc.hits.Load()
+		st.Misses += lc.misses.Load()
 	}
 	v.loops.mu.Unlock()
 	return st
