@@ -41,6 +41,10 @@ type rights struct {
 	sub, pub []pattern
 }
 
+// noRights are the rights of every Claims without a channel pattern (a
+// token that only names its user, say): compiled once, never changed.
+var noRights = &rights{sub: []pattern{}, pub: []pattern{}}
+
 // NewClaims compiles claims for subject with the given subscribe and publish
 // patterns (see the package doc for their grammar), without a token: for
 // tests and for embedding herald with another way to authenticate. The
@@ -57,6 +61,9 @@ func NewClaims(subject string, subscribe, publish []string) (*Claims, error) {
 // that are not filled yet: claimsOfRaw sets the personal channel, and the
 // rights of the lists it shares.
 func (c *Claims) compile() error {
+	if c.rights == nil && len(c.Subscribe)+len(c.Publish) == 0 {
+		c.rights = noRights
+	}
 	if c.rights == nil {
 		sub, err := compilePatterns(c.Subscribe, c.Subject)
 		if err != nil {

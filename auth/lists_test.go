@@ -8,7 +8,8 @@ import (
 
 // TestSharedLists: the claims of two users whose tokens carry the same
 // channel lists share them (strings and compiled patterns), grant the
-// same channels, each its own personal channel; a list using {sub} is
+// same channels, each its own personal channel; claims without lists
+// share the empty rights; a list using {sub} is
 // compiled for each user; past maxSharedLists, lists are compiled per
 // token and still grant what they say.
 func TestSharedLists(t *testing.T) {
@@ -35,6 +36,11 @@ func TestSharedLists(t *testing.T) {
 	}
 	if alice.CanSubscribe("user:bob") || bob.CanSubscribe("user:alice") {
 		t.Error("a shared list grants another user's personal channel")
+	}
+	// No lists at all: the one empty set of rights, nothing but the
+	// personal channel.
+	if carol := claims("carol", nil, nil); carol.rights != noRights || !carol.CanSubscribe("user:carol") || carol.CanSubscribe("news") || carol.CanPublish("user:carol") {
+		t.Error("claims without lists do not share the empty rights, or grant more than the personal channel")
 	}
 	// {sub} compiles per subject: never shared.
 	own := []string{"private:{sub}"}
