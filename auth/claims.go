@@ -11,69 +11,82 @@ import (
 // do not allocate. They are shared: [Verifier.Verify] returns the same
 // Claims for every connection presenting the same token while it remembers
 // it, as [Verifier.Anonymous] does for every anonymous one, and the claims
-// of tokens carrying the same channel list share that list. Changing the
-// exported fields of such a Claims, or the elements of its lists, does not
-// change what it grants, and would change them for its other holders: copy
-// it, or build a new one with [NewClaims].
+// of tokens carrying the same channel lists share those lists, compiled
+// (SubscribePatterns and PublishPatterns return them: not to be
+// modified). Changing the exported fields of such a Claims does not
+// change what it grants, and would change them for its other holders:
+// copy it, or build a new one with [NewClaims].
 type Claims struct {
 	// Subject is the token's "sub": the user. Empty for anonymous clients
 	// and for tokens without a subject.
 	Subject string
 	// ExpiresAt is the token's "exp"; zero means no expiry.
 	ExpiresAt time.Time
-	// Subscribe holds the channel patterns from the "channels" claim.
-	Subscribe []string
-	// Publish holds the channel patterns from the "pub" claim.
-	Publish []string
 	// Anonymous is true for claims from [Verifier.Anonymous].
 	Anonymous bool
 
 	personal string // "user:<sub>", or empty without a subject
-	// rights are Subscribe and Publish compiled, shared by the claims of
-	// every token of the same lists (sharedLists); nil until compiled.
+	// rights are the channel lists, compiled: shared by the claims of
+	// every token of the same lists (sharedLists); nil in a Claims built
+	// by hand, which grants nothing but its personal channel.
 	rights *rights
 	leeway time.Duration
 }
 
-// rights are a Claims' compiled channel patterns: sub of Subscribe, pub of
-// Publish. Never changed once compiled, so shared freely.
+// rights are a Claims' channel lists and their compiled patterns: sub of
+// subscribe (the "channels" claim), pub of publish (the "pub" claim).
+// Never changed once compiled, so shared freely; a Claims lives with each
+// of its connections, so what its users have in common is kept here,
+// once.
 type rights struct {
-	sub, pub []pattern
+	subscribe, publish []string
+	sub, pub           []pattern
 }
 
 // noRights are the rights of every Claims without a channel pattern (a
 // token that only names its user, say): compiled once, never changed.
 var noRights = &rights{sub: []pattern{}, pub: []pattern{}}
 
+// compileRights compiles subscribe and publish for subject; the result
+// keeps both lists, which must not change afterwards.
+func compileRights(subscribe, publish []string, subject string) (*rights, error) {
+	if len(subscribe)+len(publish) == 0 {
+		return noRights, nil
+	}
+	sub, err := compilePatterns(subscribe, subject)
+	if err != nil {
+		return nil, fmt.Errorf("auth: subscribe patterns: %w", err)
+	}
+	pub, err := compilePatterns(publish, subject)
+	if err != nil {
+		return nil, fmt.Errorf("auth: publish patterns: %w", err)
+	}
+	return &rights{subscribe: subscribe, publish: publish, sub: sub, pub: pub}, nil
+}
+
 // NewClaims compiles claims for subject with the given subscribe and publish
 // patterns (see the package doc for their grammar), without a token: for
 // tests and for embedding herald with another way to authenticate. The
-// result has no expiry; set ExpiresAt on it before sharing it if needed.
+// result keeps both lists, which the caller must not change afterwards, and
+// has no expiry; set ExpiresAt on it before sharing it if needed.
 func NewClaims(subject string, subscribe, publish []string) (*Claims, error) {
-	c := &Claims{Subject: subject, Subscribe: subscribe, Publish: publish}
-	if err := c.compile(); err != nil {
+	c := &Claims{Subject: subject}
+	if err := c.compile(subscribe, publish); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// compile fills the unexported, precompiled fields from the exported ones
-// that are not filled yet: claimsOfRaw sets the personal channel, and the
-// rights of the lists it shares.
-func (c *Claims) compile() error {
-	if c.rights == nil && len(c.Subscribe)+len(c.Publish) == 0 {
-		c.rights = noRights
-	}
+// compile fills the unexported, precompiled fields that are not filled
+// yet: the rights of subscribe and publish (claimsOfRaw may have set
+// shared ones), and the personal channel.
+func (c *Claims) compile(subscribe, publish []string) error {
 	if c.rights == nil {
-		sub, err := compilePatterns(c.Subscribe, c.Subject)
+		r, err := compileRights(subscribe, publish, c.Subject)
 		if err != nil {
-			return fmt.Errorf("auth: subscribe patterns: %w", err)
+			return err
 		}
-		pub, err := compilePatterns(c.Publish, c.Subject)
-		if err != nil {
-			return fmt.Errorf("auth: publish patterns: %w", err)
-		}
-		c.rights = &rights{sub: sub, pub: pub}
+		c.rights = r
 	}
 	if c.personal == "" {
 		c.personal = PersonalChannelOf(c.Subject)
@@ -83,11 +96,30 @@ func (c *Claims) compile() error {
 
 // compileToken is compile for a token's claims: what fails is the token's
 // (ErrInvalidClaims).
-func (c *Claims) compileToken() error {
-	if err := c.compile(); err != nil {
+func (c *Claims) compileToken(subscribe, publish []string) error {
+	if err := c.compile(subscribe, publish); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidClaims, err)
 	}
 	return nil
+}
+
+// SubscribePatterns returns the channel patterns of the "channels" claim
+// (nil for a nil Claims). The slice is shared: the caller must not modify
+// it.
+func (c *Claims) SubscribePatterns() []string {
+	if c == nil || c.rights == nil {
+		return nil
+	}
+	return c.rights.subscribe
+}
+
+// PublishPatterns returns the channel patterns of the "pub" claim (nil
+// for a nil Claims). The slice is shared: the caller must not modify it.
+func (c *Claims) PublishPatterns() []string {
+	if c == nil || c.rights == nil {
+		return nil
+	}
+	return c.rights.publish
 }
 
 // PersonalChannel returns "user:<sub>", the channel every connection of

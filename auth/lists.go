@@ -26,15 +26,8 @@ const maxListKey = 512
 // Lookups take no lock and write nothing: the table is a map replaced
 // whole, under mu, when a pair of lists is added.
 type sharedLists struct {
-	table atomic.Pointer[map[string]sharedList]
+	table atomic.Pointer[map[string]*rights]
 	mu    sync.Mutex // serializes additions
-}
-
-// sharedList is one shared pair of channel lists: their strings (what
-// Claims.Subscribe and Claims.Publish hold) and their compiled rights.
-type sharedList struct {
-	subscribe, publish []string
-	rights             *rights
 }
 
 // listsKey appends the key of a token's two lists (spans of b) to key:
@@ -60,19 +53,19 @@ func listsKey(key, b []byte, subscribe, publish []span) ([]byte, bool) {
 	return key, true
 }
 
-// lookup returns the shared lists whose key is key.
-func (l *sharedLists) lookup(key []byte) (sharedList, bool) {
+// lookup returns the shared lists, compiled, whose key is key.
+func (l *sharedLists) lookup(key []byte) (*rights, bool) {
 	t := l.table.Load()
 	if t == nil {
-		return sharedList{}, false
+		return nil, false
 	}
-	sl, ok := (*t)[string(key)] // no allocation: the conversion is the map's
-	return sl, ok
+	r, ok := (*t)[string(key)] // no allocation: the conversion is the map's
+	return r, ok
 }
 
-// add shares sl under key, unless the table is full or holds key already.
-// sl's lists must not change afterwards (a Claims' lists).
-func (l *sharedLists) add(key []byte, sl sharedList) {
+// add shares r, a token's lists compiled, under key, unless the table is
+// full or holds key already.
+func (l *sharedLists) add(key []byte, r *rights) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	old := l.table.Load()
@@ -86,12 +79,12 @@ func (l *sharedLists) add(key []byte, sl sharedList) {
 	if n >= maxSharedLists {
 		return
 	}
-	t := make(map[string]sharedList, n+1)
+	t := make(map[string]*rights, n+1)
 	if old != nil {
 		for k, have := range *old {
 			t[k] = have
 		}
 	}
-	t[string(key)] = sl
+	t[string(key)] = r
 	l.table.Store(&t)
 }

@@ -230,16 +230,16 @@ func claimsFootprint(c *Claims) int {
 		roundUp = 8 // a small allocation's rounding, roughly
 	)
 	n := int(unsafe.Sizeof(*c)) + len(c.Subject) + len(c.personal) + 2*roundUp
-	for _, list := range [...][]string{c.Subscribe, c.Publish} {
+	if c.rights == nil {
+		return n
+	}
+	n += int(unsafe.Sizeof(rights{})) + roundUp
+	for _, list := range [...][]string{c.rights.subscribe, c.rights.publish} {
 		n += cap(list) * strHdr
 		for _, s := range list {
 			n += len(s) + roundUp
 		}
 	}
-	if c.rights == nil {
-		return n
-	}
-	n += int(unsafe.Sizeof(rights{})) + roundUp
 	for _, list := range [...][]pattern{c.rights.sub, c.rights.pub} {
 		n += cap(list) * patSize
 		for i := range list {

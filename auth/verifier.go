@@ -97,12 +97,8 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, errors.New("auth: no token key configured and anonymous clients not allowed")
 	}
 	if cfg.AllowAnonymous {
-		v.anon = &Claims{
-			Anonymous: true,
-			Subscribe: slices.Clone(cfg.AnonymousSubscribe),
-			Publish:   slices.Clone(cfg.AnonymousPublish),
-		}
-		if err := v.anon.compile(); err != nil {
+		v.anon = &Claims{Anonymous: true}
+		if err := v.anon.compile(slices.Clone(cfg.AnonymousSubscribe), slices.Clone(cfg.AnonymousPublish)); err != nil {
 			return nil, fmt.Errorf("auth: anonymous: %w", err)
 		}
 	}
@@ -224,16 +220,11 @@ func (v *Verifier) claimsOf(wc *wireClaims) (*Claims, error) {
 	if v.audience != "" && !slices.Contains(wc.Audience, v.audience) {
 		return nil, ErrWrongAudience
 	}
-	c := &Claims{
-		Subject:   wc.Subject,
-		Subscribe: wc.Channels,
-		Publish:   wc.Pub,
-		leeway:    v.leeway,
-	}
+	c := &Claims{Subject: wc.Subject, leeway: v.leeway}
 	if wc.ExpiresAt != nil {
 		c.ExpiresAt = wc.ExpiresAt.Time
 	}
-	if err := c.compileToken(); err != nil {
+	if err := c.compileToken(wc.Channels, wc.Pub); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -263,9 +254,7 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 	key, shareable := listsKey(keyBuf[:0], b, lists[0], lists[1])
 	shared := false
 	if shareable {
-		if sl, found := v.lists.lookup(key); found {
-			c.Subscribe, c.Publish, c.rights, shared = sl.subscribe, sl.publish, sl.rights, true
-		}
+		c.rights, shared = v.lists.lookup(key)
 	}
 	sub := raw.sub.in(b)
 	size, own := 0, 0
@@ -298,6 +287,7 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 		c.personal = all[:len(userPrefix)+len(sub)]
 		c.Subject = c.personal[len(userPrefix):]
 	}
+	var texts [2][]string // the lists as strings, views of all, when not shared
 	if own > 0 {
 		strs := make([]string, 0, own)
 		at := len(c.personal)
@@ -310,18 +300,14 @@ func (v *Verifier) claimsOfRaw(b []byte, raw *rawClaims) (*Claims, error) {
 				strs = append(strs, all[at:at+len(s.in(b))])
 				at += len(s.in(b))
 			}
-			dst := &c.Subscribe
-			if i == 1 {
-				dst = &c.Publish
-			}
-			*dst = strs[start:len(strs):len(strs)]
+			texts[i] = strs[start:len(strs):len(strs)]
 		}
 	}
-	if err := c.compileToken(); err != nil { // the lists not shared
+	if err := c.compileToken(texts[0], texts[1]); err != nil { // the lists not shared
 		return nil, err
 	}
 	if shareable && !shared {
-		v.lists.add(key, sharedList{subscribe: c.Subscribe, publish: c.Publish, rights: c.rights})
+		v.lists.add(key, c.rights)
 	}
 	return c, nil
 }

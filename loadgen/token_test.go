@@ -112,7 +112,7 @@ func checkTokens(t *testing.T, tokens []string, first, n, atLeast int) {
 			t.Fatalf("token does not verify: %v", err)
 		}
 		if !c.CanSubscribe("bench") || c.ExpiresAt.IsZero() {
-			t.Errorf("sub %s: channels %q, exp %v; want bench and an expiry", c.Subject, c.Subscribe, c.ExpiresAt)
+			t.Errorf("sub %s: channels %q, exp %v; want bench and an expiry", c.Subject, c.SubscribePatterns(), c.ExpiresAt)
 		}
 		if prev, ok := bySub[c.Subject]; ok && prev != tok {
 			t.Errorf("sub %s presented two different tokens", c.Subject)
