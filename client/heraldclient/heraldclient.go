@@ -247,6 +247,8 @@ type AppMessage struct{ Data json.RawMessage }
 type Connected struct {
 	// Reconnected is false for the first connection.
 	Reconnected bool
+	// At is when the connection opened.
+	At time.Time
 }
 
 // Disconnected says a connection ended.
@@ -257,10 +259,13 @@ type Disconnected struct {
 	Code   int
 	Reason string
 	Err    error
-	// Retry is the wait before the next attempt; WillReconnect is false
-	// when the client stops.
+	// Retry is the wait before the next attempt, which begins once the
+	// application has taken this event: the attempt comes no sooner than
+	// Retry after At. WillReconnect is false when the client stops.
 	Retry         time.Duration
 	WillReconnect bool
+	// At is when the connection ended, or the attempt failed.
+	At time.Time
 }
 
 func (Message) event()      {}
@@ -758,13 +763,14 @@ func (c *Client) run(cn *conn) {
 	for {
 		if cn != nil {
 			opened := time.Now()
-			if !c.emit(Connected{Reconnected: reconnected}) {
+			if !c.emit(Connected{Reconnected: reconnected, At: opened}) {
 				c.detach(cn)
 				c.finish(ErrClosed)
 				return
 			}
 			reconnected = true
 			err := c.read(cn)
+			ended := time.Now()
 			c.detach(cn)
 			cn = nil
 			if c.ctx.Err() != nil {
@@ -774,7 +780,7 @@ func (c *Client) run(cn *conn) {
 			if time.Since(opened) >= c.opts.Backoff.StableAfter {
 				attempt = 0
 			}
-			d := Disconnected{Err: err}
+			d := Disconnected{Err: err, At: ended}
 			var ce *CloseError
 			if errors.As(err, &ce) {
 				d.Code, d.Reason = ce.Code, ce.Reason
@@ -815,6 +821,7 @@ func (c *Client) run(cn *conn) {
 		}
 		var err error
 		cn, err = c.dial()
+		failed := time.Now()
 		if err == nil {
 			c.attach(cn)
 			continue
@@ -825,7 +832,7 @@ func (c *Client) run(cn *conn) {
 		}
 		lastErr = err
 		if m := c.opts.Backoff.MaxAttempts; m > 0 && attempt >= m {
-			c.emit(Disconnected{Err: err})
+			c.emit(Disconnected{Err: err, At: failed})
 			c.finish(lastErr)
 			return
 		}
@@ -837,7 +844,7 @@ func (c *Client) run(cn *conn) {
 		}
 		retry := c.opts.Backoff.Delay(attempt)
 		attempt++
-		if !c.emit(Disconnected{Err: err, Retry: retry, WillReconnect: true}) || !c.sleep(retry) {
+		if !c.emit(Disconnected{Err: err, Retry: retry, WillReconnect: true, At: failed}) || !c.sleep(retry) {
 			c.finish(ErrClosed)
 			return
 		}
