@@ -196,7 +196,14 @@ func TestServerLoss(t *testing.T) {
 	}
 	mover, _ := a.subscribe(t, "mover", ch, position{})
 	bob, _ := a.subscribe(t, "bob", lobby, position{})
-	alice, _ := c.subscribe(t, "alice", lobby, position{})
+	// c learns of bob through the roster: wait for it, so that alice finds
+	// bob in her subscription's list rather than in a join (which a loaded
+	// machine can deliver after her subscription).
+	waitFor(t, "c's view of bob", func() bool { return c.presenceOf(t, lobby).Count == 1 })
+	alice, r := c.subscribe(t, "alice", lobby, position{})
+	if r.Presence == nil || r.Presence.Count != 2 {
+		t.Fatalf("alice's subscribed on c: %+v, want bob and alice", r.Presence)
+	}
 	bob.event("join", lobby, "alice")
 
 	const total, stopAt, moveAt = 60, 20, 40
