@@ -247,7 +247,10 @@ func TestTimersInOneTick(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	dialGroup := func(n *node, path string) []*wstest.Conn {
+	// dialGroup takes its subtest's t: a failure reported on the parent's
+	// from a subtest's goroutine aborts the whole binary, leaving its
+	// nodes running.
+	dialGroup := func(t *testing.T, n *node, path string) []*wstest.Conn {
 		var cs []*wstest.Conn
 		for range group {
 			cs = append(cs, rawDial(t, n.WS, path, dialOpts{}, ""))
@@ -259,9 +262,9 @@ func TestTimersInOneTick(t *testing.T) {
 		n := start(t, "--allow-anonymous", "--loops=1", "--ping-interval=1s", "--pong-timeout=1s")
 		// Group a is pinged at +1 s and closed at +2 s; group b, dialed
 		// when a's pings arrive, is pinged in the tick a is closed.
-		a := dialGroup(n, "/ws")
+		a := dialGroup(t, n, "/ws")
 		firstPing(t, a)
-		b := dialGroup(n, "/ws")
+		b := dialGroup(t, n, "/ws")
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); untilClose(t, a, 1001) }()
@@ -281,10 +284,10 @@ func TestTimersInOneTick(t *testing.T) {
 		// is dialed one ping interval before, so its pings fall in the
 		// tick group a is closed 4001. This wait aligns the groups; no
 		// assertion depends on it.
-		a := dialGroup(n, "/ws?token="+tok)
+		a := dialGroup(t, n, "/ws?token="+tok)
 		firstPing(t, a)
 		time.Sleep(time.Until(exp.Add(-time.Second)))
-		b := dialGroup(n, "/ws")
+		b := dialGroup(t, n, "/ws")
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() { defer wg.Done(); untilClose(t, a, 4001) }()
