@@ -188,15 +188,16 @@ func (c *tokenCache) stats() CacheStats {
 // copy of token when it keeps it, or "". The key is a copy of token,
 // which may be a view of a buffer the caller reuses.
 func (c *tokenCache) add(token string, h uint64, claims *Claims) (*Claims, string) {
-	if claimsFootprint(claims) > maxCachedClaims {
-		return claims, ""
-	}
 	s := c.shard(h)
 	slot := &s.seen[(h>>32)&uint64(len(s.seen)-1)]
 	if slot.Load() != h|1 {
 		// First check: remembered, not kept. A token another goroutine
 		// has just kept may pass here too; its claims are then not shared.
 		slot.Store(h | 1)
+		return claims, ""
+	}
+	// Measured only for a token to keep, not on every new token's check.
+	if claimsFootprint(claims) > maxCachedClaims {
 		return claims, ""
 	}
 	s.mu.Lock()

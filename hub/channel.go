@@ -62,9 +62,10 @@ func putEpoch(e *[epochLen]byte) {
 // channel is one channel's state. Its mutex guards every field below it
 // but the few marked otherwise; first is written under it too. The hub
 // holds one per channel, a user's personal channel included, so it is
-// kept to 128 bytes (TestChannelSize): what only a channel that stores
-// messages needs is in its history, allocated with the first, the
-// counters are 32 bits and the small fields share words.
+// kept to 208 bytes (TestChannelSize), its home loop's subscriber list
+// included: what only a channel that stores messages needs is in its
+// history, allocated with the first, the counters are 32 bits and the
+// small fields share words.
 type channel struct {
 	name string
 	// opts are the channel's history settings, fixed at creation and

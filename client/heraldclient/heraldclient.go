@@ -821,11 +821,11 @@ func (c *Client) run(cn *conn) {
 		}
 		var err error
 		cn, err = c.dial()
-		failed := time.Now()
 		if err == nil {
 			c.attach(cn)
 			continue
 		}
+		failed := time.Now()
 		if c.ctx.Err() != nil {
 			c.finish(ErrClosed)
 			return
